@@ -1,0 +1,273 @@
+"""Server-sent events of a Messages stream, folded into the message they describe.
+
+    acc = MessageAccumulator()
+    for data in decoded_event_payloads:      # dicts, as the API sends them
+        event = acc.feed(data)               # a typed event, or None for pings and unknown types
+    acc.message                              # the message so far: text, thinking, tool input, usage
+
+This module does no I/O: the client feeds it, tests feed it directly. Deltas are folded at full
+speed (text pieces go to a list and are joined only when someone asks for a snapshot), because a
+view that re-renders on every token is the caller's choice, not ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "CitationEvent",
+    "ContentBlockStartEvent",
+    "ContentBlockStopEvent",
+    "InputJsonEvent",
+    "MessageAccumulator",
+    "MessageDeltaEvent",
+    "MessageStartEvent",
+    "MessageStopEvent",
+    "SignatureEvent",
+    "StreamEvent",
+    "TextEvent",
+    "ThinkingEvent",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStartEvent:
+    """The stream began; ``message`` has empty content and the initial usage."""
+
+    message: dict[str, Any]
+    type: str = "message_start"
+
+
+@dataclass(frozen=True, slots=True)
+class ContentBlockStartEvent:
+    index: int
+    block: dict[str, Any]
+    type: str = "content_block_start"
+
+
+@dataclass(frozen=True, slots=True)
+class TextEvent:
+    """A piece of answer text."""
+
+    index: int
+    text: str
+    type: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingEvent:
+    """A piece of extended-thinking text."""
+
+    index: int
+    thinking: str
+    type: str = "thinking"
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureEvent:
+    index: int
+    signature: str
+    type: str = "signature"
+
+
+@dataclass(frozen=True, slots=True)
+class InputJsonEvent:
+    """A piece of a tool call's input, as partial JSON text."""
+
+    index: int
+    partial_json: str
+    type: str = "input_json"
+
+
+@dataclass(frozen=True, slots=True)
+class CitationEvent:
+    index: int
+    citation: dict[str, Any]
+    type: str = "citation"
+
+
+@dataclass(frozen=True, slots=True)
+class ContentBlockStopEvent:
+    """A block is complete; ``block`` is its final form (tool input parsed)."""
+
+    index: int
+    block: dict[str, Any]
+    type: str = "content_block_stop"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDeltaEvent:
+    stop_reason: str | None
+    stop_sequence: str | None
+    usage: dict[str, Any]
+    type: str = "message_delta"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStopEvent:
+    type: str = "message_stop"
+
+
+StreamEvent = (
+    MessageStartEvent
+    | ContentBlockStartEvent
+    | TextEvent
+    | ThinkingEvent
+    | SignatureEvent
+    | InputJsonEvent
+    | CitationEvent
+    | ContentBlockStopEvent
+    | MessageDeltaEvent
+    | MessageStopEvent
+)
+
+
+@dataclass(slots=True)
+class _Block:
+    """One content block under construction."""
+
+    base: dict[str, Any]
+    parts: list[str] = field(default_factory=list)
+    signature: list[str] = field(default_factory=list)
+    citations: list[dict[str, Any]] | None = None
+    stopped: bool = False
+
+    def _joined(self) -> str:
+        # Join once and keep the result, so repeated snapshots stay linear overall.
+        if len(self.parts) > 1:
+            self.parts[:] = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+    def snapshot(self) -> dict[str, Any]:
+        block = dict(self.base)
+        kind = block.get("type")
+        if kind == "text":
+            block["text"] = block.get("text", "") + self._joined()
+            if self.citations is not None:
+                block["citations"] = list(self.citations)
+        elif kind == "thinking":
+            block["thinking"] = block.get("thinking", "") + self._joined()
+            block["signature"] = block.get("signature", "") + "".join(self.signature)
+        elif kind in ("tool_use", "server_tool_use"):
+            raw = self._joined()
+            if raw:
+                try:
+                    block["input"] = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    # Mid-stream the JSON is usually incomplete: show what is known so far.
+                    block["input"] = dict(block.get("input") or {})
+                    block["partial_json"] = raw
+        return block
+
+
+class MessageAccumulator:
+    """Folds stream events into the message they describe.
+
+    ``feed`` takes one decoded event payload (``{"type": ..., ...}``) and returns a typed event,
+    or None for ``ping`` and for event types this version does not know (the API may add some;
+    they must not break a stream).
+    """
+
+    __slots__ = ("_blocks", "_message", "_usage", "started", "stopped")
+
+    def __init__(self) -> None:
+        self._message: dict[str, Any] = {}
+        self._usage: dict[str, Any] = {}
+        self._blocks: list[_Block] = []
+        self.started = False
+        self.stopped = False
+
+    def feed(self, data: dict[str, Any]) -> StreamEvent | None:
+        kind = data.get("type")
+        if kind == "content_block_delta":
+            # The hot path: one per token.
+            delta = data["delta"]
+            index = data["index"]
+            block = self._blocks[index]
+            delta_type = delta.get("type")
+            if delta_type == "text_delta":
+                text = delta["text"]
+                block.parts.append(text)
+                return TextEvent(index, text)
+            if delta_type == "input_json_delta":
+                block.parts.append(delta["partial_json"])
+                return InputJsonEvent(index, delta["partial_json"])
+            if delta_type == "thinking_delta":
+                block.parts.append(delta["thinking"])
+                return ThinkingEvent(index, delta["thinking"])
+            if delta_type == "signature_delta":
+                block.signature.append(delta["signature"])
+                return SignatureEvent(index, delta["signature"])
+            if delta_type == "citations_delta":
+                if block.citations is None:
+                    block.citations = []
+                block.citations.append(delta["citation"])
+                return CitationEvent(index, delta["citation"])
+            return None
+        if kind == "message_start":
+            message = dict(data["message"])
+            self._usage = dict(message.get("usage") or {})
+            message["content"] = []
+            self._message = message
+            self.started = True
+            return MessageStartEvent(self.message)
+        if kind == "content_block_start":
+            index = data["index"]
+            base = dict(data["content_block"])
+            # Blocks arrive in index order; tolerate gaps rather than mis-assigning deltas.
+            while len(self._blocks) < index:
+                self._blocks.append(_Block(base={"type": "unknown"}))
+            block = _Block(base=base)
+            if base.get("type") == "text" and base.get("citations"):
+                block.citations = list(base["citations"])
+            if index < len(self._blocks):
+                self._blocks[index] = block
+            else:
+                self._blocks.append(block)
+            return ContentBlockStartEvent(index, base)
+        if kind == "content_block_stop":
+            index = data["index"]
+            block = self._blocks[index]
+            block.stopped = True
+            return ContentBlockStopEvent(index, block.snapshot())
+        if kind == "message_delta":
+            delta = data.get("delta") or {}
+            for key in ("stop_reason", "stop_sequence", "stop_details", "container"):
+                if key in delta:
+                    self._message[key] = delta[key]
+            # Usage in message_delta is cumulative: a non-null figure replaces the old one.
+            for key, value in (data.get("usage") or {}).items():
+                if value is not None:
+                    self._usage[key] = value
+            return MessageDeltaEvent(
+                delta.get("stop_reason"), delta.get("stop_sequence"), dict(self._usage)
+            )
+        if kind == "message_stop":
+            self.stopped = True
+            return MessageStopEvent()
+        return None
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """A snapshot of the message so far (a new dict each time)."""
+        message = dict(self._message)
+        message["content"] = [block.snapshot() for block in self._blocks]
+        message["usage"] = dict(self._usage)
+        return message
+
+    @property
+    def text(self) -> str:
+        """All answer text so far, text blocks joined."""
+        return "".join(
+            block._joined() for block in self._blocks if block.base.get("type") == "text"
+        )
+
+    @property
+    def thinking(self) -> str:
+        """All extended-thinking text so far."""
+        return "".join(
+            block._joined() for block in self._blocks if block.base.get("type") == "thinking"
+        )
