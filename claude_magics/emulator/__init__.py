@@ -1,0 +1,48 @@
+"""A local Anthropic API for tests, notebooks and offline demos (like moto for AWS).
+
+    from claude_magics.emulator import Emulator
+    with Emulator() as emu:          # ANTHROPIC_BASE_URL=emu.url, any non-empty key
+        emu.add_reply("Hello!")
+
+It serves /v1/messages (JSON and SSE), count_tokens, models and Message Batches on 127.0.0.1,
+validates requests like the API, generates deterministic replies, and emulates prompt caching,
+rate limits and injected faults. Stdlib and orjson only. ``python -m claude_magics.emulator``
+runs it as a process; the pytest plugin offers it as the ``claude_emulator`` fixture.
+
+Modules: `core` (Emulator), `options` (EmulatorOptions, Fault), `app` (endpoints and state),
+`server` (HTTP), `validation`, `tokens`, `media`, `generation`, `instances` (JSON Schema
+instances), `caching`, `ratelimit`, `batches`, `catalog` (models), `errors`. Names below load
+on first use (PEP 562), so ``import claude_magics.emulator`` costs next to nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import RecordedRequest
+    from .core import Emulator
+    from .options import EmulatorOptions, Fault
+
+__all__ = ["Emulator", "EmulatorOptions", "Fault", "RecordedRequest"]
+
+_LAZY = {
+    "Emulator": ".core",
+    "EmulatorOptions": ".options",
+    "Fault": ".options",
+    "RecordedRequest": ".app",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,113 @@
+"""Run the emulator as a process: ``python -m claude_magics.emulator --port 8765``.
+
+    $ python -m claude_magics.emulator --tokens-per-second 50 --fault '{"status": 529}'
+    http://127.0.0.1:8765
+
+The base URL is printed on the first line of stdout (then flushed), so a script can start the
+emulator with ``--port 0`` and read where it listens. It serves until SIGINT or SIGTERM and then
+exits 0 quietly. Scripting at runtime goes through the admin API under ``/_emulator/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from .core import Emulator
+from .options import EmulatorOptions, Fault
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m claude_magics.emulator",
+        description=(
+            "A local emulator of the Anthropic API (messages, streaming, count_tokens, models, "
+            "message batches). Prints its base URL on the first line of stdout and serves "
+            "until interrupted. Runtime scripting: POST /_emulator/faults, /_emulator/replies, "
+            "/_emulator/reset, /_emulator/clock; GET /_emulator/requests; PATCH /_emulator/config."
+        ),
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    add("--port", type=int, default=0, help="port to bind; 0 picks a free one (default: 0)")
+    add("--ttft", type=float, default=0.0, metavar="S",
+        help="seconds before the first streamed content delta (default: 0)")  # fmt: skip
+    add("--tokens-per-second", type=float, default=None, metavar="N",
+        help="stream pacing in output tokens per second (default: no pacing)")  # fmt: skip
+    add("--tokens-per-delta", type=int, default=1, metavar="N",
+        help="output tokens per streamed delta (default: 1)")  # fmt: skip
+    add("--latency", type=float, default=0.0, metavar="S",
+        help="delay added before every /v1 response (default: 0)")  # fmt: skip
+    add("--reply-tokens", type=int, default=60, metavar="N",
+        help="length of a default reply in tokens (default: 60)")  # fmt: skip
+    add("--batch-seconds", type=float, default=1.0, metavar="S",
+        help="time for a message batch to process all its requests (default: 1)")  # fmt: skip
+    add("--rpm", type=int, default=None, metavar="N", help="requests per minute limit")
+    add("--itpm", type=int, default=None, metavar="N", help="input tokens per minute limit")
+    add("--otpm", type=int, default=None, metavar="N", help="output tokens per minute limit")
+    add("--max-concurrent", type=int, default=None, metavar="N",
+        help="requests allowed in flight at once; more get 429")  # fmt: skip
+    add("--api-key", action="append", default=None, metavar="KEY",
+        help="accept only this x-api-key (repeatable; default: any non-empty key)")  # fmt: skip
+    add("--fault", action="append", default=[], metavar="JSON",
+        help="a fault to install as JSON, e.g. '{\"status\": 529}' (repeatable)")  # fmt: skip
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
+    return EmulatorOptions(
+        host=args.host,
+        port=args.port,
+        api_keys=frozenset(args.api_key) if args.api_key else None,
+        time_to_first_token=args.ttft,
+        tokens_per_second=args.tokens_per_second,
+        tokens_per_delta=args.tokens_per_delta,
+        latency=args.latency,
+        default_reply_tokens=args.reply_tokens,
+        batch_processing_seconds=args.batch_seconds,
+        requests_per_minute=args.rpm,
+        input_tokens_per_minute=args.itpm,
+        output_tokens_per_minute=args.otpm,
+        max_concurrent_requests=args.max_concurrent,
+        faults=tuple(Fault.from_obj(text) for text in args.fault),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        options = options_from_args(args)
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    emulator = Emulator(options)
+    try:
+        emulator.start()
+    except OSError as error:
+        print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 1
+    print(emulator.url, flush=True)
+    try:
+        # Event.wait without a timeout would block signals on some platforms: poll.
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

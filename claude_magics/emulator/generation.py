@@ -1,0 +1,557 @@
+"""What the emulated model says: reply content, stop reasons, and the stream of events.
+
+    reply = build_reply(prompt, scripted=None, default_tokens=60)
+    message_json(reply, prompt, usage, "msg_...")        # the non-streaming body
+    stream_events(reply, prompt, usage, "msg_...", 1)    # the same content as SSE events
+
+Generation is deterministic: every choice comes from a random.Random seeded with the request's
+hash (``Prompt.seed``, which ignores ``stream``), so a streamed and a non-streamed call for the
+same request produce the same content.
+
+Reply rules: ``[[reply_tokens=N]]`` in the last user message sets the text to exactly N tokens
+(default: ``default_tokens``), and ``[[refusal]]`` makes the reply a refusal. A default reply
+starts by quoting the first words of the last user message. ``max_tokens`` cuts the output (in
+order: thinking, text, tool call; a tool call that does not fit entirely is dropped) and
+``stop_sequences`` cut text before the first occurrence. Thinking (enabled or adaptive) comes
+first with a signature; tools are called when ``tool_choice`` forces one, or under ``auto``
+when the last user message names the tool; ``output_config.format`` makes the text a JSON
+document valid against the schema; documents with citations enabled are cited by the text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+
+from .instances import generate_instance
+from .tokens import count_pieces, pieces
+from .validation import Document, Prompt
+
+__all__ = [
+    "Event",
+    "Reply",
+    "ScriptedReply",
+    "TextBlock",
+    "ThinkingBlock",
+    "ToolUseBlock",
+    "build_reply",
+    "message_json",
+    "stream_events",
+]
+
+_SENTENCES = (
+    "That is a good question and it deserves a careful answer.",
+    "The short version is that it depends on a few practical details.",
+    "Here is how I would think about it, step by step.",
+    "First, look at what you already know and what you still need.",
+    "Second, check the assumptions before drawing any firm conclusion.",
+    "A small example usually makes the idea much easier to see.",
+    "In most cases the simplest approach is also the most reliable one.",
+    "It helps to write the steps down and test each of them in turn.",
+    "If the numbers look surprising, it is worth checking them twice.",
+    "There are trade-offs, so the right choice depends on your goals.",
+    "Many people find it useful to start small and then iterate.",
+    "You can always refine the result once the basic version works.",
+    "The details matter less than getting the overall structure right.",
+    "Keep the data and the assumptions visible so others can follow.",
+    "A quick summary at the end makes the answer easier to reuse.",
+    "This is an emulated reply, so the content is illustrative only.",
+    "Let me know if you would like me to go deeper into any part.",
+    "Clear names and short functions make the code easier to read.",
+    "Measure first, then optimise the part that is actually slow.",
+    "Good tests describe the behaviour rather than the implementation.",
+)
+_THOUGHTS = (
+    "Let me work through this carefully.",
+    "The user wants a clear and accurate answer.",
+    "I should check the key facts before answering.",
+    "A structured reply with an example would help here.",
+    "I will keep the answer concise but complete.",
+    "There may be an edge case worth mentioning.",
+)
+# Words that end a reply on an exact token count: index = pieces the word takes (with a dot).
+_ENDINGS = {1: ("yes.", "it.", "now.", "so."), 2: ("done.", "again.", "clear.", "works.")}
+_DIRECTIVE = re.compile(r"\[\[\s*(reply_tokens\s*=\s*(\d+)|refusal)\s*\]\]", re.IGNORECASE)
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass
+class ScriptedReply:
+    """A reply queued with ``Emulator.add_reply`` for the next /v1/messages request."""
+
+    text: str | None = None
+    thinking: str | None = None
+    tool_use: dict[str, Any] | None = None
+    stop_reason: str | None = None
+
+
+@dataclass
+class TextBlock:
+    text: str
+    citations: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class ThinkingBlock:
+    thinking: str  # "" when display is "omitted"
+    signature: str
+    tokens: int  # what the thinking cost, shown or not
+
+
+@dataclass
+class ToolUseBlock:
+    id: str
+    name: str
+    input: dict[str, Any]
+    json_text: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.json_text:
+            self.json_text = orjson.dumps(self.input).decode()
+
+
+Block = TextBlock | ThinkingBlock | ToolUseBlock
+
+
+@dataclass
+class Reply:
+    blocks: list[Block] = field(default_factory=list)
+    stop_reason: str = "end_turn"
+    stop_sequence: str | None = None
+    stop_details: dict[str, Any] | None = None
+    output_tokens: int = 0
+
+
+class Event(NamedTuple):
+    """One SSE frame: name, data, and the output tokens it carries (for pacing)."""
+
+    name: str
+    data: dict[str, Any]
+    tokens: int = 0
+    is_delta: bool = False
+
+
+def _b62(digest: bytes, length: int) -> str:
+    number = int.from_bytes(digest, "big")
+    chars = []
+    for _ in range(length):
+        number, rem = divmod(number, 62)
+        chars.append(_B62[rem])
+    return "".join(chars)
+
+
+def derived_id(prefix: str, *parts: object) -> str:
+    """A stable id from its parts (tool_use ids, batch message ids)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return prefix + _b62(digest, 24)
+
+
+def _word_pieces(word: str) -> int:
+    return -(-len(word) // 4)
+
+
+def compose(words: list[str], n: int, rng: random.Random, bank: tuple[str, ...]) -> str:
+    """Text of exactly ``n`` token pieces: ``words`` first, then sentences from ``bank``.
+
+    Words are kept whole; the last one is chosen (or given a full stop) so the count lands
+    exactly on ``n``.
+    """
+    out: list[str] = []
+    used = 0
+
+    def stream() -> Any:
+        yield from words
+        while True:
+            yield from rng.choice(bank).split()
+
+    for word in stream():
+        if used >= n:
+            break
+        cost = _word_pieces(word)
+        remaining = n - used
+        if cost < remaining or cost == remaining:
+            out.append(word)
+            used += cost
+            continue
+        if remaining in _ENDINGS:
+            out.append(rng.choice(_ENDINGS[remaining]))
+            used = n
+    text = " ".join(out)
+    if out and text[-1].isalnum() and _word_pieces(out[-1] + ".") == _word_pieces(out[-1]):
+        text += "."
+    if count_pieces(text) != n:  # cannot happen with the banks above; cut to be safe
+        text = "".join(pieces(text)[:n])
+    return text
+
+
+def _quote(text: str) -> list[str]:
+    """The opening words of a default reply: a quote of the user's first few words."""
+    words = _DIRECTIVE.sub(" ", text).split()
+    if not words:
+        return ["Continuing", "from", "the", "previous", "turn."]
+    quoted = words[:6]
+    quoted[0] = '"' + quoted[0]
+    quoted[-1] += '..."' if len(words) > 6 else '".'
+    return ["You", "wrote", *quoted]
+
+
+def _directives(text: str) -> tuple[int | None, bool]:
+    length: int | None = None
+    refusal = False
+    for match in _DIRECTIVE.finditer(text):
+        if match.group(2) is not None:
+            length = max(1, int(match.group(2)))
+        else:
+            refusal = True
+    return length, refusal
+
+
+def _signature(seed: int, thinking: str) -> str:
+    digest = hashlib.sha256(f"{seed}:{thinking}".encode()).digest()
+    return base64.b64encode(digest + hashlib.sha256(digest).digest()).decode()
+
+
+def _tool_named(prompt: Prompt) -> dict[str, Any] | None:
+    text = prompt.last_user_text.lower()
+    for tool in prompt.tools:
+        if re.search(rf"(?<![\w-]){re.escape(tool['name'].lower())}(?![\w-])", text):
+            return tool
+    return None
+
+
+def _choose_tool(prompt: Prompt, rng: random.Random) -> tuple[dict[str, Any] | None, bool]:
+    """The tool to call (if any) and whether the call is forced."""
+    if not prompt.tools:
+        return None, False
+    choice = prompt.tool_choice or {"type": "auto"}
+    kind = choice["type"]
+    if kind == "tool":
+        return next(t for t in prompt.tools if t["name"] == choice["name"]), True
+    if kind == "any":
+        return _tool_named(prompt) or rng.choice(prompt.tools), True
+    if kind == "auto":
+        return _tool_named(prompt), False
+    return None, False
+
+
+def _citations(documents: list[Document]) -> list[dict[str, Any]]:
+    cited: list[dict[str, Any]] = []
+    for doc in documents:
+        if not doc.citations:
+            continue
+        base = {"document_index": doc.index, "document_title": doc.title, "file_id": None}
+        if doc.kind == "pdf":
+            page = next((i for i, t in enumerate(doc.page_texts) if t), 0)
+            text = doc.page_texts[page] if doc.page_texts else ""
+            cited.append(
+                {
+                    "type": "page_location",
+                    "cited_text": _first_sentence(text),
+                    **base,
+                    "start_page_number": page + 1,
+                    "end_page_number": page + 2,  # exclusive, as the API reports it
+                }
+            )
+        elif doc.kind == "content":
+            cited.append(
+                {
+                    "type": "content_block_location",
+                    "cited_text": doc.block_texts[0] if doc.block_texts else "",
+                    **base,
+                    "start_block_index": 0,
+                    "end_block_index": 1,
+                }
+            )
+        elif doc.kind == "text":
+            sentence = _first_sentence(doc.text)
+            cited.append(
+                {
+                    "type": "char_location",
+                    "cited_text": sentence,
+                    **base,
+                    "start_char_index": 0,
+                    "end_char_index": len(sentence),
+                }
+            )
+    return cited
+
+
+def _first_sentence(text: str) -> str:
+    match = re.search(r"[.!?](\s|$)", text)
+    end = match.end() if match else len(text)
+    return text[: min(end, 300)]
+
+
+def _cut(text: str, budget: int) -> tuple[str, bool]:
+    """The text limited to ``budget`` pieces, and whether it had to be cut."""
+    parts = pieces(text)
+    if len(parts) <= budget:
+        return text, False
+    return "".join(parts[:budget]), True
+
+
+def build_reply(prompt: Prompt, scripted: ScriptedReply | None, default_tokens: int) -> Reply:
+    """Decide the reply's blocks, then apply stop sequences and max_tokens."""
+    rng = random.Random(prompt.seed)
+    length, refusal = _directives(prompt.last_user_text)
+    blocks: list[Block] = []
+    stop_reason = "end_turn"
+    stop_details: dict[str, Any] | None = None
+
+    thinking_text: str | None = None
+    if scripted is not None and scripted.thinking is not None:
+        thinking_text = scripted.thinking
+    elif prompt.thinking is not None:
+        budget = prompt.thinking.get("budget_tokens", 10**9)
+        ceiling = (prompt.max_tokens or 10**9) // 2
+        size = max(1, min(budget, ceiling, 30 + rng.randint(0, 30)))
+        thinking_text = compose([], size, rng, _THOUGHTS)
+    if thinking_text is not None:
+        omitted = prompt.thinking is not None and prompt.thinking.get("display") == "omitted"
+        blocks.append(
+            ThinkingBlock(
+                thinking="" if omitted else thinking_text,
+                signature=_signature(prompt.seed, thinking_text),
+                tokens=count_pieces(thinking_text),
+            )
+        )
+
+    if scripted is not None and (scripted.text is not None or scripted.tool_use is not None):
+        if scripted.text is not None:
+            blocks.append(TextBlock(scripted.text))
+        if scripted.tool_use is not None:
+            call = scripted.tool_use
+            name = str(call.get("name", "tool"))
+            blocks.append(
+                ToolUseBlock(
+                    id=str(call.get("id") or derived_id("toolu_", prompt.seed, name)),
+                    name=name,
+                    input=dict(call.get("input") or {}),
+                )
+            )
+            stop_reason = "tool_use"
+    elif refusal:
+        blocks.append(TextBlock("I can't help with that request."))
+        stop_reason = "refusal"
+        stop_details = {
+            "type": "refusal",
+            "category": None,
+            "explanation": "The emulator refused because the message contains [[refusal]].",
+        }
+    else:
+        tool, forced = _choose_tool(prompt, rng)
+        if tool is not None:
+            if not forced:
+                blocks.append(TextBlock(f"I'll use the {tool['name']} tool."))
+            tool_rng = random.Random(prompt.seed ^ int.from_bytes(tool["name"].encode()[:8], "big"))
+            arguments = generate_instance(tool["input_schema"], tool_rng, prompt.last_user_text)
+            blocks.append(
+                ToolUseBlock(
+                    id=derived_id("toolu_", prompt.seed, tool["name"]),
+                    name=tool["name"],
+                    input=arguments if isinstance(arguments, dict) else {},
+                )
+            )
+            stop_reason = "tool_use"
+        elif prompt.output_schema is not None:
+            value = generate_instance(prompt.output_schema, rng, prompt.last_user_text)
+            blocks.append(TextBlock(orjson.dumps(value).decode()))
+        else:
+            target = length if length is not None else default_tokens
+            text = compose(_quote(prompt.last_user_text), target, rng, _SENTENCES)
+            cited = _citations(prompt.documents)
+            blocks.append(TextBlock(text, cited or None))
+    if scripted is not None and scripted.stop_reason is not None:
+        stop_reason = scripted.stop_reason
+        if stop_reason == "refusal":
+            stop_details = {"type": "refusal", "category": None, "explanation": None}
+
+    reply = Reply(stop_reason=stop_reason, stop_details=stop_details)
+    _finish(reply, blocks, prompt)
+    return reply
+
+
+def _finish(reply: Reply, blocks: list[Block], prompt: Prompt) -> None:
+    """Apply stop sequences and max_tokens, and count the output tokens."""
+    budget = prompt.max_tokens if prompt.max_tokens is not None else 10**12
+    used = 0
+    for block in blocks:
+        if isinstance(block, ThinkingBlock):
+            if used + block.tokens > budget:
+                block.tokens = budget - used
+                if block.thinking:
+                    block.thinking, _ = _cut(block.thinking, block.tokens)
+                reply.blocks.append(block)
+                _hit_max_tokens(reply, budget)
+                return
+            used += block.tokens
+            reply.blocks.append(block)
+        elif isinstance(block, TextBlock):
+            stopped: str | None = None
+            position = len(block.text)
+            for stop in prompt.stop_sequences:
+                found = block.text.find(stop)
+                if found != -1 and found < position:
+                    position, stopped = found, stop
+            block.text = block.text[:position]
+            text, was_cut = _cut(block.text, budget - used)
+            block.text = text
+            reply.blocks.append(block)
+            if was_cut:
+                _hit_max_tokens(reply, budget)
+                return
+            used += count_pieces(text)
+            if stopped is not None:
+                reply.stop_reason = "stop_sequence"
+                reply.stop_sequence = stopped
+                reply.stop_details = None
+                reply.output_tokens = used
+                return
+        else:
+            cost = count_pieces(block.json_text)
+            if used + cost > budget:
+                _hit_max_tokens(reply, budget)
+                return
+            used += cost
+            reply.blocks.append(block)
+    reply.output_tokens = used
+
+
+def _hit_max_tokens(reply: Reply, budget: int) -> None:
+    reply.stop_reason = "max_tokens"
+    reply.stop_sequence = None
+    reply.stop_details = None
+    reply.output_tokens = budget
+
+
+def block_json(block: Block) -> dict[str, Any]:
+    """A finished content block as the Message object carries it."""
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text, "citations": block.citations}
+    if isinstance(block, ThinkingBlock):
+        return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    return {
+        "type": "tool_use",
+        "id": block.id,
+        "name": block.name,
+        "input": block.input,
+        "caller": {"type": "direct"},
+    }
+
+
+def message_json(
+    reply: Reply, prompt: Prompt, usage: dict[str, Any], message_id: str
+) -> dict[str, Any]:
+    """The Message object of a non-streaming response (and of a batch result)."""
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": prompt.model,
+        "content": [block_json(b) for b in reply.blocks],
+        "stop_reason": reply.stop_reason,
+        "stop_sequence": reply.stop_sequence,
+        "stop_details": reply.stop_details,
+        "container": None,
+        "usage": usage,
+    }
+
+
+def _groups(parts: list[str], size: int) -> list[tuple[str, int]]:
+    return [
+        ("".join(parts[i : i + size]), len(parts[i : i + size])) for i in range(0, len(parts), size)
+    ]
+
+
+def stream_events(
+    reply: Reply,
+    prompt: Prompt,
+    usage: dict[str, Any],
+    message_id: str,
+    tokens_per_delta: int,
+) -> list[Event]:
+    """The SSE events (pings excluded) that stream ``reply``; they fold to `message_json`."""
+    start_usage = dict(usage, output_tokens=1)
+    start = message_json(Reply(), prompt, start_usage, message_id)
+    start.update(stop_reason=None, stop_sequence=None, stop_details=None)
+    events = [Event("message_start", {"type": "message_start", "message": start})]
+    for index, block in enumerate(reply.blocks):
+        if isinstance(block, TextBlock):
+            events.append(_start(index, {"type": "text", "text": "", "citations": None}))
+            for citation in block.citations or ():
+                events.append(_delta(index, {"type": "citations_delta", "citation": citation}, 0))
+            for chunk, count in _groups(pieces(block.text), tokens_per_delta):
+                events.append(_delta(index, {"type": "text_delta", "text": chunk}, count))
+        elif isinstance(block, ThinkingBlock):
+            events.append(_start(index, {"type": "thinking", "thinking": "", "signature": ""}))
+            for chunk, count in _groups(pieces(block.thinking), tokens_per_delta):
+                events.append(_delta(index, {"type": "thinking_delta", "thinking": chunk}, count))
+            # Omitted thinking is still generated: its signature delta carries the time it took.
+            hidden = block.tokens if not block.thinking else 0
+            events.append(
+                _delta(index, {"type": "signature_delta", "signature": block.signature}, hidden)
+            )
+        else:
+            events.append(
+                _start(
+                    index,
+                    {
+                        "type": "tool_use",
+                        "id": block.id,
+                        "name": block.name,
+                        "input": {},
+                        "caller": {"type": "direct"},
+                    },
+                )
+            )
+            events.append(_delta(index, {"type": "input_json_delta", "partial_json": ""}, 0))
+            for chunk, count in _groups(pieces(block.json_text), tokens_per_delta):
+                events.append(
+                    _delta(index, {"type": "input_json_delta", "partial_json": chunk}, count)
+                )
+        events.append(Event("content_block_stop", {"type": "content_block_stop", "index": index}))
+    events.append(
+        Event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {
+                    "stop_reason": reply.stop_reason,
+                    "stop_sequence": reply.stop_sequence,
+                    "stop_details": reply.stop_details,
+                    "container": None,
+                },
+                "usage": {
+                    "input_tokens": usage["input_tokens"],
+                    "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+                    "cache_read_input_tokens": usage["cache_read_input_tokens"],
+                    "output_tokens": usage["output_tokens"],
+                    "server_tool_use": None,
+                },
+            },
+        )
+    )
+    events.append(Event("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def _start(index: int, block: dict[str, Any]) -> Event:
+    return Event(
+        "content_block_start",
+        {"type": "content_block_start", "index": index, "content_block": block},
+    )
+
+
+def _delta(index: int, delta: dict[str, Any], tokens: int) -> Event:
+    return Event(
+        "content_block_delta",
+        {"type": "content_block_delta", "index": index, "delta": delta},
+        tokens,
+        True,
+    )

@@ -1,0 +1,847 @@
+"""Validation of Messages request bodies, and their token accounting.
+
+    prompt = parse_request(body)                      # raises ApiError on a bad body
+    prompt.input_tokens, prompt.segments, prompt.seed
+
+`parse_request` checks a /v1/messages body (``count_tokens=True``: a count_tokens body) the way
+the API does, with its error messages (``"max_tokens: Field required"``,
+``"messages.0.content.1.text: ..."``), and turns it into a `Prompt`: the facts generation needs
+plus the request cut into `Segment`s in cache-prefix order (tools, system, messages), each with
+its token count (see `tokens`) and the bytes that identify it for prompt caching.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import orjson
+
+from . import catalog, media, tokens
+from .errors import ApiError
+
+__all__ = ["COUNT_FIELDS", "MESSAGE_FIELDS", "Document", "Prompt", "Segment", "parse_request"]
+
+MESSAGE_FIELDS = frozenset(
+    {
+        "model", "messages", "cache_control", "container", "inference_geo", "max_tokens",
+        "metadata", "output_config", "service_tier", "stop_sequences", "stream", "system",
+        "temperature", "thinking", "tool_choice", "tools", "top_k", "top_p",
+    }
+)  # fmt: skip
+COUNT_FIELDS = frozenset(
+    {
+        "cache_control", "messages", "model", "output_config", "system", "thinking",
+        "tool_choice", "tools",
+    }
+)  # fmt: skip
+
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MAX_PDF_BYTES = 32 * 1024 * 1024
+MAX_PDF_PAGES = 100
+MAX_IMAGE_EDGE = 8000
+MAX_BREAKPOINTS = 4
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+_BLOCK_KEYS: dict[str, frozenset[str]] = {
+    "text": frozenset({"type", "text", "cache_control", "citations"}),
+    "image": frozenset({"type", "source", "cache_control"}),
+    "document": frozenset({"type", "source", "cache_control", "citations", "context", "title"}),
+    "search_result": frozenset(
+        {"type", "content", "source", "title", "cache_control", "citations"}
+    ),
+    "thinking": frozenset({"type", "thinking", "signature"}),
+    "redacted_thinking": frozenset({"type", "data"}),
+    "tool_use": frozenset({"type", "id", "name", "input", "cache_control", "caller"}),
+    "tool_result": frozenset({"type", "tool_use_id", "content", "is_error", "cache_control"}),
+}
+# Server-side tool blocks are accepted as they are: the emulator never runs server tools.
+_OPAQUE_BLOCKS = frozenset(
+    {
+        "server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
+        "code_execution_tool_result", "bash_code_execution_tool_result",
+        "text_editor_code_execution_tool_result", "tool_search_tool_result", "container_upload",
+    }
+)  # fmt: skip
+_TOOL_RESULT_BLOCKS = ("text", "image", "search_result", "document", "tool_reference")
+_CUSTOM_TOOL_KEYS = frozenset(
+    {
+        "type", "description", "name", "input_schema", "cache_control", "strict",
+        "eager_input_streaming", "allowed_callers", "defer_loading", "input_examples",
+    }
+)  # fmt: skip
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+_THINKING_DOCS = (
+    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+    "#max-tokens-and-context-window-size"
+)
+
+
+@dataclass
+class Segment:
+    """One cacheable unit of the prompt, in prefix order."""
+
+    tokens: int
+    material: bytes  # canonical bytes (cache_control removed): what the cache key hashes
+    ttl: str | None = None  # "5m" / "1h" when a cache breakpoint closes here
+
+
+@dataclass
+class Document:
+    """A document block, remembered for citations."""
+
+    index: int
+    kind: str  # "text" | "pdf" | "content" | "url"
+    title: str | None
+    citations: bool
+    text: str = ""
+    page_texts: list[str] = field(default_factory=list)
+    block_texts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Prompt:
+    """A validated request: what generation, caching and billing need."""
+
+    body: dict[str, Any]
+    model: str  # as requested (responses echo it)
+    spec: catalog.ModelSpec
+    max_tokens: int | None
+    stream: bool
+    segments: list[Segment]
+    input_tokens: int
+    stop_sequences: list[str]
+    tools: list[dict[str, Any]]  # custom (client) tools only
+    tool_choice: dict[str, Any] | None
+    thinking: dict[str, Any] | None  # enabled / adaptive config, None when off
+    output_schema: dict[str, Any] | None
+    documents: list[Document]
+    last_user_text: str
+    seed: int
+
+
+def _fail(message: str) -> NoReturn:
+    raise ApiError.invalid(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _strip_cache_control(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_cache_control(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_strip_cache_control(v) for v in value]
+    return value
+
+
+def _canonical(value: Any) -> bytes:
+    return orjson.dumps(_strip_cache_control(value), option=orjson.OPT_SORT_KEYS)
+
+
+class _Parser:
+    """Walks one request body; check methods raise ApiError at the first problem."""
+
+    def __init__(self, body: Any, count_tokens: bool) -> None:
+        self.body = body
+        self.count_tokens = count_tokens
+        self.breakpoints = 0
+        # Decoded media by id(block), so token counting does not decode twice.
+        self.images: dict[int, tuple[int, int] | None] = {}
+        self.pdfs: dict[int, media.PdfInfo | None] = {}
+
+    # ---------------------------------------------------------------- small checks
+
+    def _dict(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            _fail(f"{path}: Input should be a valid dictionary")
+        return value
+
+    def _extra(self, obj: dict[str, Any], allowed: frozenset[str], path: str) -> None:
+        for key in obj:
+            if key not in allowed:
+                prefix = f"{path}.{key}" if path else key
+                _fail(f"{prefix}: Extra inputs are not permitted")
+
+    def _str(self, obj: dict[str, Any], key: str, path: str, *, required: bool = True) -> Any:
+        if key not in obj:
+            if required:
+                _fail(f"{path}.{key}: Field required")
+            return None
+        value = obj[key]
+        if not isinstance(value, str):
+            if value is None and not required:
+                return None
+            _fail(f"{path}.{key}: Input should be a valid string")
+        return value
+
+    def _cache_control(self, block: dict[str, Any], path: str) -> str | None:
+        value = block.get("cache_control")
+        if value is None:
+            return None
+        where = f"{path}.cache_control" if path else "cache_control"
+        value = self._dict(value, where)
+        self._extra(value, frozenset({"type", "ttl"}), where)
+        if value.get("type") != "ephemeral":
+            _fail(f"{where}.type: Input should be 'ephemeral'")
+        ttl = value.get("ttl", "5m")
+        if ttl not in ("5m", "1h"):
+            _fail(f"{where}.ttl: Input should be '5m' or '1h'")
+        self.breakpoints += 1
+        return str(ttl)
+
+    # ---------------------------------------------------------------- blocks
+
+    def _tag(self, block: Any, path: str, allowed: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+        block = self._dict(block, path)
+        kind = block.get("type")
+        if not isinstance(kind, str):
+            _fail(f"{path}: Unable to extract tag using discriminator 'type'")
+        if kind not in allowed:
+            tags = ", ".join(f"'{t}'" for t in allowed)
+            _fail(
+                f"{path}: Input tag '{kind}' found using 'type' does not match any of the "
+                f"expected tags: {tags}"
+            )
+        return block, kind
+
+    def block(self, raw: Any, path: str, allowed: tuple[str, ...]) -> str | None:
+        """Validate one content block; returns its cache ttl if it carries cache_control."""
+        block, kind = self._tag(raw, path, allowed)
+        if kind in _OPAQUE_BLOCKS:
+            return self._cache_control(block, path)
+        keys = _BLOCK_KEYS.get(kind)
+        if keys is not None:
+            self._extra(block, keys, path)
+        ttl = self._cache_control(block, path)
+        if kind == "text":
+            text = self._str(block, "text", path)
+            if not text:
+                _fail(f"{path}.text: text content blocks must be non-empty")
+        elif kind == "image":
+            self._image(block, path)
+        elif kind == "document":
+            self._document(block, path)
+        elif kind == "search_result":
+            self._str(block, "source", path)
+            self._str(block, "title", path)
+            content = block.get("content")
+            if not isinstance(content, list):
+                _fail(f"{path}.content: Input should be a valid list")
+            for i, inner in enumerate(content):
+                ttl = self.block(inner, f"{path}.content.{i}", ("text",)) or ttl
+        elif kind == "thinking":
+            self._str(block, "thinking", path)
+            self._str(block, "signature", path)
+        elif kind == "redacted_thinking":
+            self._str(block, "data", path)
+        elif kind == "tool_use":
+            ident = self._str(block, "id", path)
+            if not _ID.match(ident):
+                _fail(f"{path}.id: String should match pattern '^[a-zA-Z0-9_-]+$'")
+            self._str(block, "name", path)
+            if "input" not in block:
+                _fail(f"{path}.input: Field required")
+            self._dict(block["input"], f"{path}.input")
+        elif kind == "tool_result":
+            ident = self._str(block, "tool_use_id", path)
+            if not _ID.match(ident):
+                _fail(f"{path}.tool_use_id: String should match pattern '^[a-zA-Z0-9_-]+$'")
+            if "is_error" in block and not isinstance(block["is_error"], bool):
+                _fail(f"{path}.is_error: Input should be a valid boolean")
+            content = block.get("content")
+            if isinstance(content, list):
+                for i, inner in enumerate(content):
+                    ttl = self.block(inner, f"{path}.content.{i}", _TOOL_RESULT_BLOCKS) or ttl
+            elif content is not None and not isinstance(content, str):
+                _fail(f"{path}.content: Input should be a valid string or list")
+        return ttl
+
+    def _base64(self, source: dict[str, Any], path: str) -> bytes:
+        data = self._str(source, "data", path)
+        try:
+            return base64.b64decode("".join(data.split()), validate=True)
+        except (binascii.Error, ValueError):
+            _fail(f"{path}.data: Input should be a valid base64 string")
+
+    def _image(self, block: dict[str, Any], path: str) -> None:
+        if "source" not in block:
+            _fail(f"{path}.source: Field required")
+        source, kind = self._tag(block["source"], f"{path}.source", ("base64", "url"))
+        where = f"{path}.source.{kind}"
+        if kind == "url":
+            self._extra(source, frozenset({"type", "url"}), where)
+            self._str(source, "url", where)
+            self.images[id(block)] = None
+            return
+        self._extra(source, frozenset({"type", "media_type", "data"}), where)
+        declared = self._str(source, "media_type", where)
+        if declared not in IMAGE_TYPES:
+            _fail(
+                f"{where}.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' "
+                "or 'image/webp'"
+            )
+        raw = self._base64(source, where)
+        if len(raw) > MAX_IMAGE_BYTES:
+            _fail(
+                f"{where}: image exceeds 5 MB maximum: {len(raw)} bytes > {MAX_IMAGE_BYTES} bytes"
+            )
+        detected = media.sniff_image(raw)
+        if detected is None:
+            _fail(f"{where}.data: Could not process image")
+        if detected != declared:
+            _fail(
+                f"{where}.data: The image was specified using the {declared} media type, "
+                f"but the image appears to be a {detected} image"
+            )
+        size = media.image_size(raw)
+        if size is None or min(size) < 1:
+            _fail(f"{where}.data: Could not process image")
+        if max(size) > MAX_IMAGE_EDGE:
+            _fail(
+                f"{where}.data: image dimensions exceed max allowed size: {MAX_IMAGE_EDGE} pixels"
+            )
+        self.images[id(block)] = size
+
+    def _document(self, block: dict[str, Any], path: str) -> None:
+        if "source" not in block:
+            _fail(f"{path}.source: Field required")
+        self._str(block, "title", path, required=False)
+        context = self._str(block, "context", path, required=False)
+        if context == "":
+            _fail(f"{path}.context: String should have at least 1 character")
+        citations = block.get("citations")
+        if citations is not None:
+            citations = self._dict(citations, f"{path}.citations")
+            self._extra(citations, frozenset({"enabled"}), f"{path}.citations")
+            if "enabled" in citations and not isinstance(citations["enabled"], bool):
+                _fail(f"{path}.citations.enabled: Input should be a valid boolean")
+        source, kind = self._tag(
+            block["source"], f"{path}.source", ("base64", "text", "content", "url")
+        )
+        where = f"{path}.source.{kind}"
+        if kind == "base64":
+            self._extra(source, frozenset({"type", "media_type", "data"}), where)
+            if source.get("media_type") != "application/pdf":
+                _fail(f"{where}.media_type: Input should be 'application/pdf'")
+            raw = self._base64(source, where)
+            if len(raw) > MAX_PDF_BYTES:
+                _fail(
+                    f"{where}: PDF exceeds 32 MB maximum: {len(raw)} bytes > {MAX_PDF_BYTES} bytes"
+                )
+            info = media.inspect_pdf(raw)
+            if info is None:
+                _fail(f"{where}.data: The PDF specified was not valid.")
+            if info.pages > MAX_PDF_PAGES:
+                _fail(
+                    f"{where}.data: A maximum of {MAX_PDF_PAGES} PDF pages may be provided; "
+                    f"this PDF has {info.pages} pages."
+                )
+            self.pdfs[id(block)] = info
+        elif kind == "text":
+            self._extra(source, frozenset({"type", "media_type", "data"}), where)
+            if source.get("media_type") != "text/plain":
+                _fail(f"{where}.media_type: Input should be 'text/plain'")
+            self._str(source, "data", where)
+        elif kind == "content":
+            self._extra(source, frozenset({"type", "content"}), where)
+            content = source.get("content")
+            if isinstance(content, list):
+                for i, inner in enumerate(content):
+                    self.block(inner, f"{where}.content.{i}", ("text", "image"))
+            elif not isinstance(content, str):
+                _fail(f"{where}.content: Field required")
+        else:
+            self._extra(source, frozenset({"type", "url"}), where)
+            self._str(source, "url", where)
+
+    # ---------------------------------------------------------------- top level
+
+    def messages(self) -> list[dict[str, Any]]:
+        if "messages" not in self.body:
+            _fail("messages: Field required")
+        messages = self.body["messages"]
+        if not isinstance(messages, list):
+            _fail("messages: Input should be a valid list")
+        if not messages:
+            _fail("messages: at least one message is required")
+        last = len(messages) - 1
+        for i, raw in enumerate(messages):
+            path = f"messages.{i}"
+            message = self._dict(raw, path)
+            self._extra(message, frozenset({"role", "content"}), path)
+            if "role" not in message:
+                _fail(f"{path}.role: Field required")
+            if message["role"] not in ("user", "assistant"):
+                _fail(f"{path}.role: Input should be 'user' or 'assistant'")
+            if "content" not in message:
+                _fail(f"{path}.content: Field required")
+            content = message["content"]
+            final_assistant = i == last and message["role"] == "assistant"
+            if isinstance(content, str):
+                if not content and not final_assistant:
+                    _fail(
+                        f"{path}.content: all messages must have non-empty content except for "
+                        "the optional final assistant message"
+                    )
+            elif isinstance(content, list):
+                if not content and not final_assistant:
+                    _fail(
+                        f"{path}.content: all messages must have non-empty content except for "
+                        "the optional final assistant message"
+                    )
+                allowed = tuple(_BLOCK_KEYS) + tuple(sorted(_OPAQUE_BLOCKS))
+                for j, block in enumerate(content):
+                    self.block(block, f"{path}.content.{j}", allowed)
+            else:
+                _fail(f"{path}.content: Input should be a valid string or list")
+        return messages
+
+    def system(self) -> None:
+        system = self.body.get("system")
+        if system is None or isinstance(system, str):
+            return
+        if not isinstance(system, list):
+            _fail("system: Input should be a valid string or list")
+        for i, block in enumerate(system):
+            self.block(block, f"system.{i}", ("text",))
+
+    def tools(self) -> tuple[list[dict[str, Any]], set[str]]:
+        tools = self.body.get("tools")
+        if tools is None:
+            return [], set()
+        if not isinstance(tools, list):
+            _fail("tools: Input should be a valid list")
+        custom: list[dict[str, Any]] = []
+        names: set[str] = set()
+        for i, raw in enumerate(tools):
+            path = f"tools.{i}"
+            tool = self._dict(raw, path)
+            kind = tool.get("type")
+            name = self._str(tool, "name", path)
+            if kind in (None, "custom"):
+                self._extra(tool, _CUSTOM_TOOL_KEYS, path)
+                if not _TOOL_NAME.match(name):
+                    _fail(f"{path}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+                self._str(tool, "description", path, required=False)
+                if "input_schema" not in tool:
+                    _fail(f"{path}.input_schema: Field required")
+                schema = self._dict(tool["input_schema"], f"{path}.input_schema")
+                if schema.get("type") != "object":
+                    _fail(f"{path}.input_schema.type: Input should be 'object'")
+                custom.append(tool)
+            elif not isinstance(kind, str):
+                _fail(f"{path}.type: Input should be a valid string")
+            self._cache_control(tool, path)
+            if name in names:
+                _fail("tools: Tool names must be unique.")
+            names.add(name)
+        return custom, names
+
+    def tool_choice(self, names: set[str]) -> dict[str, Any] | None:
+        choice = self.body.get("tool_choice")
+        if choice is None:
+            return None
+        choice, kind = self._tag(choice, "tool_choice", ("auto", "any", "tool", "none"))
+        allowed = {"type", "disable_parallel_tool_use"} | ({"name"} if kind == "tool" else set())
+        if kind == "none":
+            allowed = {"type"}
+        self._extra(choice, frozenset(allowed), f"tool_choice.{kind}")
+        if "disable_parallel_tool_use" in choice and not isinstance(
+            choice["disable_parallel_tool_use"], bool
+        ):
+            _fail(f"tool_choice.{kind}.disable_parallel_tool_use: Input should be a valid boolean")
+        if kind == "tool":
+            name = self._str(choice, "name", "tool_choice.tool")
+            if name not in names:
+                _fail(f"tool_choice.tool.name: Tool '{name}' not found in tools")
+        elif kind == "any" and not names:
+            _fail("tool_choice: tool_choice.type 'any' requires at least one tool in tools")
+        return choice
+
+    def thinking(self) -> dict[str, Any] | None:
+        thinking = self.body.get("thinking")
+        if thinking is None:
+            return None
+        thinking, kind = self._tag(thinking, "thinking", ("enabled", "disabled", "adaptive"))
+        path = f"thinking.{kind}"
+        if kind == "disabled":
+            self._extra(thinking, frozenset({"type"}), path)
+            return None
+        self._extra(
+            thinking,
+            frozenset({"type", "display"} | ({"budget_tokens"} if kind == "enabled" else set())),
+            path,
+        )
+        if thinking.get("display") not in (None, "summarized", "omitted"):
+            _fail(f"{path}.display: Input should be 'summarized' or 'omitted'")
+        if kind == "enabled":
+            if "budget_tokens" not in thinking:
+                _fail(f"{path}.budget_tokens: Field required")
+            budget = thinking["budget_tokens"]
+            if not _is_int(budget):
+                _fail(f"{path}.budget_tokens: Input should be a valid integer")
+            if budget < 1024:
+                _fail(f"{path}.budget_tokens: Input should be greater than or equal to 1024")
+        return thinking
+
+    def output_config(self) -> tuple[str | None, dict[str, Any] | None]:
+        config = self.body.get("output_config")
+        if config is None:
+            return None, None
+        config = self._dict(config, "output_config")
+        self._extra(config, frozenset({"effort", "format"}), "output_config")
+        effort = config.get("effort")
+        if effort is not None and effort not in ("low", "medium", "high", "xhigh", "max"):
+            _fail("output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'")
+        fmt = config.get("format")
+        schema = None
+        if fmt is not None:
+            fmt, _ = self._tag(fmt, "output_config.format", ("json_schema",))
+            self._extra(fmt, frozenset({"type", "schema"}), "output_config.format.json_schema")
+            if "schema" not in fmt:
+                _fail("output_config.format.json_schema.schema: Field required")
+            schema = self._dict(fmt["schema"], "output_config.format.json_schema.schema")
+        return effort, schema
+
+    def scalars(self) -> None:
+        body = self.body
+        if "stop_sequences" in body:
+            stops = body["stop_sequences"]
+            if not isinstance(stops, list):
+                _fail("stop_sequences: Input should be a valid list")
+            for i, stop in enumerate(stops):
+                if not isinstance(stop, str):
+                    _fail(f"stop_sequences.{i}: Input should be a valid string")
+                if not stop.strip():
+                    _fail("stop_sequences: each stop sequence must contain non-whitespace")
+        for name, low in (("temperature", 0.0), ("top_p", 0.0)):
+            if name in body:
+                value = body[name]
+                if not _is_number(value):
+                    _fail(f"{name}: Input should be a valid number")
+                if value < low:
+                    _fail(f"{name}: Input should be greater than or equal to 0")
+                if value > 1:
+                    _fail(f"{name}: Input should be less than or equal to 1")
+        if "top_k" in body:
+            if not _is_int(body["top_k"]):
+                _fail("top_k: Input should be a valid integer")
+            if body["top_k"] < 0:
+                _fail("top_k: Input should be greater than or equal to 0")
+        if "stream" in body and not isinstance(body["stream"], bool):
+            _fail("stream: Input should be a valid boolean")
+        if "metadata" in body:
+            metadata = self._dict(body["metadata"], "metadata")
+            self._extra(metadata, frozenset({"user_id"}), "metadata")
+            user = metadata.get("user_id")
+            if user is not None and (not isinstance(user, str) or len(user) > 512):
+                _fail("metadata.user_id: Input should be a valid string of at most 512 characters")
+        if "service_tier" in body and body["service_tier"] not in ("auto", "standard_only"):
+            _fail("service_tier: Input should be 'auto' or 'standard_only'")
+        for name in ("container", "inference_geo"):
+            if body.get(name) is not None and not isinstance(body[name], str):
+                _fail(f"{name}: Input should be a valid string")
+        if "cache_control" in body:
+            self._cache_control(body, "")
+
+
+def _check_model_rules(
+    body: dict[str, Any],
+    spec: catalog.ModelSpec,
+    max_tokens: int | None,
+    thinking: dict[str, Any] | None,
+    effort: str | None,
+    choice: dict[str, Any] | None,
+) -> None:
+    """Rules that depend on the model: limits, thinking modes, effort, sampling."""
+    if max_tokens is not None and max_tokens > spec.max_tokens:
+        _fail(
+            f"max_tokens: {max_tokens} > {spec.max_tokens}, which is the maximum allowed number "
+            f"of output tokens for {spec.id}"
+        )
+    if thinking is not None:
+        if thinking["type"] == "adaptive" and not spec.adaptive_thinking:
+            _fail(f"thinking.type: adaptive thinking is not supported on {spec.id}")
+        if (
+            thinking["type"] == "enabled"
+            and max_tokens is not None
+            and max_tokens <= thinking["budget_tokens"]
+        ):
+            _fail(
+                "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
+                f"documentation at {_THINKING_DOCS}"
+            )
+        if choice is not None and choice["type"] in ("any", "tool"):
+            _fail("Thinking may not be enabled when tool_choice forces tool use.")
+        if body.get("temperature", 1) != 1:
+            _fail("temperature may only be set to 1 when thinking is enabled.")
+    if effort is not None:
+        if not spec.effort_levels:
+            _fail(f"output_config.effort: effort is not supported on {spec.id}")
+        if effort not in spec.effort_levels:
+            _fail(f"output_config.effort: effort '{effort}' is not supported on {spec.id}")
+    if spec.fixed_sampling:
+        if "temperature" in body and body["temperature"] != 1:
+            _fail(
+                f"temperature: {spec.id} only supports the default temperature of 1.0; "
+                "remove the parameter"
+            )
+        if "top_k" in body:
+            _fail(f"top_k: {spec.id} does not support top_k; remove the parameter")
+        if "top_p" in body and body["top_p"] < 0.99:
+            _fail(f"top_p: {spec.id} only supports top_p >= 0.99; remove the parameter")
+    elif "temperature" in body and "top_p" in body:
+        _fail(
+            f"`temperature` and `top_p` cannot both be specified for {spec.id}. "
+            "Please use only one."
+        )
+
+
+class _Counter:
+    """Builds the segments of a validated request (see the `tokens` module for the rules)."""
+
+    def __init__(self, parser: _Parser, spec: catalog.ModelSpec) -> None:
+        self.parser = parser
+        self.ratio = spec.text_token_ratio
+        self.documents: list[Document] = []
+
+    def text(self, text: str) -> int:
+        return tokens.count_text(text, self.ratio)
+
+    def block(self, block: dict[str, Any]) -> int:
+        kind = block["type"]
+        if kind == "text":
+            return self.text(block["text"])
+        if kind == "image":
+            size = self.parser.images.get(id(block))
+            return tokens.URL_IMAGE_TOKENS if size is None else tokens.image_tokens(*size)
+        if kind == "document":
+            return self._document(block)
+        if kind == "tool_use":
+            return tokens.BLOCK_OVERHEAD + self.text(
+                block["name"] + orjson.dumps(block["input"]).decode()
+            )
+        if kind == "tool_result":
+            content = block.get("content")
+            if isinstance(content, list):
+                inner = sum(self.block(b) for b in content)
+            else:
+                inner = self.text(content or "")
+            return tokens.BLOCK_OVERHEAD + inner
+        if kind == "thinking":
+            return self.text(block["thinking"])
+        if kind == "redacted_thinking":
+            return self.text(block["data"])
+        if kind == "search_result":
+            return (
+                tokens.BLOCK_OVERHEAD
+                + self.text(f"{block['source']} {block['title']}")
+                + sum(self.block(b) for b in block["content"])
+            )
+        if kind == "tool_reference":
+            return tokens.BLOCK_OVERHEAD + self.text(str(block.get("tool_name", "")))
+        return tokens.BLOCK_OVERHEAD + self.text(_canonical(block).decode())
+
+    def _document(self, block: dict[str, Any]) -> int:
+        source = block["source"]
+        title = block.get("title")
+        citations = bool((block.get("citations") or {}).get("enabled"))
+        doc = Document(len(self.documents), source["type"], title, citations)
+        total = (
+            tokens.BLOCK_OVERHEAD + self.text(title or "") + self.text(block.get("context") or "")
+        )
+        if source["type"] == "base64":
+            info = self.parser.pdfs[id(block)]
+            assert info is not None  # validated before counting
+            doc.kind = "pdf"
+            doc.page_texts = info.page_texts
+            total += info.pages * tokens.PDF_PAGE_TOKENS + self.text(info.text)
+        elif source["type"] == "text":
+            doc.text = source["data"]
+            total += self.text(source["data"])
+        elif source["type"] == "content":
+            content = source["content"]
+            if isinstance(content, str):
+                doc.block_texts = [content]
+                total += self.text(content)
+            else:
+                doc.block_texts = [b.get("text", "") for b in content]
+                total += sum(self.block(b) for b in content)
+        else:
+            total += tokens.PDF_PAGE_TOKENS
+        self.documents.append(doc)
+        return total
+
+
+def _nested_ttl(block: dict[str, Any]) -> str | None:
+    """The ttl of a cache_control on a block or on blocks nested in it (tool results...)."""
+    control = block.get("cache_control")
+    if isinstance(control, dict):
+        return str(control.get("ttl", "5m"))
+    for key in ("content",):
+        inner = block.get(key)
+        if isinstance(inner, list):
+            for item in inner:
+                if isinstance(item, dict) and (ttl := _nested_ttl(item)):
+                    return ttl
+    return None
+
+
+def _segments(
+    body: dict[str, Any],
+    spec: catalog.ModelSpec,
+    counter: _Counter,
+    messages: list[dict[str, Any]],
+    output_schema: dict[str, Any] | None,
+) -> list[Segment]:
+    segments = [Segment(tokens.REQUEST_OVERHEAD, f"model:{spec.id}".encode())]
+    for tool in body.get("tools") or ():
+        definition = _canonical(tool)
+        segments.append(
+            Segment(
+                tokens.TOOL_OVERHEAD + counter.text(definition.decode()),
+                b"tool:" + definition,
+                _nested_ttl(tool),
+            )
+        )
+    system = body.get("system")
+    if isinstance(system, str) and system:
+        segments.append(
+            Segment(tokens.SYSTEM_OVERHEAD + counter.text(system), b"system:" + system.encode())
+        )
+    elif isinstance(system, list) and system:
+        segments.append(Segment(tokens.SYSTEM_OVERHEAD, b"system"))
+        for block in system:
+            segments.append(
+                Segment(
+                    counter.block(block), b"system-block:" + _canonical(block), _nested_ttl(block)
+                )
+            )
+    for message in messages:
+        role = message["role"].encode()
+        content = message["content"]
+        if isinstance(content, str):
+            segments.append(
+                Segment(
+                    tokens.MESSAGE_OVERHEAD + counter.text(content),
+                    b"message:" + role + b":" + content.encode(),
+                )
+            )
+            continue
+        segments.append(Segment(tokens.MESSAGE_OVERHEAD, b"message:" + role))
+        for block in content:
+            segments.append(
+                Segment(counter.block(block), b"block:" + _canonical(block), _nested_ttl(block))
+            )
+    top = body.get("cache_control")
+    if isinstance(top, dict) and segments[-1].ttl is None:
+        # Top-level cache_control marks the last block of the last message.
+        segments[-1].ttl = str(top.get("ttl", "5m"))
+    if output_schema is not None:
+        schema_text = _canonical(output_schema).decode()
+        segments.append(Segment(tokens.BLOCK_OVERHEAD + counter.text(schema_text), b"format"))
+    return segments
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message["role"] != "user":
+            continue
+        content = message["content"]
+        if isinstance(content, str):
+            return content
+        parts = [b["text"] for b in content if b.get("type") == "text"]
+        for block in content:
+            if block.get("type") == "tool_result" and isinstance(block.get("content"), str):
+                parts.append(block["content"])
+        return "\n".join(parts)
+    return ""
+
+
+def request_seed(body: dict[str, Any]) -> int:
+    """Seed for generation: equal for equal requests, whether streamed or not."""
+    canonical = orjson.dumps(
+        {k: v for k, v in body.items() if k != "stream"}, option=orjson.OPT_SORT_KEYS
+    )
+    return int.from_bytes(hashlib.sha256(canonical).digest()[:8], "big")
+
+
+def parse_request(body: Any, *, count_tokens: bool = False) -> Prompt:
+    """Validate a /v1/messages (or count_tokens) body; raises ApiError like the API would."""
+    if not isinstance(body, dict):
+        _fail("Request body must be a JSON object")
+    parser = _Parser(body, count_tokens)
+    allowed = COUNT_FIELDS if count_tokens else MESSAGE_FIELDS
+    parser._extra(body, allowed, "")
+    if "model" not in body:
+        _fail("model: Field required")
+    model = body["model"]
+    if not isinstance(model, str):
+        _fail("model: Input should be a valid string")
+    max_tokens: int | None = None
+    if not count_tokens:
+        if "max_tokens" not in body:
+            _fail("max_tokens: Field required")
+        max_tokens = body["max_tokens"]
+        if not _is_int(max_tokens):
+            _fail("max_tokens: Input should be a valid integer")
+        if max_tokens < 1:
+            _fail("max_tokens: Input should be greater than or equal to 1")
+    messages = parser.messages()
+    parser.system()
+    custom_tools, names = parser.tools()
+    choice = parser.tool_choice(names)
+    thinking = parser.thinking()
+    effort, output_schema = parser.output_config()
+    parser.scalars()
+    if parser.breakpoints > MAX_BREAKPOINTS:
+        _fail(
+            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
+            f"Found {parser.breakpoints}."
+        )
+    spec = catalog.resolve(model)
+    if spec is None:
+        raise ApiError(404, "not_found_error", f"model: {model}")
+    _check_model_rules(body, spec, max_tokens, thinking, effort, choice)
+    counter = _Counter(parser, spec)
+    segments = _segments(body, spec, counter, messages, output_schema)
+    seen_5m = False
+    for segment in segments:
+        if segment.ttl == "5m":
+            seen_5m = True
+        elif segment.ttl == "1h" and seen_5m:
+            _fail(
+                "cache_control: a ttl='1h' cache_control block must not come after a "
+                "ttl='5m' cache_control block"
+            )
+    total = sum(s.tokens for s in segments)
+    if total > spec.max_input_tokens:
+        _fail(f"prompt is too long: {total} tokens > {spec.max_input_tokens} maximum")
+    return Prompt(
+        body=body,
+        model=model,
+        spec=spec,
+        max_tokens=max_tokens,
+        stream=bool(body.get("stream", False)),
+        segments=segments,
+        input_tokens=total,
+        stop_sequences=list(body.get("stop_sequences") or ()),
+        tools=custom_tools,
+        tool_choice=choice,
+        thinking=thinking,
+        output_schema=output_schema,
+        documents=counter.documents,
+        last_user_text=_last_user_text(messages),
+        seed=request_seed(body),
+    )
