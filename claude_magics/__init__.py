@@ -1,5 +1,6 @@
 """Claude inside Jupyter.
 
+    %load_ext claude_magics             # then: %%claude, %claude, %claude_history, ...
     from claude_magics import Client
     Client().messages.create(model="claude-sonnet-4-6", max_tokens=256, messages=[...])
 
@@ -24,7 +25,13 @@ _LAZY = {
     "Emulator": "claude_magics.emulator",
 }
 
-__all__ = ["Client", "Emulator", "__version__"]
+__all__ = [
+    "Client",
+    "Emulator",
+    "__version__",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -38,3 +45,35 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext claude_magics``: register ``%%claude`` and the ``%claude_*`` magics.
+
+    Only IPython's own magic machinery is imported here; the client, pandas and ipywidgets load
+    when a magic first needs them.
+    """
+    from .magics import ClaudeMagics
+
+    existing = _registered(ipython)
+    if existing is not None:
+        return
+    ipython.register_magics(ClaudeMagics(shell=ipython))
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext claude_magics``: remove the magics and unhook from the shell."""
+    magics = _registered(ipython)
+    if magics is None:
+        return
+    magics.unload()
+    table = ipython.magics_manager.magics
+    for kind, names in magics.magics.items():
+        for name in names:
+            table[kind].pop(name, None)
+    ipython.magics_manager.registry.pop(type(magics).__name__, None)
+    ipython.configurables[:] = [c for c in ipython.configurables if c is not magics]
+
+
+def _registered(ipython: Any) -> Any:
+    return ipython.magics_manager.registry.get("ClaudeMagics")
