@@ -1,0 +1,106 @@
+"""Conversations across ``%%claude`` cells.
+
+    chats = ChatStore()
+    history = chats.get("default").messages_before(cell_key)   # what the cell's request sends
+    chats.get("default").record(Turn(cell_key, user_blocks, answer_blocks, ...))
+
+Turns are keyed by the cell they came from (the front end's cell id when the kernel gets one,
+else the cell's text), so re-running a cell replaces its turn in place instead of appending a
+duplicate: the conversation reflects the cells as they are now. A re-run cell sees only the turns
+before it, as it did the first time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DEFAULT_CHAT", "ChatStore", "Conversation", "Turn"]
+
+DEFAULT_CHAT = "default"
+
+
+@dataclass
+class Turn:
+    """One exchange: the user's content blocks and Claude's answer blocks."""
+
+    key: str
+    user: list[dict[str, Any]]
+    assistant: list[dict[str, Any]]
+    model: str = ""
+    usage: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def user_text(self) -> str:
+        return "\n".join(b.get("text", "") for b in self.user if b.get("type") == "text")
+
+    @property
+    def assistant_text(self) -> str:
+        return "".join(b.get("text", "") for b in self.assistant if b.get("type") == "text")
+
+    def messages(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = [{"role": "user", "content": self.user}]
+        if self.assistant:
+            out.append({"role": "assistant", "content": self.assistant})
+        return out
+
+
+@dataclass
+class Conversation:
+    """An ordered list of turns, at most one per cell."""
+
+    name: str
+    turns: list[Turn] = field(default_factory=list)
+
+    def index_of(self, key: str) -> int | None:
+        for index, turn in enumerate(self.turns):
+            if turn.key == key:
+                return index
+        return None
+
+    def messages_before(self, key: str) -> list[dict[str, Any]]:
+        """The messages a cell's request carries: every turn before that cell's own turn
+        (all turns, for a cell that has not run yet)."""
+        index = self.index_of(key)
+        turns = self.turns if index is None else self.turns[:index]
+        messages: list[dict[str, Any]] = []
+        for turn in turns:
+            messages.extend(turn.messages())
+        return messages
+
+    def record(self, turn: Turn) -> None:
+        """Add a turn, replacing the earlier turn of the same cell in place."""
+        # An answer must not be empty for the API; an empty (e.g. interrupted at once) turn
+        # would make the next request invalid, so it is not kept.
+        if not any(b.get("text") for b in turn.assistant if b.get("type") == "text"):
+            turn.assistant = []
+        index = self.index_of(turn.key)
+        if index is None:
+            self.turns.append(turn)
+        else:
+            self.turns[index] = turn
+
+    def __len__(self) -> int:
+        return len(self.turns)
+
+
+class ChatStore:
+    """Named conversations of one IPython session."""
+
+    def __init__(self) -> None:
+        self._chats: dict[str, Conversation] = {}
+
+    def get(self, name: str = DEFAULT_CHAT) -> Conversation:
+        if name not in self._chats:
+            self._chats[name] = Conversation(name)
+        return self._chats[name]
+
+    def reset(self, name: str = DEFAULT_CHAT) -> None:
+        self._chats.pop(name, None)
+
+    def reset_all(self) -> None:
+        self._chats.clear()
+
+    def names(self) -> list[str]:
+        return list(self._chats)

@@ -1,0 +1,269 @@
+"""How a call is shown: live while it streams, then as a static output that survives saving.
+
+    view = make_view("auto", shell, model="claude-sonnet-4-6")
+    view.start(); view.event(event, accumulator, usage); ...; view.finish(result, final_bundle)
+
+Three views share one interface:
+
+- ``WidgetView`` (Jupyter with ipywidgets): one widget, displayed once and mutated in place at
+  most ``updates_per_second`` times a second: status line, thinking in a collapsible section,
+  the answer rendered as Markdown.
+- ``MarkdownView`` (Jupyter without widgets): a display-id placeholder updated with Markdown.
+- ``PlainView`` (terminal IPython): text printed as it arrives, never re-rendered.
+
+When the stream ends, the live output is replaced by an empty ``text/plain`` and the answer is
+displayed afresh as static Markdown with a ``text/plain`` twin. The saved notebook then holds the
+answer without widget state (so it shows on GitHub, nbviewer and after reopening), and nbval,
+which ignores display updates and compares only a widget's ``text/plain``, sees the same
+outputs on every run: an empty placeholder, then the answer.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .pricing import Cost
+from .result import ClaudeResult, status_line
+from .streaming import MessageAccumulator, StreamEvent, TextEvent, ThinkingEvent
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+
+__all__ = ["MarkdownView", "PlainView", "View", "WidgetView", "make_view", "markdown_to_html"]
+
+_md: MarkdownIt | None = None
+
+#: Prices a usage dict for the status line (None when the model's price is unknown).
+Pricer = Callable[[dict[str, Any]], Cost | None]
+
+
+def markdown_to_html(text: str) -> str:
+    """Markdown as HTML for the live widget; raw HTML in the model's text is escaped."""
+    global _md
+    if _md is None:
+        from markdown_it import MarkdownIt
+
+        _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    return str(_md.render(text))
+
+
+def display(obj: Any, **kwargs: Any) -> Any:
+    """IPython's ``display`` (imported on first use; it is untyped)."""
+    from IPython.display import display as ipython_display
+
+    return ipython_display(obj, **kwargs)  # type: ignore[no-untyped-call]
+
+
+class View(Protocol):
+    def start(self) -> None: ...
+
+    def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
+        """Called for every stream event; views decide when to re-render."""
+
+    def finish(
+        self, result: ClaudeResult, bundle: dict[str, Any], metadata: dict[str, Any]
+    ) -> None:
+        """Show the final answer (``bundle`` is a MIME bundle) and retire the live view."""
+
+    def abandon(self) -> None:
+        """Retire the live view without a final answer (the call failed before any text)."""
+
+
+class _Throttled:
+    """Shared timing for the views that re-render: at most N renders a second."""
+
+    def __init__(self, model: str, updates_per_second: float, pricer: Pricer | None = None) -> None:
+        self.model = model
+        self.pricer = pricer
+        self.interval = 1.0 / max(updates_per_second, 0.1)
+        self.started = time.monotonic()
+        self._last = 0.0
+        self.renders = 0
+
+    def _due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            return True
+        return False
+
+    def _status(self, acc: MessageAccumulator) -> str:
+        usage = acc._usage  # read in place: this runs up to 15 times a second
+        cost = self.pricer(usage) if self.pricer else None
+        return status_line(self.model, usage, cost, time.monotonic() - self.started, streaming=True)
+
+
+class WidgetView(_Throttled):
+    """The live ipywidgets view."""
+
+    def __init__(
+        self, model: str, updates_per_second: float = 15.0, pricer: Pricer | None = None
+    ) -> None:
+        super().__init__(model, updates_per_second, pricer)
+        self._box: Any = None
+        self._handle: Any = None
+
+    def start(self) -> None:
+        try:
+            import ipywidgets as widgets
+        except ImportError as exc:  # pragma: no cover - ipywidgets is a dependency
+            raise RuntimeError(
+                "ipywidgets is not installed: pip install ipywidgets, "
+                "or %config ClaudeMagics.display = 'markdown'"
+            ) from exc
+
+        class _LiveBox(widgets.VBox):  # type: ignore[misc]
+            # A constant, empty plain-text repr: nbval compares it, and it must not depend
+            # on what was streamed.
+            def __repr__(self) -> str:
+                return ""
+
+        self._status_widget = widgets.HTML(value=self._status_html("starting…"))
+        self._thinking_html = widgets.HTML()
+        self._thinking = widgets.Accordion(children=[self._thinking_html], titles=("Thinking",))
+        self._thinking.layout.display = "none"
+        self._answer = widgets.HTML()
+        self._box = _LiveBox([self._status_widget, self._thinking, self._answer])
+        self._handle = display(self._box, display_id=True)
+
+    @staticmethod
+    def _status_html(text: str) -> str:
+        style = "color: var(--jp-ui-font-color2, #777); font-size: 85%"
+        return f'<span style="{style}">{html.escape(text)}</span>'
+
+    def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
+        if self._due():
+            self.render(acc)
+
+    def render(self, acc: MessageAccumulator) -> None:
+        self.renders += 1
+        thinking = acc.thinking
+        if thinking:
+            self._thinking.layout.display = None
+            self._thinking_html.value = markdown_to_html(thinking)
+        self._answer.value = markdown_to_html(acc.text)
+        self._status_widget.value = self._status_html(self._status(acc))
+
+    def _retire(self) -> None:
+        if self._handle is not None:
+            self._handle.update({"text/plain": ""}, raw=True)
+        if self._box is not None:
+            for child in (self._status_widget, self._thinking_html, self._thinking, self._answer):
+                child.close()
+            self._box.close()
+
+    def finish(
+        self, result: ClaudeResult, bundle: dict[str, Any], metadata: dict[str, Any]
+    ) -> None:
+        self._retire()
+        display(bundle, raw=True, metadata=metadata)
+
+    def abandon(self) -> None:
+        self._retire()
+
+
+class MarkdownView(_Throttled):
+    """Live Markdown through a display-id placeholder, for front ends without widgets."""
+
+    def __init__(
+        self, model: str, updates_per_second: float = 15.0, pricer: Pricer | None = None
+    ) -> None:
+        super().__init__(model, updates_per_second, pricer)
+        self._handle: Any = None
+
+    def start(self) -> None:
+        self._handle = display({"text/plain": ""}, raw=True, display_id=True)
+
+    def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
+        if self._due():
+            self.render(acc)
+
+    def render(self, acc: MessageAccumulator) -> None:
+        self.renders += 1
+        status = html.escape(self._status(acc))
+        self._handle.update(
+            {"text/markdown": f"{acc.text}\n\n<sub>{status}</sub>", "text/plain": ""}, raw=True
+        )
+
+    def finish(
+        self, result: ClaudeResult, bundle: dict[str, Any], metadata: dict[str, Any]
+    ) -> None:
+        self.abandon()
+        display(bundle, raw=True, metadata=metadata)
+
+    def abandon(self) -> None:
+        if self._handle is not None:
+            self._handle.update({"text/plain": ""}, raw=True)
+
+
+class PlainView:
+    """Terminal IPython: print text as it arrives; a status line at the end."""
+
+    def __init__(self, model: str, stream: Any = None) -> None:
+        self.model = model
+        self._out = stream or sys.stdout
+        self._in_thinking = False
+        self._printed_any = False
+        self.renders = 0
+
+    def start(self) -> None:
+        pass
+
+    def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
+        if isinstance(event, TextEvent):
+            if self._in_thinking:
+                self._out.write("\n\n")
+                self._in_thinking = False
+            self._out.write(event.text)
+            self._printed_any = True
+            self._out.flush()
+        elif isinstance(event, ThinkingEvent):
+            if not self._in_thinking:
+                self._out.write("[thinking] ")
+                self._in_thinking = True
+            self._out.write(event.thinking)
+            self._printed_any = True
+            self._out.flush()
+
+    def finish(
+        self, result: ClaudeResult, bundle: dict[str, Any], metadata: dict[str, Any]
+    ) -> None:
+        if not self._printed_any:
+            # Non-streamed calls and formats that re-shape the answer print it whole.
+            self._out.write(bundle.get("text/plain", result.text))
+        self._out.write(f"\n\n[{result.status()}]\n")
+        self._out.flush()
+
+    def abandon(self) -> None:
+        if self._printed_any:
+            self._out.write("\n")
+            self._out.flush()
+
+
+def make_view(
+    mode: str,
+    shell: Any,
+    model: str,
+    updates_per_second: float = 15.0,
+    pricer: Pricer | None = None,
+) -> View:
+    """The view for ``mode`` (auto, widget, markdown, plain) in this kind of shell."""
+    if mode == "auto":
+        if getattr(shell, "kernel", None) is None:
+            mode = "plain"  # terminal IPython: no front end to render anything
+        else:
+            try:
+                import ipywidgets  # noqa: F401
+            except ImportError:  # pragma: no cover - ipywidgets is a dependency
+                mode = "markdown"
+            else:
+                mode = "widget"
+    if mode == "widget":
+        return WidgetView(model, updates_per_second, pricer)
+    if mode == "markdown":
+        return MarkdownView(model, updates_per_second, pricer)
+    return PlainView(model)

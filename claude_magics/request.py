@@ -1,0 +1,221 @@
+"""The one place that builds Messages API request bodies for the magics.
+
+    body = build_body(CallOptions(model="claude-sonnet-4-6", max_tokens=1024), history, blocks)
+    add_cache_breakpoints(body, min_tokens=1024)
+
+Also: automatic prompt-caching breakpoints (within the API's limit of 4), structured-output
+schemas from dicts or pydantic models, and a printable dry-run view with the key masked and
+base64 payloads shortened.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .prompt import estimate_tokens
+
+__all__ = [
+    "MAX_CACHE_BREAKPOINTS",
+    "CallOptions",
+    "add_cache_breakpoints",
+    "build_body",
+    "dry_run_text",
+    "json_schema_of",
+]
+
+MAX_CACHE_BREAKPOINTS = 4
+
+
+@dataclass
+class CallOptions:
+    """Everything about one call except the conversation itself."""
+
+    model: str
+    max_tokens: int
+    system: str = ""
+    temperature: float | None = None
+    stop_sequences: list[str] = field(default_factory=list)
+    thinking: dict[str, Any] | None = None
+    effort: str | None = None
+    schema: dict[str, Any] | None = None
+
+
+def build_body(
+    options: CallOptions,
+    history: Sequence[dict[str, Any]],
+    user_content: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The request body: history, then the new user turn; optional fields only when set."""
+    body: dict[str, Any] = {
+        "model": options.model,
+        "max_tokens": options.max_tokens,
+        "messages": [*copy.deepcopy(list(history)), {"role": "user", "content": user_content}],
+    }
+    if options.system:
+        body["system"] = [{"type": "text", "text": options.system}]
+    if options.temperature is not None:
+        # Deprecated by the API and rejected by newer models unless 1.0: only when asked for.
+        body["temperature"] = options.temperature
+    if options.stop_sequences:
+        body["stop_sequences"] = list(options.stop_sequences)
+    if options.thinking is not None:
+        body["thinking"] = options.thinking
+    output_config: dict[str, Any] = {}
+    if options.effort:
+        output_config["effort"] = options.effort
+    if options.schema is not None:
+        output_config["format"] = {"type": "json_schema", "schema": options.schema}
+    if output_config:
+        body["output_config"] = output_config
+    return body
+
+
+def _block_tokens(block: dict[str, Any]) -> int:
+    kind = block.get("type")
+    if kind == "text":
+        return estimate_tokens(str(block.get("text", "")))
+    if kind == "image":
+        return 1600  # the API's cost of a typical full-size image
+    if kind == "document":
+        source = block.get("source") or {}
+        if source.get("type") == "text":
+            return estimate_tokens(str(source.get("data", "")))
+        # A PDF: roughly 3/4 of its base64 length in bytes, ~1 token per 3 bytes of PDF.
+        return len(str(source.get("data", ""))) // 4
+    return estimate_tokens(json.dumps(block, default=str))
+
+
+def _content_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    if isinstance(content, str):
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": content}]
+        message["content"] = blocks
+        return blocks
+    return content if isinstance(content, list) else []
+
+
+def add_cache_breakpoints(
+    body: dict[str, Any], *, min_tokens: int = 1024, conversation: bool = True
+) -> int:
+    """Mark what is worth caching, in place; return how many breakpoints were added.
+
+    In order of value: a long system prompt; the last large document or image of the new turn
+    (so follow-ups re-read it from cache); and, for a conversation, the end of the new turn, so
+    the next turn reads the whole prefix from cache. A breakpoint whose prefix is shorter than
+    the model's minimum is skipped: the API would not cache it, and a write costs 1.25x input.
+    Existing ``cache_control`` marks are respected and count toward the limit of 4.
+    """
+    existing = sum(
+        1
+        for message in body.get("messages", [])
+        for b in _content_blocks(message)
+        if "cache_control" in b
+    ) + sum(1 for b in body.get("system") or [] if isinstance(b, dict) and "cache_control" in b)
+    budget = MAX_CACHE_BREAKPOINTS - existing
+    added = 0
+    prefix = 0
+    mark = {"type": "ephemeral"}
+
+    system = body.get("system")
+    if isinstance(system, list) and system:
+        prefix += sum(_block_tokens(b) for b in system)
+        if prefix >= min_tokens and budget > added and "cache_control" not in system[-1]:
+            system[-1]["cache_control"] = dict(mark)
+            added += 1
+
+    messages = body.get("messages", [])
+    for message in messages[:-1]:
+        prefix += sum(_block_tokens(b) for b in _content_blocks(message))
+    if not messages:
+        return added
+    new_turn = _content_blocks(messages[-1])
+    last_attachment = None
+    for index, block in enumerate(new_turn):
+        prefix += _block_tokens(block)
+        if block.get("type") in ("document", "image"):
+            last_attachment = (index, prefix)
+    total = prefix
+    if last_attachment is not None and budget > added:
+        index, upto = last_attachment
+        is_last = index == len(new_turn) - 1
+        if upto >= min_tokens and not is_last and "cache_control" not in new_turn[index]:
+            new_turn[index]["cache_control"] = dict(mark)
+            added += 1
+    if (
+        conversation
+        and new_turn
+        and total >= min_tokens
+        and budget > added
+        and "cache_control" not in new_turn[-1]
+    ):
+        new_turn[-1]["cache_control"] = dict(mark)
+        added += 1
+    return added
+
+
+def json_schema_of(value: Any) -> dict[str, Any]:
+    """A JSON schema for structured output, from a schema dict or a pydantic model class.
+
+    Objects get ``additionalProperties: false`` where they do not say otherwise, as structured
+    output requires.
+    """
+    if isinstance(value, dict):
+        schema = copy.deepcopy(value)
+    elif hasattr(value, "model_json_schema"):
+        schema = value.model_json_schema()
+    else:
+        raise TypeError(
+            f"expected a JSON-schema dict or a pydantic model class, got {type(value).__name__}"
+        )
+    _close_objects(schema)
+    return schema
+
+
+def _close_objects(node: Any) -> None:
+    if isinstance(node, dict):
+        if node.get("type") == "object" and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _close_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_objects(value)
+
+
+def _shorten_payloads(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if (
+                key == "data"
+                and isinstance(value, str)
+                and len(value) > 120
+                and node.get("type") == "base64"
+            ):
+                out[key] = f"<{len(value):,} characters of base64>"
+            else:
+                out[key] = _shorten_payloads(value)
+        return out
+    if isinstance(node, list):
+        return [_shorten_payloads(v) for v in node]
+    return node
+
+
+def dry_run_text(url: str, body: dict[str, Any], key_status: str) -> str:
+    """The request as it would be sent: URL, headers (key masked) and the JSON body."""
+    from .client import API_VERSION
+
+    headers = {
+        "x-api-key": f"<{key_status}: not shown>",
+        "anthropic-version": API_VERSION,
+        "content-type": "application/json",
+    }
+    lines = [f"POST {url}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append("")
+    lines.append(json.dumps(_shorten_payloads(body), indent=2, ensure_ascii=False))
+    return "\n".join(lines)

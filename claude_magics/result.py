@@ -1,0 +1,119 @@
+"""What one ``%%claude`` call produced, as kept by ``--out NAME``.
+
+    %%claude --out answer
+    ...
+    answer.text, answer.message, answer.usage, answer.cost, answer.request_id
+
+The object is plain data with a short ``repr`` and a Markdown repr (the answer itself), so
+leaving it as the last line of a cell shows the answer again, rendered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .pricing import Cost, format_usd
+
+__all__ = ["ClaudeResult", "status_line"]
+
+
+@dataclass
+class ClaudeResult:
+    """The answer of one call: text, the full API message, usage, cost and request id."""
+
+    text: str
+    message: dict[str, Any]
+    model: str
+    request_id: str | None = None
+    cost: Cost | None = None
+    elapsed: float = 0.0
+    time_to_first_token: float | None = None
+    interrupted: bool = False
+    error: str | None = None
+    #: The parsed JSON for ``-f json`` and ``--schema`` calls.
+    data: Any = None
+    chat: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        return dict(self.message.get("usage") or {})
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.message.get("stop_reason")
+
+    @property
+    def thinking(self) -> str:
+        return "".join(
+            block.get("thinking", "")
+            for block in self.message.get("content", [])
+            if block.get("type") == "thinking"
+        )
+
+    def status(self) -> str:
+        return status_line(
+            self.model,
+            self.usage,
+            self.cost,
+            self.elapsed,
+            stop_reason=self.stop_reason,
+            interrupted=self.interrupted,
+            error=self.error,
+        )
+
+    def __repr__(self) -> str:
+        preview = " ".join(self.text.split())
+        if len(preview) > 60:
+            preview = preview[:57] + "..."
+        usage = self.usage
+        return (
+            f"<ClaudeResult {self.model}: {usage.get('output_tokens', 0)} tokens out, "
+            f"{format_usd(self.cost.total if self.cost else None)}: {preview!r}>"
+        )
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def status_line(
+    model: str,
+    usage: dict[str, Any],
+    cost: Cost | None,
+    elapsed: float,
+    *,
+    stop_reason: str | None = None,
+    interrupted: bool = False,
+    error: str | None = None,
+    streaming: bool = False,
+) -> str:
+    """One line about a call: model, tokens in and out, cache use, time, cost and how it ended."""
+    parts = [model]
+    fresh = int(usage.get("input_tokens") or 0)
+    written = int(usage.get("cache_creation_input_tokens") or 0)
+    read = int(usage.get("cache_read_input_tokens") or 0)
+    parts.append(f"{fresh + written + read:,} in")
+    if read:
+        parts.append(f"{read:,} from cache")
+    if written:
+        parts.append(f"{written:,} cached")
+    parts.append(f"{int(usage.get('output_tokens') or 0):,} out")
+    parts.append(f"{elapsed:.1f} s")
+    parts.append(format_usd(cost.total) if cost is not None else "cost unknown")
+    if streaming:
+        parts.append("streaming…")
+    if interrupted:
+        parts.append("⏹ interrupted: partial answer")
+    elif error:
+        parts.append(f"⚠ {error}")
+    elif stop_reason == "max_tokens":
+        parts.append("⚠ cut off at max_tokens (raise --max-tokens)")
+    elif stop_reason == "refusal":
+        parts.append("⚠ Claude declined to answer (refusal)")
+    elif stop_reason == "stop_sequence":
+        parts.append("stopped at a stop sequence")
+    return " · ".join(parts)

@@ -1,0 +1,378 @@
+"""%%claude and the %claude_* magics in a real IPython shell, against the emulator over sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from claude_magics import render
+from claude_magics.emulator import Emulator
+from claude_magics.errors import AuthenticationError, MissingAPIKeyError, NotFoundError
+from claude_magics.magics import ClaudeInterrupted, ClaudeMagics
+from claude_magics.result import ClaudeResult
+
+
+@pytest.fixture(scope="session")
+def shell() -> InteractiveShell:
+    ip = InteractiveShell.instance()
+    ip.history_manager.enabled = False
+    return ip
+
+
+@pytest.fixture
+def ip(shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-magic-test-key-0042")
+    shell.run_line_magic("load_ext", "claude_magics")
+    magics = shell.magics_manager.registry["ClaudeMagics"]
+    magics.display = "markdown"
+    magics.updates_per_second = 15.0
+    yield shell
+    shell.run_line_magic("unload_ext", "claude_magics")
+    shell.config.pop("ClaudeMagics", None)  # %config in one test must not leak into the next
+    for name in [k for k in shell.user_ns if k.startswith("t_")]:
+        del shell.user_ns[name]
+
+
+def magics_of(ip: InteractiveShell) -> ClaudeMagics:
+    return ip.magics_manager.registry["ClaudeMagics"]  # type: ignore[no-any-return]
+
+
+def run(ip: InteractiveShell, line: str, cell: str) -> Any:
+    with capture_output() as captured:
+        ip.run_cell_magic("claude", line, cell)
+    return captured
+
+
+def final_outputs(captured: Any) -> list[dict[str, Any]]:
+    """The outputs a saved notebook keeps: display updates folded into their slots."""
+    return [o.data for o in captured.outputs if not getattr(o, "update", False)]
+
+
+def user_prompts(emulator: Emulator) -> list[list[str]]:
+    """The user texts of every /v1/messages request, per request."""
+    out = []
+    for request in emulator.requests:
+        if request.path == "/v1/messages":
+            texts = []
+            for message in request.body["messages"]:
+                if message["role"] != "user":
+                    continue
+                content = message["content"]
+                if isinstance(content, str):
+                    texts.append(content)
+                else:
+                    texts.append("".join(b.get("text", "") for b in content if b.get("type") == "text"))
+            out.append(texts)
+    return out
+
+
+def test_answer_is_displayed_as_static_markdown_with_metadata(ip: InteractiveShell) -> None:
+    captured = run(ip, "", "Say hello [[reply_tokens=20]]")
+    outputs = final_outputs(captured)
+    # A placeholder that ends empty, then the static answer.
+    assert outputs[0] == {"text/plain": ""}
+    answer = outputs[1]
+    assert answer["text/plain"]
+    assert answer["text/markdown"].startswith(answer["text/plain"])
+    assert "claude-sonnet-4-6" in answer["text/markdown"]
+    meta = [o.metadata for o in captured.outputs if "text/markdown" in o.data and not o.update][0]
+    assert meta["claude_magics"]["usage"]["output_tokens"] == 20
+    assert meta["claude_magics"]["cost_usd"] > 0
+    # Nothing returned: the magic displays and returns None.
+    assert ip.run_cell_magic("claude", "--once", "x") is None
+
+
+def test_markdown_view_updates_in_place_while_streaming(ip: InteractiveShell, emulator: Emulator) -> None:
+    emulator.configure(tokens_per_second=150)
+    captured = run(ip, "", "Stream [[reply_tokens=150]]")
+    updates = [o.data.get("text/markdown", "") for o in captured.outputs if o.update]
+    live = [u for u in updates if u]
+    assert len(set(live)) >= 3, "the text should grow visibly while streaming"
+    assert all(a.split("\n\n<sub>")[0] in b for a, b in zip(live, live[1:], strict=False))
+    # ~1 s of streaming at most 15 updates a second (plus the final clearing update).
+    assert len(updates) <= 15 * 1.5 + 2
+    assert updates[-1] == ""
+
+
+def test_widget_view_renders_throttled(ip: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    magics_of(ip).display = "widget"
+    emulator.configure(tokens_per_second=200)
+    seen: list[str] = []
+    original = render.WidgetView.render
+
+    def spy(self: render.WidgetView, acc: Any) -> None:
+        original(self, acc)
+        seen.append(self._answer.value)
+
+    monkeypatch.setattr(render.WidgetView, "render", spy)
+    captured = run(ip, "", "Widget [[reply_tokens=200]]")
+    first = captured.outputs[0]
+    assert "application/vnd.jupyter.widget-view+json" in first.data
+    assert first.data["text/plain"] == ""  # constant plain repr: nbval compares only this
+    assert len(set(seen)) >= 3
+    assert len(seen) <= 15 * 1.0 * 1.5 + 2  # ~1 s at <= 15 renders/s
+    assert all("<p>" in html or not html for html in seen)
+    outputs = final_outputs(captured)
+    assert outputs[-1]["text/plain"]
+    updates = [o.data for o in captured.outputs if o.update]
+    assert updates[-1] == {"text/plain": ""}  # the widget slot is emptied: no widget state saved
+
+
+def test_plain_view_prints_as_it_arrives(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    magics_of(ip).display = "plain"
+    ip.run_cell_magic("claude", "", "Plain [[reply_tokens=15]]")
+    out = capsys.readouterr().out
+    assert "claude-sonnet-4-6" in out
+    assert "15 out" in out
+    result = magics_of(ip).last_result
+    assert result is not None
+    assert out.startswith(result.text)
+    assert out.count(result.text) == 1  # printed once, never re-rendered
+
+
+def test_conversation_and_rerun_replaces_turn(ip: InteractiveShell, emulator: Emulator) -> None:
+    magics = magics_of(ip)
+    magics._cell_id = "cell-a"
+    run(ip, "", "first question")
+    magics._cell_id = "cell-b"
+    run(ip, "", "second question")
+    prompts = user_prompts(emulator)
+    assert prompts[-1] == ["first question", "second question"]
+    # Re-run cell a with new text: its turn is replaced, and it sees no later turns.
+    magics._cell_id = "cell-a"
+    run(ip, "", "first question, edited")
+    assert user_prompts(emulator)[-1] == ["first question, edited"]
+    turns = magics.chats.get().turns
+    assert [t.user_text for t in turns] == ["first question, edited", "second question"]
+    # A third cell sees both, in cell order.
+    magics._cell_id = "cell-c"
+    run(ip, "", "third")
+    assert user_prompts(emulator)[-1] == ["first question, edited", "second question", "third"]
+
+
+def test_chat_new_once(ip: InteractiveShell, emulator: Emulator) -> None:
+    magics = magics_of(ip)
+    magics._cell_id = None
+    run(ip, "", "main one")
+    run(ip, "--chat side", "side one")
+    run(ip, "--chat side", "side two")
+    assert user_prompts(emulator)[-1] == ["side one", "side two"]
+    run(ip, "", "main two")
+    assert user_prompts(emulator)[-1] == ["main one", "main two"]
+    run(ip, "--once", "lonely")
+    assert user_prompts(emulator)[-1] == ["lonely"]
+    assert len(magics.chats.get().turns) == 2
+    run(ip, "--new", "fresh start")
+    assert user_prompts(emulator)[-1] == ["fresh start"]
+    with capture_output() as cap:
+        ip.run_line_magic("claude_history", "--chat side")
+    assert "side two" in cap.outputs[0].data["text/plain"]
+    with capture_output():
+        ip.run_line_magic("claude_reset", "--all")
+    assert magics.chats.names() == []
+
+
+def test_line_magic_uses_defaults(ip: InteractiveShell, emulator: Emulator) -> None:
+    with capture_output():
+        ip.run_line_magic("claude", "What is 2+2? [[reply_tokens=4]]")
+    assert user_prompts(emulator)[-1][-1] == "What is 2+2? [[reply_tokens=4]]"
+    with pytest.raises(UsageError):
+        ip.run_line_magic("claude", "  ")
+
+
+def test_interpolation_and_code_with_braces(ip: InteractiveShell, emulator: Emulator) -> None:
+    ip.user_ns["t_name"] = "Ada"
+    ip.user_ns["t_cfg"] = {"k": [1, 2]}
+    cell = 'Hi {{t_name}}! cfg={{ t_cfg }}\nd = {k: v for k, v in x.items()}\nf"{y}" $HOME \\frac{a}{b}'
+    run(ip, "--once", cell)
+    sent = user_prompts(emulator)[-1][-1]
+    assert sent.startswith("Hi Ada! cfg=")
+    assert json.loads(sent.split("cfg=")[1].split("\n")[0]) == {"k": [1, 2]}
+    assert 'd = {k: v for k, v in x.items()}\nf"{y}" $HOME \\frac{a}{b}' in sent
+    run(ip, "--once --no-interpolate", "keep {{t_name}}")
+    assert user_prompts(emulator)[-1][-1] == "keep {{t_name}}"
+
+
+def test_unknown_variable_is_one_line_usage_error(ip: InteractiveShell, emulator: Emulator) -> None:
+    ip.user_ns["t_frame"] = 1
+    with pytest.raises(UsageError, match="t_fram"):
+        ip.run_cell_magic("claude", "", "look at {{t_fram}}")
+    assert not [r for r in emulator.requests if r.path == "/v1/messages"]
+
+
+def test_bad_flags_are_usage_errors(ip: InteractiveShell) -> None:
+    for line in ["--bogus", "--thinking 10", "--effort extreme", "-f yaml", "--max-tokens 0", "--once --new"]:
+        with pytest.raises(UsageError):
+            ip.run_cell_magic("claude", line, "x")
+
+
+def test_out_result_object(ip: InteractiveShell) -> None:
+    run(ip, "--out t_answer", "Answer me [[reply_tokens=12]]")
+    result = ip.user_ns["t_answer"]
+    assert isinstance(result, ClaudeResult)
+    assert result.usage["output_tokens"] == 12
+    assert result.message["type"] == "message"
+    assert result.request_id.startswith("req_")
+    assert result.cost is not None
+    assert result.cost.total > 0
+    assert result._repr_markdown_() == result.text
+    assert "ClaudeResult" in repr(result)
+
+
+def test_code_format_sets_next_input(ip: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator.add_reply("Here you go:\n\n```python\ndef f(x):\n    return x * 2\n```\n\nEnjoy.")
+    calls: list[str] = []
+    monkeypatch.setattr(ip, "set_next_input", lambda text, replace=False: calls.append(text))
+    captured = run(ip, "-f code --once", "write f")
+    assert calls == ["def f(x):\n    return x * 2"]
+    assert "```python\ndef f(x):" in final_outputs(captured)[-1]["text/markdown"]
+
+
+def test_schema_and_json_out(ip: InteractiveShell) -> None:
+    ip.user_ns["t_schema"] = {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": ["good", "bad"]}, "score": {"type": "integer"}},
+        "required": ["label", "score"],
+    }
+    run(ip, "--schema t_schema --out t_parsed --once", "Rate: it was good")
+    parsed = ip.user_ns["t_parsed"]
+    assert parsed["label"] in {"good", "bad"}
+    assert isinstance(parsed["score"], int)
+
+
+def test_dry_run_sends_nothing_and_masks_key(ip: InteractiveShell, emulator: Emulator) -> None:
+    captured = run(ip, "--dry-run -m claude-haiku-4-5 --stop END -t 0.2", "hello there")
+    text = captured.outputs[0].data["text/plain"]
+    assert "POST " in text
+    assert '"model": "claude-haiku-4-5"' in text
+    assert '"temperature": 0.2' in text
+    assert "sk-magic-test-key-0042" not in text
+    assert "ANTHROPIC_API_KEY" in text
+    assert not [r for r in emulator.requests if r.path == "/v1/messages"]
+
+
+def test_temperature_sent_only_when_given(ip: InteractiveShell, emulator: Emulator) -> None:
+    run(ip, "--once", "x")
+    assert "temperature" not in emulator.requests[-1].body
+    run(ip, "--once -t 0.5", "x")
+    assert emulator.requests[-1].body["temperature"] == 0.5
+
+
+def test_thinking_and_stop_and_max_tokens(ip: InteractiveShell, emulator: Emulator) -> None:
+    captured = run(ip, "--once --thinking 2000", "think [[reply_tokens=10]]")
+    body = emulator.requests[-1].body
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2000}
+    assert body["max_tokens"] > 2000
+    assert "<details><summary>Thinking</summary>" in final_outputs(captured)[-1]["text/markdown"]
+    captured = run(ip, "--once --max-tokens 5", "long [[reply_tokens=50]]")
+    assert "max_tokens" in final_outputs(captured)[-1]["text/markdown"]
+
+
+def test_interrupt_keeps_partial_answer(ip: InteractiveShell, emulator: Emulator) -> None:
+    emulator.configure(tokens_per_second=100)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with capture_output() as captured, pytest.raises(ClaudeInterrupted):
+        ip.run_cell_magic("claude", "", "long one [[reply_tokens=500]]")
+    timer.cancel()
+    outputs = final_outputs(captured)
+    answer = outputs[-1]
+    assert answer["text/plain"]
+    assert "interrupted" in answer["text/markdown"]
+    result = magics_of(ip).last_result
+    assert result is not None
+    assert result.interrupted
+    assert 0 < result.usage["output_tokens"] < 500 or len(result.text) > 0
+    # The partial answer is kept in the conversation.
+    assert magics_of(ip).chats.get().turns[-1].interrupted
+
+
+def test_api_errors_are_short_and_fail_the_cell(ip: InteractiveShell) -> None:
+    with pytest.raises(NotFoundError) as info:
+        run(ip, "-m claude-sonet-4-6", "x")
+    rendered = "\n".join(info.value._render_traceback_())
+    assert "404" in rendered
+    assert "claude-sonnet-4-6" in rendered  # the suggestion and the list of models
+    assert len(rendered.splitlines()) <= 6
+    result = ip.run_cell("%%claude -m nope-model\nhello")
+    assert result.error_in_exec is not None
+
+
+def test_missing_key_message(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(MissingAPIKeyError) as info:
+        run(ip, "--once", "x")
+    text = "\n".join(info.value._render_traceback_())
+    assert "%env" not in text
+    assert "emulator" in text
+
+
+def test_wrong_key_never_shown(ip: InteractiveShell, emulator: Emulator) -> None:
+    emulator.configure(api_keys=frozenset({"only-this"}))
+    with capture_output() as captured, pytest.raises(AuthenticationError) as info:
+        ip.run_cell_magic("claude", "--once", "x")
+    shown = captured.stdout + captured.stderr + str(info.value) + "\n".join(info.value._render_traceback_())
+    assert "sk-magic-test-key-0042" not in shown
+
+
+def test_claude_config_shows_key_status_only(ip: InteractiveShell) -> None:
+    ip.run_line_magic("config", "ClaudeMagics.model = 'claude-haiku-4-5'")
+    with capture_output() as captured:
+        ip.run_line_magic("claude_config", "")
+    text = captured.outputs[0].data["text/plain"]
+    assert "claude-haiku-4-5" in text
+    assert "%config" in text
+    assert "API key" in text
+    assert "set" in text
+    assert "sk-magic-test-key-0042" not in text
+    with pytest.raises(Exception, match="environment variable"):
+        magics_of(ip).api_key_env = "sk-ant-oops-a-real-key"
+
+
+def test_config_trait_overridden_by_flag(ip: InteractiveShell, emulator: Emulator) -> None:
+    ip.run_line_magic("config", "ClaudeMagics.model = 'claude-haiku-4-5'")
+    ip.run_line_magic("config", "ClaudeMagics.max_tokens = 77")
+    run(ip, "--once", "x")
+    assert emulator.requests[-1].body["model"] == "claude-haiku-4-5"
+    assert emulator.requests[-1].body["max_tokens"] == 77
+    run(ip, "--once -m claude-opus-4-6 --max-tokens 99", "x")
+    assert emulator.requests[-1].body["model"] == "claude-opus-4-6"
+    assert emulator.requests[-1].body["max_tokens"] == 99
+
+
+def test_models_magic(ip: InteractiveShell) -> None:
+    with capture_output() as captured:
+        ip.run_line_magic("claude_models", "")
+    text = captured.outputs[0].data["text/plain"]
+    assert "claude-sonnet-4-6" in text
+    assert "$3 / $15" in text
+
+
+def test_help_has_examples(ip: InteractiveShell) -> None:
+    doc = ClaudeMagics.claude.__doc__ or ""
+    assert "%%claude" in doc
+    assert "--out" in doc
+    assert "--schema" in doc
+
+
+def test_auto_cache_marks_long_conversation(ip: InteractiveShell, emulator: Emulator) -> None:
+    long_system = "You are careful. " * 800
+    run(ip, f'-s "{long_system.strip()}"', "q1 [[reply_tokens=5]]")
+    body = emulator.requests[-1].body
+    assert body["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    run(ip, f'-s "{long_system.strip()}"', "q2 [[reply_tokens=5]]")
+    meta = magics_of(ip).last_result
+    assert meta is not None
+    assert meta.usage["cache_read_input_tokens"] > 0
+    run(ip, f'--no-cache --once -s "{long_system.strip()}"', "q3")
+    assert "cache_control" not in json.dumps(emulator.requests[-1].body)
