@@ -17,7 +17,7 @@ import difflib
 import hashlib
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
@@ -101,6 +101,10 @@ class ClaudeMagics(Magics):
         self.last_result: ClaudeResult | None = None
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
+
+    @property
+    def _df_format(self) -> Literal["csv", "markdown"]:
+        return "markdown" if self.df_format == "markdown" else "csv"
 
     @property
     def _ip(self) -> Any:
@@ -341,7 +345,7 @@ class ClaudeMagics(Magics):
                 frame = self._resolve(name, "--df")
                 attachments.append(
                     prompt_module.dataframe_block(
-                        frame, name, budget=self.df_token_budget, df_format=self.df_format
+                        frame, name, budget=self.df_token_budget, df_format=self._df_format
                     )
                 )
             return prompt_module.build_user_content(
@@ -350,7 +354,7 @@ class ClaudeMagics(Magics):
                 interpolate=not args.no_interpolate,
                 value_budget=self.value_token_budget,
                 df_budget=self.df_token_budget,
-                df_format=self.df_format,
+                df_format=self._df_format,
                 last_error=self._last_error(),
                 attachments=attachments,
             )

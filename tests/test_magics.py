@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -29,7 +30,9 @@ def shell() -> InteractiveShell:
 
 
 @pytest.fixture
-def ip(shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+def ip(
+    shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[InteractiveShell]:
     monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.url)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-magic-test-key-0042")
     shell.run_line_magic("load_ext", "claude_magics")
@@ -71,7 +74,9 @@ def user_prompts(emulator: Emulator) -> list[list[str]]:
                 if isinstance(content, str):
                     texts.append(content)
                 else:
-                    texts.append("".join(b.get("text", "") for b in content if b.get("type") == "text"))
+                    texts.append(
+                        "".join(b.get("text", "") for b in content if b.get("type") == "text")
+                    )
             out.append(texts)
     return out
 
@@ -85,26 +90,30 @@ def test_answer_is_displayed_as_static_markdown_with_metadata(ip: InteractiveShe
     assert answer["text/plain"]
     assert answer["text/markdown"].startswith(answer["text/plain"])
     assert "claude-sonnet-4-6" in answer["text/markdown"]
-    meta = [o.metadata for o in captured.outputs if "text/markdown" in o.data and not o.update][0]
+    meta = next(o.metadata for o in captured.outputs if "text/markdown" in o.data and not o.update)
     assert meta["claude_magics"]["usage"]["output_tokens"] == 20
     assert meta["claude_magics"]["cost_usd"] > 0
     # Nothing returned: the magic displays and returns None.
     assert ip.run_cell_magic("claude", "--once", "x") is None
 
 
-def test_markdown_view_updates_in_place_while_streaming(ip: InteractiveShell, emulator: Emulator) -> None:
+def test_markdown_view_updates_in_place_while_streaming(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
     emulator.configure(tokens_per_second=150)
     captured = run(ip, "", "Stream [[reply_tokens=150]]")
     updates = [o.data.get("text/markdown", "") for o in captured.outputs if o.update]
     live = [u for u in updates if u]
     assert len(set(live)) >= 3, "the text should grow visibly while streaming"
-    assert all(a.split("\n\n<sub>")[0] in b for a, b in zip(live, live[1:], strict=False))
+    assert all(a.split("\n\n<sub>")[0] in b for a, b in itertools.pairwise(live))
     # ~1 s of streaming at most 15 updates a second (plus the final clearing update).
     assert len(updates) <= 15 * 1.5 + 2
     assert updates[-1] == ""
 
 
-def test_widget_view_renders_throttled(ip: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_widget_view_renders_throttled(
+    ip: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     magics_of(ip).display = "widget"
     emulator.configure(tokens_per_second=200)
     seen: list[str] = []
@@ -128,7 +137,9 @@ def test_widget_view_renders_throttled(ip: InteractiveShell, emulator: Emulator,
     assert updates[-1] == {"text/plain": ""}  # the widget slot is emptied: no widget state saved
 
 
-def test_plain_view_prints_as_it_arrives(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+def test_plain_view_prints_as_it_arrives(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
     magics_of(ip).display = "plain"
     ip.run_cell_magic("claude", "", "Plain [[reply_tokens=15]]")
     out = capsys.readouterr().out
@@ -193,7 +204,10 @@ def test_line_magic_uses_defaults(ip: InteractiveShell, emulator: Emulator) -> N
 def test_interpolation_and_code_with_braces(ip: InteractiveShell, emulator: Emulator) -> None:
     ip.user_ns["t_name"] = "Ada"
     ip.user_ns["t_cfg"] = {"k": [1, 2]}
-    cell = 'Hi {{t_name}}! cfg={{ t_cfg }}\nd = {k: v for k, v in x.items()}\nf"{y}" $HOME \\frac{a}{b}'
+    cell = (
+        "Hi {{t_name}}! cfg={{ t_cfg }}\n"
+        'd = {k: v for k, v in x.items()}\nf"{y}" $HOME \\frac{a}{b}'
+    )
     run(ip, "--once", cell)
     sent = user_prompts(emulator)[-1][-1]
     assert sent.startswith("Hi Ada! cfg=")
@@ -211,7 +225,14 @@ def test_unknown_variable_is_one_line_usage_error(ip: InteractiveShell, emulator
 
 
 def test_bad_flags_are_usage_errors(ip: InteractiveShell) -> None:
-    for line in ["--bogus", "--thinking 10", "--effort extreme", "-f yaml", "--max-tokens 0", "--once --new"]:
+    for line in [
+        "--bogus",
+        "--thinking 10",
+        "--effort extreme",
+        "-f yaml",
+        "--max-tokens 0",
+        "--once --new",
+    ]:
         with pytest.raises(UsageError):
             ip.run_cell_magic("claude", line, "x")
 
@@ -229,7 +250,9 @@ def test_out_result_object(ip: InteractiveShell) -> None:
     assert "ClaudeResult" in repr(result)
 
 
-def test_code_format_sets_next_input(ip: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_code_format_sets_next_input(
+    ip: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     emulator.add_reply("Here you go:\n\n```python\ndef f(x):\n    return x * 2\n```\n\nEnjoy.")
     calls: list[str] = []
     monkeypatch.setattr(ip, "set_next_input", lambda text, replace=False: calls.append(text))
@@ -241,7 +264,10 @@ def test_code_format_sets_next_input(ip: InteractiveShell, emulator: Emulator, m
 def test_schema_and_json_out(ip: InteractiveShell) -> None:
     ip.user_ns["t_schema"] = {
         "type": "object",
-        "properties": {"label": {"type": "string", "enum": ["good", "bad"]}, "score": {"type": "integer"}},
+        "properties": {
+            "label": {"type": "string", "enum": ["good", "bad"]},
+            "score": {"type": "integer"},
+        },
         "required": ["label", "score"],
     }
     run(ip, "--schema t_schema --out t_parsed --once", "Rate: it was good")
@@ -321,7 +347,12 @@ def test_wrong_key_never_shown(ip: InteractiveShell, emulator: Emulator) -> None
     emulator.configure(api_keys=frozenset({"only-this"}))
     with capture_output() as captured, pytest.raises(AuthenticationError) as info:
         ip.run_cell_magic("claude", "--once", "x")
-    shown = captured.stdout + captured.stderr + str(info.value) + "\n".join(info.value._render_traceback_())
+    shown = (
+        captured.stdout
+        + captured.stderr
+        + str(info.value)
+        + "\n".join(info.value._render_traceback_())
+    )
     assert "sk-magic-test-key-0042" not in shown
 
 
