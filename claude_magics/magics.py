@@ -29,6 +29,7 @@ from .errors import ClaudeError
 
 if TYPE_CHECKING:
     from .client import Client
+    from .ledger import Ledger
     from .render import View
     from .result import ClaudeResult
 
@@ -88,6 +89,20 @@ class ClaudeMagics(Magics):
         config=True
     )
     timeout = Float(600.0, help="Seconds to wait for a response.").tag(config=True)
+    budget_usd = Float(
+        None,
+        allow_none=True,
+        help="Most dollars this session may spend; calls whose worst case passes it are refused.",
+    ).tag(config=True)
+    confirm_above_usd = Float(
+        5.0, help="DataFrame jobs estimated above this ask for confirmation (yes=True skips)."
+    ).tag(config=True)
+    batch_threshold = Integer(
+        200, help="mode='auto' uses the Batches API (half price) from this many requests up."
+    ).tag(config=True)
+    ledger_path = Unicode(
+        "", help="SQLite file of the spend ledger; empty means the user cache directory."
+    ).tag(config=True)
     price_overrides = Dict(
         help="Prices to use instead of the built-in table: {model: (input, output)} $/MTok."
     ).tag(config=True)
@@ -96,6 +111,7 @@ class ClaudeMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self.chats = ChatStore()
         self._client: Client | None = None
+        self._ledger: Ledger | None = None
         self._models: dict[str, dict[str, Any]] | None = None
         self._cell_id: str | None = None
         self.last_result: ClaudeResult | None = None
@@ -150,6 +166,29 @@ class ClaudeMagics(Magics):
                 timeout=self.timeout,
             )
         return self._client
+
+    @property
+    def ledger(self) -> Ledger:
+        """The spend ledger (SQLite), shared with df.claude jobs of this session."""
+        if self._ledger is None:
+            from .ledger import Ledger
+
+            self._ledger = Ledger(self.ledger_path or None)
+        return self._ledger
+
+    @observe("ledger_path")
+    def _drop_ledger(self, change: Any) -> None:
+        session = self._ledger.session if self._ledger is not None else None
+        from .ledger import Ledger
+
+        self._ledger = Ledger(self.ledger_path or None, session=session)
+
+    @validate("budget_usd", "confirm_above_usd")
+    def _not_negative(self, proposal: Any) -> float | None:
+        value = proposal["value"]
+        if value is not None and value < 0:
+            raise ValueError(f"{proposal['trait'].name} must not be negative, got {value}")
+        return value  # type: ignore[no-any-return]
 
     def _remember_cell(self, info: Any) -> None:
         self._cell_id = getattr(info, "cell_id", None)

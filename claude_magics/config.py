@@ -1,0 +1,140 @@
+"""Settings shared by the magics and the plain-Python API (``df.claude``, batch jobs).
+
+    settings = current_settings()      # the loaded ClaudeMagics' traits, else the defaults
+    client, ledger = shared_client(), shared_ledger()
+    check_budget(worst_case_usd=2.40, what="this labeling job")
+
+Resolution: an explicit argument (flag) > ``%config ClaudeMagics.*`` > built-in default. When
+``%load_ext claude_magics`` has run, the magics instance is the source of truth, so a budget or a
+model set with ``%config`` applies to ``df.claude`` calls too.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import ClaudeError
+from .pricing import format_usd
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .ledger import Ledger
+
+__all__ = [
+    "BudgetExceededError",
+    "Settings",
+    "active_magics",
+    "budget_left",
+    "check_budget",
+    "current_settings",
+    "shared_client",
+    "shared_ledger",
+]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings outside a cell: models, limits, budget, batch behaviour."""
+
+    model: str = "claude-sonnet-4-6"
+    max_tokens: int = 4096
+    budget_usd: float | None = None
+    confirm_above_usd: float = 5.0
+    batch_threshold: int = 200
+    price_overrides: dict[str, Any] | None = None
+
+
+def active_magics() -> Any:
+    """The ClaudeMagics registered in the running IPython, or None."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return None
+    shell = get_ipython()
+    if shell is None:
+        return None
+    return shell.magics_manager.registry.get("ClaudeMagics")
+
+
+def current_settings() -> Settings:
+    magics = active_magics()
+    if magics is None:
+        return Settings()
+    return Settings(
+        model=magics.model,
+        max_tokens=magics.max_tokens,
+        budget_usd=magics.budget_usd,
+        confirm_above_usd=magics.confirm_above_usd,
+        batch_threshold=magics.batch_threshold,
+        price_overrides=dict(magics.price_overrides) or None,
+    )
+
+
+_lock = threading.Lock()
+_fallback: dict[str, Any] = {}
+
+
+def shared_client() -> Client:
+    """The magics' client when loaded (same base URL, retries), else one for this process."""
+    magics = active_magics()
+    if magics is not None:
+        client: Client = magics.client
+        return client
+    with _lock:
+        if "client" not in _fallback:
+            from .client import Client
+
+            _fallback["client"] = Client()
+        return _fallback["client"]  # type: ignore[no-any-return]
+
+
+def shared_ledger() -> Ledger:
+    """The spend ledger of this session (the magics' one when loaded)."""
+    magics = active_magics()
+    if magics is not None:
+        ledger: Ledger = magics.ledger
+        return ledger
+    with _lock:
+        if "ledger" not in _fallback:
+            from .ledger import Ledger
+
+            _fallback["ledger"] = Ledger()
+        return _fallback["ledger"]  # type: ignore[no-any-return]
+
+
+class BudgetExceededError(ClaudeError):
+    """A call or job would cost more than what is left of ``ClaudeMagics.budget_usd``."""
+
+    def __init__(self, what: str, worst_case: float, left: float, budget: float) -> None:
+        super().__init__(
+            f"{what} could cost up to {format_usd(worst_case)}, but only {format_usd(left)} "
+            f"of the {format_usd(budget)} budget is left this session. Nothing was sent."
+        )
+        self.worst_case = worst_case
+        self.left = left
+        self.budget = budget
+        self.hint = (
+            "Raise it with %config ClaudeMagics.budget_usd = <dollars> "
+            "(or = None for no budget), or ask for less (--max-tokens, a cheaper model)."
+        )
+
+
+def budget_left() -> tuple[float, float] | None:
+    """(left, budget) in dollars for this session, or None when no budget is set."""
+    budget = current_settings().budget_usd
+    if budget is None:
+        return None
+    ledger = shared_ledger()
+    return budget - ledger.spent(session=ledger.session), budget
+
+
+def check_budget(worst_case_usd: float | None, what: str = "This call") -> None:
+    """Refuse, before anything is sent, a call whose worst case exceeds the budget left."""
+    state = budget_left()
+    if state is None or worst_case_usd is None:
+        return
+    left, budget = state
+    if worst_case_usd > left:
+        raise BudgetExceededError(what, worst_case_usd, left, budget)

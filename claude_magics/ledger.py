@@ -1,0 +1,176 @@
+"""The spend ledger: every call recorded in a local SQLite file, so spend survives restarts.
+
+    ledger = Ledger()                  # <user cache dir>/claude_magics/ledger.sqlite
+    ledger.record_usage(model=..., usage=message["usage"], cost=cost, seconds=2.1, ...)
+    ledger.calls(session=ledger.session)                # this kernel's calls
+    ledger.spent(session=ledger.session)                # their total in dollars
+
+One row per call: time, session, notebook cell, model, tokens by kind, cost, time taken, request
+id, realtime or batch, and the share of input read from cache. The file location comes from the
+``path`` argument, else ``$CLAUDE_MAGICS_HOME/ledger.sqlite``, else the user cache directory.
+Writes are small transactions; the file is opened per operation, so two kernels can share it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .pricing import Cost
+
+__all__ = ["CallRecord", "Ledger", "default_home"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    session TEXT NOT NULL,
+    cell TEXT,
+    model TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cost_usd REAL,
+    seconds REAL NOT NULL,
+    request_id TEXT,
+    kind TEXT NOT NULL,
+    cache_hit_share REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_time ON calls(time);
+CREATE INDEX IF NOT EXISTS calls_session ON calls(session);
+"""
+
+
+def default_home() -> Path:
+    """Where claude_magics keeps its files: ``$CLAUDE_MAGICS_HOME`` or the user cache dir."""
+    env = os.environ.get("CLAUDE_MAGICS_HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("claude_magics", appauthor=False))
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One recorded call. ``input_tokens`` is the uncached part, as in the API's usage."""
+
+    time: float
+    session: str
+    cell: str | None
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_write_tokens: int
+    cache_read_tokens: int
+    cost_usd: float | None
+    seconds: float
+    request_id: str | None
+    kind: str  # "realtime" or "batch"
+    cache_hit_share: float
+
+
+_COLUMNS = [f.name for f in fields(CallRecord)]
+
+
+class Ledger:
+    """Records calls to a SQLite file and answers questions about spend."""
+
+    def __init__(self, path: str | Path | None = None, *, session: str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_home() / "ledger.sqlite"
+        #: Identifies this process's calls (a kernel session) among all in the file.
+        self.session = session or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"Ledger({str(self.path)!r}, session={self.session!r})"
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if not self._ready:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=10)
+            try:
+                if not self._ready:
+                    connection.executescript(_SCHEMA)
+                    self._ready = True
+                with connection:  # one transaction
+                    yield connection
+            finally:
+                connection.close()
+
+    def record(self, record: CallRecord) -> None:
+        values = asdict(record)
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        with self._connect() as db:
+            db.execute(
+                f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
+                [values[c] for c in _COLUMNS],
+            )
+
+    def record_usage(
+        self,
+        *,
+        model: str,
+        usage: Mapping[str, Any],
+        cost: Cost | None,
+        seconds: float,
+        request_id: str | None = None,
+        kind: str = "realtime",
+        cell: str | None = None,
+    ) -> CallRecord:
+        """Record one call from its API ``usage`` and priced ``cost``; return the row."""
+        fresh = int(usage.get("input_tokens") or 0)
+        written = int(usage.get("cache_creation_input_tokens") or 0)
+        read = int(usage.get("cache_read_input_tokens") or 0)
+        total_in = fresh + written + read
+        record = CallRecord(
+            time=time.time(),
+            session=self.session,
+            cell=cell,
+            model=model,
+            input_tokens=fresh,
+            output_tokens=int(usage.get("output_tokens") or 0),
+            cache_write_tokens=written,
+            cache_read_tokens=read,
+            cost_usd=cost.total if cost is not None else None,
+            seconds=seconds,
+            request_id=request_id,
+            kind=kind,
+            cache_hit_share=read / total_in if total_in else 0.0,
+        )
+        self.record(record)
+        return record
+
+    def calls(self, *, session: str | None = None, since: float | None = None) -> list[CallRecord]:
+        """Recorded calls, oldest first; filtered by session and/or start time (epoch s)."""
+        query = f"SELECT {', '.join(_COLUMNS)} FROM calls"
+        where: list[str] = []
+        params: list[Any] = []
+        if session is not None:
+            where.append("session = ?")
+            params.append(session)
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY time, id"
+        with self._connect() as db:
+            rows = db.execute(query, params).fetchall()
+        return [CallRecord(*row) for row in rows]
+
+    def spent(self, *, session: str | None = None, since: float | None = None) -> float:
+        """Dollars spent by the matching calls (calls of unknown cost count as 0)."""
+        return sum(r.cost_usd or 0.0 for r in self.calls(session=session, since=since))
