@@ -253,6 +253,9 @@ class ClaudeMagics(Magics):
     )
     @argument("--no-cache", action="store_true", help="No automatic prompt-caching breakpoints.")
     @argument("--no-interpolate", action="store_true", help="Send {{...}} literally.")
+    @argument(
+        "--count", action="store_true", help="Count the request's tokens and cost; send nothing."
+    )
     @line_cell_magic
     def claude(self, line: str, cell: str | None = None) -> None:
         """Ask Claude. The cell is the prompt; the answer streams in and stays in the notebook.
@@ -442,7 +445,11 @@ class ClaudeMagics(Magics):
             )
             display({"text/plain": text}, raw=True)
             return
+        if args.count:
+            self._show_count(body)
+            return
         self._check_context(body)
+        self._check_budget(body)
         result = self._send(body, options, stream=not args.no_stream, fmt=fmt, chat=chat_name)
         if conversation is not None:
             conversation.record(
@@ -510,6 +517,43 @@ class ClaudeMagics(Magics):
                 f"This conversation is {exact:,} tokens, over {body['model']}'s context window of "
                 f"{window:,}. Start afresh with %%claude --new (or --once, or another --chat)."
             )
+
+    # -- tokens, cost and budget ---------------------------------------------------------------
+
+    def _show_count(self, body: dict[str, Any]) -> None:
+        from .render import display
+        from .tokens import count_request
+
+        info = self._model_info(body["model"]) or {}
+        report = count_request(
+            self.client,
+            body,
+            context_window=info.get("max_input_tokens"),
+            overrides=dict(self.price_overrides) or None,
+        )
+        display(report.to_bundle(), raw=True)
+
+    def _check_budget(self, body: dict[str, Any]) -> None:
+        """Refuse, before sending, a call whose worst case passes what is left of the budget."""
+        if self.budget_usd is None:
+            return
+        from .config import check_budget
+        from .tokens import _count_body, worst_case_usd
+
+        input_tokens = self.client.messages.count_tokens(**_count_body(body))
+        worst = worst_case_usd(body, input_tokens, dict(self.price_overrides) or None)
+        if worst is None:
+            raise UsageError(
+                f"A budget is set, but the price of {body['model']} is unknown, so this call "
+                "cannot be checked against it. Set %config ClaudeMagics.price_overrides = "
+                f"{{'{body['model']}': (input, output)}} in $/MTok, or unset the budget."
+            )
+        check_budget(worst, "This cell")
+
+    def _cell_label(self) -> str:
+        count = getattr(self._ip, "execution_count", None)
+        label = f"In[{count}]" if count is not None else ""
+        return f"{label} {self._cell_id}".strip() if self._cell_id else label
 
     # -- sending and showing ---------------------------------------------------------------------
 
@@ -579,6 +623,16 @@ class ClaudeMagics(Magics):
             error=str(error) if error else None,
             chat=chat,
         )
+        if message.get("usage"):
+            self.ledger.record_usage(
+                model=model,
+                usage=message["usage"],
+                cost=result.cost,
+                seconds=result.elapsed,
+                request_id=request_id,
+                kind="realtime",
+                cell=self._cell_label(),
+            )
         if fmt == "json":
             result.data, problem = _parse_json(text)
             if problem and not interrupted and error is None:
@@ -674,6 +728,94 @@ class ClaudeMagics(Magics):
         display({"text/markdown": md, "text/plain": plain}, raw=True)
 
     @line_magic
+    def claude_tokens(self, line: str) -> None:
+        """Count a variable or DataFrame as it would be rendered into a prompt: %claude_tokens df"""
+        from . import prompt as prompt_module
+        from .pricing import format_usd, model_price
+        from .render import display
+
+        name = line.strip()
+        if not name.isidentifier():
+            raise UsageError("%claude_tokens takes a variable name, e.g. %claude_tokens df")
+        value = self._resolve(name, "%claude_tokens")
+        text = prompt_module.render_value(
+            value,
+            name=name,
+            budget=self.value_token_budget,
+            df_budget=self.df_token_budget,
+            df_format=self._df_format,
+        )
+        tokens = self.client.messages.count_tokens(
+            model=self.model, messages=[{"role": "user", "content": text}]
+        )
+        price = model_price(self.model, dict(self.price_overrides) or None)
+        cost = format_usd(tokens * price.input / 1e6 if price else None)
+        note = " (cut to fit the token budget)" if "[cut:" in text or "omitted" in text else ""
+        plain = (
+            f"{name}: {tokens:,} tokens as a prompt for {self.model}{note}, "
+            f"{len(text):,} characters, {cost} as input"
+        )
+        display({"text/plain": plain}, raw=True)
+
+    @magic_arguments()
+    @argument("--all", action="store_true", help="Every recorded call, across sessions.")
+    @argument("--since", metavar="DATE", help="Calls since this date (YYYY-MM-DD or ISO time).")
+    @line_magic
+    def claude_usage(self, line: str) -> None:
+        """This session's calls and totals as a DataFrame: %claude_usage [--all | --since DATE]."""
+        import datetime as dt
+
+        import pandas as pd
+
+        from .pricing import format_usd
+        from .render import display
+
+        args = parse_argstring(self.claude_usage, line)
+        since = None
+        if args.since:
+            try:
+                since = dt.datetime.fromisoformat(args.since).timestamp()
+            except ValueError:
+                raise UsageError(
+                    f"--since {args.since}: not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+                ) from None
+        session = None if (args.all or since is not None) else self.ledger.session
+        records = self.ledger.calls(session=session, since=since)
+        frame = pd.DataFrame([r.__dict__ for r in records])
+        scope = "this session" if session else ("all sessions" if since is None else args.since)
+        if frame.empty:
+            display({"text/plain": f"No calls recorded ({scope}) in {self.ledger.path}."}, raw=True)
+            return
+        frame["time"] = pd.to_datetime(frame["time"], unit="s").dt.floor("s")
+        known = frame["cost_usd"].notna()
+        count = len(frame)
+        totals = (
+            f"{count:,} call{'' if count == 1 else 's'} ({scope}): "
+            f"{int(frame['input_tokens'].sum()):,} input, "
+            f"{int(frame['cache_write_tokens'].sum()):,} cache-write, "
+            f"{int(frame['cache_read_tokens'].sum()):,} cache-read, "
+            f"{int(frame['output_tokens'].sum()):,} output tokens; "
+            f"{format_usd(float(frame.loc[known, 'cost_usd'].sum()))}"
+            + ("" if known.all() else f" (+{int((~known).sum())} calls of unknown cost)")
+        )
+        columns = [
+            "time",
+            "cell",
+            "model",
+            "kind",
+            "input_tokens",
+            "output_tokens",
+            "cache_write_tokens",
+            "cache_read_tokens",
+            "cache_hit_share",
+            "cost_usd",
+            "seconds",
+            "request_id",
+        ]
+        display(frame[columns])
+        display({"text/plain": totals}, raw=True)
+
+    @line_magic
     def claude_models(self, line: str) -> None:
         """The models this key can use, with context windows and prices."""
         from .pricing import model_price
@@ -729,6 +871,8 @@ def _final_output(result: ClaudeResult, fmt: str) -> tuple[dict[str, Any], dict[
             "request_id": result.request_id,
             "stop_reason": result.stop_reason,
             "interrupted": result.interrupted,
+            "time_to_first_token": result.time_to_first_token,
+            "seconds": round(result.elapsed, 3),
         }
     }
     footer = f"\n\n<sub>{status}</sub>"

@@ -58,6 +58,7 @@ class ClaudeResult:
             self.usage,
             self.cost,
             self.elapsed,
+            first_token=self.time_to_first_token,
             stop_reason=self.stop_reason,
             interrupted=self.interrupted,
             error=self.error,
@@ -86,6 +87,7 @@ def status_line(
     cost: Cost | None,
     elapsed: float,
     *,
+    first_token: float | None = None,
     stop_reason: str | None = None,
     interrupted: bool = False,
     error: str | None = None,
@@ -98,10 +100,12 @@ def status_line(
     read = int(usage.get("cache_read_input_tokens") or 0)
     parts.append(f"{fresh + written + read:,} in")
     if read:
-        parts.append(f"{read:,} from cache")
+        parts.append(f"{read:,} read from cache")
     if written:
-        parts.append(f"{written:,} cached")
+        parts.append(f"{written:,} written to cache")
     parts.append(f"{int(usage.get('output_tokens') or 0):,} out")
+    if first_token is not None:
+        parts.append(f"first token {first_token:.1f} s")
     parts.append(f"{elapsed:.1f} s")
     parts.append(format_usd(cost.total) if cost is not None else "cost unknown")
     if streaming:

@@ -7,6 +7,7 @@ process's environment, so the emulator is started at configure time and the vari
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 import pytest
@@ -21,9 +22,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
     emulator = Emulator(batch_processing_seconds=1.0).start()
     _state["emulator"] = emulator
-    _state["saved"] = {k: os.environ.get(k) for k in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")}
+    keys = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "CLAUDE_MAGICS_HOME")
+    _state["saved"] = {k: os.environ.get(k) for k in keys}
     os.environ["ANTHROPIC_BASE_URL"] = emulator.url
     os.environ["ANTHROPIC_API_KEY"] = "emulator-key"
+    # Emulated spend must not land in the user's real ledger.
+    os.environ["CLAUDE_MAGICS_HOME"] = tempfile.mkdtemp(prefix="claude-magics-nbval-")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

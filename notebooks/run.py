@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +27,14 @@ def _api_for_kernel() -> Iterator[str]:
         return
     from claude_magics.emulator import Emulator
 
-    saved = {k: os.environ.get(k) for k in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")}
+    keys = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "CLAUDE_MAGICS_HOME")
+    saved = {k: os.environ.get(k) for k in keys}
     with Emulator(batch_processing_seconds=1.0) as emulator:
         # The kernel inherits this process's environment.
         os.environ["ANTHROPIC_BASE_URL"] = emulator.url
         os.environ["ANTHROPIC_API_KEY"] = "emulator-key"
+        # Emulated spend and jobs must not land in the user's real ledger.
+        os.environ["CLAUDE_MAGICS_HOME"] = tempfile.mkdtemp(prefix="claude-magics-demo-")
         try:
             yield f"{emulator.url} (local emulator: no ANTHROPIC_API_KEY set)"
         finally:

@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from spec_validation import Api, validator
 
 from claude_magics.emulator import Emulator
 
-from spec_validation import Api
+
+@pytest.fixture(autouse=True)
+def _private_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep ledgers and job files of every test out of the user's real cache directory."""
+    monkeypatch.setenv("CLAUDE_MAGICS_HOME", str(tmp_path_factory.mktemp("home")))
 
 
 @pytest.fixture
@@ -20,5 +27,6 @@ def emulator(claude_emulator: Emulator) -> Emulator:
 @pytest.fixture
 def emulator_api(emulator: Emulator) -> Iterator[Api]:
     """An HTTP helper bound to ``emulator`` that validates every response against the spec."""
+    validator("Message")  # load the spec now, not in the middle of a timing-sensitive test
     with Api(emulator.url) as api:
         yield api

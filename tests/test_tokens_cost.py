@@ -1,0 +1,230 @@
+"""Tokens and cost inline: --count, %claude_tokens, the ledger across restarts, the budget."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from claude_magics import pricing
+from claude_magics.config import BudgetExceededError
+from claude_magics.emulator import Emulator
+from claude_magics.ledger import Ledger
+from claude_magics.magics import ClaudeMagics
+from claude_magics.pricing import price_usage
+
+LONG_SYSTEM = "You are a careful data analyst who explains every step. " * 150
+
+
+@pytest.fixture(scope="module")
+def shell() -> InteractiveShell:
+    ip = InteractiveShell.instance()
+    ip.history_manager.enabled = False
+    return ip
+
+
+@pytest.fixture
+def ip(
+    shell: InteractiveShell, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[InteractiveShell]:
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-cost-test")
+    shell.run_line_magic("load_ext", "claude_magics")
+    magics = magics_of(shell)
+    magics.display = "plain"
+    magics.ledger_path = str(tmp_path / "ledger.sqlite")
+    yield shell
+    shell.run_line_magic("unload_ext", "claude_magics")
+    shell.config.pop("ClaudeMagics", None)
+
+
+def magics_of(ip: InteractiveShell) -> ClaudeMagics:
+    return ip.magics_manager.registry["ClaudeMagics"]  # type: ignore[no-any-return]
+
+
+def message_requests(emulator: Emulator) -> list[object]:
+    return [r for r in emulator.requests if r.path == "/v1/messages"]
+
+
+def test_count_equals_usage_of_the_same_request(ip: InteractiveShell, emulator: Emulator) -> None:
+    ip.user_ns["t_df_note"] = {"rows": 3, "cols": ["a", "b"]}
+    cell = "How big is this? {{t_df_note}} [[reply_tokens=5]]"
+    line = f'--once --no-cache -s "{LONG_SYSTEM.strip()}"'
+    with capture_output() as captured:
+        ip.run_cell_magic("claude", f"--count {line}", cell)
+    shown = captured.outputs[0].data["text/plain"]
+    counted = int(re.search(r"input\s+([\d,]+)", shown).group(1).replace(",", ""))  # type: ignore[union-attr]
+    assert not message_requests(emulator), "--count must not generate anything"
+    assert "of 1,000,000" in shown  # share of the model's context window, from /v1/models
+    assert "worst case" in shown
+    with capture_output():
+        ip.run_cell_magic("claude", line, cell)
+    result = magics_of(ip).last_result
+    assert result is not None
+    assert result.usage["input_tokens"] == counted
+
+
+def test_count_prices_input_reply_and_caching(ip: InteractiveShell) -> None:
+    with capture_output() as captured:
+        ip.run_cell_magic(
+            "claude",
+            f'--count -m claude-haiku-4-5 --max-tokens 1000 -s "{LONG_SYSTEM.strip()}"',
+            "q",
+        )
+    markdown = captured.outputs[0].data["text/markdown"]
+    assert "$0.0050" in markdown  # 1,000 reply tokens at $5/MTok
+    assert "cacheable" in markdown or "no cache breakpoints" in markdown
+
+
+def test_cache_figures_from_a_long_system_prompt_sent_twice(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    line = f'--once -s "{LONG_SYSTEM.strip()}"'
+    with capture_output():
+        ip.run_cell_magic("claude", line, "first [[reply_tokens=5]]")
+    first = magics_of(ip).last_result
+    with capture_output():
+        ip.run_cell_magic("claude", line, "second [[reply_tokens=5]]")
+    second = magics_of(ip).last_result
+    assert first is not None
+    assert second is not None
+    assert first.usage["cache_creation_input_tokens"] > 1000
+    assert second.usage["cache_read_input_tokens"] == first.usage["cache_creation_input_tokens"]
+    assert second.cost is not None
+    assert first.cost is not None
+    assert second.cost.total < first.cost.total
+    # The cost shown is exactly the price table applied to the usage the API reported.
+    expected = price_usage(second.usage, "claude-sonnet-4-6")
+    assert expected is not None
+    assert second.cost.total == pytest.approx(expected.total)
+    assert "read from cache" in second.status()
+    assert "first token" in second.status()
+    calls = magics_of(ip).ledger.calls()
+    assert calls[-1].cache_read_tokens == second.usage["cache_read_input_tokens"]
+    assert calls[-1].cache_hit_share > 0.9
+
+
+def test_budget_refuses_before_sending(ip: InteractiveShell, emulator: Emulator) -> None:
+    magics = magics_of(ip)
+    ip.run_line_magic("config", "ClaudeMagics.budget_usd = 0.01")
+    with pytest.raises(BudgetExceededError) as info:
+        ip.run_cell_magic("claude", "--once --max-tokens 64000", "expensive")
+    text = "\n".join(info.value._render_traceback_())
+    assert "$0.96" in text  # 64,000 reply tokens at $15/MTok, plus the input
+    assert "$0.01" in text
+    assert "%config ClaudeMagics.budget_usd" in text
+    assert not message_requests(emulator)
+    # A small call fits, and the spend is counted against what is left.
+    with capture_output():
+        ip.run_cell_magic("claude", "--once --max-tokens 100", "cheap [[reply_tokens=10]]")
+    assert len(message_requests(emulator)) == 1
+    spent = magics.ledger.spent(session=magics.ledger.session)
+    assert spent > 0
+    ip.run_line_magic("config", f"ClaudeMagics.budget_usd = {spent + 0.0001}")
+    with pytest.raises(BudgetExceededError):
+        ip.run_cell_magic("claude", "--once --max-tokens 100", "one more")
+    assert len(message_requests(emulator)) == 1
+    with pytest.raises(Exception, match="must not be negative"):
+        magics.budget_usd = -1
+
+
+def test_budget_with_unknown_price_is_refused_not_guessed(
+    ip: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A model the API serves but the price table does not know (a new release, say).
+    monkeypatch.delitem(pricing.PRICES, "claude-opus-4-7")
+    ip.run_line_magic("config", "ClaudeMagics.budget_usd = 5")
+    with pytest.raises(UsageError, match="price of claude-opus-4-7 is unknown"):
+        ip.run_cell_magic("claude", "--once -m claude-opus-4-7", "x")
+    assert not message_requests(emulator)
+    # Without a budget the call goes through and its cost is shown as unknown.
+    ip.run_line_magic("config", "ClaudeMagics.budget_usd = None")
+    with capture_output():
+        ip.run_cell_magic("claude", "--once -m claude-opus-4-7", "x")
+    result = magics_of(ip).last_result
+    assert result is not None
+    assert result.cost is None
+    assert "cost unknown" in result.status()
+
+
+def test_claude_tokens_counts_a_dataframe(ip: InteractiveShell) -> None:
+    import pandas as pd
+
+    ip.user_ns["t_frame"] = pd.DataFrame({"a": range(2000), "b": ["text"] * 2000})
+    with capture_output() as captured:
+        ip.run_line_magic("claude_tokens", "t_frame")
+    text = captured.outputs[0].data["text/plain"]
+    tokens = int(re.search(r"t_frame: ([\d,]+) tokens", text).group(1).replace(",", ""))  # type: ignore[union-attr]
+    assert 1000 < tokens < 6000  # the frame was cut to the DataFrame budget (4,000 by default)
+    assert "cut to fit" in text
+    with pytest.raises(UsageError, match="t_frme"):
+        ip.run_line_magic("claude_tokens", "t_frme")
+
+
+def test_usage_magic_and_ledger_across_a_restart(
+    ip: InteractiveShell, emulator: Emulator, tmp_path: Path
+) -> None:
+    ledger_path = tmp_path / "ledger.sqlite"
+    # Another kernel (a separate process) spends first.
+    script = textwrap.dedent(
+        f"""
+        from IPython.core.interactiveshell import InteractiveShell
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "claude_magics")
+        m = ip.magics_manager.registry["ClaudeMagics"]
+        m.display = "plain"
+        m.ledger_path = {str(ledger_path)!r}
+        ip.run_cell_magic("claude", "--once", "from the old session [[reply_tokens=7]]")
+        """
+    )
+    subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        capture_output=True,
+        env={**__import__("os").environ, "ANTHROPIC_BASE_URL": emulator.url},
+    )
+    assert len(Ledger(ledger_path).calls()) == 1
+    # This session: nothing yet; --all sees the old session's call.
+    with capture_output() as captured:
+        ip.run_line_magic("claude_usage", "")
+    assert "No calls recorded" in captured.outputs[0].data["text/plain"]
+    with capture_output():
+        ip.run_cell_magic("claude", "--once", "from this session [[reply_tokens=3]]")
+    with capture_output() as captured:
+        ip.run_line_magic("claude_usage", "")
+    frame_html = captured.outputs[0].data["text/html"]
+    assert "1 call (this session)" in captured.outputs[1].data["text/plain"]
+    assert "claude-sonnet-4-6" in frame_html
+    assert "from the old session" not in frame_html
+    with capture_output() as captured:
+        ip.run_line_magic("claude_usage", "--all")
+    totals = captured.outputs[1].data["text/plain"]
+    assert totals.startswith("2 calls (all sessions)")
+    assert "10 output tokens" in totals
+    with capture_output() as captured:
+        ip.run_line_magic("claude_usage", "--since 2000-01-01")
+    assert captured.outputs[1].data["text/plain"].startswith("2 calls")
+    with pytest.raises(UsageError, match="not a date"):
+        ip.run_line_magic("claude_usage", "--since yesterday-ish")
+
+
+def test_metadata_of_the_static_output_carries_usage_and_cost(ip: InteractiveShell) -> None:
+    magics_of(ip).display = "markdown"
+    with capture_output() as captured:
+        ip.run_cell_magic("claude", "--once", "hi [[reply_tokens=9]]")
+    final = [o for o in captured.outputs if "text/markdown" in o.data and not o.update][-1]
+    meta = final.metadata["claude_magics"]
+    assert meta["usage"]["output_tokens"] == 9
+    expected = price_usage(meta["usage"], "claude-sonnet-4-6")
+    assert expected is not None
+    assert meta["cost_usd"] == pytest.approx(expected.total)
+    json.dumps(meta)  # the metadata is saved in the notebook: it must be JSON
