@@ -404,9 +404,9 @@ class ClaudeMagics(Magics):
             raise UsageError(str(exc)) from None
 
     def _last_error(self) -> BaseException | None:
-        import sys
+        from .prompt import find_last_error
 
-        return getattr(sys, "last_value", None)
+        return find_last_error()
 
     def _turn_key(self, line: str, prompt: str) -> str:
         if self._cell_id:

@@ -407,3 +407,77 @@ def test_auto_cache_marks_long_conversation(ip: InteractiveShell, emulator: Emul
     assert meta.usage["cache_read_input_tokens"] > 0
     run(ip, f'--no-cache --once -s "{long_system.strip()}"', "q3")
     assert "cache_control" not in json.dumps(emulator.requests[-1].body)
+
+
+def _last_user_blocks(emulator: Emulator) -> list[dict[str, Any]]:
+    request = [r for r in emulator.requests if r.path == "/v1/messages"][-1]
+    content = request.body["messages"][-1]["content"]
+    assert isinstance(content, list)
+    return content
+
+
+def test_attachments_become_content_blocks(
+    ip: InteractiveShell, emulator: Emulator, tmp_path: Any
+) -> None:
+    import base64
+
+    import pandas as pd
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    )
+    ip.user_ns["t_png"] = png
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Quarterly notes: revenue up 4%.", encoding="utf-8")
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Page >> endobj\ntrailer\n%%EOF\n")
+    ip.user_ns["t_sales"] = pd.DataFrame({"region": ["n", "s"], "units": [3, None]})
+    run(ip, f"--once --image t_png --file {notes} --pdf {pdf} --df t_sales", "What do these show?")
+    blocks = _last_user_blocks(emulator)
+    kinds = [b["type"] for b in blocks]
+    assert kinds.count("image") == 1
+    assert kinds.count("document") == 2
+    assert kinds[-1] == "text"
+    image = next(b for b in blocks if b["type"] == "image")
+    assert image["source"]["media_type"] == "image/png"
+    assert base64.b64decode(image["source"]["data"]) == png
+    docs = [b for b in blocks if b["type"] == "document"]
+    assert {d["source"]["media_type"] for d in docs} == {"text/plain", "application/pdf"}
+    frame_text = "".join(b.get("text", "") for b in blocks if b["type"] == "text")
+    assert "t_sales" in frame_text
+    assert "units" in frame_text
+    assert "What do these show?" in frame_text
+
+
+def test_missing_attachment_is_usage_error_and_nothing_sent(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    for line in [
+        "--image /no/such.png",
+        "--pdf /no/such.pdf",
+        "--file /no/such.txt",
+        "--df t_nothing",
+    ]:
+        with pytest.raises(UsageError):
+            ip.run_cell_magic("claude", f"--once {line}", "x")
+    assert not [r for r in emulator.requests if r.path == "/v1/messages"]
+
+
+def test_last_error_goes_into_the_prompt(ip: InteractiveShell, emulator: Emulator) -> None:
+    ip.run_cell("def t_broken():\n    return 1 / 0\nt_broken()")
+    run(ip, "--once", "Why did this fail?\n{{_error}}")
+    sent = user_prompts(emulator)[-1][-1]
+    assert "ZeroDivisionError" in sent
+    assert "t_broken" in sent
+    assert "\x1b[" not in sent  # no terminal colour codes
+
+
+def test_conversation_over_the_context_window_is_refused(
+    ip: InteractiveShell, emulator: Emulator, tmp_path: Any
+) -> None:
+    big = tmp_path / "big.txt"
+    # ~1.2 M characters: more than claude-haiku-4-5's 200,000-token window.
+    big.write_text("lorem ipsum dolor sit amet " * 45_000, encoding="utf-8")
+    with pytest.raises(UsageError, match="--new"):
+        ip.run_cell_magic("claude", f"-m claude-haiku-4-5 --file {big}", "summarise")
+    assert not [r for r in emulator.requests if r.path == "/v1/messages"]
