@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint browser-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,14 +23,34 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Lint, type-check, then every test (unit, emulator, notebooks under nbval) with coverage.
-test: lint
+# Debian's Chromium and a font for tests/browser: never `playwright install`, which downloads a
+# browser of its own. Instant when both are there; where apt-get cannot run (not root, not
+# Debian) it says so in one line, and the browser tests skip with one line saying why.
+CHROMIUM := /usr/lib/chromium/chromium
+DEJAVU   := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+
+browser-deps:
+	@if [ -x $(CHROMIUM) ] && [ -f $(DEJAVU) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "browser-deps: installing chromium and fonts-dejavu-core with apt-get"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium fonts-dejavu-core >/dev/null; } \
+		|| echo "browser-deps: apt-get could not install chromium: browser tests will skip"; \
+	else \
+		echo "browser-deps: no chromium and apt-get needs root here: browser tests will skip"; \
+	fi
+
+# Lint, type-check, then every test (unit, emulator, browser, notebooks under nbval) with
+# coverage.
+test: lint browser-deps
 	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg \
 		--cov --cov-report=term
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/import_time.py
 	$(BIN)/python benchmarks/stream.py
+	$(BIN)/python benchmarks/load_ext.py
+	$(BIN)/python benchmarks/widget_stream.py
 
 clean:
 	rm -rf $(VENV) build .coverage .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,393 @@
+"""A long stream through the live widget view, against the client alone, on the same emulator.
+
+    python benchmarks/widget_stream.py [--deltas 20000] [--rounds 5] [--comm serialising|dummy]
+
+What is measured: the CPU time (``time.process_time()``) of this process while it consumes one
+reply of ``--deltas`` text deltas (one token each, no pacing) from an emulator in its own process
+(``python -m claude_magics.emulator``), so the server's work is not counted:
+
+(a) client alone: ``client.messages.stream(...)``, iterating every event;
+(b) widget view: the same stream fed to ``claude_magics.render.WidgetView`` as ``%%claude`` does
+    it: ``view.start()``, ``view.event(event, stream.accumulator)`` for every event, then the
+    final static output built by the magic's own ``_final_output`` and ``view.finish(...)``.
+
+Runs are interleaved (a, b, a, b, ...) after one warm-up each; figures are medians. For (b) it
+also counts the view's renders, their rate, the most renders in any one-second window and the
+shortest gap between two, and the messages and bytes the kernel would send to the front end.
+
+(b) runs inside an IPython ``InteractiveShell`` so that ``display`` works. Without a kernel,
+widgets would not do their real work: ``comm.create_comm`` gives a ``DummyComm`` whose
+``publish_msg`` drops every message unserialised (ipywidgets still builds the state dict), and
+once ipykernel is imported its comms have ``kernel=None``, so ipywidgets skips state syncing
+altogether. So by default (``--comm serialising``) every widget comm message and every display
+message is built and serialised as ipykernel does it, with a ``jupyter_client.Session`` (JSON and
+an HMAC-SHA256 signature); only the socket write is left out. ``--comm dummy`` measures with the
+default dummy comm instead.
+
+A paced variant (``--paced-deltas 4000`` at ``--paced-rate 2000`` tokens a second, a stream that
+lasts seconds) shows that the renders-per-second cap holds over time, not just in a short burst.
+
+Targets (issue 3): (b) at most 1.3x the CPU time of (a) on the 20,000-delta stream, and at most
+15 view updates a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+MODEL = "claude-sonnet-4-6"
+CPU_TARGET = 1.3
+RENDERS_TARGET = 15
+A = "(a) client alone"
+B = "(b) client + WidgetView"
+
+
+@dataclass
+class Run:
+    """One consumed stream: CPU and wall seconds, text deltas, and the view's render times."""
+
+    cpu: float
+    wall: float
+    deltas: int
+    renders: list[float] = field(default_factory=list)
+    render_cpu: float = 0.0
+    start_finish_cpu: float = 0.0
+    wire_messages: int = 0
+    wire_bytes: int = 0
+
+    @property
+    def max_renders_in_a_second(self) -> int:
+        """The most renders that fall in any half-open window [t, t + 1 s)."""
+        times = self.renders
+        best = 0
+        end = 0
+        for start, at in enumerate(times):
+            while end < len(times) and times[end] < at + 1.0:
+                end += 1
+            best = max(best, end - start)
+        return best
+
+    @property
+    def min_gap(self) -> float | None:
+        gaps = [b - a for a, b in zip(self.renders, self.renders[1:], strict=False)]
+        return min(gaps) if gaps else None
+
+
+class _Wire:
+    """What a kernel does to each iopub message short of writing it to the socket."""
+
+    def __init__(self) -> None:
+        from jupyter_client.session import Session
+
+        self.session = Session(key=b"benchmark-signing-key", signature_scheme="hmac-sha256")
+        self.messages: Counter[str] = Counter()
+        self.bytes = 0
+
+    def send(self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any]) -> None:
+        msg = self.session.msg(msg_type, content, metadata=metadata)
+        frames = self.session.serialize(msg)
+        self.messages[msg_type] += 1
+        self.bytes += sum(len(frame) for frame in frames)
+
+
+def _install_wire(shell: Any) -> _Wire:
+    """Route widget comms and the shell's display messages through a serialising ``_Wire``."""
+    import comm
+    from comm.base_comm import BaseComm
+    from IPython.core.displaypub import DisplayPublisher
+
+    wire = _Wire()
+
+    class SerialisingComm(BaseComm):
+        # No ``kernel`` attribute: ipywidgets then syncs state as it does in a live kernel.
+        def publish_msg(
+            self,
+            msg_type: str,
+            data: dict[str, Any] | None = None,
+            metadata: dict[str, Any] | None = None,
+            buffers: list[bytes] | None = None,
+            **keys: Any,
+        ) -> None:
+            content = {"data": data or {}, "comm_id": self.comm_id, **keys}
+            wire.send(msg_type, content, metadata or {})
+
+    class SerialisingDisplayPublisher(DisplayPublisher):
+        def publish(
+            self,
+            data: dict[str, Any],
+            metadata: dict[str, Any] | None = None,
+            source: Any = None,
+            *,
+            transient: dict[str, Any] | None = None,
+            update: bool = False,
+            **kwargs: Any,
+        ) -> None:
+            content = {"data": data, "metadata": metadata or {}, "transient": transient or {}}
+            wire.send("update_display_data" if update else "display_data", content, {})
+
+        def clear_output(self, wait: bool = False) -> None:
+            wire.send("clear_output", {"wait": wait}, {})
+
+    comm.create_comm = SerialisingComm
+    publisher = SerialisingDisplayPublisher(parent=shell, shell=shell)  # type: ignore[no-untyped-call]
+    shell.display_pub = publisher
+    return wire
+
+
+@contextmanager
+def _emulator(*flags: str) -> Iterator[str]:
+    """An emulator in its own process (its CPU is not ours); yields its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "claude_magics.emulator", "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("http"):
+            raise SystemExit(f"emulator did not start: {url!r}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _client_alone(client: Any, deltas: int) -> Callable[[], Run]:
+    """(a): the client's stream, every event iterated, nothing shown."""
+    body = _body(deltas)
+
+    def run() -> Run:
+        count = 0
+        wall, cpu = time.perf_counter(), time.process_time()
+        with client.messages.stream(**body) as stream:
+            for event in stream:
+                if event.type == "text":
+                    count += 1
+        return Run(time.process_time() - cpu, time.perf_counter() - wall, count)
+
+    return run
+
+
+def _widget_view(client: Any, deltas: int, wire: _Wire | None) -> Callable[[], Run]:
+    """(b): the same stream through ``WidgetView``, driven as ``ClaudeMagics._send`` drives it."""
+    from IPython.utils.capture import capture_output
+
+    from claude_magics.magics import _final_output  # the magic's one builder of the final output
+    from claude_magics.pricing import price_usage
+    from claude_magics.render import WidgetView
+    from claude_magics.result import ClaudeResult
+
+    body = _body(deltas)
+
+    def pricer(usage: dict[str, Any]) -> Any:
+        return price_usage(usage, MODEL, overrides={})
+
+    def run() -> Run:
+        count = 0
+        render_times: list[float] = []
+        render_cpu: list[float] = []
+        messages, sent = (wire.messages.copy(), wire.bytes) if wire else (Counter[str](), 0)
+        # Without the wire, the shell's plain display publisher would print the answer: capture.
+        with capture_output() if wire is None else nullcontext():
+            wall, cpu = time.perf_counter(), time.process_time()
+            started = time.monotonic()
+            view = WidgetView(MODEL, 15.0, pricer=pricer)
+            render = view.render
+
+            def timed_render(acc: Any) -> None:
+                render_times.append(time.monotonic())
+                before = time.process_time()
+                render(acc)
+                render_cpu.append(time.process_time() - before)
+
+            view.render = timed_render  # type: ignore[method-assign]
+            before = time.process_time()
+            view.start()
+            start_cpu = time.process_time() - before
+            with client.messages.stream(**body) as live:
+                for event in live:
+                    if event.type == "text":
+                        count += 1
+                    view.event(event, live.accumulator)
+                message = live.message
+                request_id = live.request_id
+            text = "".join(
+                b.get("text", "") for b in message.get("content", []) if b.get("type") == "text"
+            )
+            result = ClaudeResult(
+                text=text,
+                message=message,
+                model=str(message.get("model") or MODEL),
+                request_id=request_id,
+                cost=pricer(message.get("usage") or {}),
+                elapsed=time.monotonic() - started,
+            )
+            before = time.process_time()
+            bundle, metadata = _final_output(result, "markdown")
+            view.finish(result, bundle, metadata)
+            finish_cpu = time.process_time() - before
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if view.renders != len(render_times):
+            raise SystemExit("WidgetView.render was not the only way the view re-rendered")
+        origin = render_times[0] if render_times else 0.0
+        result_run = Run(
+            cpu,
+            wall,
+            count,
+            renders=[t - origin for t in render_times],
+            render_cpu=sum(render_cpu),
+            start_finish_cpu=start_cpu + finish_cpu,
+        )
+        if wire is not None:
+            new = wire.messages - messages
+            result_run.wire_messages = new.total()
+            result_run.wire_bytes = wire.bytes - sent
+            if new["comm_msg"] < len(render_times):  # every render changes at least the status
+                raise SystemExit("widget updates did not reach the serialising comm")
+        return result_run
+
+    return run
+
+
+def _body(deltas: int) -> dict[str, Any]:
+    return {
+        "model": MODEL,
+        "max_tokens": deltas + 10,
+        "messages": [{"role": "user", "content": f"Benchmark reply [[reply_tokens={deltas}]]"}],
+    }
+
+
+def _section(
+    title: str,
+    runners: dict[str, Callable[[], Run]],
+    rounds: int,
+    deltas: int,
+    wire: _Wire | None,
+    *,
+    cpu_target: bool,
+) -> None:
+    """Run (a) and (b) interleaved and print their figures side by side, then the ratios."""
+    for run in runners.values():  # warm up connections, imports, markdown-it
+        run()
+    runs: dict[str, list[Run]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            outcome = run()
+            if outcome.deltas != deltas:
+                raise SystemExit(f"{name} saw {outcome.deltas} text deltas, expected {deltas}")
+            runs[name].append(outcome)
+
+    print(title)
+    cpu = {name: statistics.median(r.cpu for r in values) for name, values in runs.items()}
+    for name, values in runs.items():
+        print(
+            f"  {name:<24} CPU median {cpu[name] * 1000:7.1f} ms"
+            f"  (min {min(r.cpu for r in values) * 1000:.1f}, "
+            f"max {max(r.cpu for r in values) * 1000:.1f});"
+            f"  wall median {statistics.median(r.wall for r in values) * 1000:.1f} ms"
+        )
+    view_runs = runs[B]
+    renders = statistics.median(len(r.renders) for r in view_runs)
+    rate = statistics.median(len(r.renders) / r.wall for r in view_runs)
+    worst = max(r.max_renders_in_a_second for r in view_runs)
+    gaps = [g for g in (r.min_gap for r in view_runs) if g is not None]
+    gap = f"{min(gaps) * 1000:.1f} ms" if gaps else "n/a (one render)"
+    print(
+        f"  view renders: median {renders:g} a stream = {rate:.1f} a second of stream; "
+        f"most in any 1 s window {worst}; shortest gap {gap}"
+    )
+    in_renders = statistics.median(r.render_cpu for r in view_runs)
+    per_render = statistics.median(r.render_cpu / len(r.renders) for r in view_runs if r.renders)
+    start_finish = statistics.median(r.start_finish_cpu for r in view_runs)
+    print(
+        f"  extra CPU of the view, (b) - (a): {(cpu[B] - cpu[A]) * 1000:.1f} ms a stream; "
+        f"inside renders {in_renders * 1000:.1f} ms ({per_render * 1000:.2f} ms a render), "
+        f"start + finish {start_finish * 1000:.1f} ms"
+    )
+    if wire is not None:
+        median_run = sorted(view_runs, key=lambda r: r.cpu)[len(view_runs) // 2]
+        print(
+            f"  sent to the front end (median run): {median_run.wire_messages} messages, "
+            f"{median_run.wire_bytes / 1e6:.2f} MB serialised"
+        )
+    ratio = cpu[B] / cpu[A]
+    verdict = (
+        f"{'meets' if ratio <= CPU_TARGET else 'MISSES'} the {CPU_TARGET}x target"
+        if cpu_target
+        else "for information: a paced stream mostly waits"
+    )
+    renders_verdict = "meet" if worst <= RENDERS_TARGET else "MISS"
+    print(
+        f"  CPU ratio (b)/(a): {ratio:.2f}x ({verdict}); "
+        f"renders {renders_verdict} the {RENDERS_TARGET}/s target"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deltas", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--paced-deltas", type=int, default=4_000)
+    parser.add_argument("--paced-rate", type=int, default=2_000, help="tokens per second")
+    parser.add_argument("--paced-rounds", type=int, default=3)
+    parser.add_argument("--comm", choices=("serialising", "dummy"), default="serialising")
+    args = parser.parse_args()
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    from claude_magics.client import Client
+
+    config = Config()
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell.instance(config=config)
+    wire = _install_wire(shell) if args.comm == "serialising" else None
+    comm_note = (
+        "widget comms and display messages serialised as ipykernel does (JSON + HMAC)"
+        if wire
+        else "default dummy comm: widget messages are dropped unserialised"
+    )
+
+    with ExitStack() as stack:
+        url = stack.enter_context(_emulator())
+        paced_url = stack.enter_context(_emulator("--tokens-per-second", str(args.paced_rate)))
+        client = stack.enter_context(closing(Client(api_key="bench", base_url=url)))
+        paced_client = stack.enter_context(closing(Client(api_key="bench", base_url=paced_url)))
+        _section(
+            f"{args.deltas:,} text deltas, no pacing, {args.rounds} interleaved rounds "
+            f"(emulator at {url}; {comm_note})",
+            {
+                A: _client_alone(client, args.deltas),
+                B: _widget_view(client, args.deltas, wire),
+            },
+            args.rounds,
+            args.deltas,
+            wire,
+            cpu_target=True,
+        )
+        _section(
+            f"{args.paced_deltas:,} text deltas paced at {args.paced_rate:,} tokens/s, "
+            f"{args.paced_rounds} interleaved rounds",
+            {
+                A: _client_alone(paced_client, args.paced_deltas),
+                B: _widget_view(paced_client, args.paced_deltas, wire),
+            },
+            args.paced_rounds,
+            args.paced_deltas,
+            wire,
+            cpu_target=False,
+        )
+
+
+if __name__ == "__main__":
+    main()
