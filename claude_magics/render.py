@@ -23,10 +23,12 @@ from __future__ import annotations
 import html
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .pricing import Cost
+from .prompt import estimate_tokens
 from .result import ClaudeResult, status_line
 from .streaming import MessageAccumulator, StreamEvent, TextEvent, ThinkingEvent
 
@@ -73,7 +75,7 @@ class View(Protocol):
         """Retire the live view without a final answer (the call failed before any text)."""
 
 
-class _Throttled:
+class _Throttled(ABC):
     """Shared timing for the views that re-render: at most N renders a second."""
 
     def __init__(self, model: str, updates_per_second: float, pricer: Pricer | None = None) -> None:
@@ -81,18 +83,31 @@ class _Throttled:
         self.pricer = pricer
         self.interval = 1.0 / max(updates_per_second, 0.1)
         self.started = time.monotonic()
-        self._last = 0.0
+        self._next = 0.0
         self.renders = 0
 
-    def _due(self) -> bool:
+    @abstractmethod
+    def render(self, acc: MessageAccumulator) -> None:
+        """Redraw the live view from the message so far."""
+
+    def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
         now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._last = now
-            return True
-        return False
+        if now < self._next:
+            return
+        self.render(acc)
+        spent = time.monotonic() - now
+        # Each render redraws the whole answer, so a long answer makes renders dearer: space
+        # them at least 10x their own cost, keeping the view under ~10% of a core.
+        self._next = now + max(self.interval, 10 * spent)
 
     def _status(self, acc: MessageAccumulator) -> str:
         usage = acc._usage  # read in place: this runs up to 15 times a second
+        # The API reports output tokens only in the final message_delta (message_start says 1),
+        # so until then count what has arrived: otherwise the line reads "1 out" while the
+        # answer visibly grows. The exact figure replaces it when the stream ends.
+        arrived = estimate_tokens(acc.text) + estimate_tokens(acc.thinking)
+        if arrived > int(usage.get("output_tokens") or 0):
+            usage = {**usage, "output_tokens": arrived}
         cost = self.pricer(usage) if self.pricer else None
         return status_line(self.model, usage, cost, time.monotonic() - self.started, streaming=True)
 
@@ -135,10 +150,6 @@ class WidgetView(_Throttled):
         style = "color: var(--jp-ui-font-color2, #777); font-size: 85%"
         return f'<span style="{style}">{html.escape(text)}</span>'
 
-    def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
-        if self._due():
-            self.render(acc)
-
     def render(self, acc: MessageAccumulator) -> None:
         self.renders += 1
         thinking = acc.thinking
@@ -177,10 +188,6 @@ class MarkdownView(_Throttled):
 
     def start(self) -> None:
         self._handle = display({"text/plain": ""}, raw=True, display_id=True)
-
-    def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
-        if self._due():
-            self.render(acc)
 
     def render(self, acc: MessageAccumulator) -> None:
         self.renders += 1
