@@ -199,7 +199,9 @@ class Api:
         validate(message, "Message")
         return message  # type: ignore[no-any-return]
 
-    def stream_response(self, **params: Any) -> tuple[httpx.Response, list[tuple[str, dict[str, Any]]]]:
+    def stream_response(
+        self, **params: Any
+    ) -> tuple[httpx.Response, list[tuple[str, dict[str, Any]]]]:
         response = self.request("POST", "/v1/messages", json={**params, "stream": True})
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith("text/event-stream")

@@ -17,7 +17,12 @@ BATCHES = "/v1/messages/batches"
 
 
 def params(text: str = "Hello [[reply_tokens=5]]", **extra: Any) -> dict[str, Any]:
-    return {"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": text}], **extra}
+    return {
+        "model": MODEL,
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
 
 
 def create(api: Api, n: int, **extra: Any) -> dict[str, Any]:
@@ -45,7 +50,8 @@ def parse_time(value: str) -> float:
 
 
 def test_lifecycle_in_progress_to_ended(emulator: Emulator, emulator_api: Api) -> None:
-    emulator.configure(batch_processing_seconds=10)
+    # Long simulated times, so the real seconds a test takes cannot change the outcome.
+    emulator.configure(batch_processing_seconds=600)
     requests = [{"custom_id": f"ok-{i}", "params": params(f"Row {i}")} for i in range(4)]
     requests.append({"custom_id": "bad-max", "params": params(max_tokens=0)})
     requests.append({"custom_id": "bad-model", "params": params(model="claude-none-1")})
@@ -62,16 +68,16 @@ def test_lifecycle_in_progress_to_ended(emulator: Emulator, emulator_api: Api) -
     # Results and delete are refused until the batch ends.
     emulator_api.error(400, "invalid_request_error", "GET", f"{BATCHES}/{batch['id']}/results")
     emulator_api.error(400, "invalid_request_error", "DELETE", f"{BATCHES}/{batch['id']}")
-    emulator.advance_clock(9.0)  # 5 of 6 requests done: still in progress, counts unchanged
+    emulator.advance_clock(550)  # 5 of 6 requests done: still in progress, counts unchanged
     assert get(emulator_api, batch["id"])["request_counts"]["processing"] == 6
-    emulator.advance_clock(1.5)
+    emulator.advance_clock(60)
     ended = get(emulator_api, batch["id"])
     assert ended["processing_status"] == "ended"
     assert ended["request_counts"] == {
         "processing": 0, "succeeded": 4, "errored": 2, "canceled": 0, "expired": 0,
     }  # fmt: skip
     assert ended["results_url"] == f"{emulator.url}{BATCHES}/{batch['id']}/results"
-    assert parse_time(ended["ended_at"]) == pytest.approx(created + 10, abs=0.01)
+    assert parse_time(ended["ended_at"]) == pytest.approx(created + 600, abs=0.01)
     lines = results(emulator_api, batch["id"])
     by_id = {line["custom_id"]: line["result"] for line in lines}
     assert set(by_id) == {r["custom_id"] for r in requests}
@@ -84,7 +90,9 @@ def test_lifecycle_in_progress_to_ended(emulator: Emulator, emulator_api: Api) -
     bad = by_id["bad-max"]
     assert bad["type"] == "errored"
     check_error(bad["error"], "invalid_request_error")
-    assert bad["error"]["error"]["message"] == "max_tokens: Input should be greater than or equal to 1"
+    assert (
+        bad["error"]["error"]["message"] == "max_tokens: Input should be greater than or equal to 1"
+    )
     assert by_id["bad-model"]["error"]["error"] == {
         "type": "not_found_error",
         "message": "model: claude-none-1",
@@ -116,17 +124,17 @@ def test_results_order_is_a_deterministic_shuffle(emulator: Emulator, emulator_a
 
 
 def test_cancel_goes_through_canceling(emulator: Emulator, emulator_api: Api) -> None:
-    emulator.configure(batch_processing_seconds=10, batch_cancel_seconds=2)
-    batch = create(emulator_api, 10)  # request i finishes at (i + 1) seconds
-    emulator.advance_clock(3.5)
+    emulator.configure(batch_processing_seconds=1000, batch_cancel_seconds=200)
+    batch = create(emulator_api, 10)  # request i finishes at 100 * (i + 1) seconds
+    emulator.advance_clock(350)
     canceled = emulator_api.post(f"{BATCHES}/{batch['id']}/cancel", "MessageBatch")
     assert canceled["processing_status"] == "canceling"
     assert canceled["cancel_initiated_at"] is not None
     assert canceled["request_counts"]["processing"] == 10
     assert canceled["results_url"] is None
-    emulator.advance_clock(1)
+    emulator.advance_clock(100)
     assert get(emulator_api, batch["id"])["processing_status"] == "canceling"
-    emulator.advance_clock(1.1)
+    emulator.advance_clock(110)
     ended = get(emulator_api, batch["id"])
     assert ended["processing_status"] == "ended"
     assert ended["request_counts"] == {
@@ -143,19 +151,21 @@ def test_cancel_goes_through_canceling(emulator: Emulator, emulator_api: Api) ->
 
 
 def test_expiry(emulator: Emulator, emulator_api: Api) -> None:
-    emulator.configure(batch_processing_seconds=10, batch_expiry_seconds=5)
-    batch = create(emulator_api, 10)
+    emulator.configure(batch_processing_seconds=1000, batch_expiry_seconds=500)
+    batch = create(emulator_api, 10)  # request i finishes at 100 * (i + 1) seconds
     created = parse_time(batch["created_at"])
-    assert parse_time(batch["expires_at"]) - created == pytest.approx(5, abs=0.01)
-    emulator.advance_clock(4)
+    assert parse_time(batch["expires_at"]) - created == pytest.approx(500, abs=0.01)
+    emulator.advance_clock(400)
     assert get(emulator_api, batch["id"])["processing_status"] == "in_progress"
-    emulator.advance_clock(2)
+    emulator.advance_clock(200)
     ended = get(emulator_api, batch["id"])
     assert ended["processing_status"] == "ended"
-    assert parse_time(ended["ended_at"]) == pytest.approx(created + 5, abs=0.01)
+    assert parse_time(ended["ended_at"]) == pytest.approx(created + 500, abs=0.01)
     assert ended["request_counts"]["succeeded"] == 5
     assert ended["request_counts"]["expired"] == 5
-    kinds = {line["custom_id"]: line["result"]["type"] for line in results(emulator_api, batch["id"])}
+    kinds = {
+        line["custom_id"]: line["result"]["type"] for line in results(emulator_api, batch["id"])
+    }
     assert kinds["req-9"] == "expired" and kinds["req-0"] == "succeeded"
 
 
@@ -166,11 +176,17 @@ def test_list_pagination_newest_first(emulator: Emulator, emulator_api: Api) -> 
     assert [b["id"] for b in page["data"]] == newest_first[:2]
     assert page["has_more"] is True
     assert page["first_id"] == newest_first[0] and page["last_id"] == newest_first[1]
-    page = emulator_api.get(BATCHES, "ListResponse_MessageBatch_", limit=2, after_id=page["last_id"])
+    page = emulator_api.get(
+        BATCHES, "ListResponse_MessageBatch_", limit=2, after_id=page["last_id"]
+    )
     assert [b["id"] for b in page["data"]] == newest_first[2:4]
-    page = emulator_api.get(BATCHES, "ListResponse_MessageBatch_", limit=10, after_id=newest_first[3])
+    page = emulator_api.get(
+        BATCHES, "ListResponse_MessageBatch_", limit=10, after_id=newest_first[3]
+    )
     assert [b["id"] for b in page["data"]] == newest_first[4:] and page["has_more"] is False
-    page = emulator_api.get(BATCHES, "ListResponse_MessageBatch_", limit=2, before_id=newest_first[4])
+    page = emulator_api.get(
+        BATCHES, "ListResponse_MessageBatch_", limit=2, before_id=newest_first[4]
+    )
     assert [b["id"] for b in page["data"]] == newest_first[2:4] and page["has_more"] is True
     everything = emulator_api.get(BATCHES, "ListResponse_MessageBatch_")
     assert [b["id"] for b in everything["data"]] == newest_first
@@ -199,7 +215,9 @@ def test_create_validation(emulator_api: Api) -> None:
 
 def test_over_100k_requests_is_413(emulator_api: Api) -> None:
     requests = [{"custom_id": f"r{i}", "params": {}} for i in range(100_001)]
-    error = emulator_api.error(413, "request_too_large", "POST", BATCHES, json={"requests": requests})
+    error = emulator_api.error(
+        413, "request_too_large", "POST", BATCHES, json={"requests": requests}
+    )
     assert "100,000" in error["message"]
 
 

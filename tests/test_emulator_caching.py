@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 import pytest
 from spec_validation import Api
 
 from claude_magics.emulator import Emulator
-from claude_magics.emulator.tokens import MESSAGE_OVERHEAD, REQUEST_OVERHEAD, SYSTEM_OVERHEAD
+from claude_magics.emulator.tokens import REQUEST_OVERHEAD, SYSTEM_OVERHEAD
 
 MODEL = "claude-sonnet-4-6"
 LONG = " word" * 1500  # 1500 tokens: above the 1024 minimum of Sonnet and Opus
@@ -23,7 +24,9 @@ def cached(text: str, ttl: str | None = None) -> dict[str, Any]:
     return {"type": "text", "text": text, "cache_control": control}
 
 
-def req(system: list[dict[str, Any]] | str | None = None, question: str = "Q?", **extra: Any) -> dict[str, Any]:
+def req(
+    system: list[dict[str, Any]] | str | None = None, question: str = "Q?", **extra: Any
+) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "model": MODEL,
         "max_tokens": 20,
@@ -50,7 +53,6 @@ def cache_figures(u: dict[str, Any]) -> tuple[int, int, int, int]:
 
 
 SYSTEM_PREFIX = REQUEST_OVERHEAD + SYSTEM_OVERHEAD + 1500  # tokens up to the system breakpoint
-QUESTION = MESSAGE_OVERHEAD + 2  # "Q?" -> "Q?" is one piece... plus overhead
 
 
 def test_write_then_read(emulator_api: Api) -> None:
@@ -140,14 +142,23 @@ def test_breakdown_by_ttl_and_partial_hits(emulator_api: Api) -> None:
 
 def test_top_level_cache_control_and_conversation(emulator_api: Api) -> None:
     first_turn = [{"role": "user", "content": LONG}]
-    payload = {"model": MODEL, "max_tokens": 20, "messages": first_turn, "cache_control": {"type": "ephemeral"}}
+    payload = {
+        "model": MODEL,
+        "max_tokens": 20,
+        "messages": first_turn,
+        "cache_control": {"type": "ephemeral"},
+    }
     total = emulator_api.count(**{k: v for k, v in payload.items() if k != "max_tokens"})
     first = usage(emulator_api, payload)
     assert first["cache_creation_input_tokens"] == total and first["input_tokens"] == 0
     second = usage(emulator_api, payload)
     assert second["cache_read_input_tokens"] == total and second["input_tokens"] == 0
     # Next turn: the breakpoint moves to the new last message and the old prefix is found.
-    next_turn = [*first_turn, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "more"}]
+    next_turn = [
+        *first_turn,
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "more"},
+    ]
     third = usage(emulator_api, {**payload, "messages": next_turn})
     assert third["cache_read_input_tokens"] == total
     assert third["cache_creation_input_tokens"] > 0 and third["input_tokens"] == 0
@@ -165,7 +176,9 @@ def test_breakpoint_limits(emulator_api: Api) -> None:
     assert emulator_api.invalid(**top).endswith("Found 5.")
     order = emulator_api.invalid(**req([cached(LONG, "5m"), cached(LONG, "1h")]))
     assert "1h" in order and "5m" in order
-    bad_ttl = emulator_api.invalid(**req([{**cached("x"), "cache_control": {"type": "ephemeral", "ttl": "2h"}}]))
+    bad_ttl = emulator_api.invalid(
+        **req([{**cached("x"), "cache_control": {"type": "ephemeral", "ttl": "2h"}}])
+    )
     assert bad_ttl.startswith("system.0.cache_control.ttl")
 
 
@@ -193,9 +206,9 @@ def test_caching_inside_a_batch(emulator: Emulator, emulator_api: Api) -> None:
     while batch["processing_status"] != "ended" and time.monotonic() < deadline:
         batch = emulator_api.get(f"/v1/messages/batches/{batch['id']}", "MessageBatch")
     raw = emulator_api.request("GET", f"/v1/messages/batches/{batch['id']}/results").text
-    import orjson
-
-    lines = {r["custom_id"]: r["result"]["message"]["usage"] for r in map(orjson.loads, raw.splitlines())}
+    lines = {
+        r["custom_id"]: r["result"]["message"]["usage"] for r in map(orjson.loads, raw.splitlines())
+    }
     assert lines["r0"]["cache_creation"]["ephemeral_1h_input_tokens"] == SYSTEM_PREFIX
     assert lines["r1"]["cache_read_input_tokens"] == SYSTEM_PREFIX
     assert lines["r2"]["cache_read_input_tokens"] == SYSTEM_PREFIX

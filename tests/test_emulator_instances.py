@@ -80,7 +80,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "properties": {
             name: {"type": "string", "format": name}
-            for name in ("date", "date-time", "time", "email", "uri", "uuid", "ipv4", "ipv6", "hostname")
+            for name in (
+                "date",
+                "date-time",
+                "time",
+                "email",
+                "uri",
+                "uuid",
+                "ipv4",
+                "ipv6",
+                "hostname",
+            )
         },
         "required": ["date", "date-time", "email", "uuid", "ipv4"],
     },
@@ -93,8 +103,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "vowels": {"type": "string", "pattern": "[aeiou]{3}"},
             "hex": {"type": "string", "pattern": r"^#(?:[0-9a-fA-F]{3}){1,2}$"},
             "not_digit": {"type": "string", "pattern": r"^[^0-9]{4}$"},
+            "email_like": {"type": "string", "pattern": r"^\w+@\w+\.(com|org)$"},
+            "escapes": {"type": "string", "pattern": r"^[\w.\-]{3,5}\u0041?$"},
+            "lookahead": {"type": "string", "pattern": r"^(?=.*\d)[a-z0-9]{6}$"},
+            "named": {"type": "string", "pattern": r"^(?P<year>\d{4})-(?:0[1-9]|1[0-2])$"},
         },
-        "required": ["code", "phone", "word", "vowels", "hex", "not_digit"],
+        "required": ["code", "phone", "word", "vowels", "hex", "not_digit", "email_like"],
     },
     "arrays": {
         "type": "object",
@@ -111,7 +125,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "prefixItems": [{"type": "string"}, {"type": "integer"}],
                 "items": False,
             },
-            "contains": {"type": "array", "contains": {"const": "needle"}, "items": {"type": "string"}},
+            "contains": {
+                "type": "array",
+                "contains": {"const": "needle"},
+                "items": {"type": "string"},
+            },
             "nested": {"type": "array", "items": {"type": "array", "items": {"enum": ["a", "b"]}}},
         },
         "required": ["unique", "tuple", "contains", "nested"],
@@ -134,7 +152,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "draft7_definitions": {
         "definitions": {
-            "item": {"type": "object", "properties": {"sku": {"type": "string"}}, "required": ["sku"]}
+            "item": {
+                "type": "object",
+                "properties": {"sku": {"type": "string"}},
+                "required": ["sku"],
+            }
         },
         "type": "object",
         "properties": {"items": {"type": "array", "items": {"$ref": "#/definitions/item"}}},
@@ -164,6 +186,21 @@ def test_generated_instances_validate(name: str) -> None:
         assert matches(schema, value)
         distinct.add(repr(value))
     assert len(distinct) > len(SEEDS) // 2  # real variety, not one canned answer
+
+
+def test_unsatisfiable_recursion_terminates() -> None:
+    # Every node requires another: no finite instance exists, but generation must still end.
+    schema = {"type": "object", "properties": {"next": {"$ref": "#"}}, "required": ["next"]}
+    value = generate_instance(schema, 1)
+    depth = 0
+    while isinstance(value, dict) and "next" in value:
+        value, depth = value["next"], depth + 1
+    assert depth < 40
+
+
+def test_patterns_beyond_the_supported_subset_fall_back() -> None:
+    schema = {"type": "string", "pattern": r"^(a)\1$"}  # backreference: not generated
+    assert isinstance(generate_instance(schema, 0), str)
 
 
 def test_pydantic_round_trip() -> None:

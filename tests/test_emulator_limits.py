@@ -15,7 +15,12 @@ MODEL = "claude-sonnet-4-6"
 
 
 def body(text: str = "Hi", **extra: Any) -> dict[str, Any]:
-    return {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": text}], **extra}
+    return {
+        "model": MODEL,
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
 
 
 def post(api: Api, payload: dict[str, Any], path: str = "/v1/messages") -> httpx.Response:
@@ -109,11 +114,17 @@ def test_count_tokens_has_its_own_request_bucket(emulator: Emulator, emulator_ap
     for _ in range(2):
         assert post(emulator_api, body()).status_code == 200
     assert post(emulator_api, body()).status_code == 429
-    counted = post(emulator_api, {"model": MODEL, "messages": body()["messages"]}, "/v1/messages/count_tokens")
+    counted = post(
+        emulator_api, {"model": MODEL, "messages": body()["messages"]}, "/v1/messages/count_tokens"
+    )
     assert counted.status_code == 200
     assert counted.headers["anthropic-ratelimit-requests-remaining"] == "1"
-    post(emulator_api, {"model": MODEL, "messages": body()["messages"]}, "/v1/messages/count_tokens")
-    again = post(emulator_api, {"model": MODEL, "messages": body()["messages"]}, "/v1/messages/count_tokens")
+    post(
+        emulator_api, {"model": MODEL, "messages": body()["messages"]}, "/v1/messages/count_tokens"
+    )
+    again = post(
+        emulator_api, {"model": MODEL, "messages": body()["messages"]}, "/v1/messages/count_tokens"
+    )
     assert again.status_code == 429 and int(again.headers["retry-after"]) >= 1
 
 

@@ -150,9 +150,7 @@ def test_prompt_too_long(emulator_api: Api) -> None:
 def test_count_tokens_validation(emulator_api: Api) -> None:
     path = "/v1/messages/count_tokens"
     request = body()
-    assert (
-        emulator_api.invalid(path, **request) == "max_tokens: Extra inputs are not permitted"
-    )
+    assert emulator_api.invalid(path, **request) == "max_tokens: Extra inputs are not permitted"
     request.pop("max_tokens")
     assert emulator_api.count(**request) > 0
     assert emulator_api.invalid(path, **{**request, "stream": True}).startswith("stream:")
@@ -172,7 +170,10 @@ def test_message_shape_and_usage(emulator_api: Api) -> None:
     assert message["container"] is None
     usage = message["usage"]
     assert usage["service_tier"] == "standard"
-    assert usage["cache_creation"] == {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
+    assert usage["cache_creation"] == {
+        "ephemeral_5m_input_tokens": 0,
+        "ephemeral_1h_input_tokens": 0,
+    }
     assert usage["output_tokens"] == 60  # default_reply_tokens
     assert count_pieces(text_of(message)) == 60
 
@@ -221,7 +222,9 @@ def test_scripted_reply_is_exact_and_fifo(emulator: Emulator, emulator_api: Api)
     assert message["stop_reason"] == "max_tokens" and message["usage"]["output_tokens"] == 3
 
 
-def test_scripted_reply_not_consumed_by_invalid_request(emulator: Emulator, emulator_api: Api) -> None:
+def test_scripted_reply_not_consumed_by_invalid_request(
+    emulator: Emulator, emulator_api: Api
+) -> None:
     emulator.add_reply("kept")
     emulator_api.invalid(**body(max_tokens=0))
     emulator_api.count(model=MODEL, messages=[{"role": "user", "content": "x"}])
@@ -321,9 +324,7 @@ WEATHER_TOOL = {
 }
 
 
-@pytest.mark.parametrize(
-    "choice", [{"type": "tool", "name": "record_label"}, {"type": "any"}]
-)
+@pytest.mark.parametrize("choice", [{"type": "tool", "name": "record_label"}, {"type": "any"}])
 def test_forced_tool_use_input_matches_schema(emulator_api: Api, choice: dict[str, Any]) -> None:
     seen = set()
     for i in range(12):
@@ -336,7 +337,9 @@ def test_forced_tool_use_input_matches_schema(emulator_api: Api, choice: dict[st
         jsonschema.validate(call["input"], LABEL_TOOL["input_schema"])
         seen.add(call["input"]["label"])
         assert message["stop_reason"] == "tool_use"
-        assert message["usage"]["output_tokens"] == count_pieces(orjson.dumps(call["input"]).decode())
+        assert message["usage"]["output_tokens"] == count_pieces(
+            orjson.dumps(call["input"]).decode()
+        )
     assert len(seen) > 1  # enum values vary between requests
 
 
@@ -426,7 +429,12 @@ def test_assistant_prefill_and_tool_results_are_accepted(emulator_api: Api) -> N
             "role": "assistant",
             "content": [
                 {"type": "thinking", "thinking": "ok", "signature": "sig"},
-                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": "get_weather",
+                    "input": {"city": "Paris"},
+                },
             ],
         },
         {

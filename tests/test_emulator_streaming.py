@@ -78,12 +78,17 @@ def test_thinking_stream(emulator_api: Api) -> None:
     order = names(events)
     assert re.fullmatch(
         r"message_start ping content_block_start (content_block_delta )+content_block_stop "
-        r"content_block_start (content_block_delta ){5}content_block_stop message_delta message_stop",
+        r"content_block_start (content_block_delta ){5}content_block_stop "
+        r"message_delta message_stop",
         order,
     ), order
-    thinking_deltas = [d["delta"] for n, d in events if n == "content_block_delta" and d["index"] == 0]
+    thinking_deltas = [
+        d["delta"] for n, d in events if n == "content_block_delta" and d["index"] == 0
+    ]
     assert events[2][1]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
-    assert [d["type"] for d in thinking_deltas[:-1]] == ["thinking_delta"] * (len(thinking_deltas) - 1)
+    assert [d["type"] for d in thinking_deltas[:-1]] == ["thinking_delta"] * (
+        len(thinking_deltas) - 1
+    )
     assert thinking_deltas[-1]["type"] == "signature_delta"  # right before the block stops
     assert fold(events)["content"] == reference["content"]
     assert fold(events)["usage"]["output_tokens"] == reference["usage"]["output_tokens"]
@@ -92,7 +97,9 @@ def test_thinking_stream(emulator_api: Api) -> None:
 def test_omitted_thinking_streams_only_a_signature(emulator_api: Api) -> None:
     request = body(thinking={"type": "enabled", "budget_tokens": 1024, "display": "omitted"})
     events = emulator_api.stream(**request)
-    block0 = [d["delta"]["type"] for n, d in events if n == "content_block_delta" and d["index"] == 0]
+    block0 = [
+        d["delta"]["type"] for n, d in events if n == "content_block_delta" and d["index"] == 0
+    ]
     assert block0 == ["signature_delta"]
     assert fold(events)["content"][0]["thinking"] == ""
 
@@ -217,5 +224,5 @@ def test_huge_unpaced_stream_is_fast(emulator: Emulator) -> None:
         raw = response.content
         elapsed = time.monotonic() - started
     assert raw.count(b"event: content_block_delta\n") == 20000
-    assert raw.endswith(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+    assert raw.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
     assert elapsed < 1.0, elapsed

@@ -55,7 +55,9 @@ def jpeg(width: int, height: int) -> bytes:
 
 
 def webp_vp8x(width: int, height: int) -> bytes:
-    payload = b"\x00\x00\x00\x00" + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    payload = (
+        b"\x00\x00\x00\x00" + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    )
     body = b"WEBP" + b"VP8X" + struct.pack("<I", len(payload)) + payload
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
@@ -125,7 +127,10 @@ def b64(data: bytes) -> str:
 
 
 def image_block(data: bytes, media_type: str) -> dict[str, Any]:
-    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": b64(data)}}
+    return {
+        "type": "image",
+        "source": {"type": "base64", "media_type": media_type, "data": b64(data)},
+    }
 
 
 def pdf_block(data: bytes, **extra: Any) -> dict[str, Any]:
@@ -151,7 +156,7 @@ def test_pieces_round_trip_and_rule() -> None:
     assert tokens.pieces("  a  ") == ["  a", "  "]
     assert tokens.pieces("") == []
     rng = random.Random(3)
-    alphabet = "ab cdé\n\t\u2028.,!😀 xyz"
+    alphabet = "ab cdé\n\t\u2028\x1c.,!😀 xyz  "
     for _ in range(300):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
         parts = tokens.pieces(text)
@@ -219,7 +224,9 @@ def test_pdf_pages_and_text(compress: bool) -> None:
 def usage_total(message: dict[str, Any]) -> int:
     usage = message["usage"]
     return int(
-        usage["input_tokens"] + usage["cache_creation_input_tokens"] + usage["cache_read_input_tokens"]
+        usage["input_tokens"]
+        + usage["cache_creation_input_tokens"]
+        + usage["cache_read_input_tokens"]
     )
 
 
@@ -250,32 +257,71 @@ TEXT_DOC = {
 }
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [
-        request(),
-        request(system="You are terse."),
-        request(system=[{"type": "text", "text": "Sys one"}, {"type": "text", "text": "Sys two"}]),
-        request(tools=[TOOL]),
-        request(tools=[TOOL], tool_choice={"type": "auto"}),
-        request(image_block(png(64, 64), "image/png")),
-        request(image_block(jpeg(2000, 3000), "image/jpeg")),
-        request(image_block(gif(10, 10), "image/gif"), image_block(webp_vp8x(900, 900), "image/webp")),
-        request({"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}),
-        request(pdf_block(pdf(["One", "Two"]))),
-        request(TEXT_DOC),
-        request(model="claude-opus-4-7", system="Tokenizer check"),
-        request(
-            output_config={"format": {"type": "json_schema", "schema": {"type": "object"}}}
-        ),
-    ],
-    ids=[
-        "text", "system", "system-blocks", "tools", "tool-choice", "png", "jpeg-resized",
-        "gif-webp", "url-image", "pdf", "text-doc", "opus-4-7", "structured",
-    ],  # fmt: skip
-)
-def test_count_tokens_equals_usage_total(emulator_api: Api, payload: dict[str, Any]) -> None:
-    counted, total = count_and_create(emulator_api, payload)
+TOOL_TURNS = [
+    {"role": "user", "content": "Look it up"},
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "redacted_thinking", "data": "opaque-data"},
+            {"type": "tool_use", "id": "toolu_a", "name": "lookup", "input": {"q": "x"}},
+        ],
+    },
+    {
+        "role": "user",
+        "content": [
+            {
+                "type": "tool_result",
+                "tool_use_id": "toolu_a",
+                "content": [
+                    {"type": "text", "text": "A chart:"},
+                    image_block(png(120, 80), "image/png"),
+                ],
+            }
+        ],
+    },
+]
+SEARCH_RESULT = {
+    "type": "search_result",
+    "source": "https://example.com",
+    "title": "Result",
+    "content": [{"type": "text", "text": "Found text"}],
+}
+CONTENT_DOC = {
+    "type": "document",
+    "source": {"type": "content", "content": [{"type": "text", "text": "Part one"}]},
+}
+COUNT_CASES = {
+    "text": request(),
+    "system": request(system="You are terse."),
+    "system-blocks": request(
+        system=[{"type": "text", "text": "Sys one"}, {"type": "text", "text": "Sys two"}]
+    ),
+    "tools": request(tools=[TOOL]),
+    "tool-choice": request(tools=[TOOL], tool_choice={"type": "auto"}),
+    "png": request(image_block(png(64, 64), "image/png")),
+    "jpeg-resized": request(image_block(jpeg(2000, 3000), "image/jpeg")),
+    "gif-webp": request(
+        image_block(gif(10, 10), "image/gif"), image_block(webp_vp8x(900, 900), "image/webp")
+    ),
+    "url-image": request(
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+    ),
+    "pdf": request(pdf_block(pdf(["One", "Two"]))),
+    "text-doc": request(TEXT_DOC),
+    "opus-4-7": request(model="claude-opus-4-7", system="Tokenizer check"),
+    "structured": request(
+        output_config={"format": {"type": "json_schema", "schema": {"type": "object"}}}
+    ),
+    "search-result": request(SEARCH_RESULT),
+    "content-doc": request(CONTENT_DOC),
+    "server-tool": request(tools=[{"type": "web_search_20250305", "name": "web_search"}]),
+    "tool-turns": {"model": MODEL, "max_tokens": 100, "messages": TOOL_TURNS, "tools": [TOOL]},
+}
+
+
+@pytest.mark.parametrize("case", sorted(COUNT_CASES))
+def test_count_tokens_equals_usage_total(emulator_api: Api, case: str) -> None:
+    counted, total = count_and_create(emulator_api, COUNT_CASES[case])
     assert counted == total
 
 
@@ -351,7 +397,9 @@ def test_body_over_32_mb_is_413(emulator_api: Api) -> None:
 
 
 def test_pdf_citations_use_page_location(emulator_api: Api) -> None:
-    document = pdf_block(pdf(["", "Mars is red. It is cold."]), citations={"enabled": True}, title="Mars")
+    document = pdf_block(
+        pdf(["", "Mars is red. It is cold."]), citations={"enabled": True}, title="Mars"
+    )
     message = emulator_api.create(**request(document))
     (citation,) = message["content"][0]["citations"]
     assert citation["type"] == "page_location"

@@ -63,12 +63,7 @@ _STOP_REASONS = frozenset(
 
 def random_id(prefix: str, length: int = 24) -> str:
     """``prefix`` + random base62 characters (request ids, message and batch ids)."""
-    number = int.from_bytes(os.urandom(length), "big")
-    chars = []
-    for _ in range(length):
-        number, rem = divmod(number, 62)
-        chars.append(_B62[rem])
-    return prefix + "".join(chars)
+    return prefix + "".join([_B62[byte % 62] for byte in os.urandom(length)])
 
 
 @dataclass(frozen=True)
@@ -274,7 +269,9 @@ class App:
 
     def handle(self, request: Incoming, admitted: bool | None) -> Outgoing:
         if request.path.startswith("/_emulator/") or request.path == "/_emulator":
-            return self._admin(request)
+            admin = self._admin(request)
+            admin.headers["request-id"] = random_id("req_")
+            return admin
         request_id = random_id("req_")
         arrived = self.now()
         options = self.options
@@ -306,7 +303,7 @@ class App:
 
     @staticmethod
     def _parse_body(request: Incoming) -> Any:
-        if not request.body.strip():
+        if not request.body or request.body.isspace():  # no copy of a large body
             return None
         try:
             return orjson.loads(request.body)
@@ -424,6 +421,9 @@ class App:
                 raise self._fault_error(fault, fault.error_type)
         out = handler(_Context(request, body, request_id, options, params))
         out.delay += delay
+        if fault is not None and fault.kind == "drop_response":
+            # The server acted (the state change above is kept); only the answer is lost.
+            return DropOut(out.delay)
         if fault is not None:
             if isinstance(out, StreamOut):
                 out.fault = fault
@@ -442,6 +442,9 @@ class App:
 
     def _messages(self, ctx: _Context) -> Outgoing:
         prompt = parse_request(ctx.body)
+        directed = directed_error(prompt)
+        if directed is not None:
+            raise directed
         options = ctx.options
         with self.lock:
             now = self.now()
@@ -615,6 +618,7 @@ class App:
             item = BatchItem(raw["custom_id"], raw["params"])
             try:
                 item.prompt = parse_request(raw["params"])
+                item.error = directed_error(item.prompt)
             except ApiError as error:  # checked during processing: an errored result, not a 400
                 item.error = error
             items.append(item)
@@ -727,7 +731,7 @@ class App:
 
     # ------------------------------------------------------------------ admin API
 
-    def _admin(self, request: Incoming) -> Outgoing:
+    def _admin(self, request: Incoming) -> JsonOut:
         try:
             return self._admin_route(request)
         except ApiError as error:
@@ -735,7 +739,7 @@ class App:
         except (TypeError, ValueError) as error:
             return self._error(ApiError.invalid(str(error)), None)
 
-    def _admin_route(self, request: Incoming) -> Outgoing:
+    def _admin_route(self, request: Incoming) -> JsonOut:
         body = self._parse_body(request)
         if body is _INVALID:
             raise ApiError.invalid("Request body is not valid JSON.")
@@ -778,3 +782,17 @@ class App:
 
 
 _INVALID: Any = object()  # marks a body that is not valid JSON
+
+_ERROR_DIRECTIVE = re.compile(r"\[\[\s*error\s*=\s*([a-z_]+)\s*\]\]")
+
+
+def directed_error(prompt: Prompt) -> ApiError | None:
+    """The error ``[[error=TYPE]]`` in the last user message asks for (TYPE: an API error type
+    such as ``overloaded_error``), or None: a per-request failure for tests, answered as that
+    HTTP error by /v1/messages and as an errored result inside a batch."""
+    match = _ERROR_DIRECTIVE.search(prompt.last_user_text)
+    if match is None or match.group(1) not in ERROR_STATUS:
+        return None
+    error_type = match.group(1)
+    message = DEFAULT_MESSAGES.get(error_type, "Error") + " ([[error]] directive)"
+    return ApiError(ERROR_STATUS[error_type], error_type, message)

@@ -6,14 +6,15 @@
 
 A breakpoint is a segment carrying ``cache_control`` (tools, system blocks, message blocks, or
 the last block when the request has a top-level ``cache_control``). Its key hashes the model
-and every segment up to and including it, with ``cache_control`` fields removed. A breakpoint
+and every segment up to and including it, with ``cache_control`` fields removed; a structured
+output schema sits right after the tools, so it belongs to every later prefix. A breakpoint
 whose prefix is shorter than the model's minimum is never cached. On each request the longest
 cached, unexpired prefix is read (and its TTL refreshed): at a breakpoint, or, as the API does,
 at one of the `LOOKBACK` block boundaries before a breakpoint, so a conversation that moves its
 breakpoint forward each turn still hits the previous turn's entry. The cacheable breakpoints
 after the read prefix are written, each segment billed at the TTL of the breakpoint that
-closes it. Times are on the emulator clock, so tests expire entries with ``advance_clock``. One cache
-serves the whole emulator instance (the real API scopes caches to an organization).
+closes it. Times are on the emulator clock, so tests expire entries with ``advance_clock``.
+One cache serves the whole emulator instance (the real API scopes caches to an organization).
 """
 
 from __future__ import annotations

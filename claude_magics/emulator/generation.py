@@ -9,7 +9,8 @@ hash (``Prompt.seed``, which ignores ``stream``), so a streamed and a non-stream
 same request produce the same content.
 
 Reply rules: ``[[reply_tokens=N]]`` in the last user message sets the text to exactly N tokens
-(default: ``default_tokens``), and ``[[refusal]]`` makes the reply a refusal. A default reply
+(default: ``default_tokens``), and ``[[refusal]]`` makes the reply a refusal (``[[error=TYPE]]``,
+handled in `app`, fails the request with that API error instead). A default reply
 starts by quoting the first words of the last user message. ``max_tokens`` cuts the output (in
 order: thinking, text, tool call; a tool call that does not fit entirely is dropped) and
 ``stop_sequences`` cut text before the first occurrence. Thinking (enabled or adaptive) comes
@@ -41,6 +42,8 @@ __all__ = [
     "ThinkingBlock",
     "ToolUseBlock",
     "build_reply",
+    "derived_id",
+    "encode_frame",
     "message_json",
     "stream_events",
 ]
@@ -129,21 +132,22 @@ class Reply:
 
 
 class Event(NamedTuple):
-    """One SSE frame: name, data, and the output tokens it carries (for pacing)."""
+    """One encoded SSE frame, with the output tokens it carries (for pacing)."""
 
     name: str
-    data: dict[str, Any]
+    frame: bytes  # b"event: NAME\ndata: JSON\n\n"
     tokens: int = 0
     is_delta: bool = False
 
 
+def encode_frame(name: str, data: Any) -> bytes:
+    """An SSE frame whose event name equals ``data["type"]``."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
 def _b62(digest: bytes, length: int) -> str:
-    number = int.from_bytes(digest, "big")
-    chars = []
-    for _ in range(length):
-        number, rem = divmod(number, 62)
-        chars.append(_B62[rem])
-    return "".join(chars)
+    # One character per byte: the slight bias of ``% 62`` does not matter for ids.
+    return "".join([_B62[byte % 62] for byte in digest[:length]])
 
 
 def derived_id(prefix: str, *parts: object) -> str:
@@ -156,32 +160,56 @@ def _word_pieces(word: str) -> int:
     return -(-len(word) // 4)
 
 
-def compose(words: list[str], n: int, rng: random.Random, bank: tuple[str, ...]) -> str:
+def _prepare(sentences: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], int], ...]:
+    """Sentences as (words, token pieces), so whole sentences can be placed at once."""
+    return tuple((tuple(s.split()), sum(_word_pieces(w) for w in s.split())) for s in sentences)
+
+
+_REPLY_BANK = _prepare(_SENTENCES)
+_THOUGHT_BANK = _prepare(_THOUGHTS)
+
+
+def compose(
+    words: list[str],
+    n: int,
+    rng: random.Random,
+    bank: tuple[tuple[tuple[str, ...], int], ...],
+) -> str:
     """Text of exactly ``n`` token pieces: ``words`` first, then sentences from ``bank``.
 
-    Words are kept whole; the last one is chosen (or given a full stop) so the count lands
-    exactly on ``n``.
+    Words are kept whole (a word with a leading space costs ceil(len / 4) pieces); whole
+    sentences are added while they fit, and near the end the last word is chosen (or given a
+    full stop) so the count lands exactly on ``n``.
     """
     out: list[str] = []
     used = 0
 
-    def stream() -> Any:
-        yield from words
-        while True:
-            yield from rng.choice(bank).split()
-
-    for word in stream():
-        if used >= n:
-            break
+    def place(word: str) -> None:
+        nonlocal used
         cost = _word_pieces(word)
         remaining = n - used
-        if cost < remaining or cost == remaining:
+        if cost <= remaining:
             out.append(word)
             used += cost
-            continue
-        if remaining in _ENDINGS:
+        elif remaining in _ENDINGS:
             out.append(rng.choice(_ENDINGS[remaining]))
             used = n
+        # Otherwise the word is too long for the space left: skip it, a shorter one follows.
+
+    for word in words:
+        if used >= n:
+            break
+        place(word)
+    while used < n:
+        sentence, cost = rng.choice(bank)
+        if used + cost < n:  # fits with room to spare: no need to look at single words
+            out.extend(sentence)
+            used += cost
+            continue
+        for word in sentence:
+            if used >= n:
+                break
+            place(word)
     text = " ".join(out)
     if out and text[-1].isalnum() and _word_pieces(out[-1] + ".") == _word_pieces(out[-1]):
         text += "."
@@ -288,12 +316,12 @@ def _first_sentence(text: str) -> str:
     return text[: min(end, 300)]
 
 
-def _cut(text: str, budget: int) -> tuple[str, bool]:
-    """The text limited to ``budget`` pieces, and whether it had to be cut."""
-    parts = pieces(text)
-    if len(parts) <= budget:
-        return text, False
-    return "".join(parts[:budget]), True
+def _cut(text: str, budget: int) -> tuple[str, int, bool]:
+    """The text limited to ``budget`` pieces, its piece count, and whether it was cut."""
+    count = count_pieces(text)
+    if count <= budget:
+        return text, count, False
+    return "".join(pieces(text)[:budget]), budget, True
 
 
 def build_reply(prompt: Prompt, scripted: ScriptedReply | None, default_tokens: int) -> Reply:
@@ -311,7 +339,7 @@ def build_reply(prompt: Prompt, scripted: ScriptedReply | None, default_tokens: 
         budget = prompt.thinking.get("budget_tokens", 10**9)
         ceiling = (prompt.max_tokens or 10**9) // 2
         size = max(1, min(budget, ceiling, 30 + rng.randint(0, 30)))
-        thinking_text = compose([], size, rng, _THOUGHTS)
+        thinking_text = compose([], size, rng, _THOUGHT_BANK)
     if thinking_text is not None:
         omitted = prompt.thinking is not None and prompt.thinking.get("display") == "omitted"
         blocks.append(
@@ -364,7 +392,7 @@ def build_reply(prompt: Prompt, scripted: ScriptedReply | None, default_tokens: 
             blocks.append(TextBlock(orjson.dumps(value).decode()))
         else:
             target = length if length is not None else default_tokens
-            text = compose(_quote(prompt.last_user_text), target, rng, _SENTENCES)
+            text = compose(_quote(prompt.last_user_text), target, rng, _REPLY_BANK)
             cited = _citations(prompt.documents)
             blocks.append(TextBlock(text, cited or None))
     if scripted is not None and scripted.stop_reason is not None:
@@ -386,7 +414,7 @@ def _finish(reply: Reply, blocks: list[Block], prompt: Prompt) -> None:
             if used + block.tokens > budget:
                 block.tokens = budget - used
                 if block.thinking:
-                    block.thinking, _ = _cut(block.thinking, block.tokens)
+                    block.thinking = _cut(block.thinking, block.tokens)[0]
                 reply.blocks.append(block)
                 _hit_max_tokens(reply, budget)
                 return
@@ -400,13 +428,12 @@ def _finish(reply: Reply, blocks: list[Block], prompt: Prompt) -> None:
                 if found != -1 and found < position:
                     position, stopped = found, stop
             block.text = block.text[:position]
-            text, was_cut = _cut(block.text, budget - used)
-            block.text = text
+            block.text, count, was_cut = _cut(block.text, budget - used)
             reply.blocks.append(block)
             if was_cut:
                 _hit_max_tokens(reply, budget)
                 return
-            used += count_pieces(text)
+            used += count
             if stopped is not None:
                 reply.stop_reason = "stop_sequence"
                 reply.stop_sequence = stopped
@@ -464,8 +491,35 @@ def message_json(
 
 
 def _groups(parts: list[str], size: int) -> list[tuple[str, int]]:
+    if size == 1:
+        return [(part, 1) for part in parts]
     return [
         ("".join(parts[i : i + size]), len(parts[i : i + size])) for i in range(0, len(parts), size)
+    ]
+
+
+# Content deltas are most of a stream: they are encoded from templates rather than dicts, which
+# keeps a 20,000-delta stream well under a second. The bytes equal orjson's encoding of the dict.
+_DELTA_FRAMES = {
+    kind: (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+        b'"delta":{"type":"' + kind.encode() + b'","' + field.encode() + b'":%s}}\n\n'
+    )
+    for kind, field in (
+        ("text_delta", "text"),
+        ("thinking_delta", "thinking"),
+        ("input_json_delta", "partial_json"),
+        ("signature_delta", "signature"),
+    )
+}
+
+
+def _deltas(index: int, kind: str, parts: list[str], size: int) -> list[Event]:
+    template = _DELTA_FRAMES[kind]
+    dumps = orjson.dumps
+    return [
+        Event("content_block_delta", template % (index, dumps(chunk)), count, True)
+        for chunk, count in _groups(parts, size)
     ]
 
 
@@ -480,78 +534,60 @@ def stream_events(
     start_usage = dict(usage, output_tokens=1)
     start = message_json(Reply(), prompt, start_usage, message_id)
     start.update(stop_reason=None, stop_sequence=None, stop_details=None)
-    events = [Event("message_start", {"type": "message_start", "message": start})]
+    events = [_event({"type": "message_start", "message": start})]
     for index, block in enumerate(reply.blocks):
         if isinstance(block, TextBlock):
             events.append(_start(index, {"type": "text", "text": "", "citations": None}))
             for citation in block.citations or ():
-                events.append(_delta(index, {"type": "citations_delta", "citation": citation}, 0))
-            for chunk, count in _groups(pieces(block.text), tokens_per_delta):
-                events.append(_delta(index, {"type": "text_delta", "text": chunk}, count))
+                cite = {"type": "citations_delta", "citation": citation}
+                events.append(_event(_delta_data(index, cite), is_delta=True))
+            events += _deltas(index, "text_delta", pieces(block.text), tokens_per_delta)
         elif isinstance(block, ThinkingBlock):
             events.append(_start(index, {"type": "thinking", "thinking": "", "signature": ""}))
-            for chunk, count in _groups(pieces(block.thinking), tokens_per_delta):
-                events.append(_delta(index, {"type": "thinking_delta", "thinking": chunk}, count))
+            events += _deltas(index, "thinking_delta", pieces(block.thinking), tokens_per_delta)
             # Omitted thinking is still generated: its signature delta carries the time it took.
+            (signature,) = _deltas(index, "signature_delta", [block.signature], 1)
             hidden = block.tokens if not block.thinking else 0
-            events.append(
-                _delta(index, {"type": "signature_delta", "signature": block.signature}, hidden)
-            )
+            events.append(signature._replace(tokens=hidden))
         else:
-            events.append(
-                _start(
-                    index,
-                    {
-                        "type": "tool_use",
-                        "id": block.id,
-                        "name": block.name,
-                        "input": {},
-                        "caller": {"type": "direct"},
-                    },
-                )
-            )
-            events.append(_delta(index, {"type": "input_json_delta", "partial_json": ""}, 0))
-            for chunk, count in _groups(pieces(block.json_text), tokens_per_delta):
-                events.append(
-                    _delta(index, {"type": "input_json_delta", "partial_json": chunk}, count)
-                )
-        events.append(Event("content_block_stop", {"type": "content_block_stop", "index": index}))
-    events.append(
-        Event(
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {
-                    "stop_reason": reply.stop_reason,
-                    "stop_sequence": reply.stop_sequence,
-                    "stop_details": reply.stop_details,
-                    "container": None,
-                },
-                "usage": {
-                    "input_tokens": usage["input_tokens"],
-                    "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
-                    "cache_read_input_tokens": usage["cache_read_input_tokens"],
-                    "output_tokens": usage["output_tokens"],
-                    "server_tool_use": None,
-                },
-            },
-        )
-    )
-    events.append(Event("message_stop", {"type": "message_stop"}))
+            tool = {
+                "type": "tool_use",
+                "id": block.id,
+                "name": block.name,
+                "input": {},
+                "caller": {"type": "direct"},
+            }
+            events.append(_start(index, tool))
+            # The first input_json_delta is empty, as the API sends it.
+            (first,) = _deltas(index, "input_json_delta", [""], 1)
+            events.append(first._replace(tokens=0))
+            events += _deltas(index, "input_json_delta", pieces(block.json_text), tokens_per_delta)
+        events.append(_event({"type": "content_block_stop", "index": index}))
+    delta: dict[str, Any] = {
+        "stop_reason": reply.stop_reason,
+        "stop_sequence": reply.stop_sequence,
+        "stop_details": reply.stop_details,
+        "container": None,
+    }
+    final_usage = {
+        "input_tokens": usage["input_tokens"],
+        "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+        "cache_read_input_tokens": usage["cache_read_input_tokens"],
+        "output_tokens": usage["output_tokens"],
+        "server_tool_use": None,
+    }
+    events.append(_event({"type": "message_delta", "delta": delta, "usage": final_usage}))
+    events.append(_event({"type": "message_stop"}))
     return events
 
 
+def _event(data: dict[str, Any], *, is_delta: bool = False) -> Event:
+    return Event(data["type"], encode_frame(data["type"], data), 0, is_delta)
+
+
 def _start(index: int, block: dict[str, Any]) -> Event:
-    return Event(
-        "content_block_start",
-        {"type": "content_block_start", "index": index, "content_block": block},
-    )
+    return _event({"type": "content_block_start", "index": index, "content_block": block})
 
 
-def _delta(index: int, delta: dict[str, Any], tokens: int) -> Event:
-    return Event(
-        "content_block_delta",
-        {"type": "content_block_delta", "index": index, "delta": delta},
-        tokens,
-        True,
-    )
+def _delta_data(index: int, delta: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": delta}

@@ -42,6 +42,9 @@ _WORDS = (
 _SOFT_DEPTH = 4  # beyond this, only required properties and minimal arrays
 _HARD_DEPTH = 12  # beyond this, recursion is cut off
 _ATTEMPTS = 8
+# Total sub-generations allowed per value: retries stop when it runs out, so a schema with no
+# finite instance (every node requires another) ends quickly instead of retrying at each level.
+_WORK_BUDGET = 20_000
 
 
 def generate_instance(
@@ -497,17 +500,19 @@ class _Generator:
         self.rng = rng
         self.hint = hint_text
         self.checker = _Checker(root)
+        self.work = 0
 
     # The entry point: generate, check, and retry with fresh random draws if needed.
     def generate(self, schema: Schema, depth: int) -> Any:
         value = self._one(schema, depth)
         for _ in range(_ATTEMPTS):
-            if self.checker.check(schema, value, 0):
+            if self.work > _WORK_BUDGET or self.checker.check(schema, value, 0):
                 return value
             value = self._one(schema, depth)
         return value
 
     def _one(self, schema: Schema, depth: int) -> Any:
+        self.work += 1
         if schema is True or not isinstance(schema, Mapping):
             return self._words(1, 3)
         if schema is False:

@@ -20,7 +20,7 @@ from .errors import ERROR_STATUS
 
 __all__ = ["FAULT_KINDS", "EmulatorOptions", "Fault"]
 
-FAULT_KINDS = frozenset({"status", "drop", "error_event", "malformed", "slow"})
+FAULT_KINDS = frozenset({"status", "drop", "drop_response", "error_event", "malformed", "slow"})
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,9 @@ class Fault:
     stream cleanly (a non-streaming request gets the matching HTTP error instead);
     ``malformed`` sends one frame whose data is not JSON, then the rest of the stream (a
     non-streaming request gets a 200 with a truncated JSON body); ``slow`` waits ``delay``
-    seconds and then answers normally.
+    seconds and then answers normally; ``drop_response`` lets the request take effect (a batch
+    is created, a message generated) and then closes the connection without answering: the
+    lost response a client must not blindly re-send.
     """
 
     status: int | None = None

@@ -25,8 +25,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from .app import App, DropOut, Incoming, JsonOut, LinesOut, Outgoing, StreamOut
+from .app import App, DropOut, Incoming, JsonOut, LinesOut, Outgoing, StreamOut, random_id
 from .errors import DEFAULT_MESSAGES, error_body
+from .generation import encode_frame
 
 __all__ = ["EmulatorServer"]
 
@@ -40,10 +41,6 @@ _MALFORMED = (
 )
 _DROP = object()  # marks where a "drop" fault closes the connection
 _LINES_CHUNK = 64 * 1024
-
-
-def _frame(name: str, data: Any) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
 def _chunk(data: bytes) -> bytes:
@@ -111,7 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
             payload = orjson.dumps(
                 error_body("invalid_request_error", "Malformed request body framing", None)
             )
-            self._send_head(400, {"content-type": "application/json"}, len(payload))
+            headers = {"content-type": "application/json", "request-id": random_id("req_")}
+            self._send_head(400, headers, len(payload))
             self.wfile.write(payload)
             return
         request = Incoming(
@@ -134,6 +132,15 @@ class _Handler(BaseHTTPRequestHandler):
                     orjson.dumps(error_body("api_error", message, None)),
                     {"content-type": "application/json"},
                 )
+            if admitted and isinstance(out, (JsonOut, DropOut)):
+                # A request stops counting toward the concurrency limit once it is answered,
+                # before the answer goes out: otherwise a client that sends its next request
+                # the moment a reply arrives could be refused by a slot that is already free.
+                if out.delay > 0:
+                    time.sleep(out.delay)
+                    out.delay = 0.0
+                admitted = False
+                app.exit_flight()
             self._write(out)
         except _DISCONNECTS:
             self.close_connection = True
@@ -201,7 +208,12 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "error_event":
                 message = fault.message or DEFAULT_MESSAGES.get(fault.error_type, "Error")
                 frames.append(
-                    (_frame("error", error_body(fault.error_type, message, out.request_id)), 0)
+                    (
+                        encode_frame(
+                            "error", error_body(fault.error_type, message, out.request_id)
+                        ),
+                        0,
+                    )
                 )
                 return True
             frames.append((_MALFORMED, 0))
@@ -211,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
         for sent, event in enumerate(out.events):
             if fault is not None and not fired and sent == fault.after_events and inject():
                 return frames
-            frames.append((_frame(event.name, event.data), event.tokens))
+            frames.append((event.frame, event.tokens))
             if event.name == "message_start":
                 frames.append((_PING, 0))
             elif event.is_delta:

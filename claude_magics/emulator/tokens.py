@@ -66,8 +66,15 @@ def pieces(text: str) -> list[str]:
 
 
 def count_pieces(text: str) -> int:
-    """Number of pieces in ``text`` (the output token count of generated text)."""
-    return len(_PIECE.findall(text))
+    """Number of pieces in ``text`` (the output token count of generated text).
+
+    Equal to ``len(pieces(text))`` but computed from whitespace-separated words (``\\s`` and
+    ``str.split`` agree on what whitespace is): a run of L non-space characters is
+    ceil(L / 4) pieces, and trailing whitespace is one more. Several times faster than the
+    regex, which matters for 100,000-request batches.
+    """
+    count = sum((len(word) + 3) >> 2 for word in text.split())
+    return count + 1 if text and text[-1].isspace() else count
 
 
 def count_text(text: str, ratio: tuple[int, int] = (1, 1)) -> int:

@@ -152,9 +152,8 @@ def _canonical(value: Any) -> bytes:
 class _Parser:
     """Walks one request body; check methods raise ApiError at the first problem."""
 
-    def __init__(self, body: Any, count_tokens: bool) -> None:
+    def __init__(self, body: dict[str, Any]) -> None:
         self.body = body
-        self.count_tokens = count_tokens
         self.breakpoints = 0
         # Decoded media by id(block), so token counting does not decode twice.
         self.images: dict[int, tuple[int, int] | None] = {}
@@ -685,12 +684,17 @@ class _Counter:
 
 
 def _nested_ttl(block: dict[str, Any]) -> str | None:
-    """The ttl of a cache_control on a block or on blocks nested in it (tool results...)."""
+    """The ttl of a cache_control on a block or on blocks nested in it.
+
+    A breakpoint inside a tool result, search result or content document closes the
+    enclosing top-level block: that block is the unit the cache prefix is cut at.
+    """
     control = block.get("cache_control")
     if isinstance(control, dict):
         return str(control.get("ttl", "5m"))
-    for key in ("content",):
-        inner = block.get(key)
+    source = block.get("source")
+    nested = [block.get("content"), source.get("content") if isinstance(source, dict) else None]
+    for inner in nested:
         if isinstance(inner, list):
             for item in inner:
                 if isinstance(item, dict) and (ttl := _nested_ttl(item)):
@@ -713,6 +717,16 @@ def _segments(
                 tokens.TOOL_OVERHEAD + counter.text(definition.decode()),
                 b"tool:" + definition,
                 _nested_ttl(tool),
+            )
+        )
+    if output_schema is not None:
+        # The API turns the schema into system-prompt text ahead of the user's system prompt,
+        # so it is part of every cache prefix after the tools: a different schema misses a
+        # cache that the same schema would hit.
+        schema_text = _canonical(output_schema).decode()
+        segments.append(
+            Segment(
+                tokens.BLOCK_OVERHEAD + counter.text(schema_text), b"format:" + schema_text.encode()
             )
         )
     system = body.get("system")
@@ -748,9 +762,6 @@ def _segments(
     if isinstance(top, dict) and segments[-1].ttl is None:
         # Top-level cache_control marks the last block of the last message.
         segments[-1].ttl = str(top.get("ttl", "5m"))
-    if output_schema is not None:
-        schema_text = _canonical(output_schema).decode()
-        segments.append(Segment(tokens.BLOCK_OVERHEAD + counter.text(schema_text), b"format"))
     return segments
 
 
@@ -781,7 +792,7 @@ def parse_request(body: Any, *, count_tokens: bool = False) -> Prompt:
     """Validate a /v1/messages (or count_tokens) body; raises ApiError like the API would."""
     if not isinstance(body, dict):
         _fail("Request body must be a JSON object")
-    parser = _Parser(body, count_tokens)
+    parser = _Parser(body)
     allowed = COUNT_FIELDS if count_tokens else MESSAGE_FIELDS
     parser._extra(body, allowed, "")
     if "model" not in body:
