@@ -496,3 +496,22 @@ def test_get_model_by_alias_and_unknown(emulator_api: Api) -> None:
     assert emulator_api.get("/v1/models/claude-opus-4-7", "ModelInfo")["id"] == "claude-opus-4-7"
     error = emulator_api.error(404, "not_found_error", "GET", "/v1/models/claude-9")
     assert "claude-9" in error["message"]
+
+
+def test_code_requests_get_a_fenced_code_block(emulator_api: Api) -> None:
+    message = emulator_api.create(
+        model="claude-sonnet-4-6",
+        max_tokens=500,
+        messages=[{"role": "user", "content": "Write a Python function that cleans a column"}],
+    )
+    text = message["content"][0]["text"]
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    compile(code, "<emulator answer>", "exec")  # the code block is real, runnable Python
+    # An explicit length still wins over the shape.
+    sized = emulator_api.create(
+        model="claude-sonnet-4-6",
+        max_tokens=500,
+        messages=[{"role": "user", "content": "Write a function [[reply_tokens=9]]"}],
+    )
+    assert sized["usage"]["output_tokens"] == 9
+    assert "```" not in sized["content"][0]["text"]

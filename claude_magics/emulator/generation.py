@@ -81,6 +81,26 @@ _THOUGHTS = (
 # Words that end a reply on an exact token count: index = pieces the word takes (with a dot).
 _ENDINGS = {1: ("yes.", "it.", "now.", "so."), 2: ("done.", "again.", "clear.", "works.")}
 _DIRECTIVE = re.compile(r"\[\[\s*(reply_tokens\s*=\s*(\d+)|refusal)\s*\]\]", re.IGNORECASE)
+_CODE_REQUEST = re.compile(
+    r"\b(code|function|python|script|snippet|implement|write a (class|def|loop))\b", re.IGNORECASE
+)
+# Small, runnable answers for code requests (the emulator does not understand the request).
+_CODE_SNIPPETS = (
+    "def clean(values):\n"
+    '    """Drop missing values and strip whitespace from strings."""\n'
+    "    return [v.strip() if isinstance(v, str) else v for v in values if v is not None]\n",
+    "def summarise(series):\n"
+    '    """Count, mean and the share of missing values of a pandas Series."""\n'
+    "    return {\n"
+    '        "count": int(series.count()),\n'
+    '        "mean": float(series.mean()),\n'
+    '        "missing": float(series.isna().mean()),\n'
+    "    }\n",
+    "def drop_outliers(series, k=3.0):\n"
+    '    """Keep the values within k standard deviations of the mean."""\n'
+    "    mean, std = series.mean(), series.std()\n"
+    "    return series[(series - mean).abs() <= k * std]\n",
+)
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -390,6 +410,13 @@ def build_reply(prompt: Prompt, scripted: ScriptedReply | None, default_tokens: 
         elif prompt.output_schema is not None:
             value = generate_instance(prompt.output_schema, rng, prompt.last_user_text)
             blocks.append(TextBlock(orjson.dumps(value).decode()))
+        elif length is None and _CODE_REQUEST.search(_DIRECTIVE.sub(" ", prompt.last_user_text)):
+            # Asked for code: answer the way a model does, with a fenced block, so notebooks
+            # that show code (``%%claude -f code``) have code to show offline too.
+            intro = "Here is one way to write it:"
+            outro = compose([], 20, rng, _REPLY_BANK)
+            code = rng.choice(_CODE_SNIPPETS)
+            blocks.append(TextBlock(f"{intro}\n\n```python\n{code}```\n\n{outro}"))
         else:
             target = length if length is not None else default_tokens
             text = compose(_quote(prompt.last_user_text), target, rng, _REPLY_BANK)
