@@ -40,12 +40,13 @@ import re
 import sys
 import traceback
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 from .errors import ClaudeError
+from .media import sniff_image
 
 __all__ = [
     "CHARS_PER_TOKEN",
@@ -64,6 +65,9 @@ __all__ = [
     "interpolate_text",
     "pdf_block",
     "render_value",
+    "resolve_reference",
+    "substitute_references",
+    "template_references",
 ]
 
 DfFormat = Literal["csv", "markdown"]
@@ -301,6 +305,38 @@ def interpolate_text(
         return rendered[ref]
 
     return _REFERENCE.sub(replace, text)
+
+
+def template_references(text: str) -> list[str]:
+    """The distinct ``{{references}}`` of ``text`` in order of first appearance, written as in
+    the text without padding (``"review"``, ``"meta['title']"``); keywords are not references.
+
+    The grammar is :func:`interpolate_text`'s, so a row template (``df.claude.map``) reads
+    exactly like a ``%%claude`` cell.
+    """
+    seen: dict[str, None] = {}
+    for match in _REFERENCE.finditer(text):
+        if not keyword.iskeyword(match["head"]):
+            seen.setdefault(match["ref"], None)
+    return list(seen)
+
+
+def substitute_references(text: str, replace: Callable[[str], str]) -> str:
+    """``text`` with each ``{{reference}}`` replaced by ``replace(reference)``; everything else,
+    braces included, byte for byte (the rules of :func:`interpolate_text`)."""
+
+    def sub(match: re.Match[str]) -> str:
+        if keyword.iskeyword(match["head"]):
+            return match.group()
+        return replace(match["ref"])
+
+    return _REFERENCE.sub(sub, text)
+
+
+def resolve_reference(ref: str, namespace: Mapping[str, Any]) -> Any:
+    """The value ``ref`` (as :func:`template_references` gives it) names in ``namespace``:
+    getattr and ``[]`` steps only, never ``eval``. Raises :class:`PromptError` naming it."""
+    return _resolve(ref, namespace, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -742,19 +778,6 @@ def _read_file(path: str | os.PathLike[str]) -> tuple[Path, bytes]:
         raise PromptError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from None
 
 
-def _sniff_image(data: bytes) -> str | None:
-    """The image media type the magic bytes say (not the file name), or None."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
 def _is_pdf(data: bytes) -> bool:
     # Readers accept the header anywhere in the first 1024 bytes (some writers put junk first).
     return b"%PDF-" in data[:1024]
@@ -812,7 +835,7 @@ def image_block(value: Any) -> ContentBlock:
             f"cannot make an image from a {type(value).__name__}: pass a path, PNG/JPEG/GIF/WebP "
             "bytes, a PIL image or a matplotlib figure"
         )
-    media_type = _sniff_image(data)
+    media_type = sniff_image(data)
     if media_type is None:
         extra = "; it is a PDF: attach it with --pdf" if _is_pdf(data) else ""
         raise PromptError(
@@ -863,7 +886,7 @@ def pdf_block(value: str | os.PathLike[str] | bytes) -> ContentBlock:
     else:
         raise PromptError(f"cannot attach a {type(value).__name__} as a PDF: pass a path or bytes")
     if not _is_pdf(data):
-        extra = "; it is an image: attach it with --image" if _sniff_image(data) else ""
+        extra = "; it is an image: attach it with --image" if sniff_image(data) else ""
         raise PromptError(f"{label} is not a PDF (no %PDF- header){extra}")
     _check_encoded_size(data, label, _PDF_MAX_ENCODED, "PDFs")
     pages = _pdf_pages(data)
@@ -889,7 +912,7 @@ def file_block(path: str | os.PathLike[str]) -> ContentBlock:
     label = os.fspath(path)
     if _is_pdf(data):
         raise PromptError(f"{label} is a PDF, not a text file: attach it with --pdf")
-    if _sniff_image(data):
+    if sniff_image(data):
         raise PromptError(f"{label} is an image, not a text file: attach it with --image")
     if len(data) > _TEXT_MAX_BYTES:
         raise PromptError(f"{label} is {_mb(len(data))}; a request can hold at most 32 MB")

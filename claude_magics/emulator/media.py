@@ -15,20 +15,9 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from ..media import sniff_image
+
 __all__ = ["PdfInfo", "image_size", "inspect_pdf", "sniff_image"]
-
-
-def sniff_image(data: bytes) -> str | None:
-    """The media type the bytes' magic number says, or None if it is not a supported image."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if len(data) >= 12 and data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
