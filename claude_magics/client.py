@@ -324,11 +324,15 @@ class Client:
         params: Mapping[str, Any] | None = None,
         stream: bool = False,
         retry: RetryPolicy = "always",
+        max_retries: int | None = None,
     ) -> httpx.Response:
         """Send one request with retries; return a 2xx response or raise an ``APIError``.
 
         With ``stream=True`` the body is not read; the caller must close the response.
+        ``max_retries`` overrides the client's for this request (0: callers that schedule their
+        own retries, such as the adaptive fan-out of DataFrame jobs).
         """
+        retries = self.max_retries if max_retries is None else max(0, int(max_retries))
         headers = self._headers("text/event-stream" if stream else "application/json")
         content = orjson.dumps(body) if body is not None else None
         url = self._url(path)
@@ -346,7 +350,7 @@ class Client:
                 )
                 may_have_reached = not unsent
                 retryable = _connection_retry_allowed(retry, unsent)
-                if retryable and attempt < self.max_retries:
+                if retryable and attempt < retries:
                     delay = self._retry_delay(attempt, None)
                     log.debug(
                         "%s %s: %s; retrying in %.2fs", method, path, type(exc).__name__, delay
@@ -378,7 +382,7 @@ class Client:
                     response.read()
                     response.close()
                 return response
-            if self._should_retry(response, retry) and attempt < self.max_retries:
+            if self._should_retry(response, retry) and attempt < retries:
                 delay = self._retry_delay(attempt, response.headers)
                 response.read()
                 response.close()
@@ -399,9 +403,12 @@ class Client:
         body: Any = None,
         params: Mapping[str, Any] | None = None,
         retry: RetryPolicy = "always",
+        max_retries: int | None = None,
     ) -> ApiObject:
         """Send a request and return the JSON object of its 2xx response."""
-        return _api_object(self.send(method, path, body=body, params=params, retry=retry))
+        return _api_object(
+            self.send(method, path, body=body, params=params, retry=retry, max_retries=max_retries)
+        )
 
 
 def _connection_retry_allowed(policy: RetryPolicy, unsent: bool) -> bool:
@@ -548,8 +555,10 @@ class Messages:
         return int(result["input_tokens"])
 
 
-class Models:
-    """``client.models``: list and get."""
+class _Listing:
+    """A paginated collection: ``list`` one page, ``iter_all`` every item across pages."""
+
+    _path = ""
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -557,16 +566,17 @@ class Models:
     def list(
         self, *, limit: int | None = None, before_id: str | None = None, after_id: str | None = None
     ) -> Page:
-        return _page(
-            self._client.request(
-                "GET",
-                "/v1/models",
-                params={"limit": limit, "before_id": before_id, "after_id": after_id},
-            )
-        )
+        params = {"limit": limit, "before_id": before_id, "after_id": after_id}
+        return _page(self._client.request("GET", self._path, params=params))
 
     def iter_all(self, *, page_size: int = 100) -> Iterator[ApiObject]:
         return _iter_pages(self.list, page_size)
+
+
+class Models(_Listing):
+    """``client.models``: list and get."""
+
+    _path = "/v1/models"
 
     def get(self, model_id: str) -> ApiObject:
         return self._client.request("GET", f"/v1/models/{model_id}")
@@ -607,11 +617,10 @@ class ResultStream:
             self.close()
 
 
-class Batches:
+class Batches(_Listing):
     """``client.batches``: the Message Batches API."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    _path = "/v1/messages/batches"
 
     def create(self, requests: Sequence[Mapping[str, Any]]) -> ApiObject:
         """Create a batch. Never blindly re-sent: a lost response raises
@@ -623,20 +632,6 @@ class Batches:
 
     def retrieve(self, batch_id: str) -> ApiObject:
         return self._client.request("GET", f"/v1/messages/batches/{batch_id}")
-
-    def list(
-        self, *, limit: int | None = None, before_id: str | None = None, after_id: str | None = None
-    ) -> Page:
-        return _page(
-            self._client.request(
-                "GET",
-                "/v1/messages/batches",
-                params={"limit": limit, "before_id": before_id, "after_id": after_id},
-            )
-        )
-
-    def iter_all(self, *, page_size: int = 100) -> Iterator[ApiObject]:
-        return _iter_pages(self.list, page_size)
 
     def cancel(self, batch_id: str) -> ApiObject:
         return self._client.request("POST", f"/v1/messages/batches/{batch_id}/cancel")
