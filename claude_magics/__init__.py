@@ -11,11 +11,15 @@ the emulator. Names below are resolved on first use.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# `typing` costs more to import than this whole module: keep it to type checkers.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .client import Client
     from .emulator import Emulator
 
