@@ -41,10 +41,11 @@ browser-deps:
 	fi
 
 # Lint, type-check, then every test (unit, emulator, browser, notebooks under nbval) with
-# coverage.
+# coverage. --cov names its source: nbval copies it into each notebook kernel, and a bare --cov
+# (pytest-cov 7 passes source=[True]) makes the kernel die before the first cell.
 test: lint browser-deps
 	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg \
-		--cov --cov-report=term
+		--cov=claude_magics --cov-report=term
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/import_time.py

@@ -103,7 +103,9 @@ def status_line(
         parts.append(f"{read:,} read from cache")
     if written:
         parts.append(f"{written:,} written to cache")
-    parts.append(f"{int(usage.get('output_tokens') or 0):,} out")
+    out = int(usage.get("output_tokens") or 0)
+    # While streaming, output tokens are counted locally (the API reports them at the end).
+    parts.append(f"≈{out:,} out" if streaming else f"{out:,} out")
     if first_token is not None:
         parts.append(f"first token {first_token:.1f} s")
     parts.append(f"{elapsed:.1f} s")

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -101,13 +102,16 @@ def test_markdown_view_updates_in_place_while_streaming(
     ip: InteractiveShell, emulator: Emulator
 ) -> None:
     emulator.configure(tokens_per_second=150)
+    started = time.monotonic()
     captured = run(ip, "", "Stream [[reply_tokens=150]]")
+    elapsed = time.monotonic() - started
     updates = [o.data.get("text/markdown", "") for o in captured.outputs if o.update]
     live = [u for u in updates if u]
     assert len(set(live)) >= 3, "the text should grow visibly while streaming"
     assert all(a.split("\n\n<sub>")[0] in b for a, b in itertools.pairwise(live))
-    # ~1 s of streaming at most 15 updates a second (plus the final clearing update).
-    assert len(updates) <= 15 * 1.5 + 2
+    # At most 15 updates a second (plus the first and the final clearing update).
+    assert len(updates) <= 15 * elapsed + 2
+    assert "≈" in updates[-2]  # the live token count is marked as an estimate
     assert updates[-1] == ""
 
 
@@ -124,12 +128,14 @@ def test_widget_view_renders_throttled(
         seen.append(self._answer.value)
 
     monkeypatch.setattr(render.WidgetView, "render", spy)
+    started = time.monotonic()
     captured = run(ip, "", "Widget [[reply_tokens=200]]")
+    elapsed = time.monotonic() - started
     first = captured.outputs[0]
     assert "application/vnd.jupyter.widget-view+json" in first.data
     assert first.data["text/plain"] == ""  # constant plain repr: nbval compares only this
     assert len(set(seen)) >= 3
-    assert len(seen) <= 15 * 1.0 * 1.5 + 2  # ~1 s at <= 15 renders/s
+    assert len(seen) <= 15 * elapsed + 1  # at most 15 renders a second
     assert all("<p>" in html or not html for html in seen)
     outputs = final_outputs(captured)
     assert outputs[-1]["text/plain"]
