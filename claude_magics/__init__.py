@@ -63,10 +63,14 @@ def load_ipython_extension(ipython: Any) -> None:
     if existing is not None:
         return
     ipython.register_magics(ClaudeMagics(shell=ipython))
+    _register_accessor_when_pandas(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext claude_magics``: remove the magics and unhook from the shell."""
+    hook = _accessor_hooks.pop(id(ipython), None)
+    if hook is not None:
+        ipython.events.unregister("pre_run_cell", hook)
     magics = _registered(ipython)
     if magics is None:
         return
@@ -81,3 +85,30 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 def _registered(ipython: Any) -> Any:
     return ipython.magics_manager.registry.get("ClaudeMagics")
+
+
+# shell id -> its pre_run_cell hook that registers df.claude, while it waits for pandas.
+_accessor_hooks: dict[int, Any] = {}
+
+
+def _register_accessor_when_pandas(ipython: Any) -> None:
+    """Register ``df.claude`` without making ``%load_ext`` import pandas: now if pandas is
+    already imported, else just before the first cell that imports pandas or uses ``.claude``
+    (a check per cell until then, which then removes itself)."""
+    import sys
+
+    if "pandas" in sys.modules:
+        importlib.import_module("claude_magics.frame")
+        return
+    if id(ipython) in _accessor_hooks:
+        return
+
+    def register_before(info: Any) -> None:
+        cell = getattr(info, "raw_cell", None) or ""
+        if "pandas" in sys.modules or "pandas" in cell or ".claude" in cell:
+            ipython.events.unregister("pre_run_cell", register_before)
+            _accessor_hooks.pop(id(ipython), None)
+            importlib.import_module("claude_magics.frame")
+
+    _accessor_hooks[id(ipython)] = register_before
+    ipython.events.register("pre_run_cell", register_before)

@@ -256,6 +256,10 @@ class ClaudeMagics(Magics):
     @argument(
         "--count", action="store_true", help="Count the request's tokens and cost; send nothing."
     )
+    @argument("--batch", metavar="DF", help="Run the cell as a template over each row of DF.")
+    @argument("--labels", metavar="A,B,C", help="With --batch: label each row with one of these.")
+    @argument("--mode", choices=("auto", "batch", "realtime"), help="With --batch: how to send.")
+    @argument("--yes", action="store_true", help="With --batch: skip the cost confirmation.")
     @line_cell_magic
     def claude(self, line: str, cell: str | None = None) -> None:
         """Ask Claude. The cell is the prompt; the answer streams in and stays in the notebook.
@@ -300,6 +304,11 @@ class ClaudeMagics(Magics):
             except SystemExit:  # pragma: no cover - argparse exits on --help
                 return None
             prompt = cell
+        if args.batch:
+            from .jobs_magic import batch_cell
+
+            batch_cell(self.shell, args, prompt)
+            return None
         self._run(args, prompt, line)
         return None
 
@@ -656,6 +665,24 @@ class ClaudeMagics(Magics):
             exc.hint = f"{hint}Available models: {', '.join(sorted(info))}. Use -m NAME."
 
     # -- line magics -----------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("command", choices=("list", "status", "attach", "cancel"), help="What to do.")
+    @argument("job", nargs="?", help="The job id (or a unique start of it).")
+    @argument("--out", metavar="NAME", help="attach: keep the results in this variable.")
+    @line_magic
+    def claude_batch(self, line: str) -> None:
+        """DataFrame jobs in the ledger: %claude_batch list | status ID | attach ID | cancel ID.
+
+        Examples::
+
+            %claude_batch list
+            %claude_batch attach job_3f9a2c1b7d --out labels
+            %claude_batch cancel job_3f9a2c1b7d
+        """
+        from .jobs_magic import batch_command
+
+        batch_command(self.shell, parse_argstring(self.claude_batch, line))
 
     @magic_arguments()
     @argument("--chat", default=DEFAULT_CHAT, help="Conversation to show.")
