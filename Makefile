@@ -52,6 +52,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/stream.py
 	$(BIN)/python benchmarks/load_ext.py
 	$(BIN)/python benchmarks/widget_stream.py
+	$(BIN)/python benchmarks/batch_build.py
+	$(BIN)/python benchmarks/batch_parse.py
+	$(BIN)/python benchmarks/realtime_fanout.py
+	$(BIN)/python benchmarks/labeling_cost.py
 
 clean:
 	rm -rf $(VENV) build .coverage .pytest_cache .mypy_cache .ruff_cache

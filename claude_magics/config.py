@@ -82,12 +82,17 @@ def shared_client() -> Client:
     if magics is not None:
         client: Client = magics.client
         return client
+    import os
+
+    # Keyed on the base URL: pointing ANTHROPIC_BASE_URL elsewhere (the emulator, a proxy)
+    # later in the session must reach a client that talks there.
+    key = f"client:{os.environ.get('ANTHROPIC_BASE_URL', '')}"
     with _lock:
-        if "client" not in _fallback:
+        if key not in _fallback:
             from .client import Client
 
-            _fallback["client"] = Client()
-        return _fallback["client"]  # type: ignore[no-any-return]
+            _fallback[key] = Client()
+        return _fallback[key]  # type: ignore[no-any-return]
 
 
 def shared_ledger() -> Ledger:

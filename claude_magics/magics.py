@@ -281,6 +281,9 @@ class ClaudeMagics(Magics):
             %%claude --image fig --thinking 2000
             What does this plot show?
 
+            %%claude --batch reviews --labels positive,negative,neutral --out sentiment
+            How does this customer feel? {{text}}
+
             %claude What is a p-value, in one sentence?
 
         ``{{name}}``, ``{{name.attr}}``, ``{{name[0]}}``, ``{{In[3]}}``, ``{{Out[3]}}`` and
