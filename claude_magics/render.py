@@ -97,8 +97,9 @@ class _Throttled(ABC):
         self.render(acc)
         spent = time.monotonic() - now
         # Each render redraws the whole answer, so a long answer makes renders dearer: space
-        # them at least 10x their own cost, keeping the view under ~10% of a core.
-        self._next = now + max(self.interval, 10 * spent)
+        # them at least 10x their own cost, keeping the view under ~10% of a core, but never
+        # leave the view still for more than a second.
+        self._next = now + min(max(self.interval, 10 * spent), 1.0)
 
     def _status(self, acc: MessageAccumulator) -> str:
         usage = acc._usage  # read in place: this runs up to 15 times a second
@@ -130,6 +131,7 @@ class WidgetView(_Throttled):
                 "ipywidgets is not installed: pip install ipywidgets, "
                 "or %config ClaudeMagics.display = 'markdown'"
             ) from exc
+        markdown_to_html("")  # build the parser now, so its one-time cost is not a render's
 
         class _LiveBox(widgets.VBox):  # type: ignore[misc]
             # A constant, empty plain-text repr: nbval compares it, and it must not depend
