@@ -69,6 +69,12 @@ class ClaudeMagics(Magics):
     df_format = Enum(
         ["csv", "markdown"], default_value="csv", help="How DataFrame rows are written."
     ).tag(config=True)
+    df_sample = Bool(
+        False,
+        help="When a DataFrame is cut to its budget, show a seeded random sample of rows "
+        "instead of the head and tail.",
+    ).tag(config=True)
+    df_sample_seed = Integer(0, help="Seed of the row sample (df_sample).").tag(config=True)
     auto_cache = Bool(
         True, help="Add prompt-caching breakpoints automatically (--no-cache turns it off)."
     ).tag(config=True)
@@ -399,7 +405,12 @@ class ClaudeMagics(Magics):
                 frame = self._resolve(name, "--df")
                 attachments.append(
                     prompt_module.dataframe_block(
-                        frame, name, budget=self.df_token_budget, df_format=self._df_format
+                        frame,
+                        name,
+                        budget=self.df_token_budget,
+                        df_format=self._df_format,
+                        sample=self.df_sample,
+                        seed=self.df_sample_seed,
                     )
                 )
             return prompt_module.build_user_content(
@@ -409,6 +420,8 @@ class ClaudeMagics(Magics):
                 value_budget=self.value_token_budget,
                 df_budget=self.df_token_budget,
                 df_format=self._df_format,
+                sample=self.df_sample,
+                seed=self.df_sample_seed,
                 last_error=self._last_error(),
                 attachments=attachments,
             )

@@ -487,3 +487,25 @@ def test_conversation_over_the_context_window_is_refused(
     with pytest.raises(UsageError, match="--new"):
         ip.run_cell_magic("claude", f"-m claude-haiku-4-5 --file {big}", "summarise")
     assert not [r for r in emulator.requests if r.path == "/v1/messages"]
+
+
+def test_dataframe_rows_head_tail_or_seeded_sample(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    import pandas as pd
+
+    ip.user_ns["t_big"] = pd.DataFrame({"n": range(5000), "word": ["alpha"] * 5000})
+    magics = magics_of(ip)
+    magics.df_token_budget = 300
+    run(ip, "--once", "Look: {{t_big}}")
+    head_tail = user_prompts(emulator)[-1][-1]
+    assert "5000" in head_tail.replace(",", "")  # the shape is stated
+    assert "omitted" in head_tail
+    assert "4999,alpha" in head_tail  # the tail is there
+    magics.df_sample = True
+    run(ip, "--once", "Look: {{t_big}}")
+    sampled = user_prompts(emulator)[-1][-1]
+    assert "sample" in sampled
+    assert sampled != head_tail
+    run(ip, "--once", "Look: {{t_big}}")
+    assert user_prompts(emulator)[-1][-1] == sampled  # seeded: the same sample every time
