@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 from spec_validation import Api, validator
 
 from claude_magics.emulator import Emulator
@@ -16,6 +17,14 @@ def _private_home(
 ) -> None:
     """Keep ledgers and job files of every test out of the user's real cache directory."""
     monkeypatch.setenv("CLAUDE_MAGICS_HOME", str(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture(scope="session")
+def shell() -> InteractiveShell:
+    """The IPython shell the magics tests drive (history off, as a test shell should be)."""
+    ip = InteractiveShell.instance()
+    ip.history_manager.enabled = False
+    return ip
 
 
 @pytest.fixture

@@ -139,13 +139,6 @@ def test_confirmation_outside_ipython_refuses_with_a_clear_message(
 # In IPython: the magics, the lazy accessor, the budget
 
 
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    ip = InteractiveShell.instance()
-    ip.history_manager.enabled = False
-    return ip
-
-
 @pytest.fixture
 def ip(
     shell: InteractiveShell, emulator: Emulator, frame: pd.DataFrame, fast_jobs: None

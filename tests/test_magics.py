@@ -23,13 +23,6 @@ from claude_magics.magics import ClaudeInterrupted, ClaudeMagics
 from claude_magics.result import ClaudeResult
 
 
-@pytest.fixture(scope="session")
-def shell() -> InteractiveShell:
-    ip = InteractiveShell.instance()
-    ip.history_manager.enabled = False
-    return ip
-
-
 @pytest.fixture
 def ip(
     shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch

@@ -25,13 +25,6 @@ from claude_magics.pricing import price_usage
 LONG_SYSTEM = "You are a careful data analyst who explains every step. " * 150
 
 
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    ip = InteractiveShell.instance()
-    ip.history_manager.enabled = False
-    return ip
-
-
 @pytest.fixture
 def ip(
     shell: InteractiveShell, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
