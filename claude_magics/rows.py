@@ -244,7 +244,7 @@ class Task:
 def _valid(schema: Any, value: Any) -> bool:
     # The emulator's checker covers the JSON Schema that structured output accepts (objects,
     # enums, arrays, anyOf, $ref, formats, bounds) with no dependency: one checker for both.
-    from .emulator.instances import matches
+    from .schema_check import matches
 
     return matches(schema, value)
 
