@@ -1078,9 +1078,12 @@ def _confirm(what: str, expected: float | None, worst: float | None, threshold: 
             message + " Nothing was sent: pass yes=True to send it (outside IPython there is "
             "no one to ask)."
         )
+    from IPython.core.error import StdinNotImplementedError
+
     try:
         answer = input(message + " Send it? [y/N] ")
-    except (EOFError, RuntimeError, NotImplementedError) as exc:  # no stdin (nbclient, nbval)
+    # A kernel without a front end to answer (nbclient, nbval) cannot read stdin.
+    except (EOFError, RuntimeError, StdinNotImplementedError) as exc:
         error = ConfirmationDeclined(message + " Nothing was sent: no way to ask here.")
         error.hint = "Pass yes=True (or --yes) to send it."
         raise error from exc

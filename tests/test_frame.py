@@ -247,6 +247,25 @@ def test_confirmation_asks_in_ipython(
     assert len(labels) == 5
 
 
+def test_confirmation_without_stdin_refuses_and_says_how(
+    ip: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from IPython.core.error import StdinNotImplementedError
+
+    def no_stdin(prompt: str) -> str:
+        # What ipykernel's input() raises when no front end can answer (nbclient, nbval).
+        raise StdinNotImplementedError(
+            "raw_input was called, but this frontend does not support it"
+        )
+
+    ip.run_line_magic("config", "ClaudeMagics.confirm_above_usd = 0.0")
+    monkeypatch.setattr("builtins.input", no_stdin)
+    with pytest.raises(ConfirmationDeclined, match="no way to ask") as info:
+        ip.user_ns["t_reviews"].claude.label("review", LABELS, progress=False)
+    assert "yes=True" in "\n".join(info.value._render_traceback_())
+    assert not [r for r in emulator.requests if r.path.startswith("/v1/messages")]
+
+
 def test_load_ext_stays_light_and_registers_df_claude_when_pandas_comes() -> None:
     probe = """
 import sys
