@@ -22,8 +22,8 @@ import time
 
 import pandas as pd
 
-from claude_magics.batch import batch_bodies, request_items
-from claude_magics.rows import RowTemplate, build_prompts, label_task
+from claude_magics.jobs.job import batch_bodies, request_items
+from claude_magics.jobs.rows import RowTemplate, build_prompts, label_task
 
 LABELS = ["positive", "negative", "neutral"]
 INSTRUCTION = (

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import orjson
 
-from claude_magics.batch import Job
-from claude_magics.jobs import JobRecord, JobStore
-from claude_magics.rows import label_task
+from claude_magics.jobs.job import Job
+from claude_magics.jobs.rows import label_task
+from claude_magics.jobs.store import JobRecord, JobStore
 
 LABELS = ["positive", "negative", "neutral"]
 TAG = "3f9a2c1b7d"
@@ -85,7 +85,7 @@ def new_job(folder: Path, n: int, run: int) -> Job:
         after=b"",
     )
     store.create(record, texts=[""] * n, row_prompt=range(n), row_index=None)
-    from claude_magics.client import Client
+    from claude_magics.api.client import Client
 
     return Job(store, record, client=Client(api_key="unused"), progress=False)
 

@@ -31,13 +31,13 @@ from typing import Any
 
 import pandas as pd
 
-from claude_magics import batch
-from claude_magics.client import Client
+from claude_magics.api.client import Client
+from claude_magics.cost.ledger import Ledger
+from claude_magics.cost.pricing import format_usd, price_usage
 from claude_magics.emulator import Emulator
-from claude_magics.jobs import JobStore
-from claude_magics.ledger import Ledger
-from claude_magics.pricing import format_usd, price_usage
-from claude_magics.rows import label_task
+from claude_magics.jobs import job as batch
+from claude_magics.jobs.rows import label_task
+from claude_magics.jobs.store import JobStore
 
 LABELS = ["positive", "negative", "neutral"]
 TARGET = 0.06

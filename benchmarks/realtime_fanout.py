@@ -28,11 +28,11 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from claude_magics import batch
-from claude_magics.client import Client
-from claude_magics.jobs import JobStore
-from claude_magics.ledger import Ledger
-from claude_magics.rows import label_task
+from claude_magics.api.client import Client
+from claude_magics.cost.ledger import Ledger
+from claude_magics.jobs import job as batch
+from claude_magics.jobs.rows import label_task
+from claude_magics.jobs.store import JobStore
 
 LATENCY = 0.2
 LIMIT = 20
@@ -116,7 +116,7 @@ def told_the_limit(url: str, n: int, run: int) -> float:
 
     import orjson
 
-    from claude_magics.rows import RowTemplate, build_prompts
+    from claude_magics.jobs.rows import RowTemplate, build_prompts
 
     frame = pd.DataFrame({"review": [f"Told {run}, review {i}: works, positive" for i in range(n)]})
     template = RowTemplate.for_column("review", "Classify the text in {tag}.")

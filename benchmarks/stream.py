@@ -36,7 +36,7 @@ def _start_emulator() -> tuple[subprocess.Popen[str], str]:
 
 
 def _ours(url: str, prompt: str, max_tokens: int) -> Callable[[], int]:
-    from claude_magics.client import Client
+    from claude_magics.api.client import Client
 
     client = Client(api_key="bench", base_url=url)
 

@@ -7,9 +7,10 @@ reply of ``--deltas`` text deltas (one token each, no pacing) from an emulator i
 (``python -m claude_magics.emulator``), so the server's work is not counted:
 
 (a) client alone: ``client.messages.stream(...)``, iterating every event;
-(b) widget view: the same stream fed to ``claude_magics.render.WidgetView`` as ``%%claude`` does
-    it: ``view.start()``, ``view.event(event, stream.accumulator)`` for every event, then the
-    final static output built by the magic's own ``_final_output`` and ``view.finish(...)``.
+(b) widget view: the same stream fed to ``claude_magics.notebook.views.WidgetView`` as
+    ``%%claude`` does it: ``view.start()``, ``view.event(event, stream.accumulator)`` for every
+    event, then the final static output built by the magic's own ``_final_output`` and
+    ``view.finish(...)``.
 
 Runs are interleaved (a, b, a, b, ...) after one warm-up each; figures are medians. For (b) it
 also counts the view's renders, their rate, the most renders in any one-second window and the
@@ -182,10 +183,12 @@ def _widget_view(client: Any, deltas: int, wire: _Wire | None) -> Callable[[], R
     """(b): the same stream through ``WidgetView``, driven as ``ClaudeMagics._send`` drives it."""
     from IPython.utils.capture import capture_output
 
-    from claude_magics.magics import _final_output  # the magic's one builder of the final output
-    from claude_magics.pricing import price_usage
-    from claude_magics.render import WidgetView
-    from claude_magics.result import ClaudeResult
+    from claude_magics.cost.pricing import price_usage
+    from claude_magics.notebook.magics import (
+        _final_output,  # the magic's one builder of the final output
+    )
+    from claude_magics.notebook.result import ClaudeResult
+    from claude_magics.notebook.views import WidgetView
 
     body = _body(deltas)
 
@@ -346,7 +349,7 @@ def main() -> None:
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
-    from claude_magics.client import Client
+    from claude_magics.api.client import Client
 
     config = Config()
     config.HistoryManager.enabled = False

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import importlib
 
+from ._version import __version__
+
 # `typing` costs more to import than this whole module: keep it to type checkers.
 TYPE_CHECKING = False
 
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from typing import Any
 
-    from .client import Client
+    from .api.client import Client
     from .emulator import Emulator
 
 # name -> module that defines it; imported lazily by __getattr__ (PEP 562).
 _LAZY = {
-    "Client": "claude_magics.client",
+    "Client": "claude_magics.api.client",
     "Emulator": "claude_magics.emulator",
 }
 
@@ -57,7 +58,7 @@ def load_ipython_extension(ipython: Any) -> None:
     Only IPython's own magic machinery is imported here; the client, pandas and ipywidgets load
     when a magic first needs them.
     """
-    from .magics import ClaudeMagics
+    from .notebook.magics import ClaudeMagics
 
     existing = _registered(ipython)
     if existing is not None:
@@ -98,7 +99,7 @@ def _register_accessor_when_pandas(ipython: Any) -> None:
     import sys
 
     if "pandas" in sys.modules:
-        importlib.import_module("claude_magics.frame")
+        importlib.import_module("claude_magics.jobs.accessor")
         return
     if id(ipython) in _accessor_hooks:
         return
@@ -108,7 +109,7 @@ def _register_accessor_when_pandas(ipython: Any) -> None:
         if "pandas" in sys.modules or "pandas" in cell or ".claude" in cell:
             ipython.events.unregister("pre_run_cell", register_before)
             _accessor_hooks.pop(id(ipython), None)
-            importlib.import_module("claude_magics.frame")
+            importlib.import_module("claude_magics.jobs.accessor")
 
     _accessor_hooks[id(ipython)] = register_before
     ipython.events.register("pre_run_cell", register_before)

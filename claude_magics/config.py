@@ -15,12 +15,12 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .cost.pricing import format_usd
 from .errors import ClaudeError
-from .pricing import format_usd
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .ledger import Ledger
+    from .api.client import Client
+    from .cost.ledger import Ledger
 
 __all__ = [
     "BudgetExceededError",
@@ -89,7 +89,7 @@ def shared_client() -> Client:
     key = f"client:{os.environ.get('ANTHROPIC_BASE_URL', '')}"
     with _lock:
         if key not in _fallback:
-            from .client import Client
+            from .api.client import Client
 
             _fallback[key] = Client()
         return _fallback[key]  # type: ignore[no-any-return]
@@ -103,7 +103,7 @@ def shared_ledger() -> Ledger:
         return ledger
     with _lock:
         if "ledger" not in _fallback:
-            from .ledger import Ledger
+            from .cost.ledger import Ledger
 
             _fallback["ledger"] = Ledger()
         return _fallback["ledger"]  # type: ignore[no-any-return]

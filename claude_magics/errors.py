@@ -9,6 +9,7 @@ The tree::
 
     ClaudeError                      anything claude_magics raises on purpose
     ├── MissingAPIKeyError           no key passed and ANTHROPIC_API_KEY unset
+    ├── PromptError                  the cell cannot become a prompt (bad reference, attachment)
     └── APIError                     something went wrong talking to the API
         ├── APIConnectionError       the request did not get a response
         │   └── APITimeoutError      ... because it timed out
@@ -50,6 +51,7 @@ __all__ = [
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
+    "PromptError",
     "RateLimitError",
     "RequestTooLargeError",
     "status_error_class",
@@ -74,6 +76,11 @@ class ClaudeError(Exception):
         if self.hint:
             lines.append(self.hint)
         return lines
+
+
+class PromptError(ClaudeError, ValueError):
+    """The cell cannot be turned into a prompt: a bad reference, or an attachment the API would
+    refuse. The message is one line saying what is wrong; the magic shows it as a UsageError."""
 
 
 class MissingAPIKeyError(ClaudeError):

@@ -10,11 +10,11 @@ from typing import Any
 
 import orjson
 
-from claude_magics import batch
-from claude_magics.client import Client
+from claude_magics.api.client import Client
+from claude_magics.cost.ledger import Ledger
 from claude_magics.emulator import Emulator
-from claude_magics.jobs import JobStore
-from claude_magics.ledger import Ledger
+from claude_magics.jobs import job as batch
+from claude_magics.jobs.store import JobStore
 
 REVIEWS = [
     "Great value, I would buy it again. positive",

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from batch_support import LABELS, REVIEWS, Jobs, json_size, make_jobs, user_text
 
-from claude_magics import batch
-from claude_magics.batch import BatchLimits, JobDetached
+from claude_magics.cost.pricing import price_usage
 from claude_magics.emulator import Emulator
-from claude_magics.pricing import price_usage
-from claude_magics.rows import extract_task, label_task, map_task
+from claude_magics.jobs import job as batch
+from claude_magics.jobs.job import BatchLimits, JobDetached
+from claude_magics.jobs.rows import extract_task, label_task, map_task
 
 LONG_INSTRUCTION = "You label customer reviews for a shop. " * 120  # well over 1,024 tokens
 
@@ -215,11 +215,11 @@ def test_rerunning_from_a_fresh_process_attaches(
     script = textwrap.dedent(
         f"""
         import pandas as pd
-        from claude_magics import batch
-        from claude_magics.client import Client
-        from claude_magics.jobs import JobStore
-        from claude_magics.ledger import Ledger
-        from claude_magics.rows import label_task
+        from claude_magics.jobs import job as batch
+        from claude_magics.api.client import Client
+        from claude_magics.jobs.store import JobStore
+        from claude_magics.cost.ledger import Ledger
+        from claude_magics.jobs.rows import label_task
         frame = pd.DataFrame({{"review": {REVIEWS!r}}})
         job = batch.run(frame, "review", label_task({LABELS!r}), mode="batch", wait=False,
                         progress=False, client=Client(api_key="k", base_url={emulator.url!r}),

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 from batch_support import LABELS, REVIEWS, Jobs, make_jobs, user_text
 
-from claude_magics import batch
-from claude_magics.batch import JobInterrupted
-from claude_magics.client import Client
+from claude_magics.api.client import Client
+from claude_magics.api.fanout import AdaptiveConcurrency, Outcome, run_concurrently
 from claude_magics.emulator import Emulator
 from claude_magics.errors import MissingAPIKeyError
-from claude_magics.realtime import AdaptiveConcurrency, Outcome, run_concurrently
-from claude_magics.rows import extract_task, label_task, map_task
+from claude_magics.jobs import job as batch
+from claude_magics.jobs.job import JobInterrupted
+from claude_magics.jobs.rows import extract_task, label_task, map_task
 
 MODEL = "claude-sonnet-4-6"
 

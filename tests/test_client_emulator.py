@@ -10,7 +10,17 @@ from typing import Any
 import httpx
 import pytest
 
-from claude_magics.client import ApiObject, Client, MessageStream
+from claude_magics.api.client import ApiObject, Client, MessageStream
+from claude_magics.api.streaming import (
+    ContentBlockStopEvent,
+    InputJsonEvent,
+    MessageDeltaEvent,
+    MessageStartEvent,
+    MessageStopEvent,
+    SignatureEvent,
+    TextEvent,
+    ThinkingEvent,
+)
 from claude_magics.emulator import Emulator
 from claude_magics.errors import (
     APIConnectionError,
@@ -22,16 +32,6 @@ from claude_magics.errors import (
     OverloadedError,
     RateLimitError,
     RequestTooLargeError,
-)
-from claude_magics.streaming import (
-    ContentBlockStopEvent,
-    InputJsonEvent,
-    MessageDeltaEvent,
-    MessageStartEvent,
-    MessageStopEvent,
-    SignatureEvent,
-    TextEvent,
-    ThinkingEvent,
 )
 
 MODEL = "claude-sonnet-4-6"

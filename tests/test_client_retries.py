@@ -12,8 +12,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from claude_magics import client as client_module
-from claude_magics.client import Client, RateLimits
+from claude_magics.api import client as client_module
+from claude_magics.api.client import Client, RateLimits
 from claude_magics.errors import (
     APIConnectionError,
     APIStatusError,

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from claude_magics.client import Client
+from claude_magics.api.client import Client
 from claude_magics.emulator import Emulator
 from claude_magics.errors import APIConnectionError, OverloadedError
 

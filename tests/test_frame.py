@@ -15,13 +15,14 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-import claude_magics.frame  # noqa: F401  (registers df.claude)
-from claude_magics import batch, config
-from claude_magics.batch import ConfirmationDeclined
+import claude_magics.jobs.accessor  # noqa: F401  (registers df.claude)
+from claude_magics import config
 from claude_magics.config import BudgetExceededError
 from claude_magics.emulator import Emulator
+from claude_magics.jobs import job as batch
+from claude_magics.jobs.job import ConfirmationDeclined
+from claude_magics.jobs.rows import map_task
 from claude_magics.prompt import PromptError
-from claude_magics.rows import map_task
 
 TEMPLATE = "How does this customer feel? {{review}}"
 
@@ -108,7 +109,7 @@ def test_count_tokens_exact_and_sampled(frame: pd.DataFrame, emulator: Emulator)
     counts = [r for r in emulator.requests if r.path.endswith("count_tokens")]
     assert len(counts) == 4
     # The count is the input of the very request a job sends.
-    from claude_magics.client import Client
+    from claude_magics.api.client import Client
 
     client = Client()
     body = dict(counts[0].body)

@@ -16,11 +16,11 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from claude_magics import render
 from claude_magics.emulator import Emulator
 from claude_magics.errors import AuthenticationError, MissingAPIKeyError, NotFoundError
-from claude_magics.magics import ClaudeInterrupted, ClaudeMagics
-from claude_magics.result import ClaudeResult
+from claude_magics.notebook import views as render
+from claude_magics.notebook.magics import ClaudeInterrupted, ClaudeMagics
+from claude_magics.notebook.result import ClaudeResult
 
 
 @pytest.fixture

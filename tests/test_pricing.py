@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from claude_magics.pricing import ModelPrice, format_usd, model_price, price_usage
+from claude_magics.cost.pricing import ModelPrice, format_usd, model_price, price_usage
 
 MILLION = 1_000_000
 

@@ -576,13 +576,13 @@ def test_a_million_rows_formats_only_what_it_shows(monkeypatch: pytest.MonkeyPat
         }
     )
     formatted: list[int] = []
-    real = prompt._format_rows
+    real = prompt.dataframes._format_rows
 
     def counting(formatter: Any, positions: list[int]) -> list[tuple[str, int]]:
         formatted.append(len(positions))
         return real(formatter, positions)
 
-    monkeypatch.setattr(prompt, "_format_rows", counting)
+    monkeypatch.setattr(prompt.dataframes, "_format_rows", counting)
     for sample in (False, True):
         formatted.clear()
         started = time.perf_counter()
@@ -739,7 +739,7 @@ def test_pdf_magic_is_required(tmp_path: Path) -> None:
 
 
 def test_pdf_pages_are_counted_and_limited() -> None:
-    assert prompt._pdf_pages(make_pdf(100)) == 100  # /Type /Pages is not a page
+    assert prompt.attachments._pdf_pages(make_pdf(100)) == 100  # /Type /Pages is not a page
     assert pdf_block(make_pdf(100))["type"] == "document"
     with pytest.raises(PromptError, match="has about 101 pages; the API accepts at most 100"):
         pdf_block(make_pdf(101))
@@ -747,8 +747,8 @@ def test_pdf_pages_are_counted_and_limited() -> None:
 
 def test_pdf_pages_in_compressed_streams_fall_back_to_the_tree_count() -> None:
     hidden = make_pdf(120).replace(b"/Type /Page ", b"/Type /XPage ")  # scanner sees no pages
-    assert prompt._pdf_pages(hidden) == 120
-    assert prompt._pdf_pages(b"%PDF-1.5\n(no page objects, no tree)") is None
+    assert prompt.attachments._pdf_pages(hidden) == 120
+    assert prompt.attachments._pdf_pages(b"%PDF-1.5\n(no page objects, no tree)") is None
     assert pdf_block(b"%PDF-1.5\n(no page objects, no tree)")["type"] == "document"
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from claude_magics.client import Client
+from claude_magics.api.client import Client
+from claude_magics.api.streaming import MessageAccumulator, TextEvent
 from claude_magics.errors import APIStreamError
-from claude_magics.streaming import MessageAccumulator, TextEvent
 
 TRICKY_TEXT = ["Héllo", " wörld", " 😀", " line\u2028sep", " para\u2029sep", " \x85nel", " end"]
 

@@ -15,12 +15,12 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from claude_magics import pricing
 from claude_magics.config import BudgetExceededError
+from claude_magics.cost import pricing
+from claude_magics.cost.ledger import Ledger
+from claude_magics.cost.pricing import price_usage
 from claude_magics.emulator import Emulator
-from claude_magics.ledger import Ledger
-from claude_magics.magics import ClaudeMagics
-from claude_magics.pricing import price_usage
+from claude_magics.notebook.magics import ClaudeMagics
 
 LONG_SYSTEM = "You are a careful data analyst who explains every step. " * 150
 

@@ -15,8 +15,6 @@ in one line.
 from __future__ import annotations
 
 import html
-import importlib
-import importlib.util
 import os
 import re
 import sys
@@ -161,24 +159,9 @@ REVIEWS = [
 LABELS = ["positive", "negative", "neutral"]
 
 
-def _label_accessor_missing() -> str | None:
-    """Why ``df.claude.label`` cannot be used yet (issue 5 builds it), or None."""
-    if importlib.util.find_spec("claude_magics.frame") is None:
-        return "claude_magics/frame.py (the df.claude accessor of issue 5) does not exist yet"
-    import pandas as pd
-
-    importlib.import_module("claude_magics.frame")
-    if not hasattr(getattr(pd.DataFrame, "claude", None), "label"):
-        return "claude_magics.frame registers no df.claude accessor with a label() method"
-    return None
-
-
 def test_dataframe_job_shows_a_moving_progress_bar_then_a_table(
     lab: Lab, emulator: EmulatorProcess
 ) -> None:
-    missing = _label_accessor_missing()
-    if missing:
-        pytest.skip(f"scenario 3 (DataFrame batch job) not runnable: {missing}")
     # Long enough that the bar is on screen, waiting, for a few seconds before it ends.
     emulator.reset(batch_processing_seconds=3.0)
     lab.write_notebook(

@@ -1,7 +1,11 @@
-"""The one place that builds Messages API request bodies for the magics.
+"""The one place that builds Messages API request bodies: the user turn, then the whole body.
 
-    body = build_body(CallOptions(model="claude-sonnet-4-6", max_tokens=1024), history, blocks)
+    content = build_user_content("Why is {{df.columns[0]}} empty?", shell.user_ns)
+    body = build_body(CallOptions(model="claude-sonnet-4-6", max_tokens=1024), history, content)
     add_cache_breakpoints(body, min_tokens=1024)
+
+The user turn is the attachments first (Anthropic recommends documents and images before the
+question), then the cell's text with its ``{{references}}`` filled in.
 
 Also: automatic prompt-caching breakpoints (within the API's limit of 4), structured-output
 schemas from dicts or pydantic models, and a printable dry-run view with the key masked and
@@ -12,22 +16,75 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .prompt import estimate_tokens
+from ..errors import PromptError
+from .budget import DEFAULT_DF_BUDGET, DEFAULT_VALUE_BUDGET, estimate_tokens
+from .dataframes import ContentBlock, DfFormat, check_df_format
+from .references import interpolate_text
 
 __all__ = [
     "MAX_CACHE_BREAKPOINTS",
     "CallOptions",
     "add_cache_breakpoints",
     "build_body",
+    "build_user_content",
     "dry_run_text",
     "json_schema_of",
 ]
 
 MAX_CACHE_BREAKPOINTS = 4
+
+_ATTACHMENT_TYPES = ("image", "document", "text")
+
+
+def build_user_content(
+    cell_text: str,
+    namespace: Mapping[str, Any],
+    *,
+    interpolate: bool = True,
+    value_budget: int = DEFAULT_VALUE_BUDGET,
+    df_budget: int = DEFAULT_DF_BUDGET,
+    df_format: DfFormat = "csv",
+    sample: bool = False,
+    seed: int = 0,
+    last_error: BaseException | None = None,
+    attachments: Sequence[ContentBlock] = (),
+) -> list[ContentBlock]:
+    """The content blocks of the user turn for a cell.
+
+    ``attachments`` (from :func:`image_block`, :func:`pdf_block`, :func:`file_block`,
+    :func:`dataframe_block`) come first, in the order given, then one text block with the
+    cell's text, its ``{{references}}`` filled in unless ``interpolate`` is false (Anthropic
+    recommends documents and images before the question). A whitespace-only cell adds no text
+    block (the API rejects one). Raises :class:`PromptError` for a bad reference, or when
+    there is nothing to send.
+    """
+    check_df_format(df_format)
+    blocks: list[ContentBlock] = []
+    for block in attachments:
+        if not isinstance(block, Mapping) or block.get("type") not in _ATTACHMENT_TYPES:
+            raise PromptError(f"not a content block: {block!r:.80}")
+        blocks.append(dict(block))
+    text = cell_text
+    if interpolate:
+        text = interpolate_text(
+            cell_text,
+            namespace,
+            value_budget=value_budget,
+            df_budget=df_budget,
+            df_format=df_format,
+            sample=sample,
+            seed=seed,
+            last_error=last_error,
+        )
+    if text.strip():
+        blocks.append({"type": "text", "text": text})
+    if not blocks:
+        raise PromptError("nothing to send: the cell is empty")
+    return blocks
 
 
 @dataclass
@@ -205,13 +262,11 @@ def _shorten_payloads(node: Any) -> Any:
     return node
 
 
-def dry_run_text(url: str, body: dict[str, Any], key_status: str) -> str:
+def dry_run_text(url: str, body: dict[str, Any], key_status: str, api_version: str) -> str:
     """The request as it would be sent: URL, headers (key masked) and the JSON body."""
-    from .client import API_VERSION
-
     headers = {
         "x-api-key": f"<{key_status}: not shown>",
-        "anthropic-version": API_VERSION,
+        "anthropic-version": api_version,
         "content-type": "application/json",
     }
     lines = [f"POST {url}"]

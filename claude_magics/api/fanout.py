@@ -31,8 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from ..errors import APIConnectionError, APIError, APIStatusError
 from .client import ApiObject, RateLimits
-from .errors import APIConnectionError, APIError, APIStatusError
 
 __all__ = ["AdaptiveConcurrency", "Outcome", "run_concurrently"]
 

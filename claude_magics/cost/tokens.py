@@ -25,7 +25,7 @@ from .pricing import (
 )
 
 if TYPE_CHECKING:
-    from .client import Client
+    from ..api.client import Client
 
 __all__ = ["CountReport", "count_request", "worst_case_usd"]
 

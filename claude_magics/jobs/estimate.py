@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .pricing import (
+from ..cost.pricing import (
     BATCH_MULTIPLIER,
     CACHE_READ_MULTIPLIER,
     CACHE_WRITE_1H_MULTIPLIER,
@@ -39,7 +39,7 @@ from .pricing import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .client import Client
+    from ..api.client import Client
     from .rows import Prompts
 
 __all__ = ["JobEstimate", "Scenario", "TokenCount", "count_prompt_tokens", "estimate_job"]
@@ -163,7 +163,7 @@ class JobEstimate:
 
 def estimate_job(prompts: Prompts, overrides: Mapping[str, Any] | None = None) -> JobEstimate:
     """What the job costs, from local estimates (nothing is sent)."""
-    from .prompt import estimate_tokens
+    from ..prompt import estimate_tokens
 
     fresh = sum(estimate_tokens(text) + _TURN_OVERHEAD for text in prompts.texts)
     return JobEstimate(
@@ -256,8 +256,8 @@ def count_prompt_tokens(
     """Count each distinct prompt with the API (or a sample of them, beyond ``exact_limit``)."""
     import pandas as pd
 
-    from .errors import APIError
-    from .realtime import run_concurrently
+    from ..api.fanout import run_concurrently
+    from ..errors import APIError
 
     n = prompts.n_prompts
     if n <= exact_limit:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from .prompt import (
+from ..prompt import (
     PromptError,
     estimate_tokens,
     render_value,
@@ -36,7 +36,7 @@ from .prompt import (
     substitute_references,
     template_references,
 )
-from .request import json_schema_of
+from ..prompt.body import json_schema_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -244,7 +244,7 @@ class Task:
 def _valid(schema: Any, value: Any) -> bool:
     # The emulator's checker covers the JSON Schema that structured output accepts (objects,
     # enums, arrays, anyOf, $ref, formats, bounds) with no dependency: one checker for both.
-    from .schema_check import matches
+    from ..schema_check import matches
 
     return matches(schema, value)
 

@@ -39,18 +39,18 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .errors import APIConnectionError, APIStatusError, ClaudeError
-from .jobs import ChunkRecord, JobRecord, JobStore, ResultRow
-from .pricing import format_usd, price_usage
+from ..cost.pricing import format_usd, price_usage
+from ..errors import APIConnectionError, APIStatusError, ClaudeError
+from .store import ChunkRecord, JobRecord, JobStore, ResultRow
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .client import ApiObject, Client
-    from .ledger import Ledger
-    from .plan import JobEstimate
+    from ..api.client import ApiObject, Client
+    from ..api.fanout import Outcome
+    from ..cost.ledger import Ledger
+    from .estimate import JobEstimate
     from .progress import Progress
-    from .realtime import Outcome
     from .rows import Task
 
 __all__ = [
@@ -193,7 +193,7 @@ class JobDetached(KeyboardInterrupt):
             f"Detached from {self.job.id}: its batches go on running at Anthropic; nothing is "
             "lost and nothing will be sent twice.",
             "Run the same cell or call again to pick the results up, or "
-            f"%claude_batch attach {self.job.id} (claude_magics.batch.attach({self.job.id!r})).",
+            f"%claude_batch attach {self.job.id} (claude_magics.jobs.attach({self.job.id!r})).",
         ]
 
 
@@ -223,7 +223,7 @@ class ConfirmationDeclined(ClaudeError):
 
 def default_store() -> JobStore:
     """The job ledger beside the spend ledger (``<home>/jobs.sqlite``)."""
-    from .config import shared_ledger
+    from ..config import shared_ledger
 
     return JobStore(shared_ledger().path.parent / "jobs.sqlite")
 
@@ -619,9 +619,9 @@ class Job:
     # -- realtime ----------------------------------------------------------------------------
 
     def _run_realtime(self, prompts: list[int]) -> None:
+        from ..api.fanout import run_concurrently
+        from ..prompt import estimate_tokens
         from .progress import Progress
-        from .prompt import estimate_tokens
-        from .realtime import run_concurrently
 
         done_before = self.record.n_prompts - len(prompts)
         bar = Progress(
@@ -1028,7 +1028,7 @@ class Job:
         return (
             f"{sum(bad.values()):,} of {self.record.n_rows:,} rows did not succeed ({parts}); "
             f"their values are missing. status=True shows which; "
-            f"claude_magics.batch.attach({self.id!r}).retry() sends them again."
+            f"claude_magics.jobs.attach({self.id!r}).retry() sends them again."
         )
 
 
@@ -1125,8 +1125,8 @@ def run(
     The same call with the same inputs attaches to the job it started before (``fresh=True``
     starts over). ``configure`` sees the job before anything is sent (tests set polling there).
     """
-    from .config import check_budget, current_settings, shared_client, shared_ledger
-    from .plan import estimate_job
+    from ..config import check_budget, current_settings, shared_client, shared_ledger
+    from .estimate import estimate_job
     from .rows import build_prompts, make_template
 
     settings = current_settings()
@@ -1228,7 +1228,7 @@ def attach(
 ) -> Job:
     """The job with this id (or a unique prefix of it), from the ledger; waits for its
     results unless ``wait=False``. Nothing already sent is sent again."""
-    from .config import current_settings, shared_client, shared_ledger
+    from ..config import current_settings, shared_client, shared_ledger
 
     store = store or default_store()
     record = store.get(job_id)

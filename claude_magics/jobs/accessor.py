@@ -1,6 +1,6 @@
 """``df.claude``: Claude over the rows of a DataFrame (labels, fields, free text, costs).
 
-    import claude_magics.frame          # or %load_ext claude_magics: registers df.claude
+    import claude_magics.jobs.accessor          # or %load_ext claude_magics: registers df.claude
     df["sentiment"] = df.claude.label("review", labels=["positive", "negative", "neutral"])
 
 A thin, stateless namespace: each method checks its arguments and hands over to the plain
@@ -11,7 +11,7 @@ Registering an accessor needs pandas, which ``%load_ext claude_magics`` must not
 stays light). So the extension registers ``df.claude`` as soon as pandas is there: at once if
 it is already imported, else before the first cell that imports pandas or mentions ``.claude``
 (a ``pre_run_cell`` hook that costs a dictionary lookup per cell and removes itself).
-``import claude_magics.frame`` registers it directly.
+``import claude_magics.jobs.accessor`` registers it directly.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import batch as _batch
+from . import job as _batch
 from .rows import Task, extract_task, label_task, map_task
 
 if TYPE_CHECKING:
-    from .plan import TokenCount
+    from .estimate import TokenCount
 
 __all__ = ["ClaudeAccessor", "register"]
 
@@ -221,7 +221,7 @@ class ClaudeAccessor:
         system: str | None,
         max_tokens: int | None,
     ) -> Any:
-        from .config import current_settings
+        from ..config import current_settings
         from .rows import build_prompts, make_template
 
         if labels is not None and schema is not None:
@@ -260,8 +260,8 @@ class ClaudeAccessor:
 
             df.claude.estimate("review", labels=["positive", "negative"])
         """
-        from .config import current_settings
-        from .plan import estimate_job
+        from ..config import current_settings
+        from .estimate import estimate_job
 
         prompts = self._prompts(
             template,
@@ -294,8 +294,8 @@ class ClaudeAccessor:
 
             df.claude.count_tokens("Summarise {{review}}").total
         """
-        from .config import current_settings, shared_client
-        from .plan import count_prompt_tokens
+        from ..config import current_settings, shared_client
+        from .estimate import count_prompt_tokens
 
         prompts = self._prompts(
             template,

@@ -27,10 +27,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .pricing import Cost
-from .prompt import estimate_tokens
+from ..api.streaming import MessageAccumulator, StreamEvent, TextEvent, ThinkingEvent
+from ..cost.pricing import Cost
+from ..prompt import estimate_tokens
 from .result import ClaudeResult, status_line
-from .streaming import MessageAccumulator, StreamEvent, TextEvent, ThinkingEvent
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt

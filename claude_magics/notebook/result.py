@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .pricing import Cost, format_usd
+from ..cost.pricing import Cost, format_usd
 
 __all__ = ["ClaudeResult", "status_line"]
 

@@ -24,14 +24,14 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Dict, Enum, Float, Integer, Unicode, observe, validate
 
+from ..errors import ClaudeError
 from .chat import DEFAULT_CHAT, ChatStore, Turn
-from .errors import ClaudeError
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .ledger import Ledger
-    from .render import View
+    from ..api.client import Client
+    from ..cost.ledger import Ledger
     from .result import ClaudeResult
+    from .views import View
 
 __all__ = ["ClaudeInterrupted", "ClaudeMagics"]
 
@@ -163,7 +163,7 @@ class ClaudeMagics(Magics):
     @property
     def client(self) -> Client:
         if self._client is None:
-            from .client import Client
+            from ..api.client import Client
 
             self._client = Client(
                 base_url=self.base_url or None,
@@ -177,7 +177,7 @@ class ClaudeMagics(Magics):
     def ledger(self) -> Ledger:
         """The spend ledger (SQLite), shared with df.claude jobs of this session."""
         if self._ledger is None:
-            from .ledger import Ledger
+            from ..cost.ledger import Ledger
 
             self._ledger = Ledger(self.ledger_path or None)
         return self._ledger
@@ -185,7 +185,7 @@ class ClaudeMagics(Magics):
     @observe("ledger_path")
     def _drop_ledger(self, change: Any) -> None:
         session = self._ledger.session if self._ledger is not None else None
-        from .ledger import Ledger
+        from ..cost.ledger import Ledger
 
         self._ledger = Ledger(self.ledger_path or None, session=session)
 
@@ -314,7 +314,7 @@ class ClaudeMagics(Magics):
                 return None
             prompt = cell
         if args.batch:
-            from .jobs_magic import batch_cell
+            from .batch_magic import batch_cell
 
             batch_cell(self.shell, args, prompt)
             return None
@@ -338,7 +338,7 @@ class ClaudeMagics(Magics):
         return namespace[value] if value.isidentifier() and value in namespace else value
 
     def _options(self, args: Any) -> Any:
-        from .request import CallOptions, json_schema_of
+        from ..prompt.body import CallOptions, json_schema_of
 
         model = args.model or self.model
         max_tokens = args.max_tokens if args.max_tokens is not None else self.max_tokens
@@ -390,7 +390,7 @@ class ClaudeMagics(Magics):
         )
 
     def _user_content(self, args: Any, prompt: str) -> list[dict[str, Any]]:
-        from . import prompt as prompt_module
+        from .. import prompt as prompt_module
 
         namespace = self._ip.user_ns
         try:
@@ -429,7 +429,7 @@ class ClaudeMagics(Magics):
             raise UsageError(str(exc)) from None
 
     def _last_error(self) -> BaseException | None:
-        from .prompt import find_last_error
+        from ..prompt import find_last_error
 
         return find_last_error()
 
@@ -441,7 +441,7 @@ class ClaudeMagics(Magics):
         return f"text:{digest}"
 
     def _run(self, args: Any, prompt: str, line: str) -> None:
-        from .request import add_cache_breakpoints, build_body, dry_run_text
+        from ..prompt.body import add_cache_breakpoints, build_body, dry_run_text
 
         if args.once and (args.new or args.chat):
             raise UsageError("--once sends without history: it cannot go with --new or --chat")
@@ -463,10 +463,11 @@ class ClaudeMagics(Magics):
                 body, min_tokens=self.cache_min_tokens, conversation=conversation is not None
             )
         if args.dry_run:
-            from .render import display
+            from ..api.client import API_VERSION
+            from .views import display
 
             text = dry_run_text(
-                self.client.base_url + "/v1/messages", body, self.client.key_status()
+                self.client.base_url + "/v1/messages", body, self.client.key_status(), API_VERSION
             )
             display({"text/plain": text}, raw=True)
             return
@@ -502,7 +503,7 @@ class ClaudeMagics(Magics):
     # -- context window ------------------------------------------------------------------------
 
     def _model_info(self, model: str) -> dict[str, Any] | None:
-        from .errors import APIError
+        from ..errors import APIError
 
         if self._models is None:
             try:
@@ -518,8 +519,8 @@ class ClaudeMagics(Magics):
         return info
 
     def _check_context(self, body: dict[str, Any]) -> None:
-        from .errors import APIError
-        from .prompt import estimate_tokens
+        from ..errors import APIError
+        from ..prompt import estimate_tokens
 
         info = self._model_info(body["model"])
         window = (info or {}).get("max_input_tokens")
@@ -546,8 +547,8 @@ class ClaudeMagics(Magics):
     # -- tokens, cost and budget ---------------------------------------------------------------
 
     def _show_count(self, body: dict[str, Any]) -> None:
-        from .render import display
-        from .tokens import count_request
+        from ..cost.tokens import count_request
+        from .views import display
 
         info = self._model_info(body["model"]) or {}
         report = count_request(
@@ -562,8 +563,8 @@ class ClaudeMagics(Magics):
         """Refuse, before sending, a call whose worst case passes what is left of the budget."""
         if self.budget_usd is None:
             return
-        from .config import check_budget
-        from .tokens import _count_body, worst_case_usd
+        from ..config import check_budget
+        from ..cost.tokens import _count_body, worst_case_usd
 
         input_tokens = self.client.messages.count_tokens(**_count_body(body))
         worst = worst_case_usd(body, input_tokens, dict(self.price_overrides) or None)
@@ -583,7 +584,7 @@ class ClaudeMagics(Magics):
     # -- sending and showing ---------------------------------------------------------------------
 
     def _pricer(self, model: str) -> Any:
-        from .pricing import price_usage
+        from ..cost.pricing import price_usage
 
         overrides = dict(self.price_overrides)
         return lambda usage: price_usage(usage, model, overrides=overrides)
@@ -591,9 +592,9 @@ class ClaudeMagics(Magics):
     def _send(
         self, body: dict[str, Any], options: Any, *, stream: bool, fmt: str, chat: str
     ) -> ClaudeResult:
-        from .errors import APIStreamError, NotFoundError
-        from .render import make_view
+        from ..errors import APIStreamError, NotFoundError
         from .result import ClaudeResult
+        from .views import make_view
 
         view: View = make_view(
             self.display,
@@ -696,7 +697,7 @@ class ClaudeMagics(Magics):
             %claude_batch attach job_3f9a2c1b7d --out labels
             %claude_batch cancel job_3f9a2c1b7d
         """
-        from .jobs_magic import batch_command
+        from .batch_magic import batch_command
 
         batch_command(self.shell, parse_argstring(self.claude_batch, line))
 
@@ -705,7 +706,7 @@ class ClaudeMagics(Magics):
     @line_magic
     def claude_history(self, line: str) -> None:
         """Show a conversation's turns: %claude_history [--chat NAME]."""
-        from .render import display
+        from .views import display
 
         args = parse_argstring(self.claude_history, line)
         conversation = self.chats.get(args.chat)
@@ -744,7 +745,7 @@ class ClaudeMagics(Magics):
         """The effective settings; the key only as set or unset and where it comes from."""
         import os
 
-        from .render import display
+        from .views import display
 
         rows: list[tuple[str, str, str]] = []
         for name in sorted(self.trait_names(config=True)):
@@ -773,9 +774,9 @@ class ClaudeMagics(Magics):
     @line_magic
     def claude_tokens(self, line: str) -> None:
         """Count a variable or DataFrame as it would be rendered into a prompt: %claude_tokens df"""
-        from . import prompt as prompt_module
-        from .pricing import format_usd, model_price
-        from .render import display
+        from .. import prompt as prompt_module
+        from ..cost.pricing import format_usd, model_price
+        from .views import display
 
         name = line.strip()
         if not name.isidentifier():
@@ -810,8 +811,8 @@ class ClaudeMagics(Magics):
 
         import pandas as pd
 
-        from .pricing import format_usd
-        from .render import display
+        from ..cost.pricing import format_usd
+        from .views import display
 
         args = parse_argstring(self.claude_usage, line)
         since = None
@@ -861,8 +862,8 @@ class ClaudeMagics(Magics):
     @line_magic
     def claude_models(self, line: str) -> None:
         """The models this key can use, with context windows and prices."""
-        from .pricing import model_price
-        from .render import display
+        from ..cost.pricing import model_price
+        from .views import display
 
         models = list(self.client.models.iter_all())
         rows = []

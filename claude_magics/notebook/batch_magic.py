@@ -18,8 +18,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from .errors import ClaudeError
-from .prompt import PromptError
+from ..errors import ClaudeError
+from ..prompt import PromptError
 
 __all__ = ["batch_cell", "batch_command"]
 
@@ -51,7 +51,7 @@ def _frame(namespace: dict[str, Any], name: str) -> Any:
 
 def _report(job: Any, out: str | None) -> None:
     """The one static output of a finished job: what ran, the counts, the cost."""
-    from .pricing import format_usd
+    from ..cost.pricing import format_usd
 
     line = job.summary()
     spent = f" · spent {format_usd(job.spent_usd)} now" if job.spent_usd else ""
@@ -67,8 +67,8 @@ def _report(job: Any, out: str | None) -> None:
 
 def batch_cell(shell: Any, args: Any, template: str) -> None:
     """``%%claude --batch DF``: run the cell as a per-row template over DF's rows."""
-    from . import batch as jobs
-    from .rows import extract_task, label_task, map_task
+    from ..jobs import job as jobs
+    from ..jobs.rows import extract_task, label_task, map_task
 
     namespace = shell.user_ns
     frame = _frame(namespace, args.batch)
@@ -107,7 +107,7 @@ def batch_cell(shell: Any, args: Any, template: str) -> None:
 
 def batch_command(shell: Any, args: Any) -> Any:
     """``%claude_batch list | status ID | attach ID [--out NAME] | cancel ID``."""
-    from . import batch as jobs
+    from ..jobs import job as jobs
 
     command = args.command
     if command == "list":

@@ -29,8 +29,8 @@ import httpx
 import orjson
 from httpx_sse import EventSource
 
-from . import __version__
-from .errors import (
+from .._version import __version__
+from ..errors import (
     APIConnectionError,
     APIStatusError,
     APIStreamError,
@@ -54,7 +54,7 @@ __all__ = [
     "ResultStream",
 ]
 
-log = logging.getLogger("claude_magics.client")
+log = logging.getLogger("claude_magics.api")
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"

@@ -1,0 +1,19 @@
+"""The HTTP layer: Anthropic's Messages API over httpx, and nothing above it.
+
+    from claude_magics.api import Client
+    message = Client().messages.create(model=..., max_tokens=256, messages=[...])
+
+* :mod:`.client`: ``Client`` (messages, streaming, count_tokens, models, batches), the key held
+  so it never shows;
+* :mod:`.streaming`: server-sent events folded into a message as they arrive;
+* :mod:`.retry`: which failures are retried, and how long to wait;
+* :mod:`.fanout`: many requests at once, within limits learned from the server.
+
+This wing imports nothing of ``prompt``, ``cost``, ``jobs`` or ``notebook``.
+"""
+
+from __future__ import annotations
+
+from .client import ApiObject, Client, MessageStream, RateLimits
+
+__all__ = ["ApiObject", "Client", "MessageStream", "RateLimits"]

@@ -1,0 +1,202 @@
+"""Attachments as content blocks: images, PDFs and text files, checked before they are sent.
+
+    image_block("chart.png"), pdf_block("paper.pdf"), file_block("notes.txt")
+
+Type from magic bytes, size against the API's limits (measured on the base64 text), pages of a
+PDF: nothing doomed is ever sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import PromptError
+from ..media import sniff_image
+from .dataframes import ContentBlock
+
+_MB = 1024 * 1024
+# The API measures the image's base64 text against 5 MB ("image.source.base64: image exceeds
+# 5 MB maximum: N bytes > 5242880 bytes"), so a 4 MB PNG is already too big.
+_IMAGE_MAX_ENCODED = 5 * _MB
+# A request is at most 32 MB, and a PDF travels inside it as base64.
+_PDF_MAX_ENCODED = 32 * _MB
+_PDF_MAX_PAGES = 100
+_TEXT_MAX_BYTES = 32 * _MB
+_TITLE_MAX = 500  # RequestDocumentBlock.title: maxLength 500 in the API spec
+
+
+__all__ = ["file_block", "image_block", "pdf_block"]
+
+
+def _read_file(path: str | os.PathLike[str]) -> tuple[Path, bytes]:
+    resolved = Path(path).expanduser()
+    try:
+        return resolved, resolved.read_bytes()
+    except FileNotFoundError:
+        raise PromptError(f"no such file: {os.fspath(path)}") from None
+    except IsADirectoryError:
+        raise PromptError(f"{os.fspath(path)} is a directory, not a file") from None
+    except OSError as exc:
+        raise PromptError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from None
+
+
+def _is_pdf(data: bytes) -> bool:
+    # Readers accept the header anywhere in the first 1024 bytes (some writers put junk first).
+    return b"%PDF-" in data[:1024]
+
+
+def _mb(size: int) -> str:
+    # Rounded up, so that an over-limit size never prints as the limit itself ("5.0 MB > 5 MB").
+    return f"{math.ceil(size / _MB * 10) / 10:.1f} MB"
+
+
+def _encoded_size(size: int) -> int:
+    return 4 * -(-size // 3)
+
+
+def _check_encoded_size(data: bytes, label: str, limit: int, what: str) -> None:
+    encoded = _encoded_size(len(data))
+    if encoded > limit:
+        raise PromptError(
+            f"{label} is {_mb(len(data))}, {_mb(encoded)} once base64-encoded; the API accepts "
+            f"{what} up to {limit // _MB} MB encoded (about {limit * 3 / 4 / _MB:.3g} MB of "
+            "raw bytes)"
+        )
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def image_block(value: Any) -> ContentBlock:
+    """An image content block from a path, PNG/JPEG/GIF/WebP bytes, a PIL image or a matplotlib
+    figure (saved as PNG; ``bbox_inches="tight"`` for figures).
+
+    The media type comes from the bytes' magic number, not the file name. Raises
+    :class:`PromptError` for a missing file, another format, or more than the API's 5 MB.
+    """
+    label = "the image"
+    if isinstance(value, (str, os.PathLike)):
+        _, data = _read_file(value)
+        label = str(value)
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    elif hasattr(value, "savefig"):  # a matplotlib Figure (duck-typed: no matplotlib import)
+        buffer = io.BytesIO()
+        value.savefig(buffer, format="png", bbox_inches="tight")
+        data = buffer.getvalue()
+    elif all(hasattr(value, a) for a in ("save", "mode", "size")):  # a PIL Image, not any .save
+        buffer = io.BytesIO()
+        try:
+            value.save(buffer, format="PNG")
+        except (OSError, ValueError, KeyError) as exc:
+            raise PromptError(f"cannot save the {type(value).__name__} as PNG: {exc}") from exc
+        data = buffer.getvalue()
+    else:
+        raise PromptError(
+            f"cannot make an image from a {type(value).__name__}: pass a path, PNG/JPEG/GIF/WebP "
+            "bytes, a PIL image or a matplotlib figure"
+        )
+    media_type = sniff_image(data)
+    if media_type is None:
+        extra = "; it is a PDF: attach it with --pdf" if _is_pdf(data) else ""
+        raise PromptError(
+            f"{label} is not a PNG, JPEG, GIF or WebP image (judged by its first bytes, not its "
+            f"name){extra}"
+        )
+    _check_encoded_size(data, label, _IMAGE_MAX_ENCODED, "images")
+    return {
+        "type": "image",
+        "source": {"type": "base64", "media_type": media_type, "data": _base64(data)},
+    }
+
+
+_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
+_PDF_COUNT = re.compile(rb"/Count\s+(\d+)")
+
+
+def _pdf_pages(data: bytes) -> int | None:
+    """About how many pages a PDF has, or None when it cannot be told.
+
+    Approximate: counts ``/Type /Page`` objects (not ``/Pages``). Page objects packed into
+    compressed object streams are invisible to this scan, in which case the largest ``/Count``
+    of the page tree is used; old page objects kept by incremental updates can overcount.
+    """
+    pages = len(_PDF_PAGE.findall(data))
+    if pages:
+        return pages
+    counts = [int(c) for c in _PDF_COUNT.findall(data)]
+    return max(counts) if counts else None
+
+
+def _title(path: Path | None) -> dict[str, str]:
+    return {"title": path.name[:_TITLE_MAX]} if path is not None and path.name else {}
+
+
+def pdf_block(value: str | os.PathLike[str] | bytes) -> ContentBlock:
+    """A PDF document content block from a path or bytes, titled with the file name if known.
+
+    Checks the ``%PDF-`` header, the 32 MB request limit (base64-encoded) and the API's
+    100-page limit (pages counted approximately) and raises :class:`PromptError` if one fails.
+    """
+    path: Path | None = None
+    if isinstance(value, (str, os.PathLike)):
+        path, data = _read_file(value)
+        label = str(value)
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data, label = bytes(value), "the PDF"
+    else:
+        raise PromptError(f"cannot attach a {type(value).__name__} as a PDF: pass a path or bytes")
+    if not _is_pdf(data):
+        extra = "; it is an image: attach it with --image" if sniff_image(data) else ""
+        raise PromptError(f"{label} is not a PDF (no %PDF- header){extra}")
+    _check_encoded_size(data, label, _PDF_MAX_ENCODED, "PDFs")
+    pages = _pdf_pages(data)
+    if pages is not None and pages > _PDF_MAX_PAGES:
+        raise PromptError(
+            f"{label} has about {pages:,} pages; the API accepts at most {_PDF_MAX_PAGES} pages "
+            "per PDF: attach the pages you need as a smaller PDF"
+        )
+    return {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": _base64(data)},
+        **_title(path),
+    }
+
+
+def file_block(path: str | os.PathLike[str]) -> ContentBlock:
+    """A plain-text document content block from a UTF-8 text file, titled with its name.
+
+    Raises :class:`PromptError` for a missing, empty, binary or non-UTF-8 file, pointing PDFs
+    and images to ``--pdf`` and ``--image``.
+    """
+    resolved, data = _read_file(path)
+    label = os.fspath(path)
+    if _is_pdf(data):
+        raise PromptError(f"{label} is a PDF, not a text file: attach it with --pdf")
+    if sniff_image(data):
+        raise PromptError(f"{label} is an image, not a text file: attach it with --image")
+    if len(data) > _TEXT_MAX_BYTES:
+        raise PromptError(f"{label} is {_mb(len(data))}; a request can hold at most 32 MB")
+    try:
+        if b"\x00" in data[:8192]:  # NUL bytes: binary, even where they happen to decode
+            raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), 0, "NUL byte")
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PromptError(
+            f"{label} is not UTF-8 text (binary data at byte {exc.start:,}): attach PDFs with "
+            "--pdf and images with --image"
+        ) from None
+    if not text.strip():
+        raise PromptError(f"{label} is empty")
+    return {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": text},
+        **_title(resolved),
+    }
