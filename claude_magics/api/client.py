@@ -15,15 +15,13 @@ API objects come back as plain dicts (``ApiObject``, a dict subclass that also c
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
-import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import orjson
@@ -38,10 +36,20 @@ from ..errors import (
     MissingAPIKeyError,
     status_error_class,
 )
+from .retry import (
+    INITIAL_RETRY_DELAY,
+    MAX_RETRY_DELAY,
+    RetryPolicy,
+    connection_retry_allowed,
+    retry_after_seconds,
+    retry_delay,
+    should_retry,
+)
 from .streaming import MessageAccumulator, StreamEvent
 
 __all__ = [
     "API_VERSION",
+    "COUNT_TOKENS_FIELDS",
     "DEFAULT_BASE_URL",
     "ApiObject",
     "Batches",
@@ -59,15 +67,20 @@ log = logging.getLogger("claude_magics.api")
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+#: The request fields ``/v1/messages/count_tokens`` accepts (CountMessageTokensParams).
+COUNT_TOKENS_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "cache_control",
+    }
+)
 DEFAULT_MAX_RETRIES = 2
-INITIAL_RETRY_DELAY = 0.5
-MAX_RETRY_DELAY = 8.0
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
-
-# "always": any retryable failure is retried (creating a message is safe to repeat).
-# "unsent": only failures that prove the server did not act (connect errors, 429, 529):
-#           used for batch creation, where a blind re-send could pay for a job twice.
-RetryPolicy = Literal["always", "unsent"]
 
 
 class _Secret:
@@ -124,7 +137,7 @@ class RateLimits:
             reset = headers.get(f"anthropic-ratelimit-{kind}-reset")
             if reset is not None:
                 values[f"{stem}_reset"] = reset
-        values["retry_after"] = _retry_after_seconds(headers)
+        values["retry_after"] = retry_after_seconds(headers)
         return cls(**values)
 
 
@@ -142,28 +155,6 @@ class Page:
 
     def __len__(self) -> int:
         return len(self.data)
-
-
-def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """What the server asked us to wait, from ``retry-after-ms`` or ``retry-after``."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            return float(raw_ms) / 1000.0
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return when.timestamp() - time.time()
 
 
 def _error_from_response(response: httpx.Response, attempts: int) -> APIStatusError:
@@ -296,25 +287,6 @@ class Client:
 
     # -- sending with retries ----------------------------------------------------------------
 
-    def _retry_delay(self, attempt: int, headers: Mapping[str, str] | None) -> float:
-        if headers is not None:
-            asked = _retry_after_seconds(headers)
-            if asked is not None and 0 <= asked <= 60:
-                return asked
-        delay = min(self.initial_retry_delay * 2.0**attempt, self.max_retry_delay)
-        return delay * (1.0 - 0.25 * random.random())
-
-    def _should_retry(self, response: httpx.Response, policy: RetryPolicy) -> bool:
-        # Under "unsent", only 429 and 529 prove the request was turned away untouched.
-        if policy == "unsent" and response.status_code not in (429, 529):
-            return False
-        header = response.headers.get("x-should-retry")
-        if header == "true":
-            return True
-        if header == "false":
-            return False
-        return response.status_code in _RETRYABLE_STATUS or response.status_code >= 500
-
     def send(
         self,
         method: str,
@@ -349,9 +321,11 @@ class Client:
                     exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
                 )
                 may_have_reached = not unsent
-                retryable = _connection_retry_allowed(retry, unsent)
+                retryable = connection_retry_allowed(retry, unsent)
                 if retryable and attempt < retries:
-                    delay = self._retry_delay(attempt, None)
+                    delay = retry_delay(
+                        attempt, None, self.initial_retry_delay, self.max_retry_delay
+                    )
                     log.debug(
                         "%s %s: %s; retrying in %.2fs", method, path, type(exc).__name__, delay
                     )
@@ -382,8 +356,10 @@ class Client:
                     response.read()
                     response.close()
                 return response
-            if self._should_retry(response, retry) and attempt < retries:
-                delay = self._retry_delay(attempt, response.headers)
+            if should_retry(response.status_code, response.headers, retry) and attempt < retries:
+                delay = retry_delay(
+                    attempt, response.headers, self.initial_retry_delay, self.max_retry_delay
+                )
                 response.read()
                 response.close()
                 log.debug("retrying %s %s in %.2fs", method, path, delay)
@@ -409,11 +385,6 @@ class Client:
         return _api_object(
             self.send(method, path, body=body, params=params, retry=retry, max_retries=max_retries)
         )
-
-
-def _connection_retry_allowed(policy: RetryPolicy, unsent: bool) -> bool:
-    """Whether a connection failure may be retried under ``policy``."""
-    return policy == "always" or unsent
 
 
 class MessageStream:
@@ -548,10 +519,14 @@ class Messages:
         return MessageStream(self._client, params)
 
     def count_tokens(self, **params: Any) -> int:
-        """POST /v1/messages/count_tokens; the input tokens the request would use."""
-        for key in ("max_tokens", "stream", "stop_sequences", "temperature", "metadata"):
-            params.pop(key, None)
-        result = self._client.request("POST", "/v1/messages/count_tokens", body=params)
+        """POST /v1/messages/count_tokens; the input tokens the request would use.
+
+        Pass a whole message body: the fields the endpoint does not take (``max_tokens``,
+        ``stream``, sampling, stop sequences, metadata...) are left out here, so every caller
+        can count exactly what it would send.
+        """
+        body = {k: v for k, v in params.items() if k in COUNT_TOKENS_FIELDS}
+        result = self._client.request("POST", "/v1/messages/count_tokens", body=body)
         return int(result["input_tokens"])
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import bisect
 import heapq
 import queue
-import random
 import threading
 import time
 from collections import deque
@@ -33,12 +32,12 @@ from typing import Generic, TypeVar
 
 from ..errors import APIConnectionError, APIError, APIStatusError
 from .client import ApiObject, RateLimits
+from .retry import backoff, retry_delay, should_retry
 
 __all__ = ["AdaptiveConcurrency", "Outcome", "run_concurrently"]
 
 T = TypeVar("T")
 
-_RETRY_STATUS = frozenset({408, 409, 429})
 # At most this many round trips at a learned concurrency ceiling between two probes above it.
 _MAX_PROBE_ROUNDS = 16
 # Seconds within which a request sent later may reach the server first.
@@ -255,18 +254,10 @@ class _Wire:
 def _retry_delay(error: APIError, attempt: int, initial: float, cap: float) -> float | None:
     """How long to wait before retrying after ``error`` (None: not retryable)."""
     if isinstance(error, APIConnectionError):
-        return min(initial * 2.0**attempt, cap) * (1.0 - 0.25 * random.random())
-    if not isinstance(error, APIStatusError):
+        return backoff(attempt, initial, cap)
+    if not isinstance(error, APIStatusError) or not should_retry(error.status_code, error.headers):
         return None
-    should = error.headers.get("x-should-retry")
-    if should == "false":
-        return None
-    if should != "true" and error.status_code not in _RETRY_STATUS and error.status_code < 500:
-        return None
-    asked = RateLimits.from_headers(error.headers).retry_after
-    if asked is not None and 0 <= asked <= 60:
-        return asked
-    return min(initial * 2.0**attempt, cap) * (1.0 - 0.25 * random.random())
+    return retry_delay(attempt, error.headers, initial, cap)
 
 
 def run_concurrently(

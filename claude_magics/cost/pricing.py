@@ -1,7 +1,8 @@
 """What a call cost, from its ``usage`` and a dated price table: the one place usage is priced.
 
-    cost = price_usage(message["usage"], "claude-sonnet-4-6")      # -> Cost, or None if unknown
+    cost = price_usage(Usage.from_api(message["usage"]), "claude-sonnet-4-6")  # None: unknown
     cost.total, cost.input, cost.output, cost.cache_write, cost.cache_read
+    worst_case_usd("claude-sonnet-4-6", input_tokens=12_000, max_output=4096, cache_write="5m")
 
 Prices are data, dated, and overridable (``overrides`` maps a model to (input, output) dollars per
 million tokens). A model missing from the table has an unknown cost: ``None``, never a guess.
@@ -12,7 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from .usage import Usage
 
 __all__ = [
     "BATCH_MULTIPLIER",
@@ -26,6 +29,7 @@ __all__ = [
     "format_usd",
     "model_price",
     "price_usage",
+    "worst_case_usd",
 ]
 
 PRICES_AS_OF = "2026-05"
@@ -99,47 +103,57 @@ class Cost:
         return format_usd(self.total)
 
 
-def _count(usage: Mapping[str, Any], key: str) -> int:
-    value = usage.get(key)
-    return int(value) if isinstance(value, (int, float)) else 0
-
-
 def price_usage(
-    usage: Mapping[str, Any],
+    usage: Usage | Mapping[str, Any],
     model: str,
     *,
     batch: bool = False,
     overrides: Mapping[str, ModelPrice | tuple[float, float]] | None = None,
 ) -> Cost | None:
-    """Price a ``usage`` object (as the API returns it) for ``model``; None if unknown.
-
-    ``input_tokens`` is the uncached part; cache writes are split by lifetime using
-    ``cache_creation`` when present (all 5-minute otherwise, the API's default TTL).
-    """
+    """Price ``usage`` (a :class:`Usage`, or the API's ``usage`` object) for ``model``; None if
+    the model's price is unknown. Every cost the package shows or records comes from here."""
     price = model_price(model, overrides)
     if price is None:
         return None
+    tokens = usage if isinstance(usage, Usage) else Usage.from_api(usage)
     per_in = price.input / 1e6
     per_out = price.output / 1e6
-    created = _count(usage, "cache_creation_input_tokens")
-    breakdown = usage.get("cache_creation") or {}
-    one_hour = _count(breakdown, "ephemeral_1h_input_tokens")
-    five_min = _count(breakdown, "ephemeral_5m_input_tokens")
-    if one_hour + five_min != created:
-        five_min, one_hour = created - one_hour, one_hour
     factor = BATCH_MULTIPLIER if batch else 1.0
+    written = (
+        tokens.cache_write_5m * CACHE_WRITE_5M_MULTIPLIER
+        + tokens.cache_write_1h * CACHE_WRITE_1H_MULTIPLIER
+    )
     return Cost(
-        input=_count(usage, "input_tokens") * per_in * factor,
-        output=_count(usage, "output_tokens") * per_out * factor,
-        cache_write=(five_min * CACHE_WRITE_5M_MULTIPLIER + one_hour * CACHE_WRITE_1H_MULTIPLIER)
-        * per_in
-        * factor,
-        cache_read=_count(usage, "cache_read_input_tokens")
-        * per_in
-        * CACHE_READ_MULTIPLIER
-        * factor,
+        input=tokens.input * per_in * factor,
+        output=tokens.output * per_out * factor,
+        cache_write=written * per_in * factor,
+        cache_read=tokens.cache_read * per_in * CACHE_READ_MULTIPLIER * factor,
         batch=batch,
     )
+
+
+def worst_case_usd(
+    model: str,
+    input_tokens: int,
+    max_output: int,
+    *,
+    cache_write: Literal["5m", "1h"] | None = None,
+    batch: bool = False,
+    overrides: Mapping[str, ModelPrice | tuple[float, float]] | None = None,
+) -> float | None:
+    """The most a request (or a job's requests, summed) can cost: every input token at the
+    dearest rate it could be billed (a cache write of ``cache_write``'s lifetime when the
+    request marks a breakpoint: no cache hit is counted on) and every reply ``max_output``
+    tokens long. None when the model's price is unknown. The budget and every confirmation
+    are checked against this one figure."""
+    if cache_write == "1h":
+        usage = Usage(output=max_output, cache_write_1h=input_tokens)
+    elif cache_write == "5m":
+        usage = Usage(output=max_output, cache_write_5m=input_tokens)
+    else:
+        usage = Usage(input=input_tokens, output=max_output)
+    cost = price_usage(usage, model, batch=batch, overrides=overrides)
+    return None if cost is None else cost.total
 
 
 def format_usd(amount: float | None) -> str:

@@ -12,62 +12,60 @@ from __future__ import annotations
 
 import copy
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from .pricing import (
-    CACHE_READ_MULTIPLIER,
-    CACHE_WRITE_1H_MULTIPLIER,
-    CACHE_WRITE_5M_MULTIPLIER,
-    ModelPrice,
-    format_usd,
-    model_price,
-)
+from ..api.models import cache_min_tokens
+from .pricing import format_usd, price_usage, worst_case_usd
+from .usage import Usage
 
 if TYPE_CHECKING:
     from ..api.client import Client
 
-__all__ = ["CountReport", "count_request", "worst_case_usd"]
-
-_COUNT_KEYS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config")
+__all__ = ["CountReport", "cache_write_ttl", "count_request", "request_worst_case"]
 
 
-def _count_body(body: dict[str, Any]) -> dict[str, Any]:
-    """The fields count_tokens accepts (it takes no max_tokens, stop sequences...)."""
-    return {k: v for k, v in body.items() if k in _COUNT_KEYS}
+def cache_write_ttl(body: Any) -> Literal["5m", "1h"] | None:
+    """The longest cache lifetime ``body`` marks anywhere ("1h" or "5m"), or None when it marks
+    no breakpoint: walks the body (a top-level ``cache_control`` counts too)."""
+    longest: Literal["5m", "1h"] | None = None
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            mark = node.get("cache_control")
+            if isinstance(mark, dict):
+                if mark.get("ttl") == "1h":
+                    return "1h"
+                longest = "5m"
+            stack.extend(v for k, v in node.items() if k != "cache_control")
+        elif isinstance(node, list):
+            stack.extend(node)
+    return longest
 
 
-def _has_cache_marks(node: Any) -> bool:
-    if isinstance(node, dict):
-        return "cache_control" in node or any(_has_cache_marks(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_has_cache_marks(v) for v in node)
-    return False
-
-
-def _write_multiplier(body: dict[str, Any]) -> float:
-    """The dearest cache-write price the request could incur (1.0 if it marks nothing)."""
-    text = repr(body)
-    if "'ttl': '1h'" in text:
-        return CACHE_WRITE_1H_MULTIPLIER
-    return CACHE_WRITE_5M_MULTIPLIER if _has_cache_marks(body) else 1.0
-
-
-def worst_case_usd(
-    body: dict[str, Any], input_tokens: int, overrides: dict[str, Any] | None = None
+def request_worst_case(
+    body: dict[str, Any], input_tokens: int, overrides: Mapping[str, Any] | None = None
 ) -> float | None:
-    """The most this request can cost: every input token at the dearest rate it could be
-    billed (a cache write, if it marks any breakpoint) and a reply of ``max_tokens``."""
-    price = model_price(str(body["model"]), overrides)
-    if price is None:
-        return None
-    max_out = int(body.get("max_tokens") or 0)
-    return (input_tokens * price.input * _write_multiplier(body) + max_out * price.output) / 1e6
+    """The most ``body`` can cost with ``input_tokens`` of input: see
+    :func:`claude_magics.cost.pricing.worst_case_usd`."""
+    return worst_case_usd(
+        str(body["model"]),
+        input_tokens,
+        int(body.get("max_tokens") or 0),
+        cache_write=cache_write_ttl(body),
+        overrides=overrides,
+    )
+
+
+# What a cacheable prefix keeps of a request: the cache order is tools -> system -> messages.
+_PREFIX_FIELDS = ("model", "tools", "tool_choice", "system", "messages", "thinking")
 
 
 def _cacheable_prefix(body: dict[str, Any]) -> dict[str, Any] | None:
     """The request cut after its last cache breakpoint (None when it has none)."""
-    prefix = copy.deepcopy(_count_body(body))
+    prefix = copy.deepcopy({k: v for k, v in body.items() if k in _PREFIX_FIELDS})
     messages = prefix.get("messages", [])
     for m_index in range(len(messages) - 1, -1, -1):
         content = messages[m_index].get("content")
@@ -89,38 +87,61 @@ def _cacheable_prefix(body: dict[str, Any]) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class CountReport:
-    """What ``%%claude --count`` shows."""
+    """What ``%%claude --count`` shows: the exact input, the most the reply can cost, the worst
+    case (what the budget checks), and what the request's cache breakpoints would save."""
 
     model: str
     input_tokens: int
     max_tokens: int
     context_window: int | None
-    price: ModelPrice | None
     cacheable_tokens: int
+    cache_min_tokens: int
+    cache_write: Literal["5m", "1h"] | None = None
+    overrides: Mapping[str, Any] | None = None
+
+    def _usd(self, usage: Usage) -> float | None:
+        cost = price_usage(usage, self.model, overrides=self.overrides)
+        return None if cost is None else cost.total
 
     @property
     def input_usd(self) -> float | None:
-        return self.input_tokens * self.price.input / 1e6 if self.price else None
+        return self._usd(Usage(input=self.input_tokens))
 
     @property
     def reply_max_usd(self) -> float | None:
-        return self.max_tokens * self.price.output / 1e6 if self.price else None
+        return self._usd(Usage(output=self.max_tokens))
 
     @property
     def worst_case_usd(self) -> float | None:
-        if self.input_usd is None or self.reply_max_usd is None:
-            return None
-        return self.input_usd + self.reply_max_usd
+        return worst_case_usd(
+            self.model,
+            self.input_tokens,
+            self.max_tokens,
+            cache_write=self.cache_write,
+            overrides=self.overrides,
+        )
+
+    @property
+    def cached(self) -> bool:
+        """Whether the marked prefix is long enough for the model to cache it."""
+        return self.cacheable_tokens > 0 and self.cacheable_tokens >= self.cache_min_tokens
 
     def caching_note(self) -> str:
-        if self.price is None:
-            return "cost unknown for this model"
         if not self.cacheable_tokens:
             return "no cache breakpoints in this request"
-        per_token = self.price.input / 1e6
-        full = self.cacheable_tokens * per_token
-        write = full * CACHE_WRITE_5M_MULTIPLIER
-        read = full * CACHE_READ_MULTIPLIER
+        if not self.cached:
+            return (
+                f"the marked prefix is {self.cacheable_tokens:,} tokens, below {self.model}'s "
+                f"minimum of {self.cache_min_tokens:,}: it will not be cached"
+            )
+        full = self._usd(Usage(input=self.cacheable_tokens))
+        if self.cache_write == "1h":
+            write = self._usd(Usage(cache_write_1h=self.cacheable_tokens))
+        else:
+            write = self._usd(Usage(cache_write_5m=self.cacheable_tokens))
+        read = self._usd(Usage(cache_read=self.cacheable_tokens))
+        if full is None or write is None or read is None:
+            return f"{self.cacheable_tokens:,} tokens cacheable; cost unknown for this model"
         return (
             f"{self.cacheable_tokens:,} tokens cacheable: written once for {format_usd(write)}, "
             f"then each reuse costs {format_usd(read)} instead of {format_usd(full)} "
@@ -156,10 +177,11 @@ def count_request(
     body: dict[str, Any],
     *,
     context_window: int | None = None,
-    overrides: dict[str, Any] | None = None,
+    cache_min_override: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> CountReport:
     """Count ``body`` exactly with the API and price it (two calls when it has breakpoints)."""
-    input_tokens = client.messages.count_tokens(**_count_body(body))
+    input_tokens = client.messages.count_tokens(**body)
     prefix = _cacheable_prefix(body)
     cacheable = 0
     if prefix is not None:
@@ -170,6 +192,8 @@ def count_request(
         input_tokens=input_tokens,
         max_tokens=int(body.get("max_tokens") or 0),
         context_window=context_window,
-        price=model_price(model, overrides),
         cacheable_tokens=cacheable,
+        cache_min_tokens=cache_min_tokens(model, cache_min_override),
+        cache_write=cache_write_ttl(body),
+        overrides=overrides,
     )

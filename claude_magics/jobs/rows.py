@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from ..api.models import cache_min_tokens
 from ..prompt import (
     PromptError,
     estimate_tokens,
@@ -46,7 +47,6 @@ __all__ = [
     "RowTemplate",
     "Task",
     "build_prompts",
-    "cache_min_tokens",
     "extract_task",
     "label_task",
     "make_template",
@@ -56,10 +56,6 @@ __all__ = [
 
 TaskKind = Literal["map", "label", "extract"]
 
-# Shortest prefix the API caches, by model family (API_NOTES); a breakpoint on a shorter one
-# is simply not cached, so none is written. Unknown models get the common 1,024.
-_CACHE_MIN = {"claude-haiku": 4096}
-_DEFAULT_CACHE_MIN = 1024
 
 # Output tokens a structured answer may take beyond its own JSON (spaces, a newline).
 _ANSWER_SLACK = 16
@@ -67,14 +63,6 @@ _ANSWER_SLACK = 16
 _TAG = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _IDENT = re.compile(r"[^\W\d]\w*")
 _ROW_KEY = re.compile(r"""row\[(?:'([^']*)'|"([^"]*)")\]""")
-
-
-def cache_min_tokens(model: str) -> int:
-    """The shortest prefix ``model`` caches (a conservative figure for unknown models)."""
-    for family, tokens in _CACHE_MIN.items():
-        if model.startswith(family):
-            return tokens
-    return _DEFAULT_CACHE_MIN
 
 
 # --------------------------------------------------------------------------------------------

@@ -79,7 +79,10 @@ class ClaudeMagics(Magics):
         True, help="Add prompt-caching breakpoints automatically (--no-cache turns it off)."
     ).tag(config=True)
     cache_min_tokens = Integer(
-        1024, help="Shortest prefix worth a cache breakpoint (the API's minimum for Sonnet/Opus)."
+        None,
+        allow_none=True,
+        help="Shortest prefix worth a cache breakpoint; None (the default) uses each model's own "
+        "minimum (4,096 on Haiku 4.5, 1,024 on Sonnet 4.6, ...).",
     ).tag(config=True)
     updates_per_second = Float(15.0, help="Most re-renders a second of a streaming answer.").tag(
         config=True
@@ -136,7 +139,9 @@ class ClaudeMagics(Magics):
     # -- settings ------------------------------------------------------------------------------
 
     @validate("max_tokens", "df_token_budget", "value_token_budget", "cache_min_tokens")
-    def _positive(self, proposal: Any) -> int:
+    def _positive(self, proposal: Any) -> int | None:
+        if proposal["value"] is None and proposal["trait"].allow_none:
+            return None
         value = int(proposal["value"])
         if value < 1:
             raise ValueError(f"{proposal['trait'].name} must be at least 1, got {value}")
@@ -459,8 +464,12 @@ class ClaudeMagics(Magics):
         history = conversation.messages_before(key) if conversation is not None else []
         body = build_body(options, history, user_content)
         if self.auto_cache and not args.no_cache:
+            from ..api.models import cache_min_tokens
+
             add_cache_breakpoints(
-                body, min_tokens=self.cache_min_tokens, conversation=conversation is not None
+                body,
+                min_tokens=cache_min_tokens(options.model, self.cache_min_tokens),
+                conversation=conversation is not None,
             )
         if args.dry_run:
             from ..api.client import API_VERSION
@@ -533,9 +542,7 @@ class ClaudeMagics(Magics):
             return
         # Close to the limit: ask the API for the exact count before paying for a 400.
         try:
-            exact = self.client.messages.count_tokens(
-                **{k: v for k, v in body.items() if k != "max_tokens"}
-            )
+            exact = self.client.messages.count_tokens(**body)
         except APIError:
             exact = estimate
         if exact > window:
@@ -555,6 +562,7 @@ class ClaudeMagics(Magics):
             self.client,
             body,
             context_window=info.get("max_input_tokens"),
+            cache_min_override=self.cache_min_tokens,
             overrides=dict(self.price_overrides) or None,
         )
         display(report.to_bundle(), raw=True)
@@ -564,10 +572,10 @@ class ClaudeMagics(Magics):
         if self.budget_usd is None:
             return
         from ..config import check_budget
-        from ..cost.tokens import _count_body, worst_case_usd
+        from ..cost.tokens import request_worst_case
 
-        input_tokens = self.client.messages.count_tokens(**_count_body(body))
-        worst = worst_case_usd(body, input_tokens, dict(self.price_overrides) or None)
+        input_tokens = self.client.messages.count_tokens(**body)
+        worst = request_worst_case(body, input_tokens, dict(self.price_overrides) or None)
         if worst is None:
             raise UsageError(
                 f"A budget is set, but the price of {body['model']} is unknown, so this call "
