@@ -9,6 +9,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from spec_validation import Api, validator
 
 from claude_magics.emulator import Emulator
+from claude_magics.notebook.magics import ClaudeMagics
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +26,25 @@ def shell() -> InteractiveShell:
     ip = InteractiveShell.instance()
     ip.history_manager.enabled = False
     return ip
+
+
+@pytest.fixture
+def ip(shell: InteractiveShell, emulator: Emulator) -> Iterator[InteractiveShell]:
+    """The shell with ``%load_ext claude_magics`` done, talking to ``emulator``; answers shown
+    as Markdown. Afterwards the extension is unloaded, ``%config ClaudeMagics`` forgotten and
+    every ``t_*`` variable removed, so no test leaks into the next."""
+    shell.run_line_magic("load_ext", "claude_magics")
+    magics_of(shell).display = "markdown"
+    yield shell
+    shell.run_line_magic("unload_ext", "claude_magics")
+    shell.config.pop("ClaudeMagics", None)
+    for name in [k for k in shell.user_ns if k.startswith("t_")]:
+        del shell.user_ns[name]
+
+
+def magics_of(ip: InteractiveShell) -> ClaudeMagics:
+    """The loaded ``ClaudeMagics`` instance of ``ip``."""
+    return ip.magics_manager.registry["ClaudeMagics"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +124,10 @@ def test_count_tokens_exact_and_sampled(frame: pd.DataFrame, emulator: Emulator)
 
 
 def test_confirmation_outside_ipython_refuses_with_a_clear_message(
-    frame: pd.DataFrame, emulator: Emulator, tmp_path: Path
+    frame: pd.DataFrame, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A plain Python process: no IPython shell, whatever other tests have started.
+    monkeypatch.setattr("IPython.get_ipython", lambda: None)
     jobs = make_jobs(emulator, tmp_path)
     expensive = pd.DataFrame({"q": [f"Write an essay {i}" for i in range(40)]})
     with pytest.raises(ConfirmationDeclined, match="yes=True"):
@@ -140,17 +141,10 @@ def test_confirmation_outside_ipython_refuses_with_a_clear_message(
 # In IPython: the magics, the lazy accessor, the budget
 
 
-@pytest.fixture
-def ip(
-    shell: InteractiveShell, emulator: Emulator, frame: pd.DataFrame, fast_jobs: None
-) -> Iterator[InteractiveShell]:
-    shell.run_line_magic("load_ext", "claude_magics")
-    shell.user_ns["t_reviews"] = frame
-    yield shell
-    shell.run_line_magic("unload_ext", "claude_magics")
-    shell.config.pop("ClaudeMagics", None)
-    for name in [k for k in shell.user_ns if k.startswith("t_")]:
-        del shell.user_ns[name]
+@pytest.fixture(name="ip")
+def frame_shell(ip: InteractiveShell, frame: pd.DataFrame, fast_jobs: None) -> InteractiveShell:
+    ip.user_ns["t_reviews"] = frame
+    return ip
 
 
 def _creates(emulator: Emulator) -> list[Any]:

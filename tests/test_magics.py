@@ -8,10 +8,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import magics_of
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
@@ -23,25 +23,9 @@ from claude_magics.notebook.magics import ClaudeInterrupted, ClaudeMagics
 from claude_magics.notebook.result import ClaudeResult
 
 
-@pytest.fixture
-def ip(
-    shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-magic-test-key-0042")
-    shell.run_line_magic("load_ext", "claude_magics")
-    magics = shell.magics_manager.registry["ClaudeMagics"]
-    magics.display = "markdown"
-    magics.updates_per_second = 15.0
-    yield shell
-    shell.run_line_magic("unload_ext", "claude_magics")
-    shell.config.pop("ClaudeMagics", None)  # %config in one test must not leak into the next
-    for name in [k for k in shell.user_ns if k.startswith("t_")]:
-        del shell.user_ns[name]
-
-
-def magics_of(ip: InteractiveShell) -> ClaudeMagics:
-    return ip.magics_manager.registry["ClaudeMagics"]  # type: ignore[no-any-return]
+@pytest.fixture(autouse=True)
+def _fast_renders(ip: InteractiveShell) -> None:
+    magics_of(ip).updates_per_second = 15.0
 
 
 def run(ip: InteractiveShell, line: str, cell: str) -> Any:

@@ -7,10 +7,10 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import magics_of
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
@@ -20,28 +20,15 @@ from claude_magics.cost import pricing
 from claude_magics.cost.ledger import Ledger
 from claude_magics.cost.pricing import price_usage
 from claude_magics.emulator import Emulator
-from claude_magics.notebook.magics import ClaudeMagics
 
 LONG_SYSTEM = "You are a careful data analyst who explains every step. " * 150
 
 
-@pytest.fixture
-def ip(
-    shell: InteractiveShell, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-cost-test")
-    shell.run_line_magic("load_ext", "claude_magics")
-    magics = magics_of(shell)
+@pytest.fixture(autouse=True)
+def _plain_and_private_ledger(ip: InteractiveShell, tmp_path: Path) -> None:
+    magics = magics_of(ip)
     magics.display = "plain"
     magics.ledger_path = str(tmp_path / "ledger.sqlite")
-    yield shell
-    shell.run_line_magic("unload_ext", "claude_magics")
-    shell.config.pop("ClaudeMagics", None)
-
-
-def magics_of(ip: InteractiveShell) -> ClaudeMagics:
-    return ip.magics_manager.registry["ClaudeMagics"]  # type: ignore[no-any-return]
 
 
 def message_requests(emulator: Emulator) -> list[object]:
