@@ -12,7 +12,7 @@ model set with ``%config`` applies to ``df.claude`` calls too.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from .cost.pricing import format_usd
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .cost.ledger import Ledger
 
 __all__ = [
+    "DEFAULTS",
     "BudgetExceededError",
     "Settings",
     "active_magics",
@@ -36,7 +37,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Settings:
-    """The effective settings outside a cell: models, limits, budget, batch behaviour."""
+    """The effective settings outside a cell: models, limits, budget, batch behaviour.
+
+    The defaults here are the only ones: ``ClaudeMagics`` declares a trait for each field with
+    the default it finds here, and :func:`current_settings` reads the traits back by name.
+    """
 
     model: str = "claude-sonnet-4-6"
     max_tokens: int = 4096
@@ -44,6 +49,17 @@ class Settings:
     confirm_above_usd: float = 5.0
     batch_threshold: int = 200
     price_overrides: dict[str, Any] | None = None
+    #: Seconds between the first polls of a batch; the wait grows by half each poll up to
+    #: ``batch_poll_max_seconds``.
+    batch_poll_seconds: float = 2.0
+    batch_poll_max_seconds: float = 60.0
+    #: How long a batch create whose answer was lost may take to appear in the batch list
+    #: before the job says it cannot tell whether it was created.
+    lost_create_grace_seconds: float = 30.0
+
+
+#: The built-in defaults (``%config`` and flags override them).
+DEFAULTS = Settings()
 
 
 def active_magics() -> Any:
@@ -62,14 +78,9 @@ def current_settings() -> Settings:
     magics = active_magics()
     if magics is None:
         return Settings()
-    return Settings(
-        model=magics.model,
-        max_tokens=magics.max_tokens,
-        budget_usd=magics.budget_usd,
-        confirm_above_usd=magics.confirm_above_usd,
-        batch_threshold=magics.batch_threshold,
-        price_overrides=dict(magics.price_overrides) or None,
-    )
+    values = {f.name: getattr(magics, f.name) for f in fields(Settings)}
+    values["price_overrides"] = dict(values["price_overrides"] or {}) or None
+    return Settings(**values)
 
 
 _lock = threading.Lock()

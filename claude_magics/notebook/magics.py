@@ -24,6 +24,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Dict, Enum, Float, Integer, Unicode, observe, validate
 
+from ..config import DEFAULTS
 from ..errors import ClaudeError
 from .chat import DEFAULT_CHAT, ChatStore, Turn
 
@@ -50,10 +51,10 @@ class ClaudeInterrupted(KeyboardInterrupt):
 class ClaudeMagics(Magics):
     """Claude in IPython. Settings are traits: ``%config ClaudeMagics`` lists them."""
 
-    model = Unicode("claude-sonnet-4-6", help="Model used when -m is not given.").tag(config=True)
-    max_tokens = Integer(4096, help="Most tokens an answer may have (--max-tokens).").tag(
-        config=True
-    )
+    model = Unicode(DEFAULTS.model, help="Model used when -m is not given.").tag(config=True)
+    max_tokens = Integer(
+        DEFAULTS.max_tokens, help="Most tokens an answer may have (--max-tokens)."
+    ).tag(config=True)
     system = Unicode("", help="System prompt used when -s is not given.").tag(config=True)
     display = Enum(
         ["auto", "widget", "markdown", "plain"],
@@ -99,18 +100,31 @@ class ClaudeMagics(Magics):
     )
     timeout = Float(600.0, help="Seconds to wait for a response.").tag(config=True)
     budget_usd = Float(
-        None,
+        DEFAULTS.budget_usd,
         allow_none=True,
         help="Most dollars this session may spend; calls whose worst case passes it are refused.",
     ).tag(config=True)
     confirm_above_usd = Float(
-        5.0, help="DataFrame jobs estimated above this ask for confirmation (yes=True skips)."
+        DEFAULTS.confirm_above_usd,
+        help="DataFrame jobs estimated above this ask for confirmation (yes=True skips).",
     ).tag(config=True)
     batch_threshold = Integer(
-        200, help="mode='auto' uses the Batches API (half price) from this many requests up."
+        DEFAULTS.batch_threshold,
+        help="mode='auto' uses the Batches API (half price) from this many requests up.",
     ).tag(config=True)
     ledger_path = Unicode(
         "", help="SQLite file of the spend ledger; empty means the user cache directory."
+    ).tag(config=True)
+    batch_poll_seconds = Float(
+        DEFAULTS.batch_poll_seconds,
+        help="Seconds between the first polls of a running batch (the wait then grows).",
+    ).tag(config=True)
+    batch_poll_max_seconds = Float(
+        DEFAULTS.batch_poll_max_seconds, help="Longest wait between two polls of a batch."
+    ).tag(config=True)
+    lost_create_grace_seconds = Float(
+        DEFAULTS.lost_create_grace_seconds,
+        help="How long a batch whose create answer was lost may take to show in the batch list.",
     ).tag(config=True)
     price_overrides = Dict(
         help="Prices to use instead of the built-in table: {model: (input, output)} $/MTok."
