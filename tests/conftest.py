@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from shell_support import magics_of
 from spec_validation import Api, validator
 
 from claude_magics.emulator import Emulator
-from claude_magics.notebook.magics import ClaudeMagics
 
 
 @pytest.fixture(autouse=True)
@@ -40,11 +40,6 @@ def ip(shell: InteractiveShell, emulator: Emulator) -> Iterator[InteractiveShell
     shell.config.pop("ClaudeMagics", None)
     for name in [k for k in shell.user_ns if k.startswith("t_")]:
         del shell.user_ns[name]
-
-
-def magics_of(ip: InteractiveShell) -> ClaudeMagics:
-    """The loaded ``ClaudeMagics`` instance of ``ip``."""
-    return ip.magics_manager.registry["ClaudeMagics"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import time
 from typing import Any
 
 import pytest
-from conftest import magics_of
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from shell_support import magics_of
 
 from claude_magics.emulator import Emulator
 from claude_magics.errors import AuthenticationError, MissingAPIKeyError, NotFoundError

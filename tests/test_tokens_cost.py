@@ -10,10 +10,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import magics_of
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from shell_support import magics_of
 
 from claude_magics.config import BudgetExceededError
 from claude_magics.cost import pricing
