@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Debian's Chromium and a font for tests/browser: never `playwright install`, which downloads a
 # browser of its own. Instant when both are there; where apt-get cannot run (not root, not

@@ -11,6 +11,7 @@ model set with ``%config`` applies to ``df.claude`` calls too.
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -27,9 +28,11 @@ __all__ = [
     "BudgetExceededError",
     "Settings",
     "active_magics",
+    "ask",
     "budget_left",
     "check_budget",
     "current_settings",
+    "in_ipython",
     "shared_client",
     "shared_ledger",
 ]
@@ -72,6 +75,26 @@ def active_magics() -> Any:
     if shell is None:
         return None
     return shell.magics_manager.registry.get("ClaudeMagics")
+
+
+def in_ipython() -> bool:
+    """Whether this code runs under an IPython shell or kernel (without importing IPython)."""
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    return get_ipython() is not None
+
+
+def ask(question: str) -> str | None:
+    """Ask the person at the notebook or terminal; None when no one can answer here (a kernel
+    with no front end to read stdin, as under nbclient or nbval, or a closed stdin)."""
+    from IPython.core.error import StdinNotImplementedError
+
+    try:
+        return input(question)
+    except (EOFError, RuntimeError, StdinNotImplementedError):
+        return None
 
 
 def current_settings() -> Settings:

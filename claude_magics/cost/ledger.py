@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .pricing import Cost
+from .usage import Usage
 
 __all__ = ["CallRecord", "Ledger", "default_home"]
 
@@ -123,32 +124,30 @@ class Ledger:
         self,
         *,
         model: str,
-        usage: Mapping[str, Any],
+        usage: Usage | Mapping[str, Any],
         cost: Cost | None,
         seconds: float,
         request_id: str | None = None,
         kind: str = "realtime",
         cell: str | None = None,
     ) -> CallRecord:
-        """Record one call from its API ``usage`` and priced ``cost``; return the row."""
-        fresh = int(usage.get("input_tokens") or 0)
-        written = int(usage.get("cache_creation_input_tokens") or 0)
-        read = int(usage.get("cache_read_input_tokens") or 0)
-        total_in = fresh + written + read
+        """Record one call from its ``usage`` (a :class:`Usage` or the API's object) and priced
+        ``cost``; return the row."""
+        tokens = usage if isinstance(usage, Usage) else Usage.from_api(usage)
         record = CallRecord(
             time=time.time(),
             session=self.session,
             cell=cell,
             model=model,
-            input_tokens=fresh,
-            output_tokens=int(usage.get("output_tokens") or 0),
-            cache_write_tokens=written,
-            cache_read_tokens=read,
+            input_tokens=tokens.input,
+            output_tokens=tokens.output,
+            cache_write_tokens=tokens.cache_write,
+            cache_read_tokens=tokens.cache_read,
             cost_usd=cost.total if cost is not None else None,
             seconds=seconds,
             request_id=request_id,
             kind=kind,
-            cache_hit_share=read / total_in if total_in else 0.0,
+            cache_hit_share=tokens.cache_hit_share or 0.0,
         )
         self.record(record)
         return record
