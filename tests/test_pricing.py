@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
-from claude_magics.cost.pricing import ModelPrice, format_usd, model_price, price_usage
+from claude_magics.cost.ledger import Ledger
+from claude_magics.cost.pricing import (
+    PRICES_AS_OF,
+    ModelPrice,
+    format_usd,
+    model_price,
+    price_usage,
+)
+from claude_magics.cost.usage import Usage
 
 MILLION = 1_000_000
 
@@ -81,3 +92,89 @@ def test_costs_add_and_format() -> None:
     assert format_usd(12.5) == "$12.50"
     assert format_usd(1234.0) == "$1,234"
     assert str(a) == format_usd(a.total)
+
+
+@pytest.mark.parametrize(
+    ("model", "prices"),
+    [
+        # input, 5-minute write, 1-hour write, cache read, output (MODELS.md, 2026-12)
+        ("claude-fable-5-2", (8, 10, 16, 0.20, 40)),
+        ("claude-fable-5", (10, 12.5, 20, 1.00, 50)),
+        ("claude-opus-5-5", (4, 5, 8, 0.20, 20)),
+        ("claude-opus-4-8", (5, 6.25, 10, 0.50, 25)),
+        ("claude-sonnet-5-5", (2, 2.5, 4, 0.10, 10)),
+        ("claude-sonnet-5", (2, 2.5, 4, 0.20, 10)),
+        ("claude-haiku-5-5", (0.10, 0.125, 0.20, 0.01, 0.50)),
+    ],
+)
+def test_current_models_priced_from_the_dated_table(
+    model: str, prices: tuple[float, float, float, float, float]
+) -> None:
+    fresh, write_5m, write_1h, read, out = prices
+    each = {"input": fresh, "cache_write": write_5m + write_1h, "cache_read": read, "output": out}
+    # 10,000 tokens of each kind: a prompt well under any tier threshold.
+    usage = Usage(
+        input=10_000, output=10_000, cache_write_5m=10_000, cache_write_1h=10_000, cache_read=10_000
+    )
+    cost = price_usage(usage, model)
+    assert cost is not None
+    for kind, per_million in each.items():
+        assert getattr(cost, kind) == pytest.approx(per_million / 100), kind
+
+
+def test_haiku_5_5_bills_a_long_prompt_whole_at_the_higher_rate() -> None:
+    # The prompt counts uncached input, cache reads and cache writes together.
+    short = Usage(input=60_000, cache_read=40_000, output=1_000)  # exactly 100,000: lower rate
+    long = Usage(input=60_000, cache_read=40_001, output=1_000)  # one more: all at the higher
+    low = price_usage(short, "claude-haiku-5-5")
+    high = price_usage(long, "claude-haiku-5-5")
+    assert low is not None
+    assert high is not None
+    assert low.total == pytest.approx((60_000 * 0.10 + 40_000 * 0.01 + 1_000 * 0.50) / MILLION)
+    assert high.total == pytest.approx((60_000 * 0.50 + 40_001 * 0.05 + 1_000 * 2.50) / MILLION)
+    # Each request is priced on its own: two short requests never reach the tier together.
+    halved = price_usage(short, "claude-haiku-5-5", batch=True)
+    assert halved is not None
+    assert halved.total == pytest.approx(low.total / 2)
+
+
+def test_overrides_may_name_every_price() -> None:
+    overrides = {"gateway-model": {"input": 1.0, "output": 2.0, "cache_read": 0.5}}
+    cost = price_usage(
+        Usage(cache_read=MILLION, cache_write_5m=MILLION), "gateway-model", overrides=overrides
+    )
+    assert cost is not None
+    assert cost.cache_read == pytest.approx(0.5)
+    assert cost.cache_write == pytest.approx(1.25)  # not given: the usual ratio to input
+    assert PRICES_AS_OF.startswith("2026-")
+
+
+def test_the_ledger_records_which_price_table_priced_each_call(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    # A ledger written before the column existed is brought up to date, its rows kept.
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE calls (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, session "
+        "TEXT NOT NULL, cell TEXT, model TEXT NOT NULL, input_tokens INTEGER NOT NULL, "
+        "output_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL, cache_read_tokens "
+        "INTEGER NOT NULL, cost_usd REAL, seconds REAL NOT NULL, request_id TEXT, kind TEXT NOT "
+        "NULL, cache_hit_share REAL NOT NULL)"
+    )
+    old.execute(
+        "INSERT INTO calls VALUES (NULL, 1.0, 'old', NULL, 'claude-haiku-4-5', 1, 1, 0, 0, "
+        "0.1, 1.0, NULL, 'realtime', 0.0)"
+    )
+    old.commit()
+    old.close()
+    ledger = Ledger(path, session="new")
+    usage = Usage(input=1000, output=10)
+    ledger.record_usage(
+        model="claude-sonnet-5-5",
+        usage=usage,
+        cost=price_usage(usage, "claude-sonnet-5-5"),
+        seconds=1.0,
+    )
+    ledger.record_usage(model="claude-future-9", usage=usage, cost=None, seconds=1.0)
+    calls = ledger.calls()
+    assert [c.prices_as_of for c in calls] == [None, PRICES_AS_OF, None]
+    assert calls[1].cost_usd == pytest.approx((1000 * 2 + 10 * 10) / MILLION)

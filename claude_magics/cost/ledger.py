@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .pricing import Cost
+from .pricing import PRICES_AS_OF, Cost
 from .usage import Usage
 
 __all__ = ["CallRecord", "Ledger", "default_home"]
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS calls (
     seconds REAL NOT NULL,
     request_id TEXT,
     kind TEXT NOT NULL,
-    cache_hit_share REAL NOT NULL
+    cache_hit_share REAL NOT NULL,
+    prices_as_of TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_time ON calls(time);
 CREATE INDEX IF NOT EXISTS calls_session ON calls(session);
@@ -78,9 +79,18 @@ class CallRecord:
     request_id: str | None
     kind: str  # "realtime" or "batch"
     cache_hit_share: float
+    #: The date of the price table that priced the call (None: unknown price).
+    prices_as_of: str | None = None
 
 
 _COLUMNS = [f.name for f in fields(CallRecord)]
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a ledger written by an older version up to date (columns are only ever added)."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(calls)")}
+    if "prices_as_of" not in present:
+        db.execute("ALTER TABLE calls ADD COLUMN prices_as_of TEXT")
 
 
 class Ledger:
@@ -105,6 +115,7 @@ class Ledger:
             try:
                 if not self._ready:
                     connection.executescript(_SCHEMA)
+                    _add_missing_columns(connection)
                     self._ready = True
                 with connection:  # one transaction
                     yield connection
@@ -148,6 +159,7 @@ class Ledger:
             request_id=request_id,
             kind=kind,
             cache_hit_share=tokens.cache_hit_share or 0.0,
+            prices_as_of=PRICES_AS_OF if cost is not None else None,
         )
         self.record(record)
         return record

@@ -1,18 +1,27 @@
 """What a call cost, from its ``usage`` and a dated price table: the one place usage is priced.
 
-    cost = price_usage(Usage.from_api(message["usage"]), "claude-sonnet-4-6")  # None: unknown
+    cost = price_usage(Usage.from_api(message["usage"]), "claude-sonnet-5-5")  # None: unknown
     cost.total, cost.input, cost.output, cost.cache_write, cost.cache_read
-    worst_case_usd("claude-sonnet-4-6", input_tokens=12_000, max_output=4096, cache_write="5m")
+    worst_case_usd("claude-sonnet-5-5", input_tokens=12_000, max_output=4096, cache_write="5m")
 
-Prices are data, dated, and overridable (``overrides`` maps a model to (input, output) dollars per
-million tokens). A model missing from the table has an unknown cost: ``None``, never a guess.
+Prices are data: ``claude_magics/data/prices.json``, dated (``PRICES_AS_OF``), read once, with
+each model's input, output, 5-minute and 1-hour cache-write and cache-read prices, and tiers by
+prompt length (Haiku 5.5 bills a whole request at its higher rates once the prompt, cache reads
+and writes included, passes 100,000 tokens; each request on its own). ``overrides`` (the
+``ClaudeMagics.price_overrides`` setting) maps a model to ``(input, output)`` dollars per million
+tokens (cache prices then follow the usual ratios) or to a dict with any of the table's fields. A
+model missing from both has an unknown cost: ``None``, never a guess. Message Batches halve
+every price (``BATCH_MULTIPLIER``).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from .usage import Usage
@@ -26,51 +35,99 @@ __all__ = [
     "PRICES_AS_OF",
     "Cost",
     "ModelPrice",
+    "PriceTier",
     "format_usd",
     "model_price",
+    "price_table",
     "price_usage",
     "worst_case_usd",
 ]
 
-PRICES_AS_OF = "2026-05"
+# The usual ratios to the input price, used only to complete an override that gives just
+# (input, output); the table states every price itself.
+CACHE_WRITE_5M_MULTIPLIER = 1.25
+CACHE_WRITE_1H_MULTIPLIER = 2.0
+CACHE_READ_MULTIPLIER = 0.1
+
+_PRICE_FILE = Path(__file__).resolve().parent.parent / "data" / "prices.json"
+_FIELDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+
+
+@dataclass(frozen=True)
+class PriceTier:
+    """Prices that apply to a whole request whose prompt is over ``above_prompt_tokens``."""
+
+    above_prompt_tokens: int
+    price: ModelPrice
 
 
 @dataclass(frozen=True)
 class ModelPrice:
-    """Dollars per million tokens."""
+    """Dollars per million tokens, by kind of token. Cache prices left out follow the usual
+    ratios to ``input`` (1.25x and 2x to write, 0.1x to read)."""
 
     input: float
     output: float
+    cache_write_5m: float = -1.0
+    cache_write_1h: float = -1.0
+    cache_read: float = -1.0
+    tiers: tuple[PriceTier, ...] = field(default=(), compare=True)
+
+    def __post_init__(self) -> None:
+        for name, ratio in (
+            ("cache_write_5m", CACHE_WRITE_5M_MULTIPLIER),
+            ("cache_write_1h", CACHE_WRITE_1H_MULTIPLIER),
+            ("cache_read", CACHE_READ_MULTIPLIER),
+        ):
+            if getattr(self, name) < 0:
+                object.__setattr__(self, name, self.input * ratio)
+
+    def for_prompt(self, prompt_tokens: int) -> ModelPrice:
+        """The prices that apply to a request with ``prompt_tokens`` of prompt (tiers)."""
+        chosen = self
+        for tier in self.tiers:
+            if prompt_tokens > tier.above_prompt_tokens:
+                chosen = tier.price
+        return chosen
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> ModelPrice:
+        """From one entry of the price file (or an override dict)."""
+        values = {k: float(data[k]) for k in _FIELDS if k in data}
+        tiers = tuple(
+            PriceTier(int(t["above_prompt_tokens"]), cls.from_data(t))
+            for t in data.get("tiers") or ()
+        )
+        return cls(**values, tiers=tiers)
 
 
-# Anthropic's list prices, USD per million tokens, as of PRICES_AS_OF.
-PRICES: dict[str, ModelPrice] = {
-    "claude-opus-4-7": ModelPrice(5.0, 25.0),
-    "claude-opus-4-6": ModelPrice(5.0, 25.0),
-    "claude-opus-4-5": ModelPrice(5.0, 25.0),
-    "claude-sonnet-4-6": ModelPrice(3.0, 15.0),
-    "claude-sonnet-4-5": ModelPrice(3.0, 15.0),
-    "claude-haiku-4-5": ModelPrice(1.0, 5.0),
-}
+@functools.cache
+def price_table() -> tuple[str, float, dict[str, ModelPrice]]:
+    """(as-of date, batch multiplier, prices by model) from the bundled price file."""
+    data = json.loads(_PRICE_FILE.read_text(encoding="utf-8"))
+    models = {name: ModelPrice.from_data(entry) for name, entry in data["models"].items()}
+    return str(data["as_of"]), float(data["batch_discount"]), models
 
-# Multipliers on the input price (cache) and on everything (batch); they stack.
-CACHE_WRITE_5M_MULTIPLIER = 1.25
-CACHE_WRITE_1H_MULTIPLIER = 2.0
-CACHE_READ_MULTIPLIER = 0.1
-BATCH_MULTIPLIER = 0.5
+
+PRICES_AS_OF, BATCH_MULTIPLIER, PRICES = price_table()
 
 _DATED = re.compile(r"-\d{8}$")
 
 
-def model_price(
-    model: str, overrides: Mapping[str, ModelPrice | tuple[float, float]] | None = None
-) -> ModelPrice | None:
+def _override(value: Any) -> ModelPrice:
+    if isinstance(value, ModelPrice):
+        return value
+    if isinstance(value, Mapping):
+        return ModelPrice.from_data(value)
+    return ModelPrice(*value)
+
+
+def model_price(model: str, overrides: Mapping[str, Any] | None = None) -> ModelPrice | None:
     """The price of ``model`` (a dated id such as ``claude-haiku-4-5-20251001`` maps to its
     alias), or None when it is not in the table."""
     for name in (model, _DATED.sub("", model)):
         if overrides and name in overrides:
-            value = overrides[name]
-            return value if isinstance(value, ModelPrice) else ModelPrice(*value)
+            return _override(overrides[name])
         if name in PRICES:
             return PRICES[name]
     return None
@@ -108,7 +165,7 @@ def price_usage(
     model: str,
     *,
     batch: bool = False,
-    overrides: Mapping[str, ModelPrice | tuple[float, float]] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Cost | None:
     """Price ``usage`` (a :class:`Usage`, or the API's ``usage`` object) for ``model``; None if
     the model's price is unknown. Every cost the package shows or records comes from here."""
@@ -116,18 +173,17 @@ def price_usage(
     if price is None:
         return None
     tokens = usage if isinstance(usage, Usage) else Usage.from_api(usage)
-    per_in = price.input / 1e6
-    per_out = price.output / 1e6
-    factor = BATCH_MULTIPLIER if batch else 1.0
-    written = (
-        tokens.cache_write_5m * CACHE_WRITE_5M_MULTIPLIER
-        + tokens.cache_write_1h * CACHE_WRITE_1H_MULTIPLIER
-    )
+    rates = price.for_prompt(tokens.prompt)
+    factor = (BATCH_MULTIPLIER if batch else 1.0) / 1e6
     return Cost(
-        input=tokens.input * per_in * factor,
-        output=tokens.output * per_out * factor,
-        cache_write=written * per_in * factor,
-        cache_read=tokens.cache_read * per_in * CACHE_READ_MULTIPLIER * factor,
+        input=tokens.input * rates.input * factor,
+        output=tokens.output * rates.output * factor,
+        cache_write=(
+            tokens.cache_write_5m * rates.cache_write_5m
+            + tokens.cache_write_1h * rates.cache_write_1h
+        )
+        * factor,
+        cache_read=tokens.cache_read * rates.cache_read * factor,
         batch=batch,
     )
 
@@ -139,7 +195,7 @@ def worst_case_usd(
     *,
     cache_write: Literal["5m", "1h"] | None = None,
     batch: bool = False,
-    overrides: Mapping[str, ModelPrice | tuple[float, float]] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> float | None:
     """The most a request (or a job's requests, summed) can cost: every input token at the
     dearest rate it could be billed (a cache write of ``cache_write``'s lifetime when the
