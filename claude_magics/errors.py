@@ -10,6 +10,7 @@ The tree::
     ClaudeError                      anything claude_magics raises on purpose
     ├── MissingAPIKeyError           no key passed and ANTHROPIC_API_KEY unset
     ├── PromptError                  the cell cannot become a prompt (bad reference, attachment)
+    ├── JobNotFoundError             no DataFrame job with that id in the job ledger; job_id
     └── APIError                     something went wrong talking to the API
         ├── APIConnectionError       the request did not get a response
         │   └── APITimeoutError      ... because it timed out
@@ -20,6 +21,7 @@ The tree::
             ├── BillingError               402 billing_error
             ├── PermissionDeniedError      403 permission_error
             ├── NotFoundError              404 not_found_error
+            │   └── EndpointNotFoundError  ... a 404 that is not the API's: no such endpoint
             ├── RequestTooLargeError       413 request_too_large
             ├── RateLimitError             429 rate_limit_error
             ├── InternalServerError        500 api_error (and other 5xx)
@@ -44,9 +46,11 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BillingError",
+    "EndpointNotFoundError",
     "ClaudeError",
     "GatewayTimeoutError",
     "InternalServerError",
+    "JobNotFoundError",
     "MissingAPIKeyError",
     "NotFoundError",
     "OverloadedError",
@@ -81,6 +85,15 @@ class ClaudeError(Exception):
 class PromptError(ClaudeError, ValueError):
     """The cell cannot be turned into a prompt: a bad reference, or an attachment the API would
     refuse. The message is one line saying what is wrong; the magic shows it as a UsageError."""
+
+
+class JobNotFoundError(ClaudeError):
+    """No DataFrame job has this id (or a unique prefix of it) in the job ledger."""
+
+    def __init__(self, job_id: str, ledger: str) -> None:
+        super().__init__(f"no job {job_id!r} in {ledger}; %claude_batch list shows the jobs there")
+        self.job_id = job_id
+        self.ledger = ledger
 
 
 class MissingAPIKeyError(ClaudeError):
@@ -238,6 +251,17 @@ class NotFoundError(APIStatusError):
     status_code = 404
     default_error_type = "not_found_error"
     hint = "Check the model name or id; client.models.list() shows the models you can use."
+
+
+class EndpointNotFoundError(NotFoundError):
+    """A 404 that is not the API's own: the server has no such endpoint (a proxy or gateway
+    that speaks only part of the Messages API, such as one without token counting or
+    batches). Callers that can do without the endpoint fall back, and say so."""
+
+    hint = (
+        "This server is not the Anthropic API or lacks this endpoint; point ANTHROPIC_BASE_URL "
+        "at one that has it, or use a way that does without it."
+    )
 
 
 class RequestTooLargeError(APIStatusError):

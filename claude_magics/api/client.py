@@ -33,6 +33,7 @@ from ..errors import (
     APIStatusError,
     APIStreamError,
     APITimeoutError,
+    EndpointNotFoundError,
     MissingAPIKeyError,
     status_error_class,
 )
@@ -45,7 +46,7 @@ from .retry import (
     retry_delay,
     should_retry,
 )
-from .streaming import MessageAccumulator, StreamEvent
+from .streaming import MessageAccumulator, StreamEvent, events_of_message
 
 __all__ = [
     "API_VERSION",
@@ -60,6 +61,7 @@ __all__ = [
     "Page",
     "RateLimits",
     "ResultStream",
+    "TokenCount",
 ]
 
 log = logging.getLogger("claude_magics.api")
@@ -175,6 +177,16 @@ def _error_from_response(response: httpx.Response, attempts: int) -> APIStatusEr
         if isinstance(body.get("request_id"), str):
             request_id = body["request_id"]
     cls = status_error_class(response.status_code)
+    if response.status_code == 404 and error_type is None:
+        # The API's own 404s carry {"type": "error", "error": {"type": "not_found_error"}}; a
+        # 404 without one comes from a server that does not route this path at all.
+        cls = EndpointNotFoundError
+        method = response.request.method
+        path = response.request.url.path
+        message = (
+            f"this server ({response.request.url.scheme}://{response.request.url.netloc.decode()}) "
+            f"has no {method} {path} endpoint ({message})"
+        )
     return cls(
         message,
         status_code=response.status_code,
@@ -204,6 +216,8 @@ class Client:
         http_client: an ``httpx.Client`` to use (not closed by ``close()``).
         transport: an httpx transport for a client built here (mock transports in tests).
         api_key_env: the environment variable that holds the key.
+        api_version: the ``anthropic-version`` header (``2023-06-01``, which every model
+            accepts, or ``2026-10-21``).
     """
 
     def __init__(
@@ -218,6 +232,7 @@ class Client:
         api_key_env: str = "ANTHROPIC_API_KEY",
         initial_retry_delay: float = INITIAL_RETRY_DELAY,
         max_retry_delay: float = MAX_RETRY_DELAY,
+        api_version: str = API_VERSION,
     ) -> None:
         self._explicit_key = _Secret(api_key) if api_key else None
         self.api_key_env = api_key_env
@@ -226,6 +241,8 @@ class Client:
         self.max_retries = max(0, int(max_retries))
         self.initial_retry_delay = initial_retry_delay
         self.max_retry_delay = max_retry_delay
+        #: The ``anthropic-version`` header sent with every request.
+        self.api_version = api_version
         if isinstance(timeout, (int, float)):
             timeout = httpx.Timeout(float(timeout), connect=min(10.0, float(timeout)))
         self.timeout = timeout or DEFAULT_TIMEOUT
@@ -276,7 +293,7 @@ class Client:
     def _headers(self, accept: str) -> dict[str, str]:
         return {
             "x-api-key": self._api_key(),
-            "anthropic-version": API_VERSION,
+            "anthropic-version": self.api_version,
             "content-type": "application/json",
             "accept": accept,
             "user-agent": f"claude-magics/{__version__} httpx/{httpx.__version__}",
@@ -404,6 +421,7 @@ class MessageStream:
         self.accumulator = MessageAccumulator()
         self.request_id: str | None = None
         self.response_headers: Mapping[str, str] = {}
+        self._whole: dict[str, Any] | None = None
 
     def __enter__(self) -> MessageStream:
         self._response = self._client.send(
@@ -411,7 +429,37 @@ class MessageStream:
         )
         self.request_id = self._response.headers.get("request-id")
         self.response_headers = dict(self._response.headers)
+        content_type = self._response.headers.get("content-type", "")
+        if "json" in content_type and "event-stream" not in content_type:
+            self._whole = self._read_whole(self._response)
         return self
+
+    def _read_whole(self, response: httpx.Response) -> dict[str, Any]:
+        """A server that answered the streaming request with one JSON document: the whole
+        message (taken as the answer), or a one-line error naming what came instead."""
+        try:
+            data = orjson.loads(response.read())
+        except (orjson.JSONDecodeError, httpx.HTTPError) as exc:
+            raise self._fail(
+                "the server answered a streaming request with a body that is neither "
+                "server-sent events nor JSON",
+                "malformed_response",
+            ) from exc
+        finally:
+            response.close()
+        if isinstance(data, dict) and data.get("type") == "message":
+            return data
+        if isinstance(data, dict) and data.get("type") == "error":
+            error = data.get("error") or {}
+            raise self._fail(
+                str(error.get("message") or "the server answered with an error"),
+                str(error.get("type") or "api_error"),
+            )
+        raise self._fail(
+            "the server answered a streaming request with JSON that is not a message "
+            f"({orjson.dumps(data).decode()[:80]})",
+            "malformed_response",
+        )
 
     def __exit__(
         self,
@@ -455,6 +503,12 @@ class MessageStream:
             )
         accumulator = self.accumulator
         feed = accumulator.feed
+        if self._whole is not None:
+            for data in events_of_message(self._whole):
+                event = feed(data)
+                if event is not None:
+                    yield event
+            return
         loads = orjson.loads
         try:
             for sse in EventSource(self._response).iter_sse():
@@ -502,6 +556,29 @@ class MessageStream:
         return self.until_done()
 
 
+class TokenCount(int):
+    """A token count (an ``int``) that knows whether the server said it is only an estimate.
+
+    The Anthropic API's counts are exact for the request; a gateway that counts with another
+    tokenizer says so (``"estimated": true``, or a ``tokenizer_type`` that is not Anthropic's),
+    and then ``estimated`` is True and the figure is shown as an estimate.
+    """
+
+    estimated: bool
+
+    def __new__(cls, value: int, *, estimated: bool = False) -> TokenCount:
+        count = super().__new__(cls, value)
+        count.estimated = estimated
+        return count
+
+
+def _marked_estimate(result: Mapping[str, Any]) -> bool:
+    if result.get("estimated") is True or result.get("is_estimate") is True:
+        return True
+    tokenizer = result.get("tokenizer_type") or result.get("tokenizer")
+    return isinstance(tokenizer, str) and "anthropic" not in tokenizer.lower()
+
+
 class Messages:
     """``client.messages``: create, stream, count_tokens."""
 
@@ -518,7 +595,7 @@ class Messages:
         params.pop("stream", None)
         return MessageStream(self._client, params)
 
-    def count_tokens(self, **params: Any) -> int:
+    def count_tokens(self, **params: Any) -> TokenCount:
         """POST /v1/messages/count_tokens; the input tokens the request would use.
 
         Pass a whole message body: the fields the endpoint does not take (``max_tokens``,
@@ -527,7 +604,7 @@ class Messages:
         """
         body = {k: v for k, v in params.items() if k in COUNT_TOKENS_FIELDS}
         result = self._client.request("POST", "/v1/messages/count_tokens", body=body)
-        return int(result["input_tokens"])
+        return TokenCount(int(result["input_tokens"]), estimated=_marked_estimate(result))
 
 
 class _Listing:

@@ -12,6 +12,7 @@ view that re-renders on every token is the caller's choice, not ours.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,3 +272,53 @@ class MessageAccumulator:
         return "".join(
             block._joined() for block in self._blocks if block.base.get("type") == "thinking"
         )
+
+
+def events_of_message(message: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The stream events that describe a whole ``message``, in the API's order.
+
+    For a server that answers a streaming request with the complete JSON message (some
+    gateways do): fed to a :class:`MessageAccumulator`, they rebuild the message exactly, so
+    callers see one kind of answer whatever the server sent.
+    """
+    start = {k: v for k, v in message.items() if k not in ("stop_reason", "stop_sequence")}
+    start.update(content=[], stop_reason=None, stop_sequence=None)
+    yield {"type": "message_start", "message": start}
+    for index, block in enumerate(message.get("content") or []):
+        kind = block.get("type")
+        if kind == "text":
+            shell = {k: v for k, v in block.items() if k != "citations"}
+            yield _block_start(index, {**shell, "text": ""})
+            for citation in block.get("citations") or ():
+                yield _delta(index, {"type": "citations_delta", "citation": citation})
+            yield _delta(index, {"type": "text_delta", "text": block.get("text", "")})
+        elif kind == "thinking":
+            yield _block_start(index, {**block, "thinking": "", "signature": ""})
+            yield _delta(index, {"type": "thinking_delta", "thinking": block.get("thinking", "")})
+            yield _delta(
+                index, {"type": "signature_delta", "signature": block.get("signature", "")}
+            )
+        elif kind in ("tool_use", "server_tool_use"):
+            yield _block_start(index, {**block, "input": {}})
+            raw = orjson.dumps(block.get("input") or {}).decode()
+            yield _delta(index, {"type": "input_json_delta", "partial_json": raw})
+        else:  # redacted thinking, tool results of server tools...: whole at the start
+            yield _block_start(index, dict(block))
+        yield {"type": "content_block_stop", "index": index}
+    yield {
+        "type": "message_delta",
+        "delta": {
+            "stop_reason": message.get("stop_reason"),
+            "stop_sequence": message.get("stop_sequence"),
+        },
+        "usage": dict(message.get("usage") or {}),
+    }
+    yield {"type": "message_stop"}
+
+
+def _block_start(index: int, block: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_start", "index": index, "content_block": block}
+
+
+def _delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": delta}

@@ -13,7 +13,6 @@ Writes are small transactions; the file is opened per operation, so two kernels 
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -24,6 +23,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ..paths import default_home
 from .pricing import PRICES_AS_OF, Cost
 from .usage import Usage
 
@@ -50,16 +50,6 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_time ON calls(time);
 CREATE INDEX IF NOT EXISTS calls_session ON calls(session);
 """
-
-
-def default_home() -> Path:
-    """Where claude_magics keeps its files: ``$CLAUDE_MAGICS_HOME`` or the user cache dir."""
-    env = os.environ.get("CLAUDE_MAGICS_HOME")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("claude_magics", appauthor=False))
 
 
 @dataclass(frozen=True)
