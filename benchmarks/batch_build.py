@@ -22,8 +22,9 @@ import time
 
 import pandas as pd
 
-from claude_magics.jobs.job import batch_bodies, request_items
-from claude_magics.jobs.rows import RowTemplate, build_prompts, label_task
+from claude_magics.jobs.rows import RowTemplate, build_prompts
+from claude_magics.jobs.tasks import label_task
+from claude_magics.jobs.wire import batch_bodies, request_items
 
 LABELS = ["positive", "negative", "neutral"]
 INSTRUCTION = (

@@ -25,8 +25,8 @@ from pathlib import Path
 import orjson
 
 from claude_magics.jobs.job import Job
-from claude_magics.jobs.rows import label_task
 from claude_magics.jobs.store import JobRecord, JobStore
+from claude_magics.jobs.tasks import label_task
 
 LABELS = ["positive", "negative", "neutral"]
 TAG = "3f9a2c1b7d"

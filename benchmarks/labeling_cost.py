@@ -32,15 +32,18 @@ from typing import Any
 import pandas as pd
 
 from claude_magics.api.client import Client
+from claude_magics.config import Settings
 from claude_magics.cost.ledger import Ledger
 from claude_magics.cost.pricing import format_usd, price_usage
 from claude_magics.emulator import Emulator
-from claude_magics.jobs import job as batch
-from claude_magics.jobs.rows import label_task
+from claude_magics.jobs import entry
 from claude_magics.jobs.store import JobStore
+from claude_magics.jobs.tasks import label_task
 
 LABELS = ["positive", "negative", "neutral"]
 TARGET = 0.06
+# The emulator ends a batch in half a second: poll every 0.2 s, not every 2 s.
+_FAST_POLL = Settings(batch_poll_seconds=0.2)
 _RULES = (
     "A review that praises the product but complains about delivery is still about the product.",
     "Sarcasm counts as the opposite of what the words say on their surface.",
@@ -80,7 +83,7 @@ def reviews(n: int) -> list[str]:
 def ours(client: Client, frame: pd.DataFrame, guide: str, model: str) -> tuple[float, Any]:
     with tempfile.TemporaryDirectory() as folder:
         ledger = Ledger(Path(folder) / "ledger.sqlite")
-        job = batch.run(
+        job = entry.run(
             frame,
             guide + "\n\nLabel this review: {{review}}",
             label_task(LABELS),
@@ -91,16 +94,12 @@ def ours(client: Client, frame: pd.DataFrame, guide: str, model: str) -> tuple[f
             client=client,
             store=JobStore(Path(folder) / "jobs.sqlite"),
             ledger=ledger,
-            configure=_fast_poll,
+            settings=_FAST_POLL,
         )
         usage = job.result(frame, usage=True)
         cost = sum(c.cost_usd or 0.0 for c in ledger.calls())
         job.store.close()
     return cost, usage
-
-
-def _fast_poll(job: batch.Job) -> None:
-    job.poll_interval = 0.2
 
 
 def naive(client: Client, texts: list[str], guide: str, model: str) -> tuple[float, list[Any]]:

@@ -30,9 +30,9 @@ import pandas as pd
 
 from claude_magics.api.client import Client
 from claude_magics.cost.ledger import Ledger
-from claude_magics.jobs import job as batch
-from claude_magics.jobs.rows import label_task
+from claude_magics.jobs import entry
 from claude_magics.jobs.store import JobStore
+from claude_magics.jobs.tasks import label_task
 
 LATENCY = 0.2
 LIMIT = 20
@@ -64,7 +64,7 @@ def ours(url: str, n: int, run: int) -> tuple[float, int]:
     frame = pd.DataFrame({"review": [f"Run {run}, review {i}: works, positive" for i in range(n)]})
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        job = batch.run(
+        job = entry.run(
             frame,
             "review",
             label_task(LABELS),

@@ -7,10 +7,10 @@ reply of ``--deltas`` text deltas (one token each, no pacing) from an emulator i
 (``python -m claude_magics.emulator``), so the server's work is not counted:
 
 (a) client alone: ``client.messages.stream(...)``, iterating every event;
-(b) widget view: the same stream fed to ``claude_magics.notebook.views.WidgetView`` as
-    ``%%claude`` does it: ``view.start()``, ``view.event(event, stream.accumulator)`` for every
-    event, then the final static output built by the magic's own ``_final_output`` and
-    ``view.finish(...)``.
+(b) widget view: the same stream through ``claude_magics.notebook.cell.send`` into a
+    ``claude_magics.notebook.views.WidgetView``, exactly as ``%%claude`` sends it:
+    ``view.start()``, ``view.event(event, stream.accumulator)`` for every event, then the
+    final static output and ``view.finish(...)``.
 
 Runs are interleaved (a, b, a, b, ...) after one warm-up each; figures are medians. For (b) it
 also counts the view's renders, their rate, the most renders in any one-second window and the
@@ -180,65 +180,54 @@ def _client_alone(client: Any, deltas: int) -> Callable[[], Run]:
 
 
 def _widget_view(client: Any, deltas: int, wire: _Wire | None) -> Callable[[], Run]:
-    """(b): the same stream through ``WidgetView``, driven as ``ClaudeMagics._send`` drives it."""
+    """(b): the same stream through ``WidgetView``, sent by ``cell.send`` as ``%%claude`` does."""
     from IPython.utils.capture import capture_output
 
-    from claude_magics.cost.pricing import price_usage
-    from claude_magics.notebook.magics import (
-        _final_output,  # the magic's one builder of the final output
-    )
-    from claude_magics.notebook.result import ClaudeResult
+    from claude_magics.notebook import cell
     from claude_magics.notebook.views import WidgetView
 
     body = _body(deltas)
-
-    def pricer(usage: dict[str, Any]) -> Any:
-        return price_usage(usage, MODEL, overrides={})
 
     def run() -> Run:
         count = 0
         render_times: list[float] = []
         render_cpu: list[float] = []
+        start_finish_cpu: list[float] = []
         messages, sent = (wire.messages.copy(), wire.bytes) if wire else (Counter[str](), 0)
+        view = WidgetView(MODEL, 15.0, price_overrides={})
+        render, event, start, finish = view.render, view.event, view.start, view.finish
+
+        # The view's own methods, wrapped to time them and count the text deltas it is fed.
+        def timed_render(acc: Any) -> None:
+            render_times.append(time.monotonic())
+            before = time.process_time()
+            render(acc)
+            render_cpu.append(time.process_time() - before)
+
+        def counted_event(ev: Any, acc: Any) -> None:
+            nonlocal count
+            if ev.type == "text":
+                count += 1
+            event(ev, acc)
+
+        def timed_start() -> None:
+            before = time.process_time()
+            start()
+            start_finish_cpu.append(time.process_time() - before)
+
+        def timed_finish(*args: Any) -> None:
+            before = time.process_time()
+            finish(*args)
+            start_finish_cpu.append(time.process_time() - before)
+
+        view.render = timed_render  # type: ignore[method-assign]
+        view.event = counted_event  # type: ignore[method-assign]
+        view.start = timed_start  # type: ignore[method-assign]
+        view.finish = timed_finish  # type: ignore[method-assign]
         # Without the wire, the shell's plain display publisher would print the answer: capture.
         with capture_output() if wire is None else nullcontext():
             wall, cpu = time.perf_counter(), time.process_time()
-            started = time.monotonic()
-            view = WidgetView(MODEL, 15.0, pricer=pricer)
-            render = view.render
-
-            def timed_render(acc: Any) -> None:
-                render_times.append(time.monotonic())
-                before = time.process_time()
-                render(acc)
-                render_cpu.append(time.process_time() - before)
-
-            view.render = timed_render  # type: ignore[method-assign]
-            before = time.process_time()
-            view.start()
-            start_cpu = time.process_time() - before
-            with client.messages.stream(**body) as live:
-                for event in live:
-                    if event.type == "text":
-                        count += 1
-                    view.event(event, live.accumulator)
-                message = live.message
-                request_id = live.request_id
-            text = "".join(
-                b.get("text", "") for b in message.get("content", []) if b.get("type") == "text"
-            )
-            result = ClaudeResult(
-                text=text,
-                message=message,
-                model=str(message.get("model") or MODEL),
-                request_id=request_id,
-                cost=pricer(message.get("usage") or {}),
-                elapsed=time.monotonic() - started,
-            )
-            before = time.process_time()
-            bundle, metadata = _final_output(result, "markdown")
-            view.finish(result, bundle, metadata)
-            finish_cpu = time.process_time() - before
+            cell.send(client, body, view, stream=True, fmt="markdown", price_overrides={})
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         if view.renders != len(render_times):
             raise SystemExit("WidgetView.render was not the only way the view re-rendered")
@@ -249,7 +238,7 @@ def _widget_view(client: Any, deltas: int, wire: _Wire | None) -> Callable[[], R
             count,
             renders=[t - origin for t in render_times],
             render_cpu=sum(render_cpu),
-            start_finish_cpu=start_cpu + finish_cpu,
+            start_finish_cpu=sum(start_finish_cpu),
         )
         if wire is not None:
             new = wire.messages - messages

@@ -57,7 +57,7 @@ class Settings:
     batch_poll_seconds: float = 2.0
     batch_poll_max_seconds: float = 60.0
     #: How long a batch create whose answer was lost may take to appear in the batch list
-    #: before the job says it cannot tell whether it was created.
+    #: before the job concludes it was not created and sends it again.
     lost_create_grace_seconds: float = 30.0
 
 

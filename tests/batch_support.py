@@ -1,5 +1,6 @@
 """Helpers shared by the DataFrame-job tests: a fast-polling job runner bound to one emulator,
-one job ledger and one spend ledger (all under the test's tmp_path)."""
+one job store and one spend ledger (all under the test's tmp_path). The ``jobs`` fixture in
+conftest.py gives one to a test."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 import orjson
 
 from claude_magics.api.client import Client
+from claude_magics.config import Settings
 from claude_magics.cost.ledger import Ledger
 from claude_magics.emulator import Emulator
-from claude_magics.jobs import job as batch
+from claude_magics.jobs import entry
+from claude_magics.jobs.job import Job
 from claude_magics.jobs.store import JobStore
 
 REVIEWS = [
@@ -26,54 +29,52 @@ REVIEWS = [
 LABELS = ["positive", "negative", "neutral"]
 
 
-def fast(job: batch.Job) -> None:
-    """Poll every few milliseconds, and give a lost create a moment, not half a minute."""
-    job.poll_interval = 0.02
-    job.max_poll = 0.05
-    job.lost_create_grace = 0.3
-    job.initial_backoff = 0.01
-    job.max_backoff = 0.05
+#: Poll every few milliseconds, and give a lost create a moment, not half a minute.
+FAST = Settings(batch_poll_seconds=0.02, batch_poll_max_seconds=0.05, lost_create_grace_seconds=0.3)
+#: The same, as ``%config`` lines for the IPython tests.
+FAST_CONFIG = (
+    "ClaudeMagics.batch_poll_seconds = 0.02",
+    "ClaudeMagics.batch_poll_max_seconds = 0.05",
+    "ClaudeMagics.lost_create_grace_seconds = 0.3",
+)
 
 
 @dataclass
 class Jobs:
-    """Runs jobs against one emulator with a private ledger, fast polling, no progress bar."""
+    """Runs jobs against one emulator with a private store and ledger, fast polling (the
+    ``FAST`` settings), no progress bar. Realtime retries back off as the client does: a few
+    milliseconds (see ``make_jobs``)."""
 
     emulator: Emulator
     client: Client
     store: JobStore
     ledger: Ledger
 
-    def run(self, frame: Any, template: Any, task: Any, **options: Any) -> batch.Job:
+    def run(self, frame: Any, template: Any, task: Any, **options: Any) -> Job:
         options.setdefault("progress", False)
-        options.setdefault("configure", fast)
-        return batch.run(
-            frame,
-            template,
-            task,
-            client=self.client,
-            store=self.store,
-            ledger=self.ledger,
-            **options,
-        )
+        options.setdefault("settings", FAST)
+        options.setdefault("client", self.client)
+        return entry.run(frame, template, task, store=self.store, ledger=self.ledger, **options)
 
     def fresh_process_objects(self) -> tuple[JobStore, Client, Ledger]:
         """What a new kernel would have: new store, client and ledger on the same files."""
         return (
             JobStore(self.store.path),
-            Client(api_key="k", base_url=self.emulator.url),
+            _client(self.emulator),
             Ledger(self.ledger.path),
         )
 
-    def attach(self, job_id: str, **options: Any) -> batch.Job:
+    def attach(self, job_id: str, *, wait: bool = True) -> Job:
         store, client, ledger = self.fresh_process_objects()
-        job = batch.attach(
-            job_id, wait=False, progress=False, store=store, client=client, ledger=ledger
+        return entry.attach(
+            job_id,
+            wait=wait,
+            progress=False,
+            store=store,
+            client=client,
+            ledger=ledger,
+            settings=FAST,
         )
-        fast(job)
-        if options.get("wait", True):
-            job.wait()
-        return job
 
     def creates(self) -> list[Any]:
         """The batch create requests the emulator received."""
@@ -93,13 +94,17 @@ class Jobs:
         return [r for r in self.emulator.requests if r.path == "/v1/messages"]
 
 
-def make_jobs(emulator: Emulator, tmp_path: Path) -> Jobs:
-    client = Client(
+def _client(emulator: Emulator) -> Client:
+    """A client of ``emulator`` whose retries (its own, and a realtime job's) wait milliseconds."""
+    return Client(
         api_key="k", base_url=emulator.url, initial_retry_delay=0.01, max_retry_delay=0.05
     )
+
+
+def make_jobs(emulator: Emulator, tmp_path: Path) -> Jobs:
     return Jobs(
         emulator,
-        client,
+        _client(emulator),
         JobStore(tmp_path / "jobs.sqlite"),
         Ledger(tmp_path / "ledger.sqlite"),
     )

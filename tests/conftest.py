@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -10,6 +12,9 @@ from shell_support import magics_of
 from spec_validation import Api, validator
 
 from claude_magics.emulator import Emulator
+
+if TYPE_CHECKING:
+    from batch_support import Jobs
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +59,12 @@ def emulator_api(emulator: Emulator) -> Iterator[Api]:
     validator("Message")  # load the spec now, not in the middle of a timing-sensitive test
     with Api(emulator.url) as api:
         yield api
+
+
+@pytest.fixture
+def jobs(emulator: Emulator, tmp_path: Path) -> Jobs:
+    """DataFrame jobs against ``emulator``, with their own job store and spend ledger under
+    ``tmp_path``, polling fast, no progress bar (``batch_support.Jobs``)."""
+    from batch_support import make_jobs
+
+    return make_jobs(emulator, tmp_path)

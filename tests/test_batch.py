@@ -6,24 +6,27 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
-from batch_support import LABELS, REVIEWS, Jobs, json_size, make_jobs, user_text
+from batch_support import LABELS, REVIEWS, Jobs, json_size, user_text
 
+from claude_magics.cost.ledger import Ledger
 from claude_magics.cost.pricing import price_usage
+from claude_magics.cost.usage import Usage
 from claude_magics.emulator import Emulator
-from claude_magics.jobs import job as batch
-from claude_magics.jobs.job import BatchLimits, JobDetached
-from claude_magics.jobs.rows import extract_task, label_task, map_task
+from claude_magics.errors import ClaudeError, JobNotFoundError
+from claude_magics.jobs import entry, sending, wire
+from claude_magics.jobs.rows import build_prompts, make_template
+from claude_magics.jobs.sending import JobDetached
+from claude_magics.jobs.store import JobStore
+from claude_magics.jobs.tasks import extract_task, label_task, map_task
+from claude_magics.jobs.wire import BatchLimits
 
 LONG_INSTRUCTION = "You label customer reviews for a shop. " * 120  # well over 1,024 tokens
-
-
-@pytest.fixture
-def jobs(emulator: Emulator, tmp_path: Path) -> Jobs:
-    return make_jobs(emulator, tmp_path)
 
 
 def reviews(**index: object) -> pd.DataFrame:
@@ -90,6 +93,7 @@ def test_rows_are_data_and_the_instruction_is_shared_and_cached(jobs: Jobs) -> N
 def test_short_instruction_gets_no_breakpoint(jobs: Jobs) -> None:
     jobs.run(reviews(), "review", label_task(LABELS), mode="batch")
     params = list(jobs.batch_params())
+    assert len(params) == 4  # else the checks below would pass on nothing
     assert all("cache_control" not in b for p in params for b in p["system"])
     assert all("cache_control" not in b for p in params for b in p["messages"][0]["content"])
 
@@ -192,7 +196,7 @@ def test_interrupted_after_create_then_attached_with_no_second_batch(
     def interrupt(seconds: float) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(batch.time, "sleep", interrupt)
+    monkeypatch.setattr(time, "sleep", interrupt)
     with pytest.raises(JobDetached) as detached:
         jobs.run(frame, "review", label_task(LABELS), mode="batch")
     monkeypatch.undo()
@@ -215,13 +219,12 @@ def test_rerunning_from_a_fresh_process_attaches(
     script = textwrap.dedent(
         f"""
         import pandas as pd
-        from claude_magics.jobs import job as batch
+        from claude_magics import jobs
         from claude_magics.api.client import Client
         from claude_magics.jobs.store import JobStore
         from claude_magics.cost.ledger import Ledger
-        from claude_magics.jobs.rows import label_task
         frame = pd.DataFrame({{"review": {REVIEWS!r}}})
-        job = batch.run(frame, "review", label_task({LABELS!r}), mode="batch", wait=False,
+        job = jobs.run(frame, "review", jobs.label_task({LABELS!r}), mode="batch", wait=False,
                         progress=False, client=Client(api_key="k", base_url={emulator.url!r}),
                         store=JobStore({str(jobs.store.path)!r}),
                         ledger=Ledger({str(jobs.ledger.path)!r}))
@@ -272,15 +275,19 @@ def test_a_lost_create_from_an_earlier_process_is_looked_for_first(
 ) -> None:
     """The process died between sending the create and recording its id."""
     emulator.configure(batch_processing_seconds=600)
-    original = batch.Job._adopt
+    record = JobStore.update_chunk
 
-    def crash(self: batch.Job, chunk: object, created: object) -> None:
-        raise KeyboardInterrupt  # the create succeeded; its id never reached the ledger
+    def crash_before_recording_the_id(store: JobStore, chunk: Any, **values: Any) -> None:
+        if values.get("state") == "created":
+            raise KeyboardInterrupt  # the create succeeded; its id never reached the store
+        record(store, chunk, **values)
 
-    monkeypatch.setattr(batch.Job, "_adopt", crash)
+    monkeypatch.setattr(JobStore, "update_chunk", crash_before_recording_the_id)
     with pytest.raises(KeyboardInterrupt):
         jobs.run(reviews(), "review", label_task(LABELS), mode="batch")
-    monkeypatch.setattr(batch.Job, "_adopt", original)
+    monkeypatch.undo()
+    (chunk,) = jobs.store.chunks(jobs.store.jobs()[0].id)
+    assert chunk.state == "sending" and chunk.batch_id is None  # what the next run finds
     emulator.advance_clock(700)
     job = jobs.run(reviews(), "review", label_task(LABELS), mode="batch")
     assert len(jobs.creates()) == 1
@@ -311,10 +318,10 @@ def test_split_at_the_byte_limit(jobs: Jobs) -> None:
 
 def test_split_requests_is_exact() -> None:
     overhead = len(b'{"requests":[]}')
-    chunks = batch.split_requests([10, 10, 10, 10], BatchLimits(max_bytes=overhead + 21))
+    chunks = wire.split_requests([10, 10, 10, 10], BatchLimits(max_bytes=overhead + 21))
     assert chunks == [(0, 2, overhead + 21), (2, 4, overhead + 21)]
-    with pytest.raises(batch.ClaudeError, match="alone"):
-        batch.split_requests([100], BatchLimits(max_bytes=50))
+    with pytest.raises(ClaudeError, match="alone"):
+        wire.split_requests([100], BatchLimits(max_bytes=50))
 
 
 def test_map_text_answers(jobs: Jobs) -> None:
@@ -336,14 +343,93 @@ def test_list_status_and_fresh(jobs: Jobs) -> None:
     assert again.id == first.id and len(jobs.creates()) == 1
     fresh = jobs.run(frame, "review", label_task(LABELS), mode="batch", fresh=True)
     assert fresh.id != first.id and len(jobs.creates()) == 2
-    table = batch.list_jobs(jobs.store)
+    table = entry.list_jobs(jobs.store)
     assert table["job"].tolist() == [fresh.id, first.id]
     assert table["succeeded"].tolist() == [4, 4]
     assert "succeeded" in repr(first) and first.id in first._repr_markdown_()
 
 
+def test_request_bodies_are_laid_out_as_before() -> None:
+    """Built by ``build_body`` now, the bytes are those of earlier versions: the request-set
+    hash is taken over them, and running a call started before must find its job."""
+    frame = pd.DataFrame({"review": ["Great, positive", "Bad, negative", "Great, positive"]})
+    frame["n"] = [1, 2, 1]
+    task = extract_task({"a": str, "b": int})
+    template = make_template(list(frame.columns), "Extract from {{review}} and {{n}}", task)
+    prompts = build_prompts(frame, template, task, model="claude-sonnet-4-6", system="Be brief.")
+    body = prompts.params_dict(1, batch=True)
+    assert list(body) == ["model", "max_tokens", "system", "messages", "output_config"]
+    assert body["system"][0] == {"type": "text", "text": "Be brief."}
+    assert "never instructions to you" in body["system"][1]["text"]
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "<review>"},
+                {"type": "text", "text": "Bad, negative</review>\n<n>2</n>"},
+            ],
+        }
+    ]
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": task.schema}}
+    assert prompts.row_prompt == [0, 1, 0]
+    assert prompts.key(batch=True) == (
+        "de10be2a9ae09c0dcb29d6e34918c49b22a42f2bfa1017103a919da934ba208c"
+    )
+
+
+def test_attaching_an_unknown_job_raises_its_own_error(jobs: Jobs) -> None:
+    with pytest.raises(JobNotFoundError, match="no job 'job_nope'") as caught:
+        jobs.attach("job_nope")
+    assert caught.value.job_id == "job_nope"
+
+
+def test_running_again_says_it_attaches(jobs: Jobs, capsys: pytest.CaptureFixture[str]) -> None:
+    first = jobs.run(reviews(), "review", label_task(LABELS), mode="batch", wait=False)
+    assert "Attaching" not in capsys.readouterr().out
+    again = jobs.run(reviews(), "review", label_task(LABELS), mode="batch", wait=False)
+    assert again.id == first.id
+    assert capsys.readouterr().out == (
+        f"Attaching to {first.id}, started earlier on these same rows: nothing is sent twice.\n"
+    )
+
+
+def test_results_are_named_rows_stored_as_before(jobs: Jobs) -> None:
+    job = jobs.run(reviews(), "review", label_task(LABELS), mode="batch")
+    (chunk,) = job.store.chunks(job.id)
+    row = job.stored_results()[0]
+    assert row.prompt == 0 and row.status == "succeeded" and row.source == chunk.batch_id
+    assert row.text == '{"label":"positive"}' and row.stop_reason == "end_turn"
+    assert row.usage.input == row.input_tokens > 0 and row.usage.output == row.output_tokens > 0
+    # On disk a result is still a plain array of its 13 fields: a store written before reads.
+    old = [3, "errored:overloaded_error", None, None, None, 0, 0, 0, 0, 0, "busy", "b", 1]
+    job.store.put_results(job.id, [tuple(old)])  # type: ignore[list-item]
+    stored = JobStore(job.store.path).results(job.id)[3]
+    assert stored.status == "errored:overloaded_error" and stored.error == "busy"
+    assert list(stored) == old
+    assert JobStore(job.store.path).result_statuses(job.id)[3] == "errored:overloaded_error"
+
+
+def test_each_result_is_priced_as_it_was_billed(tmp_path: Path) -> None:
+    """Haiku 5.5 bills a request at higher rates once its own prompt passes 100,000 tokens:
+    two answers of 60,000 prompt tokens each are both at the lower rates, though together
+    they pass the threshold."""
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    message = {"model": "claude-haiku-5-5", "content": [], "usage": {"input_tokens": 60_000}}
+    spend = sending._Spend(kind="batch", overrides=None, model="claude-haiku-5-5")
+    for prompt in (0, 1):
+        spend.add(wire.message_row(prompt, message, "msgbatch_1", 0))
+    one = price_usage(Usage(input=60_000), "claude-haiku-5-5", batch=True)
+    assert one is not None
+    assert spend.record(ledger, seconds=1.0, request_id="msgbatch_1") == pytest.approx(
+        2 * one.total
+    )
+    (call,) = ledger.calls()
+    assert call.input_tokens == 120_000 and call.cost_usd == pytest.approx(2 * one.total)
+    assert call.kind == "batch" and call.request_id == "msgbatch_1"
+
+
 def test_custom_ids_map_back_only_for_this_job() -> None:
-    assert batch.custom_id("abc123", 7) == "abc123-7"
-    assert batch.prompt_of("abc123-7", "abc123") == 7
-    assert batch.prompt_of("other-7", "abc123") is None
-    assert batch.prompt_of("abc123-x", "abc123") is None
+    assert wire.custom_id("abc123", 7) == "abc123-7"
+    assert wire.prompt_of("abc123-7", "abc123") == 7
+    assert wire.prompt_of("other-7", "abc123") is None
+    assert wire.prompt_of("abc123-x", "abc123") is None

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from batch_support import LABELS, REVIEWS, fast, make_jobs
+from batch_support import FAST, FAST_CONFIG, LABELS, REVIEWS, Jobs
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
@@ -17,10 +16,13 @@ from IPython.utils.capture import capture_output
 import claude_magics.jobs.accessor  # noqa: F401  (registers df.claude)
 from claude_magics import config
 from claude_magics.config import BudgetExceededError
+from claude_magics.cost.pricing import model_price
 from claude_magics.emulator import Emulator
-from claude_magics.jobs import job as batch
-from claude_magics.jobs.job import ConfirmationDeclined
-from claude_magics.jobs.rows import map_task
+from claude_magics.jobs import entry
+from claude_magics.jobs.entry import ConfirmationDeclined
+from claude_magics.jobs.estimate import JobEstimate
+from claude_magics.jobs.job import Job
+from claude_magics.jobs.tasks import map_task
 from claude_magics.prompt import PromptError
 
 TEMPLATE = "How does this customer feel? {{review}}"
@@ -38,32 +40,32 @@ def frame() -> pd.DataFrame:
     return pd.DataFrame({"review": REVIEWS, "stars": [5, 1, 3, 5, 2]}, index=list("abcde"))
 
 
-@pytest.fixture
-def fast_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every job polls fast (df.claude and the magics build their own jobs)."""
-    original = batch.Job.__init__
-
-    def init(self: batch.Job, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        fast(self)
-
-    monkeypatch.setattr(batch.Job, "__init__", init)
+def _valid_fields(table: pd.DataFrame) -> None:
+    """Every row of an extract of ``{"mood": ["happy", "sad"], "stars": int}`` succeeded and
+    has its values (the emulator always gives the integer; the mood may be null)."""
+    assert list(table.columns) == ["mood", "stars", "claude_status"]
+    assert table["claude_status"].eq("succeeded").all()
+    assert table["stars"].notna().all() and str(table["stars"].dtype) == "Int64"
+    assert set(table["mood"].dropna()) <= {"happy", "sad"}
 
 
-@pytest.mark.usefixtures("emulator", "fast_jobs")
+@pytest.mark.usefixtures("emulator")
 def test_accessor_label_extract_map(frame: pd.DataFrame) -> None:
-    labels = frame.claude.label("review", LABELS, mode="batch", progress=False)
+    labels = frame.claude.label("review", LABELS, mode="batch", progress=False, settings=FAST)
     assert labels.tolist() == ["positive", "negative", "neutral", "positive", "negative"]
     assert labels.index.tolist() == list("abcde")
     fields = frame.claude.extract(TEMPLATE, {"mood": ["happy", "sad"], "stars": int})
-    assert list(fields.columns) == ["mood", "stars", "claude_status"]
+    _valid_fields(fields)
+    assert fields.index.tolist() == list("abcde")
     one = frame.claude.map("Rate {{review}}", schema={"score": int}, progress=False)
     assert isinstance(one, pd.Series) and one.name == "score" and str(one.dtype) == "Int64"
+    assert one.notna().all()
     multi = frame.claude.label(TEMPLATE, LABELS, multi=True, status=True, progress=False)
     assert list(multi.columns) == ["labels", "claude_status"]
-    assert all(isinstance(v, list) for v in multi["labels"])
+    assert multi["claude_status"].eq("succeeded").all()
+    assert all(isinstance(v, list) and set(v) <= set(LABELS) for v in multi["labels"])
     job = frame.claude.label("review", LABELS, mode="batch", wait=False, progress=False)
-    assert isinstance(job, batch.Job)  # the same call again: attached, nothing sent twice
+    assert isinstance(job, Job)  # the same call again: attached, nothing sent twice
     assert job.id in set(frame.claude.jobs()["job"])
     assert frame.claude.attach(job.id).tolist() == labels.tolist()
 
@@ -98,6 +100,58 @@ def test_estimate_table(frame: pd.DataFrame) -> None:
     assert short.index.tolist() == ["realtime", "batch"]  # too short to cache
 
 
+def test_estimate_figures() -> None:
+    """The figures of 0.1's own formulas, now priced by ``price_usage`` and ``worst_case_usd``:
+    10 prompts of a 2,000-token cached prefix and 50 tokens each, 20 output tokens at most,
+    Sonnet at $3 / $15 per million."""
+    estimate = JobEstimate(
+        model="claude-sonnet-4-6",
+        rows=12,
+        prompts=10,
+        prefix_tokens=2000,
+        fresh_tokens=500,
+        max_tokens=20,
+        cacheable=True,
+    )
+    costs = {s.name: s.cost_usd for s in estimate.scenarios}
+    assert costs == pytest.approx(
+        {
+            "realtime": 0.0645,  # (20,000 + 500) x $3 + 200 x $15
+            "realtime + cache": 0.0174,  # the prefix written once (1.25x), read 9 times (0.1x)
+            "batch": 0.03225,  # half price
+            "batch + cache": 0.01095,  # written for an hour (2x), read 9 times, half price
+        },
+        rel=1e-12,
+    )
+    tokens = {
+        s.name: (s.input_tokens, s.cached_tokens, s.output_tokens) for s in estimate.scenarios
+    }
+    assert tokens == {
+        "realtime": (20_500, 0, 200),
+        "realtime + cache": (20_500, 18_000, 200),
+        "batch": (20_500, 0, 200),
+        "batch + cache": (20_500, 18_000, 200),
+    }
+    assert estimate.cost("batch") == pytest.approx(0.01095, rel=1e-12)
+    # Worst case: every prefix written, nothing read; the rows' own text is never written.
+    assert estimate.worst_case("batch") == pytest.approx(0.06225, rel=1e-12)
+    assert estimate.worst_case("realtime") == pytest.approx(0.0795, rel=1e-12)
+    assert estimate.price == model_price("claude-sonnet-4-6")
+    unknown = JobEstimate("claude-nobody", 1, 1, 10, 10, 10, cacheable=False)
+    assert unknown.worst_case("batch") is None and unknown.cost("realtime") is None
+    cheaper = JobEstimate(
+        "claude-sonnet-4-6",
+        12,
+        10,
+        2000,
+        500,
+        20,
+        cacheable=False,
+        overrides={"claude-sonnet-4-6": (1.5, 7.5)},
+    )
+    assert cheaper.cost("realtime") == pytest.approx(0.0645 / 2, rel=1e-12)
+
+
 @pytest.mark.usefixtures("emulator")
 def test_count_tokens_exact_and_sampled(frame: pd.DataFrame, emulator: Emulator) -> None:
     counted = frame.claude.count_tokens("Summarise {{review}}")
@@ -124,11 +178,10 @@ def test_count_tokens_exact_and_sampled(frame: pd.DataFrame, emulator: Emulator)
 
 
 def test_confirmation_outside_ipython_refuses_with_a_clear_message(
-    frame: pd.DataFrame, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    frame: pd.DataFrame, emulator: Emulator, jobs: Jobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A plain Python process: no IPython shell, whatever other tests have started.
     monkeypatch.setattr("IPython.get_ipython", lambda: None)
-    jobs = make_jobs(emulator, tmp_path)
     expensive = pd.DataFrame({"q": [f"Write an essay {i}" for i in range(40)]})
     with pytest.raises(ConfirmationDeclined, match="yes=True"):
         jobs.run(expensive, "{{q}}", map_task(), max_tokens=64_000)
@@ -142,7 +195,10 @@ def test_confirmation_outside_ipython_refuses_with_a_clear_message(
 
 
 @pytest.fixture(name="ip")
-def frame_shell(ip: InteractiveShell, frame: pd.DataFrame, fast_jobs: None) -> InteractiveShell:
+def frame_shell(ip: InteractiveShell, frame: pd.DataFrame) -> InteractiveShell:
+    """The shell with ``t_reviews`` and fast batch polling, set as a user would (``%config``)."""
+    for line in FAST_CONFIG:
+        ip.run_line_magic("config", line)
     ip.user_ns["t_reviews"] = frame
     return ip
 
@@ -180,7 +236,7 @@ def test_batch_cell_magic_extract_with_schema(ip: InteractiveShell) -> None:
     ip.user_ns["t_schema"] = {"mood": ["happy", "sad"], "stars": int}
     with capture_output():
         ip.run_cell_magic("claude", "--batch t_reviews --schema t_schema --out t_fields", TEMPLATE)
-    assert list(ip.user_ns["t_fields"].columns) == ["mood", "stars", "claude_status"]
+    _valid_fields(ip.user_ns["t_fields"])
 
 
 def test_batch_cell_magic_mistakes_are_usage_errors(ip: InteractiveShell) -> None:
@@ -198,7 +254,7 @@ def test_claude_batch_line_magic(ip: InteractiveShell, emulator: Emulator) -> No
         ip.run_cell_magic(
             "claude", "--batch t_reviews --labels positive,negative,neutral --mode batch", TEMPLATE
         )
-    job_id = batch.list_jobs()["job"].iloc[0]
+    job_id = entry.list_jobs()["job"].iloc[0]
     with capture_output() as listed:
         ip.run_line_magic("claude_batch", "list")
     assert job_id in str(listed.outputs[0].data)
@@ -216,6 +272,33 @@ def test_claude_batch_line_magic(ip: InteractiveShell, emulator: Emulator) -> No
         ip.run_line_magic("claude_batch", "attach job_nope")
     with pytest.raises(UsageError, match="needs a job id"):
         ip.run_line_magic("claude_batch", "status")
+
+
+def test_poll_timings_are_settings(ip: InteractiveShell) -> None:
+    job = ip.user_ns["t_reviews"].claude.label(
+        "review", LABELS, mode="batch", wait=False, progress=False
+    )
+    assert job.settings.batch_poll_seconds == 0.02  # from %config, as the fixture set them
+    assert job.settings.batch_poll_max_seconds == 0.05
+    assert job.settings.lost_create_grace_seconds == 0.3
+    ip.run_line_magic("config", "ClaudeMagics.batch_poll_seconds = 7.5")
+    again = entry.attach(job.id, wait=False, progress=False)
+    assert again.settings.batch_poll_seconds == 7.5
+
+
+def test_rows_that_failed_are_said_once_with_the_way_to_retry(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    # A 400 for the second row: not retried, so it fails at once.
+    rows = ["fine, positive", "x [[error=invalid_request_error]]"]
+    ip.user_ns["t_rows"] = pd.DataFrame({"review": rows})
+    with capture_output() as captured:
+        labels = ip.user_ns["t_rows"].claude.label("review", LABELS, mode="realtime")
+    assert labels.isna().tolist() == [False, True]
+    assert captured.stdout.startswith(
+        "1 of 2 rows did not succeed (1 errored:invalid_request_error)"
+    )
+    assert captured.stdout.count("\n") == 1 and ".retry()" in captured.stdout
 
 
 def test_budget_refuses_a_job_before_sending(ip: InteractiveShell, emulator: Emulator) -> None:
@@ -238,8 +321,13 @@ def test_confirmation_asks_in_ipython(
     monkeypatch.setattr("builtins.input", lambda prompt: "y")
     labels = ip.user_ns["t_reviews"].claude.label("review", LABELS, progress=False)
     assert labels.notna().all()
+
+    def must_not_ask(prompt: str) -> str:
+        raise AssertionError(f"asked although yes=True: {prompt}")
+
+    monkeypatch.setattr("builtins.input", must_not_ask)
     labels = ip.user_ns["t_reviews"].claude.label("review", ["a", "b"], yes=True, progress=False)
-    assert len(labels) == 5
+    assert len(labels) == 5 and labels.notna().all()
 
 
 def test_confirmation_without_stdin_refuses_and_says_how(

@@ -5,7 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -15,12 +19,20 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from shell_support import magics_of
+from transport_support import WatchingTransport
 
+from claude_magics import Client
 from claude_magics.emulator import Emulator
-from claude_magics.errors import AuthenticationError, MissingAPIKeyError, NotFoundError
+from claude_magics.errors import (
+    APIStreamError,
+    AuthenticationError,
+    MissingAPIKeyError,
+    NotFoundError,
+)
 from claude_magics.notebook import views as render
-from claude_magics.notebook.magics import ClaudeInterrupted, ClaudeMagics
+from claude_magics.notebook.cell import ClaudeInterrupted
 from claude_magics.notebook.result import ClaudeResult
+from claude_magics.pytest_plugin import TEST_API_KEY
 
 
 @pytest.fixture(autouse=True)
@@ -265,7 +277,8 @@ def test_dry_run_sends_nothing_and_masks_key(ip: InteractiveShell, emulator: Emu
     assert "POST " in text
     assert '"model": "claude-haiku-4-5"' in text
     assert '"temperature": 0.2' in text
-    assert "sk-magic-test-key-0042" not in text
+    assert os.environ["ANTHROPIC_API_KEY"] == TEST_API_KEY  # the key the client would send
+    assert TEST_API_KEY not in text
     assert "ANTHROPIC_API_KEY" in text
     assert not [r for r in emulator.requests if r.path == "/v1/messages"]
 
@@ -284,15 +297,28 @@ def test_thinking_and_stop_and_max_tokens(ip: InteractiveShell, emulator: Emulat
     assert body["max_tokens"] > 2000
     assert "<details><summary>Thinking</summary>" in final_outputs(captured)[-1]["text/markdown"]
     captured = run(ip, "--once --max-tokens 5", "long [[reply_tokens=50]]")
-    assert "max_tokens" in final_outputs(captured)[-1]["text/markdown"]
+    assert "cut off at max_tokens" in final_outputs(captured)[-1]["text/markdown"]
 
 
-def test_interrupt_keeps_partial_answer(ip: InteractiveShell, emulator: Emulator) -> None:
-    emulator.configure(tokens_per_second=100)
+def test_interrupt_stops_the_stream_and_keeps_partial_answer(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    prompt = "long one [[reply_tokens=500]]"
+    with Client(base_url=emulator.url, api_key=TEST_API_KEY) as client:
+        full = client.messages.create(
+            model="claude-sonnet-4-6",
+            max_tokens=4096,
+            messages=[{"role": "user", "content": [{"type": "text", "text": prompt}]}],
+        )["content"][0]["text"]
+    transport = WatchingTransport()
+    magics_of(ip)._client = Client(base_url=emulator.url, transport=transport)
+    emulator.configure(tokens_per_second=100)  # the whole answer would take 5 s
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    started = time.monotonic()
     timer.start()
     with capture_output() as captured, pytest.raises(ClaudeInterrupted):
-        ip.run_cell_magic("claude", "", "long one [[reply_tokens=500]]")
+        ip.run_cell_magic("claude", "", prompt)
+    elapsed = time.monotonic() - started
     timer.cancel()
     outputs = final_outputs(captured)
     answer = outputs[-1]
@@ -301,9 +327,64 @@ def test_interrupt_keeps_partial_answer(ip: InteractiveShell, emulator: Emulator
     result = magics_of(ip).last_result
     assert result is not None
     assert result.interrupted
-    assert 0 < result.usage["output_tokens"] < 500 or len(result.text) > 0
+    # The stream stopped: the connection was closed before the reply's end, the cell returned
+    # long before the answer would have ended, with a strict beginning of it and no stop
+    # reason (the API's closing events never came).
+    (stream,) = transport.streams
+    assert stream.closed
+    assert not stream.read_to_end
+    assert elapsed < 2.5
+    assert result.text
+    assert full.startswith(result.text)
+    assert len(result.text) < len(full) / 2
+    assert result.stop_reason is None
     # The partial answer is kept in the conversation.
-    assert magics_of(ip).chats.get().turns[-1].interrupted
+    turn = magics_of(ip).chats.get().turns[-1]
+    assert turn.interrupted
+    assert turn.assistant_text == result.text
+
+
+def test_answer_is_shown_and_kept_before_the_ledger_is_written(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    magics = magics_of(ip)
+    magics._cell_id = "cell-ledger"
+    ledger = magics.ledger
+    seen_when_recording: list[tuple[bool, bool]] = []
+
+    def unwritable(**kwargs: Any) -> None:
+        # What has happened by the time the ledger is written: the answer kept, the turn too.
+        turns = magics.chats.get().turns
+        seen_when_recording.append(("t_kept" in ip.user_ns, bool(turns)))
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(ledger, "record_usage", unwritable)
+    with capture_output() as captured, pytest.raises(sqlite3.OperationalError):
+        ip.run_cell_magic("claude", "--out t_kept", "Answer me [[reply_tokens=12]]")
+    assert seen_when_recording == [(True, True)]
+    shown = final_outputs(captured)[-1]
+    kept = ip.user_ns["t_kept"]
+    assert isinstance(kept, ClaudeResult)
+    assert shown["text/plain"] == kept.text != ""
+    assert magics.chats.get().turns[-1].assistant_text == kept.text
+    assert magics.last_result is kept
+
+
+def test_broken_stream_shows_and_records_the_partial_answer_then_fails(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    emulator.add_fault(kind="drop", after_events=8)
+    magics = magics_of(ip)
+    with capture_output() as captured, pytest.raises(APIStreamError):
+        ip.run_cell_magic("claude", "--out t_broken", "x [[reply_tokens=50]]")
+    shown = final_outputs(captured)[-1]
+    assert shown["text/plain"]  # what arrived before the break
+    assert "⚠" in shown["text/markdown"]
+    (call,) = magics.ledger.calls(session=magics.ledger.session)  # it was paid for
+    assert call.input_tokens > 0
+    # A broken answer is not kept as if it were whole.
+    assert "t_broken" not in ip.user_ns
+    assert magics.chats.get().turns == []
 
 
 def test_api_errors_are_short_and_fail_the_cell(ip: InteractiveShell) -> None:
@@ -336,19 +417,30 @@ def test_wrong_key_never_shown(ip: InteractiveShell, emulator: Emulator) -> None
         + str(info.value)
         + "\n".join(info.value._render_traceback_())
     )
-    assert "sk-magic-test-key-0042" not in shown
+    assert TEST_API_KEY not in shown  # the key that was sent, and refused
 
 
-def test_claude_config_shows_key_status_only(ip: InteractiveShell) -> None:
-    ip.run_line_magic("config", "ClaudeMagics.model = 'claude-haiku-4-5'")
+def _key_status(ip: InteractiveShell) -> tuple[str, str]:
+    """What %claude_config says of the key (its whole plain text, and the status word)."""
     with capture_output() as captured:
         ip.run_line_magic("claude_config", "")
     text = captured.outputs[0].data["text/plain"]
-    assert "claude-haiku-4-5" in text
-    assert "%config" in text
-    assert "API key" in text
-    assert "set" in text
-    assert "sk-magic-test-key-0042" not in text
+    row = re.search(r"^API key\s+(\S+)\s+\(environment variable ANTHROPIC_API_KEY\)$", text, re.M)
+    assert row is not None, text
+    return text, row.group(1)
+
+
+def test_claude_config_shows_key_status_only(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ip.run_line_magic("config", "ClaudeMagics.model = 'claude-haiku-4-5'")
+    text, status = _key_status(ip)
+    assert re.search(r"^model\s+'claude-haiku-4-5'\s+\(%config / ipython_config\)$", text, re.M)
+    assert re.search(r"^max_tokens\s+4096\s+\(default\)$", text, re.M)
+    assert status == "set"
+    assert TEST_API_KEY not in text
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    assert _key_status(ip)[1] == "unset"
     with pytest.raises(Exception, match="environment variable"):
         magics_of(ip).api_key_env = "sk-ant-oops-a-real-key"
 
@@ -373,10 +465,17 @@ def test_models_magic(ip: InteractiveShell) -> None:
 
 
 def test_help_has_examples(ip: InteractiveShell) -> None:
-    doc = ClaudeMagics.claude.__doc__ or ""
-    assert "%%claude" in doc
-    assert "--out" in doc
-    assert "--schema" in doc
+    # What a user sees: IPython's own help for the cell magic, not the docstring read directly.
+    with capture_output() as captured:
+        result = ip.run_cell("%%claude?")
+    assert result.success
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", captured.stdout)  # IPython colours the headings
+    assert "Ask Claude. The cell is the prompt" in shown
+    assert "%%claude -m claude-haiku-4-5 --max-tokens 300" in shown
+    assert "%%claude --schema Review --out parsed" in shown
+    # magic_arguments adds every flag with its help.
+    assert re.search(r"--out NAME\s+Store the result in this variable\.", shown)
+    assert re.search(r"--count\s+Count the request's tokens and cost; send nothing\.", shown)
 
 
 def test_auto_cache_marks_long_conversation(ip: InteractiveShell, emulator: Emulator) -> None:
@@ -486,3 +585,19 @@ def test_dataframe_rows_head_tail_or_seeded_sample(
     assert sampled != head_tail
     run(ip, "--once", "Look: {{t_big}}")
     assert user_prompts(emulator)[-1][-1] == sampled  # seeded: the same sample every time
+
+
+def test_load_ext_imports_nothing_of_the_sending_path() -> None:
+    # The cell flow's heavy parts (HTTP, live views, Markdown, DataFrames) load on first use.
+    probe = (
+        "import sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n"
+        "ip.run_line_magic('load_ext', 'claude_magics')\n"
+        "assert ip.find_cell_magic('claude') is not None\n"
+        "heavy = ['httpx', 'pandas', 'ipywidgets', 'markdown_it', 'claude_magics.api.client',\n"
+        "         'claude_magics.notebook.views', 'claude_magics.notebook.checks']\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+    assert done.stdout.split() == []

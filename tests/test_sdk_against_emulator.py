@@ -13,9 +13,11 @@ import anthropic
 import pytest
 
 from claude_magics.emulator import Emulator
+from claude_magics.model_table import load
 
 MODEL = "claude-sonnet-4-6"
 HELLO = [{"role": "user", "content": "Hello there [[reply_tokens=25]]"}]
+CURRENT = [model.id for model in load().active()]  # the line-up the SDK's users call today
 
 
 @pytest.fixture
@@ -44,6 +46,42 @@ def test_stream_text_and_final_message(sdk: anthropic.Anthropic) -> None:
     assert final.content[0].text == reference.content[0].text
     assert final.usage.output_tokens == 25
     assert final.stop_reason == "end_turn"
+
+
+def test_sdk_sends_the_new_version_with_a_bearer_key(
+    sdk: anthropic.Anthropic, emulator: Emulator
+) -> None:
+    sdk.messages.create(model=MODEL, max_tokens=10, messages=HELLO)
+    headers = emulator.requests[-1].headers
+    assert headers["anthropic-version"] == "2026-10-21"  # what this SDK sends by default
+    assert headers["authorization"] == "<redacted>" and "x-api-key" not in headers
+
+
+@pytest.mark.parametrize("model", CURRENT)
+def test_default_calls_on_every_current_model(sdk: anthropic.Anthropic, model: str) -> None:
+    """messages.create, messages.stream and count_tokens with only the required arguments,
+    as llm-anthropic, langchain-anthropic and litellm make them."""
+    message = sdk.messages.create(model=model, max_tokens=1024, messages=HELLO)
+    texts = [block.text for block in message.content if block.type == "text"]
+    assert len(texts) == 1 and texts[0]
+    assert message.stop_reason == "end_turn" and message.model == model
+    assert all(b.signature for b in message.content if b.type == "thinking")
+    with sdk.messages.stream(model=model, max_tokens=1024, messages=HELLO) as stream:
+        streamed = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert streamed == texts[0]
+    assert [b.type for b in final.content] == [b.type for b in message.content]
+    assert final.usage.output_tokens == message.usage.output_tokens
+    counted = sdk.messages.count_tokens(model=model, messages=HELLO)
+    usage = message.usage
+    billed = (
+        usage.input_tokens
+        + (usage.cache_creation_input_tokens or 0)
+        + (usage.cache_read_input_tokens or 0)
+    )
+    assert counted.input_tokens == billed
+    info = sdk.models.retrieve(model)
+    assert info.max_tokens == 128_000 and info.max_input_tokens == 1_000_000
 
 
 def test_stream_thinking_and_tool_use(sdk: anthropic.Anthropic) -> None:
@@ -84,8 +122,8 @@ def test_models(sdk: anthropic.Anthropic) -> None:
     assert "claude-sonnet-4-6" in ids
     assert "claude-opus-4-7" in ids
     info = sdk.models.retrieve("claude-haiku-4-5")
-    assert info.id.startswith("claude-haiku-4-5")
-    assert info.max_input_tokens
+    assert info.id == "claude-haiku-4-5-20251001"  # the alias resolves to the dated id
+    assert info.max_input_tokens == 200_000
 
 
 def test_batches_from_create_to_results(sdk: anthropic.Anthropic) -> None:
@@ -125,6 +163,8 @@ def test_typed_errors(emulator: Emulator) -> None:
     with pytest.raises(anthropic.NotFoundError) as not_found:
         good.messages.create(model="claude-nonexistent-9", max_tokens=10, messages=HELLO)
     assert not_found.value.request_id
+    with pytest.raises(anthropic.NotFoundError, match="use claude-opus-5-5 instead"):
+        good.messages.create(model="claude-opus-4-1", max_tokens=10, messages=HELLO)  # retired
 
     emulator.add_fault(status=429, retry_after=1)
     with pytest.raises(anthropic.RateLimitError):

@@ -18,35 +18,32 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from types import TracebackType
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 import orjson
-from httpx_sse import EventSource
 
 from .._version import __version__
 from ..errors import (
     APIConnectionError,
     APIStatusError,
-    APIStreamError,
     APITimeoutError,
     EndpointNotFoundError,
     MissingAPIKeyError,
     status_error_class,
 )
+from .listing import Batches, Models, ResultStream
+from .messages import COUNT_TOKENS_FIELDS, Messages, MessageStream, TokenCount
+from .objects import ApiObject, Page, RateLimits
 from .retry import (
     INITIAL_RETRY_DELAY,
     MAX_RETRY_DELAY,
     RetryPolicy,
     connection_retry_allowed,
-    retry_after_seconds,
     retry_delay,
     should_retry,
 )
-from .streaming import MessageAccumulator, StreamEvent, events_of_message
 
 __all__ = [
     "API_VERSION",
@@ -69,19 +66,6 @@ log = logging.getLogger("claude_magics.api")
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
-#: The request fields ``/v1/messages/count_tokens`` accepts (CountMessageTokensParams).
-COUNT_TOKENS_FIELDS = frozenset(
-    {
-        "model",
-        "messages",
-        "system",
-        "tools",
-        "tool_choice",
-        "thinking",
-        "output_config",
-        "cache_control",
-    }
-)
 DEFAULT_MAX_RETRIES = 2
 
 
@@ -100,63 +84,6 @@ class _Secret:
         return "<redacted>"
 
     __str__ = __repr__
-
-
-class ApiObject(dict[str, Any]):
-    """A JSON object from the API, as sent, plus the ``request_id`` and response headers."""
-
-    request_id: str | None = None
-    response_headers: Mapping[str, str] = {}
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    """The ``anthropic-ratelimit-*`` headers of one response (None where absent)."""
-
-    requests_limit: int | None = None
-    requests_remaining: int | None = None
-    requests_reset: str | None = None
-    tokens_limit: int | None = None
-    tokens_remaining: int | None = None
-    tokens_reset: str | None = None
-    input_tokens_limit: int | None = None
-    input_tokens_remaining: int | None = None
-    input_tokens_reset: str | None = None
-    output_tokens_limit: int | None = None
-    output_tokens_remaining: int | None = None
-    output_tokens_reset: str | None = None
-    retry_after: float | None = None
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> RateLimits:
-        values: dict[str, Any] = {}
-        for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
-            stem = kind.replace("-", "_")
-            for part in ("limit", "remaining"):
-                raw = headers.get(f"anthropic-ratelimit-{kind}-{part}")
-                if raw is not None and raw.strip().isdigit():
-                    values[f"{stem}_{part}"] = int(raw)
-            reset = headers.get(f"anthropic-ratelimit-{kind}-reset")
-            if reset is not None:
-                values[f"{stem}_reset"] = reset
-        values["retry_after"] = retry_after_seconds(headers)
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a paginated listing."""
-
-    data: list[ApiObject]
-    has_more: bool
-    first_id: str | None
-    last_id: str | None
-
-    def __iter__(self) -> Iterator[ApiObject]:
-        return iter(self.data)
-
-    def __len__(self) -> int:
-        return len(self.data)
 
 
 def _error_from_response(response: httpx.Response, attempts: int) -> APIStatusError:
@@ -402,322 +329,3 @@ class Client:
         return _api_object(
             self.send(method, path, body=body, params=params, retry=retry, max_retries=max_retries)
         )
-
-
-class MessageStream:
-    """A streaming reply: iterate it for typed events; ``message`` is the message so far.
-
-    Use it as a context manager: the connection is closed on exit, whether the stream ended,
-    raised, or was interrupted (Ctrl-C / kernel interrupt). After an error mid-stream,
-    ``message`` still holds everything received, and the raised ``APIStreamError.partial``
-    has it too.
-    """
-
-    def __init__(self, client: Client, params: dict[str, Any]) -> None:
-        self._client = client
-        self._params = params
-        self._response: httpx.Response | None = None
-        self._events: Iterator[StreamEvent] | None = None
-        self.accumulator = MessageAccumulator()
-        self.request_id: str | None = None
-        self.response_headers: Mapping[str, str] = {}
-        self._whole: dict[str, Any] | None = None
-
-    def __enter__(self) -> MessageStream:
-        self._response = self._client.send(
-            "POST", "/v1/messages", body={**self._params, "stream": True}, stream=True
-        )
-        self.request_id = self._response.headers.get("request-id")
-        self.response_headers = dict(self._response.headers)
-        content_type = self._response.headers.get("content-type", "")
-        if "json" in content_type and "event-stream" not in content_type:
-            self._whole = self._read_whole(self._response)
-        return self
-
-    def _read_whole(self, response: httpx.Response) -> dict[str, Any]:
-        """A server that answered the streaming request with one JSON document: the whole
-        message (taken as the answer), or a one-line error naming what came instead."""
-        try:
-            data = orjson.loads(response.read())
-        except (orjson.JSONDecodeError, httpx.HTTPError) as exc:
-            raise self._fail(
-                "the server answered a streaming request with a body that is neither "
-                "server-sent events nor JSON",
-                "malformed_response",
-            ) from exc
-        finally:
-            response.close()
-        if isinstance(data, dict) and data.get("type") == "message":
-            return data
-        if isinstance(data, dict) and data.get("type") == "error":
-            error = data.get("error") or {}
-            raise self._fail(
-                str(error.get("message") or "the server answered with an error"),
-                str(error.get("type") or "api_error"),
-            )
-        raise self._fail(
-            "the server answered a streaming request with JSON that is not a message "
-            f"({orjson.dumps(data).decode()[:80]})",
-            "malformed_response",
-        )
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._response is not None:
-            self._response.close()
-
-    @property
-    def message(self) -> dict[str, Any]:
-        """The message accumulated so far (a snapshot)."""
-        return self.accumulator.message
-
-    @property
-    def text(self) -> str:
-        """The answer text received so far."""
-        return self.accumulator.text
-
-    def __iter__(self) -> Iterator[StreamEvent]:
-        if self._events is None:
-            self._events = self._iter_events()
-        return self._events
-
-    def _fail(self, message: str, error_type: str) -> APIStreamError:
-        return APIStreamError(
-            message,
-            error_type=error_type,
-            partial=self.accumulator.message if self.accumulator.started else None,
-            request_id=self.request_id,
-        )
-
-    def _iter_events(self) -> Iterator[StreamEvent]:
-        if self._response is None:
-            raise RuntimeError(
-                "use the stream as a context manager: with client.messages.stream(...)"
-            )
-        accumulator = self.accumulator
-        feed = accumulator.feed
-        if self._whole is not None:
-            for data in events_of_message(self._whole):
-                event = feed(data)
-                if event is not None:
-                    yield event
-            return
-        loads = orjson.loads
-        try:
-            for sse in EventSource(self._response).iter_sse():
-                if sse.event == "ping":
-                    continue
-                try:
-                    data = loads(sse.data)
-                except orjson.JSONDecodeError:
-                    raise self._fail(
-                        f"the server sent a malformed {sse.event or 'message'} event",
-                        "malformed_event",
-                    ) from None
-                if sse.event == "error" or data.get("type") == "error":
-                    error = data.get("error") or {}
-                    raise self._fail(
-                        str(error.get("message") or "error event in stream"),
-                        str(error.get("type") or "api_error"),
-                    )
-                event = feed(data)
-                if event is not None:
-                    yield event
-        except httpx.TimeoutException as exc:
-            raise self._fail(f"the stream timed out: {exc}", "timeout") from exc
-        except httpx.TransportError as exc:
-            raise self._fail(f"the connection broke mid-stream: {exc}", "connection_error") from exc
-        finally:
-            self.close()
-        if not accumulator.stopped:
-            raise self._fail("the stream ended before message_stop", "incomplete_stream")
-
-    @property
-    def text_stream(self) -> Iterator[str]:
-        """Only the answer text, piece by piece."""
-        for event in self:
-            if event.type == "text":
-                yield event.text  # type: ignore[union-attr]
-
-    def until_done(self) -> dict[str, Any]:
-        """Consume the rest of the stream and return the final message."""
-        for _ in self:
-            pass
-        return self.message
-
-    def get_final_message(self) -> dict[str, Any]:
-        return self.until_done()
-
-
-class TokenCount(int):
-    """A token count (an ``int``) that knows whether the server said it is only an estimate.
-
-    The Anthropic API's counts are exact for the request; a gateway that counts with another
-    tokenizer says so (``"estimated": true``, or a ``tokenizer_type`` that is not Anthropic's),
-    and then ``estimated`` is True and the figure is shown as an estimate.
-    """
-
-    estimated: bool
-
-    def __new__(cls, value: int, *, estimated: bool = False) -> TokenCount:
-        count = super().__new__(cls, value)
-        count.estimated = estimated
-        return count
-
-
-def _marked_estimate(result: Mapping[str, Any]) -> bool:
-    if result.get("estimated") is True or result.get("is_estimate") is True:
-        return True
-    tokenizer = result.get("tokenizer_type") or result.get("tokenizer")
-    return isinstance(tokenizer, str) and "anthropic" not in tokenizer.lower()
-
-
-class Messages:
-    """``client.messages``: create, stream, count_tokens."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def create(self, **params: Any) -> ApiObject:
-        """POST /v1/messages and return the Message."""
-        params.pop("stream", None)
-        return self._client.request("POST", "/v1/messages", body=params)
-
-    def stream(self, **params: Any) -> MessageStream:
-        """Stream a Message: ``with client.messages.stream(...) as s: for ev in s: ...``."""
-        params.pop("stream", None)
-        return MessageStream(self._client, params)
-
-    def count_tokens(self, **params: Any) -> TokenCount:
-        """POST /v1/messages/count_tokens; the input tokens the request would use.
-
-        Pass a whole message body: the fields the endpoint does not take (``max_tokens``,
-        ``stream``, sampling, stop sequences, metadata...) are left out here, so every caller
-        can count exactly what it would send.
-        """
-        body = {k: v for k, v in params.items() if k in COUNT_TOKENS_FIELDS}
-        result = self._client.request("POST", "/v1/messages/count_tokens", body=body)
-        return TokenCount(int(result["input_tokens"]), estimated=_marked_estimate(result))
-
-
-class _Listing:
-    """A paginated collection: ``list`` one page, ``iter_all`` every item across pages."""
-
-    _path = ""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def list(
-        self, *, limit: int | None = None, before_id: str | None = None, after_id: str | None = None
-    ) -> Page:
-        params = {"limit": limit, "before_id": before_id, "after_id": after_id}
-        return _page(self._client.request("GET", self._path, params=params))
-
-    def iter_all(self, *, page_size: int = 100) -> Iterator[ApiObject]:
-        return _iter_pages(self.list, page_size)
-
-
-class Models(_Listing):
-    """``client.models``: list and get."""
-
-    _path = "/v1/models"
-
-    def get(self, model_id: str) -> ApiObject:
-        return self._client.request("GET", f"/v1/models/{model_id}")
-
-
-class ResultStream:
-    """Batch result lines, parsed one at a time as they arrive; close it (or use ``with``)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
-
-    def __enter__(self) -> ResultStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._response.close()
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        try:
-            # Split on b"\n" only: a JSON string may hold U+2028, which str.splitlines splits on.
-            buffer = b""
-            for chunk in self._response.iter_bytes():
-                buffer += chunk
-                if b"\n" not in chunk:
-                    continue
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield orjson.loads(line)
-            if buffer.strip():
-                yield orjson.loads(buffer)
-        except httpx.TransportError as exc:
-            raise APIConnectionError(f"the results download broke: {exc}") from exc
-        finally:
-            self.close()
-
-
-class Batches(_Listing):
-    """``client.batches``: the Message Batches API."""
-
-    _path = "/v1/messages/batches"
-
-    def create(self, requests: Sequence[Mapping[str, Any]]) -> ApiObject:
-        """Create a batch. Never blindly re-sent: a lost response raises
-        ``APIConnectionError(may_have_reached_server=True)`` so the caller can check
-        ``list()`` before trying again."""
-        return self._client.request(
-            "POST", "/v1/messages/batches", body={"requests": list(requests)}, retry="unsent"
-        )
-
-    def retrieve(self, batch_id: str) -> ApiObject:
-        return self._client.request("GET", f"/v1/messages/batches/{batch_id}")
-
-    def cancel(self, batch_id: str) -> ApiObject:
-        return self._client.request("POST", f"/v1/messages/batches/{batch_id}/cancel")
-
-    def delete(self, batch_id: str) -> ApiObject:
-        return self._client.request("DELETE", f"/v1/messages/batches/{batch_id}")
-
-    def results(self, batch_id: str) -> ResultStream:
-        """Stream the result lines of an ended batch without loading the whole file."""
-        batch = self.retrieve(batch_id)
-        url = batch.get("results_url") or f"/v1/messages/batches/{batch_id}/results"
-        response = self._client.send("GET", url, stream=True)
-        return ResultStream(response)
-
-
-def _page(obj: ApiObject) -> Page:
-    data = []
-    for item in obj.get("data", []):
-        entry = ApiObject(item)
-        entry.request_id = obj.request_id
-        data.append(entry)
-    return Page(
-        data=data,
-        has_more=bool(obj.get("has_more")),
-        first_id=obj.get("first_id"),
-        last_id=obj.get("last_id"),
-    )
-
-
-def _iter_pages(list_page: Any, page_size: int) -> Iterator[ApiObject]:
-    after: str | None = None
-    while True:
-        page: Page = list_page(limit=page_size, after_id=after)
-        yield from page.data
-        if not page.has_more or not page.last_id:
-            return
-        after = page.last_id

@@ -166,14 +166,18 @@ def price_usage(
     *,
     batch: bool = False,
     overrides: Mapping[str, Any] | None = None,
+    requests: int = 1,
 ) -> Cost | None:
     """Price ``usage`` (a :class:`Usage`, or the API's ``usage`` object) for ``model``; None if
-    the model's price is unknown. Every cost the package shows or records comes from here."""
+    the model's price is unknown. Every cost the package shows or records comes from here.
+
+    ``usage`` may be the sum of ``requests`` requests (a job's estimate): a prompt-length tier
+    is then chosen by the average prompt, since each request is billed on its own."""
     price = model_price(model, overrides)
     if price is None:
         return None
     tokens = usage if isinstance(usage, Usage) else Usage.from_api(usage)
-    rates = price.for_prompt(tokens.prompt)
+    rates = price.for_prompt(-(-tokens.prompt // max(requests, 1)))
     factor = (BATCH_MULTIPLIER if batch else 1.0) / 1e6
     return Cost(
         input=tokens.input * rates.input * factor,
@@ -196,8 +200,9 @@ def worst_case_usd(
     cache_write: Literal["5m", "1h"] | None = None,
     batch: bool = False,
     overrides: Mapping[str, Any] | None = None,
+    requests: int = 1,
 ) -> float | None:
-    """The most a request (or a job's requests, summed) can cost: every input token at the
+    """The most a request (or ``requests`` requests, summed) can cost: every input token at the
     dearest rate it could be billed (a cache write of ``cache_write``'s lifetime when the
     request marks a breakpoint: no cache hit is counted on) and every reply ``max_output``
     tokens long. None when the model's price is unknown. The budget and every confirmation
@@ -208,7 +213,7 @@ def worst_case_usd(
         usage = Usage(output=max_output, cache_write_5m=input_tokens)
     else:
         usage = Usage(input=input_tokens, output=max_output)
-    cost = price_usage(usage, model, batch=batch, overrides=overrides)
+    cost = price_usage(usage, model, batch=batch, overrides=overrides, requests=requests)
     return None if cost is None else cost.total
 
 

@@ -23,6 +23,8 @@ __all__ = ["Usage"]
 
 def _count(source: Mapping[str, Any], key: str) -> int:
     value = source.get(key)
+    if type(value) is int and value >= 0:  # the usual case, first: this runs per result line
+        return value
     # bool is an int to Python, never a token count; negative counts are nonsense.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0

@@ -9,10 +9,17 @@ validates requests like the API, generates deterministic replies, and emulates p
 rate limits and injected faults. Stdlib and orjson only. ``python -m claude_magics.emulator``
 runs it as a process; the pytest plugin offers it as the ``claude_emulator`` fixture.
 
+The models, their limits and their rules come from the bundled model table
+(`claude_magics.model_table`, ``data/models.json``), the same one the client falls back on;
+``Emulator(models=[...])``, ``--model`` and ``POST /_emulator/models`` add models it does not
+know yet.
+
 Modules: `core` (Emulator), `options` (EmulatorOptions, Fault), `app` (endpoints and state),
-`server` (HTTP), `validation`, `tokens`, `media`, `generation`, `instances` (JSON Schema
-instances), `caching`, `ratelimit`, `batches`, `catalog` (models), `errors`. Names below load
-on first use (PEP 562), so ``import claude_magics.emulator`` costs next to nothing.
+`server` (HTTP), `validation` (request shapes), `rules` (per model, API version and
+conversation), `catalog` (the served models), `tokens` (token accounting), `media`,
+`generation`, `instances` (JSON Schema instances), `caching`, `ratelimit`, `batches`, `errors`.
+Names below load on first use (PEP 562), so ``import claude_magics.emulator`` costs next to
+nothing.
 """
 
 from __future__ import annotations

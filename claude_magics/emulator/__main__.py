@@ -17,10 +17,21 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from .catalog import register
 from .core import Emulator
+from .generation import AUTO_TOOL_RULE
 from .options import EmulatorOptions, Fault
 
 __all__ = ["main"]
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Keeps the epilog's paragraphs (blank lines) while still wrapping each one."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(
+            super(_Formatter, self)._fill_text(part, width, indent) for part in text.split("\n\n")
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,8 +41,17 @@ def _parser() -> argparse.ArgumentParser:
             "A local emulator of the Anthropic API (messages, streaming, count_tokens, models, "
             "message batches). Prints its base URL on the first line of stdout and serves "
             "until interrupted. Runtime scripting: POST /_emulator/faults, /_emulator/replies, "
-            "/_emulator/reset, /_emulator/clock; GET /_emulator/requests; PATCH /_emulator/config."
+            "/_emulator/models, /_emulator/reset, /_emulator/clock; GET /_emulator/requests, "
+            "/_emulator/models; PATCH /_emulator/config."
         ),
+        epilog=(
+            "Models: the bundled table (claude_magics/data/models.json) with each model's limits "
+            "and rules; retired ids answer 404 naming their replacement. --model registers one "
+            "more, taking the rules of the newest model of its family (claude-opus-*, "
+            "claude-sonnet-*, claude-haiku-*, claude-fable-*; otherwise Sonnet).\n\n"
+            f"Tool calls: {AUTO_TOOL_RULE}"
+        ),
+        formatter_class=_Formatter,
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
@@ -57,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
         help="accept only this x-api-key (repeatable; default: any non-empty key)")  # fmt: skip
     add("--fault", action="append", default=[], metavar="JSON",
         help="a fault to install as JSON, e.g. '{\"status\": 529}' (repeatable)")  # fmt: skip
+    add("--model", action="append", default=[], metavar="ID,MAX_INPUT,MAX_OUTPUT",
+        help="serve a model the table does not know, e.g. claude-sonnet-6,1000000,128000, or "
+             "a JSON object of model-table fields with an optional \"like\": MODEL "
+             "(repeatable)")  # fmt: skip
     return parser
 
 
@@ -76,6 +100,7 @@ def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
         output_tokens_per_minute=args.otpm,
         max_concurrent_requests=args.max_concurrent,
         faults=tuple(Fault.from_obj(text) for text in args.fault),
+        models=tuple(register(text) for text in args.model),
     )
 
 

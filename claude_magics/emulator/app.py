@@ -37,6 +37,7 @@ from .generation import (
 )
 from .options import EmulatorOptions, Fault
 from .ratelimit import RateLimiter
+from .rules import RequestContext
 from .validation import Prompt, parse_request
 
 __all__ = [
@@ -141,13 +142,19 @@ class _ArmedFault:
 
 @dataclass
 class _Context:
-    """What a route handler gets: the request, its parsed body, and a snapshot of options."""
+    """What a route handler gets: the request, its parsed body, a snapshot of options, what
+    the headers decided (API version, betas) and the models served under those options."""
 
     request: Incoming
     body: Any
     request_id: str
     options: EmulatorOptions
+    api: RequestContext
     params: list[str] = field(default_factory=list)
+
+    @property
+    def catalog(self) -> catalog.Catalog:
+        return catalog.catalog_for(self.options.registered_models)
 
 
 def _json(status: int, payload: Any, headers: Mapping[str, str]) -> JsonOut:
@@ -214,6 +221,18 @@ class App:
             raise ValueError("tool_use needs a 'name' (and optionally 'input' and 'id')")
         with self.lock:
             self.replies.append(reply)
+
+    def add_model(self, model: Any) -> catalog.ModelSpec:
+        """Serve one more model (see `catalog.register` for the forms); returns its entry.
+
+        Registered models are options, so they survive ``reset()`` like the other settings.
+        """
+        if not isinstance(model, (str, Mapping, catalog.ModelSpec)):
+            raise TypeError("a model is 'ID,MAX_INPUT,MAX_OUTPUT', a JSON object or a ModelEntry")
+        entry = catalog.register(model)
+        with self.lock:
+            self.options = self.options.replace(models=(*self.options.models, entry))
+        return entry
 
     def recorded(self) -> list[RecordedRequest]:
         with self.lock:
@@ -387,8 +406,7 @@ class App:
             raise ApiError(401, "authentication_error", "x-api-key header is required")
         if options.api_keys is not None and key not in options.api_keys:
             raise ApiError(401, "authentication_error", "invalid x-api-key")
-        if not request.headers.get("anthropic-version"):
-            raise ApiError.invalid("anthropic-version: header is required")
+        api = RequestContext.from_headers(request.headers, request.query)
         handler, params = self._route(request.method, request.path)
         fault = self._take_fault(request)
         delay = 0.0
@@ -419,7 +437,7 @@ class App:
                 return DropOut(delay)
             if fault.kind == "error_event":
                 raise self._fault_error(fault, fault.error_type)
-        out = handler(_Context(request, body, request_id, options, params))
+        out = handler(_Context(request, body, request_id, options, api, params))
         out.delay += delay
         if fault is not None and fault.kind == "drop_response":
             # The server acted (the state change above is kept); only the answer is lost.
@@ -440,8 +458,13 @@ class App:
                 return overrides[name]
         return prompt.spec.cache_min_tokens
 
+    @staticmethod
+    def _ignored_header(prompt: Prompt) -> dict[str, str]:
+        """Names the beta fields that were accepted but had no effect."""
+        return {"x-emulator-ignored": ", ".join(prompt.ignored)} if prompt.ignored else {}
+
     def _messages(self, ctx: _Context) -> Outgoing:
-        prompt = parse_request(ctx.body)
+        prompt = parse_request(ctx.body, catalog=ctx.catalog, context=ctx.api)
         directed = directed_error(prompt)
         if directed is not None:
             raise directed
@@ -463,7 +486,7 @@ class App:
             "server_tool_use": None,
             "service_tier": "standard",
         }
-        headers = self.limiter.headers(now)
+        headers = {**self.limiter.headers(now), **self._ignored_header(prompt)}
         message_id = random_id("msg_")
         if not prompt.stream:
             return _json(200, message_json(reply, prompt, usage, message_id), headers)
@@ -498,15 +521,14 @@ class App:
         )
 
     def _count_tokens(self, ctx: _Context) -> Outgoing:
-        prompt = parse_request(ctx.body, count_tokens=True)
+        prompt = parse_request(ctx.body, count_tokens=True, catalog=ctx.catalog, context=ctx.api)
         with self.lock:
             now = self.now()
             denied = self.limiter.admit(now, 0, count_tokens=True)
             if denied is not None:
                 raise self._rate_limited(denied, now, count=True)
-        return _json(
-            200, {"input_tokens": prompt.input_tokens}, self.limiter.headers(now, count_tokens=True)
-        )
+        headers = {**self.limiter.headers(now, count_tokens=True), **self._ignored_header(prompt)}
+        return _json(200, {"input_tokens": prompt.input_tokens}, headers)
 
     # ------------------------------------------------------------------ models
 
@@ -547,16 +569,13 @@ class App:
         }
 
     def _list_models(self, ctx: _Context) -> Outgoing:
-        ids = [m.id for m in catalog.MODELS]
-        start, end, more = self._page(ids, ctx.request.query)
-        data = [catalog.model_info(m) for m in catalog.MODELS[start:end]]
+        models = ctx.catalog.models
+        start, end, more = self._page([m.id for m in models], ctx.request.query)
+        data = [catalog.model_info(m) for m in models[start:end]]
         return _json(200, self._list_json(data, more), {})
 
     def _get_model(self, ctx: _Context) -> Outgoing:
-        spec = catalog.resolve(ctx.params[0])
-        if spec is None:
-            raise ApiError(404, "not_found_error", f"model: {ctx.params[0]}")
-        return _json(200, catalog.model_info(spec), {})
+        return _json(200, catalog.model_info(ctx.catalog.lookup(ctx.params[0])), {})
 
     # ------------------------------------------------------------------ batches
 
@@ -617,7 +636,7 @@ class App:
         for raw in requests:
             item = BatchItem(raw["custom_id"], raw["params"])
             try:
-                item.prompt = parse_request(raw["params"])
+                item.prompt = parse_request(raw["params"], catalog=ctx.catalog, context=ctx.api)
                 item.error = directed_error(item.prompt)
             except ApiError as error:  # checked during processing: an errored result, not a 400
                 item.error = error
@@ -778,6 +797,17 @@ class App:
             return _json(200, new.to_dict(), {})
         if route == ("GET", "/_emulator/config"):
             return _json(200, self.options.to_dict(), {})
+        if route == ("POST", "/_emulator/models"):
+            models = body if isinstance(body, list) else [body]
+            entries = [self.add_model(model) for model in models]
+            return _json(200, {"models": [catalog.model_info(m) for m in entries]}, {})
+        if route == ("GET", "/_emulator/models"):
+            served = catalog.catalog_for(self.options.registered_models)
+            payload = {
+                "models": [m.to_dict() for m in served.models],
+                "retired": [r.to_dict() for r in served.table.retired],
+            }
+            return _json(200, payload, {})
         raise ApiError(404, "not_found_error", f"Not found: {request.method} {request.path}")
 
 

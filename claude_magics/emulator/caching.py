@@ -1,6 +1,6 @@
 """Prompt caching: which part of a prompt is read from cache, written, or billed as input.
 
-    plan = cache.plan(prompt.segments, model_id, min_tokens, now)
+    plan = cache.plan(prompt.segments, min_tokens, now)
     cache.commit(plan, now)          # only for requests that are answered
     plan.usage_fields()              # the cache figures of ``usage``
 
@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from .validation import Segment
+from .tokens import Segment
 
 __all__ = ["CachePlan", "PromptCache"]
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .options import EmulatorOptions, Fault
 
 if TYPE_CHECKING:
+    from ..model_table import ModelEntry
     from .app import App, RecordedRequest
     from .server import EmulatorServer
 
@@ -153,6 +154,24 @@ class Emulator:
 
         call = dict(tool_use) if tool_use is not None else None
         self._app.add_reply(ScriptedReply(text, thinking, call, stop_reason))
+
+    def add_model(
+        self, model: ModelEntry | Mapping[str, Any] | str | None = None, /, **fields: Any
+    ) -> dict[str, Any]:
+        """Serve a model the bundled table does not know (or change one it does).
+
+        ``emu.add_model("claude-sonnet-6,1000000,128000")``, or keyword arguments:
+        ``emu.add_model(id="claude-sonnet-6", max_input_tokens=1_000_000, max_tokens=128_000,
+        like="claude-sonnet-5-5")``. The model takes the rules of ``like`` (default: the
+        newest model of its family) unless fields of the model table override them. Returns
+        its /v1/models object. Also an option (``Emulator(models=[...])``), a CLI flag
+        (``--model``) and an admin route (``POST /_emulator/models``).
+        """
+        from .catalog import model_info
+
+        if model is not None and fields:
+            raise TypeError("give a model either as one object or as keyword arguments")
+        return model_info(self._app.add_model(model if model is not None else fields))
 
     @property
     def requests(self) -> list[RecordedRequest]:

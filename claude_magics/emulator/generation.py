@@ -14,9 +14,12 @@ handled in `app`, fails the request with that API error instead). A default repl
 starts by quoting the first words of the last user message. ``max_tokens`` cuts the output (in
 order: thinking, text, tool call; a tool call that does not fit entirely is dropped) and
 ``stop_sequences`` cut text before the first occurrence. Thinking (enabled or adaptive) comes
-first with a signature; tools are called when ``tool_choice`` forces one, or under ``auto``
-when the last user message names the tool; ``output_config.format`` makes the text a JSON
-document valid against the schema; documents with citations enabled are cited by the text.
+first with a signature (its text left empty where the display is ``omitted``, the default of
+the newest models); tools are called when ``tool_choice`` forces one, or under ``auto`` by
+`AUTO_TOOL_RULE`; ``output_config.format`` makes the text a JSON document valid against the
+schema; documents with citations enabled are cited by the text. Models whose table entry says
+``text_between_tools: "thinking"`` (Opus 5.5, Sonnet 5.5) put the words before a tool call in a
+thinking block instead of a text block.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from .instances import generate_instance
+from .instances import satisfying_instance
 from .tokens import count_pieces, pieces
 from .validation import Document, Prompt
 
 __all__ = [
+    "AUTO_TOOL_RULE",
     "Event",
     "Reply",
     "ScriptedReply",
@@ -102,6 +106,30 @@ _CODE_SNIPPETS = (
     "    return series[(series - mean).abs() <= k * std]\n",
 )
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+#: How the emulator decides, under ``tool_choice: auto``, whether a message calls a tool. Shown
+#: by ``python -m claude_magics.emulator --help`` and in the README.
+AUTO_TOOL_RULE = (
+    "Under tool_choice auto (the default when tools are given), the emulator calls a tool when "
+    "the last user message names it, or else when the message shares at least one content word "
+    "with the tool's name or description. Content words are runs of letters of three or more, "
+    "lower-cased, a final 's' dropped (not 'ss'), common English words such as 'the', 'what' "
+    "and 'please' left out. The tool sharing the most words is called (the first listed on a "
+    "tie), with an input generated to satisfy its input_schema. A user turn that returns tool "
+    "results (and asks nothing new) is answered with text, so tool loops end."
+)
+_WORD = re.compile(r"[a-z]{3,}")
+# One string split on spaces: 120 quoted words would fill a screen.
+_STOP_TEXT = (
+    "about above after again all also and any are because been before being between both but "
+    "call can could did does doing done each few for from get give got had has have having "
+    "her here hers him his how into its just let like made make many may might more most "
+    "much must need not now off once only other our out over own please same say see shall "
+    "she should show some such tell than that the their them then there these they this "
+    "those through too under until use used using very want was way were what when where "
+    "which while who whom why will with would you your yours"
+)
+_STOP_WORDS = frozenset(_STOP_TEXT.split())
 
 
 @dataclass
@@ -265,12 +293,37 @@ def _signature(seed: int, thinking: str) -> str:
     return base64.b64encode(digest + hashlib.sha256(digest).digest()).decode()
 
 
+def _content_words(text: str) -> set[str]:
+    """The words `AUTO_TOOL_RULE` compares: 3+ letters, lower-case, no plural s, no stop words."""
+    words = set()
+    for word in _WORD.findall(text.lower()):
+        if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+            word = word[:-1]
+        if word not in _STOP_WORDS:
+            words.add(word)
+    return words
+
+
 def _tool_named(prompt: Prompt) -> dict[str, Any] | None:
     text = prompt.last_user_text.lower()
     for tool in prompt.tools:
         if re.search(rf"(?<![\w-]){re.escape(tool['name'].lower())}(?![\w-])", text):
             return tool
     return None
+
+
+def _tool_fitting(prompt: Prompt) -> dict[str, Any] | None:
+    """The tool whose name and description share the most content words with the message."""
+    asked = _content_words(_DIRECTIVE.sub(" ", prompt.last_user_text))
+    best, best_score = None, 0
+    for tool in prompt.tools:
+        # Names are snake_case or kebab-case: split them into words too.
+        name = tool["name"].replace("_", " ").replace("-", " ")
+        offered = f"{name} {tool.get('description') or ''}"
+        score = len(asked & _content_words(offered))
+        if score > best_score:
+            best, best_score = tool, score
+    return best
 
 
 def _choose_tool(prompt: Prompt, rng: random.Random) -> tuple[dict[str, Any] | None, bool]:
@@ -282,9 +335,9 @@ def _choose_tool(prompt: Prompt, rng: random.Random) -> tuple[dict[str, Any] | N
     if kind == "tool":
         return next(t for t in prompt.tools if t["name"] == choice["name"]), True
     if kind == "any":
-        return _tool_named(prompt) or rng.choice(prompt.tools), True
-    if kind == "auto":
-        return _tool_named(prompt), False
+        return _tool_named(prompt) or _tool_fitting(prompt) or rng.choice(prompt.tools), True
+    if kind == "auto" and not prompt.answers_tool_results:
+        return _tool_named(prompt) or _tool_fitting(prompt), False
     return None, False
 
 
@@ -360,8 +413,8 @@ def build_reply(prompt: Prompt, scripted: ScriptedReply | None, default_tokens: 
         ceiling = (prompt.max_tokens or 10**9) // 2
         size = max(1, min(budget, ceiling, 30 + rng.randint(0, 30)))
         thinking_text = compose([], size, rng, _THOUGHT_BANK)
+    omitted = prompt.thinking is not None and prompt.thinking_display == "omitted"
     if thinking_text is not None:
-        omitted = prompt.thinking is not None and prompt.thinking.get("display") == "omitted"
         blocks.append(
             ThinkingBlock(
                 thinking="" if omitted else thinking_text,
@@ -396,9 +449,19 @@ def build_reply(prompt: Prompt, scripted: ScriptedReply | None, default_tokens: 
         tool, forced = _choose_tool(prompt, rng)
         if tool is not None:
             if not forced:
-                blocks.append(TextBlock(f"I'll use the {tool['name']} tool."))
+                preamble = f"I'll use the {tool['name']} tool."
+                if prompt.spec.text_between_tools == "text":
+                    blocks.append(TextBlock(preamble))
+                elif not blocks:  # these models say it in a thinking block (a new one if needed)
+                    blocks.append(
+                        ThinkingBlock(
+                            thinking="" if prompt.thinking_display == "omitted" else preamble,
+                            signature=_signature(prompt.seed, preamble),
+                            tokens=count_pieces(preamble),
+                        )
+                    )
             tool_rng = random.Random(prompt.seed ^ int.from_bytes(tool["name"].encode()[:8], "big"))
-            arguments = generate_instance(tool["input_schema"], tool_rng, prompt.last_user_text)
+            arguments = satisfying_instance(tool["input_schema"], tool_rng, prompt.last_user_text)
             blocks.append(
                 ToolUseBlock(
                     id=derived_id("toolu_", prompt.seed, tool["name"]),
@@ -408,7 +471,7 @@ def build_reply(prompt: Prompt, scripted: ScriptedReply | None, default_tokens: 
             )
             stop_reason = "tool_use"
         elif prompt.output_schema is not None:
-            value = generate_instance(prompt.output_schema, rng, prompt.last_user_text)
+            value = satisfying_instance(prompt.output_schema, rng, prompt.last_user_text)
             blocks.append(TextBlock(orjson.dumps(value).decode()))
         elif length is None and _CODE_REQUEST.search(_DIRECTIVE.sub(" ", prompt.last_user_text)):
             # Asked for code: answer the way a model does, with a fenced block, so notebooks

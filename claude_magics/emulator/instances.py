@@ -30,7 +30,7 @@ from ..schema_check import matches
 from ..schema_check import multiple_of as _multiple_of
 from ..schema_check import resolve_pointer as _resolve_pointer
 
-__all__ = ["generate_instance", "matches"]
+__all__ = ["generate_instance", "matches", "satisfying_instance", "schema_problem"]
 
 Schema = Any  # a JSON Schema: a mapping or a boolean
 
@@ -59,6 +59,39 @@ def generate_instance(
     """A value valid against ``schema`` (refs resolve against ``schema`` itself)."""
     rng = seed if isinstance(seed, random.Random) else random.Random(seed)
     return _Generator(schema, rng, hint_text).generate(schema, 0)
+
+
+def schema_problem(schema: Schema) -> str | None:
+    """Why the emulator cannot produce a value for ``schema``, or None when it can.
+
+    The probe is the value `satisfying_instance` falls back on: a schema that passes here
+    always gets a valid instance. Any failure of the generator or the checker on a strange
+    schema is the schema's problem (a 400), never the emulator's (a 500).
+    """
+    try:
+        if matches(schema, generate_instance(schema, 0)):
+            return None
+    except Exception:  # a hostile schema may break the generator in many ways
+        pass
+    return (
+        "no JSON value satisfies it (look for contradictory keywords, such as minLength above "
+        "maxLength, an empty enum, or a required property that additionalProperties forbids)"
+    )
+
+
+def satisfying_instance(schema: Schema, seed: int | random.Random, hint_text: str = "") -> Any:
+    """`generate_instance`, checked: a value valid against ``schema``.
+
+    When the seeded attempt fails, the probe value of `schema_problem` (seed 0, no hint) is
+    returned; callers check schemas with `schema_problem` first, so that one is valid.
+    """
+    try:
+        value = generate_instance(schema, seed, hint_text)
+        if matches(schema, value):
+            return value
+    except Exception:  # the probe below is known to work
+        pass
+    return generate_instance(schema, 0)
 
 
 # --------------------------------------------------------------------------- regex patterns

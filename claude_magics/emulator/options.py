@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from ..model_table import ModelEntry
+from .catalog import register
 from .errors import ERROR_STATUS
 
 __all__ = ["FAULT_KINDS", "EmulatorOptions", "Fault"]
@@ -130,6 +132,9 @@ class EmulatorOptions:
     # Minimum cacheable prefix per model id or alias, overriding the catalog.
     cache_min_tokens: Mapping[str, int] | None = None
     faults: Sequence[Fault] = field(default_factory=tuple)
+    # Models served beyond the bundled table (or replacing one of its entries): each a
+    # ModelEntry, a mapping (``id``, limits, ``like``, any table field) or "ID,MAX_IN,MAX_OUT".
+    models: Sequence[ModelEntry | Mapping[str, Any] | str] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_keys", _key_set(self.api_keys))
@@ -137,6 +142,9 @@ class EmulatorOptions:
             raise ValueError("api_keys must not contain an empty key")
         faults = tuple(Fault.from_obj(f) for f in self.faults)
         object.__setattr__(self, "faults", faults)
+        if isinstance(self.models, (str, Mapping)):  # one model, not its characters or keys
+            object.__setattr__(self, "models", (self.models,))
+        object.__setattr__(self, "models", tuple(register(m) for m in self.models))
         if self.cache_min_tokens is not None:
             object.__setattr__(self, "cache_min_tokens", dict(self.cache_min_tokens))
         for name in (
@@ -181,4 +189,10 @@ class EmulatorOptions:
         data["cache_min_tokens"] = (
             None if self.cache_min_tokens is None else dict(self.cache_min_tokens)
         )
+        data["models"] = [m.to_dict() for m in self.registered_models]
         return data
+
+    @property
+    def registered_models(self) -> tuple[ModelEntry, ...]:
+        """``models``, each as the ModelEntry it was normalised to."""
+        return tuple(m for m in self.models if isinstance(m, ModelEntry))

@@ -1,19 +1,21 @@
-"""Validation of Messages request bodies, and their token accounting.
+"""Validation of Messages request bodies: the API's shape checks, then its rules.
 
     prompt = parse_request(body)                      # raises ApiError on a bad body
     prompt.input_tokens, prompt.segments, prompt.seed
 
 `parse_request` checks a /v1/messages body (``count_tokens=True``: a count_tokens body) the way
 the API does, with its error messages (``"max_tokens: Field required"``,
-``"messages.0.content.1.text: ..."``), and turns it into a `Prompt`: the facts generation needs
-plus the request cut into `Segment`s in cache-prefix order (tools, system, messages), each with
-its token count (see `tokens`) and the bytes that identify it for prompt caching.
+``"messages.0.content.1.text: ..."``): first the shape of every field and block (here), then
+the model is looked up in the catalog (404 for unknown and retired models) and the rules of
+`rules` apply (per model, per API version, per conversation). The result is a `Prompt`: the
+facts generation needs, plus the request cut into token-counted segments (see `tokens`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -21,10 +23,28 @@ from typing import Any, NoReturn
 
 import orjson
 
-from . import catalog, media, tokens
+from . import media, tokens
+from .catalog import Catalog, ModelSpec, catalog_for, token_ratio
 from .errors import ApiError
+from .instances import schema_problem
+from .rules import (
+    BETA_FIELDS,
+    IGNORED_BETA_FIELDS,
+    RequestContext,
+    check_model_rules,
+    check_tool_turns,
+    check_version_rules,
+)
 
-__all__ = ["COUNT_FIELDS", "MESSAGE_FIELDS", "Document", "Prompt", "Segment", "parse_request"]
+__all__ = [
+    "COUNT_FIELDS",
+    "MESSAGE_FIELDS",
+    "Document",
+    "Prompt",
+    "RequestContext",
+    "parse_request",
+    "request_seed",
+]
 
 MESSAGE_FIELDS = frozenset(
     {
@@ -45,6 +65,7 @@ MAX_PDF_BYTES = 32 * 1024 * 1024
 MAX_PDF_PAGES = 100
 MAX_IMAGE_EDGE = 8000
 MAX_BREAKPOINTS = 4
+MAX_MCP_SERVERS = 20
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 _BLOCK_KEYS: dict[str, frozenset[str]] = {
@@ -76,19 +97,6 @@ _CUSTOM_TOOL_KEYS = frozenset(
 )  # fmt: skip
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _ID = re.compile(r"^[a-zA-Z0-9_-]+$")
-_THINKING_DOCS = (
-    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
-    "#max-tokens-and-context-window-size"
-)
-
-
-@dataclass
-class Segment:
-    """One cacheable unit of the prompt, in prefix order."""
-
-    tokens: int
-    material: bytes  # canonical bytes (cache_control removed): what the cache key hashes
-    ttl: str | None = None  # "5m" / "1h" when a cache breakpoint closes here
 
 
 @dataclass
@@ -110,19 +118,26 @@ class Prompt:
 
     body: dict[str, Any]
     model: str  # as requested (responses echo it)
-    spec: catalog.ModelSpec
+    spec: ModelSpec
     max_tokens: int | None
     stream: bool
-    segments: list[Segment]
+    segments: list[tokens.Segment]
     input_tokens: int
     stop_sequences: list[str]
     tools: list[dict[str, Any]]  # custom (client) tools only
     tool_choice: dict[str, Any] | None
-    thinking: dict[str, Any] | None  # enabled / adaptive config, None when off
+    # The thinking that happens (an always-on model thinks unasked), None when off; and
+    # whether its text is shown ("summarized") or left empty ("omitted").
+    thinking: dict[str, Any] | None
+    thinking_display: str
     output_schema: dict[str, Any] | None
     documents: list[Document]
     last_user_text: str
+    # True when the last user turn returns tool results and asks nothing new.
+    answers_tool_results: bool
     seed: int
+    context: RequestContext = field(default_factory=RequestContext)
+    ignored: tuple[str, ...] = ()  # beta fields accepted but not acted on
 
 
 def _fail(message: str) -> NoReturn:
@@ -135,18 +150,6 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _strip_cache_control(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_cache_control(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
-        return [_strip_cache_control(v) for v in value]
-    return value
-
-
-def _canonical(value: Any) -> bytes:
-    return orjson.dumps(_strip_cache_control(value), option=orjson.OPT_SORT_KEYS)
 
 
 class _Parser:
@@ -469,6 +472,7 @@ class _Parser:
         return choice
 
     def thinking(self) -> dict[str, Any] | None:
+        """The ``thinking`` object as sent (``disabled`` included), or None when absent."""
         thinking = self.body.get("thinking")
         if thinking is None:
             return None
@@ -476,7 +480,7 @@ class _Parser:
         path = f"thinking.{kind}"
         if kind == "disabled":
             self._extra(thinking, frozenset({"type"}), path)
-            return None
+            return thinking
         self._extra(
             thinking,
             frozenset({"type", "display"} | ({"budget_tokens"} if kind == "enabled" else set())),
@@ -494,24 +498,64 @@ class _Parser:
                 _fail(f"{path}.budget_tokens: Input should be greater than or equal to 1024")
         return thinking
 
+    def _format(self, fmt: Any, path: str) -> dict[str, Any]:
+        """A json_schema output format (``output_config.format`` or beta ``output_format``)."""
+        fmt, _ = self._tag(fmt, path, ("json_schema",))
+        self._extra(fmt, frozenset({"type", "schema"}), f"{path}.json_schema")
+        if "schema" not in fmt:
+            _fail(f"{path}.json_schema.schema: Field required")
+        return self._dict(fmt["schema"], f"{path}.json_schema.schema")
+
     def output_config(self) -> tuple[str | None, dict[str, Any] | None]:
+        """The effort level and the structured-output schema (beta ``output_format`` too)."""
         config = self.body.get("output_config")
-        if config is None:
-            return None, None
-        config = self._dict(config, "output_config")
-        self._extra(config, frozenset({"effort", "format"}), "output_config")
-        effort = config.get("effort")
-        if effort is not None and effort not in ("low", "medium", "high", "xhigh", "max"):
-            _fail("output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'")
-        fmt = config.get("format")
-        schema = None
-        if fmt is not None:
-            fmt, _ = self._tag(fmt, "output_config.format", ("json_schema",))
-            self._extra(fmt, frozenset({"type", "schema"}), "output_config.format.json_schema")
-            if "schema" not in fmt:
-                _fail("output_config.format.json_schema.schema: Field required")
-            schema = self._dict(fmt["schema"], "output_config.format.json_schema.schema")
+        effort = schema = None
+        if config is not None:
+            config = self._dict(config, "output_config")
+            self._extra(config, frozenset({"effort", "format"}), "output_config")
+            effort = config.get("effort")
+            if effort is not None and effort not in ("low", "medium", "high", "xhigh", "max"):
+                _fail(
+                    "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or "
+                    "'max'"
+                )
+            if config.get("format") is not None:
+                schema = self._format(config["format"], "output_config.format")
+        if self.body.get("output_format") is not None:
+            # The deprecated beta spelling of output_config.format: the same thing.
+            if schema is not None:
+                _fail("output_format: give either output_format or output_config.format, not both")
+            schema = self._format(self.body["output_format"], "output_format")
         return effort, schema
+
+    def beta_fields(self) -> tuple[str, ...]:
+        """Check the beta fields the emulator accepts without acting on; return their names."""
+        body = self.body
+        if "speed" in body and body["speed"] not in (None, "standard", "fast"):
+            _fail("speed: Input should be 'standard' or 'fast'")
+        if body.get("context_management") is not None:
+            config = self._dict(body["context_management"], "context_management")
+            self._extra(config, frozenset({"edits"}), "context_management")
+            edits = config.get("edits", [])
+            if not isinstance(edits, list):
+                _fail("context_management.edits: Input should be a valid list")
+            for i, edit in enumerate(edits):
+                self._tag(
+                    edit,
+                    f"context_management.edits.{i}",
+                    ("clear_tool_uses_20250919", "clear_thinking_20251015", "compact_20260112"),
+                )
+        if "mcp_servers" in body:
+            servers = body["mcp_servers"]
+            if not isinstance(servers, list):
+                _fail("mcp_servers: Input should be a valid list")
+            if len(servers) > MAX_MCP_SERVERS:
+                _fail(f"mcp_servers: List should have at most {MAX_MCP_SERVERS} items")
+            for i, raw in enumerate(servers):
+                server, _ = self._tag(raw, f"mcp_servers.{i}", ("url",))
+                self._str(server, "name", f"mcp_servers.{i}")
+                self._str(server, "url", f"mcp_servers.{i}")
+        return tuple(name for name in IGNORED_BETA_FIELDS if body.get(name) is not None)
 
     def scalars(self) -> None:
         body = self.body
@@ -555,216 +599,6 @@ class _Parser:
             self._cache_control(body, "")
 
 
-def _check_model_rules(
-    body: dict[str, Any],
-    spec: catalog.ModelSpec,
-    max_tokens: int | None,
-    thinking: dict[str, Any] | None,
-    effort: str | None,
-    choice: dict[str, Any] | None,
-) -> None:
-    """Rules that depend on the model: limits, thinking modes, effort, sampling."""
-    if max_tokens is not None and max_tokens > spec.max_tokens:
-        _fail(
-            f"max_tokens: {max_tokens} > {spec.max_tokens}, which is the maximum allowed number "
-            f"of output tokens for {spec.id}"
-        )
-    if thinking is not None:
-        if thinking["type"] == "adaptive" and not spec.adaptive_thinking:
-            _fail(f"thinking.type: adaptive thinking is not supported on {spec.id}")
-        if (
-            thinking["type"] == "enabled"
-            and max_tokens is not None
-            and max_tokens <= thinking["budget_tokens"]
-        ):
-            _fail(
-                "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
-                f"documentation at {_THINKING_DOCS}"
-            )
-        if choice is not None and choice["type"] in ("any", "tool"):
-            _fail("Thinking may not be enabled when tool_choice forces tool use.")
-        if body.get("temperature", 1) != 1:
-            _fail("temperature may only be set to 1 when thinking is enabled.")
-    if effort is not None:
-        if not spec.effort_levels:
-            _fail(f"output_config.effort: effort is not supported on {spec.id}")
-        if effort not in spec.effort_levels:
-            _fail(f"output_config.effort: effort '{effort}' is not supported on {spec.id}")
-    if spec.fixed_sampling:
-        if "temperature" in body and body["temperature"] != 1:
-            _fail(
-                f"temperature: {spec.id} only supports the default temperature of 1.0; "
-                "remove the parameter"
-            )
-        if "top_k" in body:
-            _fail(f"top_k: {spec.id} does not support top_k; remove the parameter")
-        if "top_p" in body and body["top_p"] < 0.99:
-            _fail(f"top_p: {spec.id} only supports top_p >= 0.99; remove the parameter")
-    elif "temperature" in body and "top_p" in body:
-        _fail(
-            f"`temperature` and `top_p` cannot both be specified for {spec.id}. "
-            "Please use only one."
-        )
-
-
-class _Counter:
-    """Builds the segments of a validated request (see the `tokens` module for the rules)."""
-
-    def __init__(self, parser: _Parser, spec: catalog.ModelSpec) -> None:
-        self.parser = parser
-        self.ratio = spec.text_token_ratio
-        self.documents: list[Document] = []
-
-    def text(self, text: str) -> int:
-        return tokens.count_text(text, self.ratio)
-
-    def block(self, block: dict[str, Any]) -> int:
-        kind = block["type"]
-        if kind == "text":
-            return self.text(block["text"])
-        if kind == "image":
-            size = self.parser.images.get(id(block))
-            return tokens.URL_IMAGE_TOKENS if size is None else tokens.image_tokens(*size)
-        if kind == "document":
-            return self._document(block)
-        if kind == "tool_use":
-            return tokens.BLOCK_OVERHEAD + self.text(
-                block["name"] + orjson.dumps(block["input"]).decode()
-            )
-        if kind == "tool_result":
-            content = block.get("content")
-            if isinstance(content, list):
-                inner = sum(self.block(b) for b in content)
-            else:
-                inner = self.text(content or "")
-            return tokens.BLOCK_OVERHEAD + inner
-        if kind == "thinking":
-            return self.text(block["thinking"])
-        if kind == "redacted_thinking":
-            return self.text(block["data"])
-        if kind == "search_result":
-            return (
-                tokens.BLOCK_OVERHEAD
-                + self.text(f"{block['source']} {block['title']}")
-                + sum(self.block(b) for b in block["content"])
-            )
-        if kind == "tool_reference":
-            return tokens.BLOCK_OVERHEAD + self.text(str(block.get("tool_name", "")))
-        return tokens.BLOCK_OVERHEAD + self.text(_canonical(block).decode())
-
-    def _document(self, block: dict[str, Any]) -> int:
-        source = block["source"]
-        title = block.get("title")
-        citations = bool((block.get("citations") or {}).get("enabled"))
-        doc = Document(len(self.documents), source["type"], title, citations)
-        total = (
-            tokens.BLOCK_OVERHEAD + self.text(title or "") + self.text(block.get("context") or "")
-        )
-        if source["type"] == "base64":
-            info = self.parser.pdfs[id(block)]
-            assert info is not None  # validated before counting
-            doc.kind = "pdf"
-            doc.page_texts = info.page_texts
-            total += info.pages * tokens.PDF_PAGE_TOKENS + self.text(info.text)
-        elif source["type"] == "text":
-            doc.text = source["data"]
-            total += self.text(source["data"])
-        elif source["type"] == "content":
-            content = source["content"]
-            if isinstance(content, str):
-                doc.block_texts = [content]
-                total += self.text(content)
-            else:
-                doc.block_texts = [b.get("text", "") for b in content]
-                total += sum(self.block(b) for b in content)
-        else:
-            total += tokens.PDF_PAGE_TOKENS
-        self.documents.append(doc)
-        return total
-
-
-def _nested_ttl(block: dict[str, Any]) -> str | None:
-    """The ttl of a cache_control on a block or on blocks nested in it.
-
-    A breakpoint inside a tool result, search result or content document closes the
-    enclosing top-level block: that block is the unit the cache prefix is cut at.
-    """
-    control = block.get("cache_control")
-    if isinstance(control, dict):
-        return str(control.get("ttl", "5m"))
-    source = block.get("source")
-    nested = [block.get("content"), source.get("content") if isinstance(source, dict) else None]
-    for inner in nested:
-        if isinstance(inner, list):
-            for item in inner:
-                if isinstance(item, dict) and (ttl := _nested_ttl(item)):
-                    return ttl
-    return None
-
-
-def _segments(
-    body: dict[str, Any],
-    spec: catalog.ModelSpec,
-    counter: _Counter,
-    messages: list[dict[str, Any]],
-    output_schema: dict[str, Any] | None,
-) -> list[Segment]:
-    segments = [Segment(tokens.REQUEST_OVERHEAD, f"model:{spec.id}".encode())]
-    for tool in body.get("tools") or ():
-        definition = _canonical(tool)
-        segments.append(
-            Segment(
-                tokens.TOOL_OVERHEAD + counter.text(definition.decode()),
-                b"tool:" + definition,
-                _nested_ttl(tool),
-            )
-        )
-    if output_schema is not None:
-        # The API turns the schema into system-prompt text ahead of the user's system prompt,
-        # so it is part of every cache prefix after the tools: a different schema misses a
-        # cache that the same schema would hit.
-        schema_text = _canonical(output_schema).decode()
-        segments.append(
-            Segment(
-                tokens.BLOCK_OVERHEAD + counter.text(schema_text), b"format:" + schema_text.encode()
-            )
-        )
-    system = body.get("system")
-    if isinstance(system, str) and system:
-        segments.append(
-            Segment(tokens.SYSTEM_OVERHEAD + counter.text(system), b"system:" + system.encode())
-        )
-    elif isinstance(system, list) and system:
-        segments.append(Segment(tokens.SYSTEM_OVERHEAD, b"system"))
-        for block in system:
-            segments.append(
-                Segment(
-                    counter.block(block), b"system-block:" + _canonical(block), _nested_ttl(block)
-                )
-            )
-    for message in messages:
-        role = message["role"].encode()
-        content = message["content"]
-        if isinstance(content, str):
-            segments.append(
-                Segment(
-                    tokens.MESSAGE_OVERHEAD + counter.text(content),
-                    b"message:" + role + b":" + content.encode(),
-                )
-            )
-            continue
-        segments.append(Segment(tokens.MESSAGE_OVERHEAD, b"message:" + role))
-        for block in content:
-            segments.append(
-                Segment(counter.block(block), b"block:" + _canonical(block), _nested_ttl(block))
-            )
-    top = body.get("cache_control")
-    if isinstance(top, dict) and segments[-1].ttl is None:
-        # Top-level cache_control marks the last block of the last message.
-        segments[-1].ttl = str(top.get("ttl", "5m"))
-    return segments
-
-
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
     for message in reversed(messages):
         if message["role"] != "user":
@@ -788,13 +622,89 @@ def request_seed(body: dict[str, Any]) -> int:
     return int.from_bytes(hashlib.sha256(canonical).digest()[:8], "big")
 
 
-def parse_request(body: Any, *, count_tokens: bool = False) -> Prompt:
-    """Validate a /v1/messages (or count_tokens) body; raises ApiError like the API would."""
+@functools.lru_cache(maxsize=512)
+def _schema_problem_cached(schema_json: bytes) -> str | None:
+    return schema_problem(orjson.loads(schema_json))
+
+
+def _check_schemas(tools: list[dict[str, Any]], output_schema: dict[str, Any] | None) -> None:
+    """A schema no JSON value satisfies is a 400, as the API's grammar compiler rejects it.
+
+    Checked per distinct schema (cached), so a batch of 100,000 rows with one schema pays once.
+    """
+    for i, tool in enumerate(tools):
+        problem = _schema_problem_cached(tokens.canonical(tool["input_schema"]))
+        if problem is not None:
+            _fail(f"tools.{i}.input_schema: Invalid schema: {problem}")
+    if output_schema is not None:
+        problem = _schema_problem_cached(tokens.canonical(output_schema))
+        if problem is not None:
+            _fail(f"output_config.format.schema: Invalid schema: {problem}")
+
+
+def _documents(parser: _Parser, messages: list[dict[str, Any]]) -> list[Document]:
+    """The document blocks of the conversation in order (nested in tool results too)."""
+    found: list[Document] = []
+
+    def visit(block: dict[str, Any]) -> None:
+        if block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+            for inner in block["content"]:
+                visit(inner)
+        if block.get("type") != "document":
+            return
+        source = block["source"]
+        citations = bool((block.get("citations") or {}).get("enabled"))
+        doc = Document(len(found), source["type"], block.get("title"), citations)
+        if source["type"] == "base64":
+            info = parser.pdfs[id(block)]
+            assert info is not None  # validated before
+            doc.kind = "pdf"
+            doc.page_texts = info.page_texts
+        elif source["type"] == "text":
+            doc.text = source["data"]
+        elif source["type"] == "content":
+            content = source["content"]
+            doc.block_texts = (
+                [content] if isinstance(content, str) else [b.get("text", "") for b in content]
+            )
+        found.append(doc)
+
+    for message in messages:
+        if isinstance(message["content"], list):
+            for block in message["content"]:
+                visit(block)
+    return found
+
+
+def _answers_tool_results(messages: list[dict[str, Any]]) -> bool:
+    last = messages[-1]
+    return (
+        last["role"] == "user"
+        and isinstance(last["content"], list)
+        and any(b.get("type") == "tool_result" for b in last["content"])
+        and not any(b.get("type") == "text" for b in last["content"])
+    )
+
+
+def parse_request(
+    body: Any,
+    *,
+    count_tokens: bool = False,
+    catalog: Catalog | None = None,
+    context: RequestContext | None = None,
+) -> Prompt:
+    """Validate a /v1/messages (or count_tokens) body; raises ApiError like the API would.
+
+    ``catalog`` holds the served models (default: the bundled table); ``context`` is what the
+    headers said (API version, beta fields allowed; default: 2023-06-01, no betas).
+    """
+    catalog = catalog if catalog is not None else catalog_for(())
+    context = context if context is not None else RequestContext()
     if not isinstance(body, dict):
         _fail("Request body must be a JSON object")
     parser = _Parser(body)
     allowed = COUNT_FIELDS if count_tokens else MESSAGE_FIELDS
-    parser._extra(body, allowed, "")
+    parser._extra(body, (allowed | BETA_FIELDS) if context.beta else allowed, "")
     if "model" not in body:
         _fail("model: Field required")
     model = body["model"]
@@ -813,20 +723,23 @@ def parse_request(body: Any, *, count_tokens: bool = False) -> Prompt:
     parser.system()
     custom_tools, names = parser.tools()
     choice = parser.tool_choice(names)
-    thinking = parser.thinking()
+    requested_thinking = parser.thinking()
     effort, output_schema = parser.output_config()
+    ignored = parser.beta_fields()
     parser.scalars()
     if parser.breakpoints > MAX_BREAKPOINTS:
         _fail(
             f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
             f"Found {parser.breakpoints}."
         )
-    spec = catalog.resolve(model)
-    if spec is None:
-        raise ApiError(404, "not_found_error", f"model: {model}")
-    _check_model_rules(body, spec, max_tokens, thinking, effort, choice)
-    counter = _Counter(parser, spec)
-    segments = _segments(body, spec, counter, messages, output_schema)
+    spec = catalog.lookup(model)
+    check_version_rules(body, context)
+    thinking = check_model_rules(body, spec, max_tokens, requested_thinking, effort, choice)
+    check_tool_turns(messages, thinking is not None)
+    _check_schemas(custom_tools, output_schema)
+    segments = tokens.request_segments(
+        body, spec.id, token_ratio(spec), parser.images, parser.pdfs, output_schema
+    )
     seen_5m = False
     for segment in segments:
         if segment.ttl == "5m":
@@ -839,6 +752,7 @@ def parse_request(body: Any, *, count_tokens: bool = False) -> Prompt:
     total = sum(s.tokens for s in segments)
     if total > spec.max_input_tokens:
         _fail(f"prompt is too long: {total} tokens > {spec.max_input_tokens} maximum")
+    display = (requested_thinking or {}).get("display") or spec.thinking_display_default
     return Prompt(
         body=body,
         model=model,
@@ -851,8 +765,12 @@ def parse_request(body: Any, *, count_tokens: bool = False) -> Prompt:
         tools=custom_tools,
         tool_choice=choice,
         thinking=thinking,
+        thinking_display=display,
         output_schema=output_schema,
-        documents=counter.documents,
+        documents=_documents(parser, messages),
         last_user_text=_last_user_text(messages),
+        answers_tool_results=_answers_tool_results(messages),
         seed=request_seed(body),
+        context=context,
+        ignored=ignored,
     )

@@ -5,16 +5,22 @@
     jobs.attach("job_3f9a2c1b7d"), jobs.list_jobs()
 
 * :mod:`.accessor`: the ``df.claude`` namespace (thin: validates, then calls plain functions);
-* :mod:`.rows`: tasks (label, extract, map) and rows turned into distinct prompts;
+* :mod:`.entry`: ``run``, ``attach``, ``cancel``, ``list_jobs``, and the cost confirmation;
+* :mod:`.tasks`: what is asked (label, extract, map) and how an answer becomes a value;
+* :mod:`.rows`: the row template, and rows turned into distinct prompts and request bodies;
 * :mod:`.estimate`: what a job will cost before it is sent, and exact token counts;
-* :mod:`.job`: ``Job``, its state and its results as a DataFrame; ``run``, ``attach``, ``cancel``;
+* :mod:`.wire`: ``custom_id``s, batch create bodies, result lines into stored results;
+* :mod:`.state`: one job as the job store knows it (record, prompts, latest results);
+* :mod:`.job`: ``Job``: its verbs, and its results as a DataFrame;
+* :mod:`.sending`: the Message Batches protocol and the realtime runner;
 * :mod:`.store`: the durable SQLite job store;
-* :mod:`.progress`: the progress bar.
+* :mod:`.progress`: the progress bar, and ``say``, the one way jobs print.
 """
 
 from __future__ import annotations
 
-from .job import Job, attach, cancel, list_jobs, run
-from .rows import extract_task, label_task, map_task
+from .entry import attach, cancel, list_jobs, run
+from .job import Job
+from .tasks import extract_task, label_task, map_task
 
 __all__ = ["Job", "attach", "cancel", "extract_task", "label_task", "list_jobs", "map_task", "run"]

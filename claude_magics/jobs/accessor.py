@@ -4,8 +4,9 @@
     df["sentiment"] = df.claude.label("review", labels=["positive", "negative", "neutral"])
 
 A thin, stateless namespace: each method checks its arguments and hands over to the plain
-functions of ``batch`` (the job), ``plan`` (estimates and token counts) and ``rows`` (templates
-and tasks), which work without the accessor and without IPython.
+functions of ``entry`` (run, attach, list), ``estimate`` (estimates and token counts), ``tasks``
+and ``rows`` (what is asked, and the row template), which work without the accessor and without
+IPython.
 
 Registering an accessor needs pandas, which ``%load_ext claude_magics`` must not import (it
 stays light). So the extension registers ``df.claude`` as soon as pandas is there: at once if
@@ -21,15 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import job as _batch
-from .rows import Task, extract_task, label_task, map_task
+from . import entry
+from .progress import say
+from .tasks import Task, extract_task, label_task, map_task
 
 if TYPE_CHECKING:
     from .estimate import TokenCount
 
 __all__ = ["ClaudeAccessor", "register"]
 
-_KNOWN = ("client", "store", "ledger", "limits", "configure", "fresh", "progress", "what")
+# Passed through to ``entry.run``: where to send and store, and the settings to use.
+_KNOWN = ("client", "store", "ledger", "limits", "settings", "fresh", "progress", "what")
 
 
 def _job_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +79,7 @@ class ClaudeAccessor:
         usage: bool,
         options: dict[str, Any],
     ) -> Any:
-        job = _batch.run(
+        job = entry.run(
             self._frame,
             template,
             task,
@@ -92,7 +95,7 @@ class ClaudeAccessor:
             return job
         note = job.failures_note()
         if note:
-            print(note)
+            say(note)
         return job.result(self._frame, status=status, usage=usage)
 
     def map(
@@ -319,11 +322,11 @@ class ClaudeAccessor:
 
     def jobs(self) -> pd.DataFrame:
         """Every DataFrame job in the ledger (all frames), newest first."""
-        return _batch.list_jobs()
+        return entry.list_jobs()
 
     def attach(self, job_id: str, *, status: bool = False, usage: bool = False) -> Any:
         """The results of an earlier job on this frame, waiting for them if needed."""
-        job = _batch.attach(job_id)
+        job = entry.attach(job_id)
         return job.result(self._frame, status=status, usage=usage)
 
 

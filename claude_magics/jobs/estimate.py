@@ -4,13 +4,14 @@
     count_prompt_tokens(prompts, client)  # exact input tokens per row (count_tokens endpoint)
 
 ``estimate_job`` is local and instant: input tokens by ``prompt.estimate_tokens`` (an estimate,
-labelled as such), output at most ``max_tokens`` per request, priced by ``pricing``. Its
-``worst_case`` is what the budget and the confirmation threshold are checked against: every
-input token at the dearest rate it could be billed (a cache write, when the prefix is marked)
-and every answer as long as ``max_tokens``.
+labelled as such), output at most ``max_tokens`` per request, priced by ``cost.pricing`` (the
+token counts of each scenario become a ``Usage`` priced by ``price_usage``: there is no formula
+here). Its ``worst_case`` is what the budget and the confirmation threshold are checked against:
+``pricing.worst_case_usd``, every input token at the dearest rate it could be billed (a cache
+write, when the prefix is marked) and every answer as long as ``max_tokens``.
 
 ``count_prompt_tokens`` asks ``/v1/messages/count_tokens`` for each distinct prompt, concurrently
-within that endpoint's own rate limit (the adaptive fan-out of ``realtime``); for more distinct
+within that endpoint's own rate limit (the adaptive fan-out of ``api.fanout``); for more distinct
 prompts than ``exact_limit`` it counts a seeded sample exactly and scales the local estimate of
 the others by what the sample showed, and says so.
 """
@@ -26,20 +27,19 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..cost.pricing import (
-    BATCH_MULTIPLIER,
-    CACHE_READ_MULTIPLIER,
-    CACHE_WRITE_1H_MULTIPLIER,
-    CACHE_WRITE_5M_MULTIPLIER,
     PRICES_AS_OF,
     ModelPrice,
     format_usd,
     model_price,
+    price_usage,
 )
+from ..cost.usage import Usage
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ..api.client import Client
+    from ..cost.pricing import Cost
     from .rows import Prompts
 
 __all__ = ["JobEstimate", "Scenario", "TokenCount", "count_prompt_tokens", "estimate_job"]
@@ -71,20 +71,39 @@ class JobEstimate:
     fresh_tokens: int
     max_tokens: int
     cacheable: bool
-    price: ModelPrice | None
+    #: Prices to use instead of the table's (``ClaudeMagics.price_overrides``).
+    overrides: Mapping[str, Any] | None = None
+
+    @property
+    def price(self) -> ModelPrice | None:
+        """The model's price (None: unknown, and so is every cost here)."""
+        return model_price(self.model, self.overrides)
+
+    def usage(self, *, batch: bool, cached: bool) -> Usage:
+        """The tokens of the whole job in one scenario, every answer ``max_tokens`` long.
+        Cached: the first request writes the shared prefix (for an hour in batches, whose
+        requests can be far apart) and every other request reads it."""
+        output = self.prompts * self.max_tokens
+        if not (cached and self.prompts):
+            return Usage(input=self.prefix_tokens * self.prompts + self.fresh_tokens, output=output)
+        written = self.prefix_tokens
+        return Usage(
+            input=self.fresh_tokens,
+            output=output,
+            cache_write_5m=0 if batch else written,
+            cache_write_1h=written if batch else 0,
+            cache_read=self.prefix_tokens * (self.prompts - 1),
+        )
 
     def _cost(self, *, batch: bool, cached: bool) -> float | None:
-        if self.price is None:
-            return None
-        per_in = self.price.input / 1e6
-        per_out = self.price.output / 1e6
-        if cached and self.prompts:
-            write = CACHE_WRITE_1H_MULTIPLIER if batch else CACHE_WRITE_5M_MULTIPLIER
-            prefix = self.prefix_tokens * (write + (self.prompts - 1) * CACHE_READ_MULTIPLIER)
-        else:
-            prefix = self.prefix_tokens * self.prompts
-        total = (prefix + self.fresh_tokens) * per_in + self.prompts * self.max_tokens * per_out
-        return total * (BATCH_MULTIPLIER if batch else 1.0)
+        cost: Cost | None = price_usage(
+            self.usage(batch=batch, cached=cached),
+            self.model,
+            batch=batch,
+            overrides=self.overrides,
+            requests=self.prompts,
+        )
+        return None if cost is None else cost.total
 
     @property
     def scenarios(self) -> list[Scenario]:
@@ -97,14 +116,14 @@ class JobEstimate:
         ):
             if cached and not self.cacheable:
                 continue
-            from_cache = self.prefix_tokens * (self.prompts - 1) if cached and self.prompts else 0
+            usage = self.usage(batch=batch, cached=cached)
             rows.append(
                 Scenario(
                     name,
                     self.prompts,
-                    self.prefix_tokens * self.prompts + self.fresh_tokens,
-                    from_cache,
-                    self.prompts * self.max_tokens,
+                    usage.prompt,  # every prompt token, whether fresh, written or read
+                    usage.cache_read,
+                    usage.output,
                     self._cost(batch=batch, cached=cached),
                 )
             )
@@ -117,16 +136,21 @@ class JobEstimate:
 
     def worst_case(self, mode: str) -> float | None:
         """The most the job can cost in ``mode``: no cache hit at all, every marked prefix
-        written (1.25x, or 2x for the one-hour cache of batches), every answer ``max_tokens``."""
-        if self.price is None:
-            return None
+        written (the one-hour cache in batches, five minutes in realtime), every answer
+        ``max_tokens`` long. The rows' own text comes after the breakpoint: never written."""
         batch = mode == "batch"
-        write = 1.0
-        if self.cacheable:
-            write = CACHE_WRITE_1H_MULTIPLIER if batch else CACHE_WRITE_5M_MULTIPLIER
-        inputs = (self.prefix_tokens * self.prompts * write + self.fresh_tokens) * self.price.input
-        outputs = self.prompts * self.max_tokens * self.price.output
-        return (inputs + outputs) / 1e6 * (BATCH_MULTIPLIER if batch else 1.0)
+        prefixes = self.prefix_tokens * self.prompts
+        usage = Usage(
+            input=self.fresh_tokens + (0 if self.cacheable else prefixes),
+            output=self.prompts * self.max_tokens,
+            cache_write_5m=prefixes if self.cacheable and not batch else 0,
+            cache_write_1h=prefixes if self.cacheable and batch else 0,
+        )
+        # Priced as the job's requests, each on its own (a prompt-length tier is per request).
+        cost = price_usage(
+            usage, self.model, batch=batch, overrides=self.overrides, requests=self.prompts
+        )
+        return None if cost is None else cost.total
 
     def note(self) -> str:
         cache = (
@@ -174,7 +198,7 @@ def estimate_job(prompts: Prompts, overrides: Mapping[str, Any] | None = None) -
         fresh_tokens=fresh,
         max_tokens=prompts.max_tokens,
         cacheable=prompts.cacheable,
-        price=model_price(prompts.model, overrides),
+        overrides=overrides,
     )
 
 
@@ -187,8 +211,25 @@ class TokenCount:
     counted: int
     distinct_tokens: int
     model: str
-    price: ModelPrice | None
     errors: int = 0
+    #: Prices to use instead of the table's (``ClaudeMagics.price_overrides``).
+    overrides: Mapping[str, Any] | None = None
+
+    @property
+    def price(self) -> ModelPrice | None:
+        """The model's price (None: unknown)."""
+        return model_price(self.model, self.overrides)
+
+    def input_cost(self, *, batch: bool) -> float | None:
+        """What the distinct prompts' input costs, with no cache (None: price unknown)."""
+        cost = price_usage(
+            Usage(input=self.distinct_tokens),
+            self.model,
+            batch=batch,
+            overrides=self.overrides,
+            requests=self.prompts,
+        )
+        return None if cost is None else cost.total
 
     @property
     def total(self) -> int:
@@ -217,12 +258,12 @@ class TokenCount:
             ),
             ("figures", kind),
         ]
-        if self.price is not None:
-            usd = self.distinct_tokens * self.price.input / 1e6
+        realtime, batch = self.input_cost(batch=False), self.input_cost(batch=True)
+        if realtime is not None and batch is not None:
             rows.append(
                 (
                     "input cost of the distinct prompts (realtime / batch, no cache)",
-                    f"{format_usd(usd)} / {format_usd(usd * BATCH_MULTIPLIER)}",
+                    f"{format_usd(realtime)} / {format_usd(batch)}",
                 )
             )
         if self.errors:
@@ -256,6 +297,7 @@ def count_prompt_tokens(
     """Count each distinct prompt with the API (or a sample of them, beyond ``exact_limit``)."""
     import pandas as pd
 
+    from ..api.client import COUNT_TOKENS_FIELDS
     from ..api.fanout import run_concurrently
     from ..errors import APIError
 
@@ -264,9 +306,10 @@ def count_prompt_tokens(
         chosen = list(range(n))
     else:
         chosen = sorted(random.Random(seed).sample(range(n), min(sample, n)))
-    body = prompts.body(batch=False)
-    body.pop("max_tokens", None)
-    # count_tokens takes the message body without max_tokens: template it once, like params.
+    # The fields count_tokens takes are the client's to decide (``COUNT_TOKENS_FIELDS``, as
+    # ``client.messages.count_tokens`` sends); templated once, like the requests themselves.
+    full = prompts.body(batch=False)
+    body = {name: value for name, value in full.items() if name in COUNT_TOKENS_FIELDS}
     marker = orjson.dumps(body["messages"][0]["content"][-1]["text"])
     count_before, count_after = orjson.dumps(body).split(marker)
 
@@ -306,6 +349,6 @@ def count_prompt_tokens(
         counted=len(counted),
         distinct_tokens=sum(per_prompt),
         model=prompts.model,
-        price=model_price(prompts.model, overrides),
         errors=len(failures),
+        overrides=overrides,
     )

@@ -1,19 +1,35 @@
-"""The progress bar of DataFrame jobs: tqdm.auto (a widget in notebooks, text in a terminal).
+"""How DataFrame jobs talk to the person running them: a progress bar, and one-line messages.
 
     bar = Progress(total=500, desc="label · batch", enabled=True)
     bar.advance(10); bar.note("in_progress · 2 batches"); bar.close()
+    say("Attaching to job_3f9a2c1b7d, started earlier on these same rows.")
 
-A thin wrapper so that jobs never import tqdm or ipywidgets unless a bar is shown, and so that
-a missing ipywidgets falls back to the text bar instead of failing the job.
+The bar is tqdm.auto (a widget in notebooks, text in a terminal), wrapped so that jobs never
+import tqdm or ipywidgets unless a bar is shown, and so that a missing ipywidgets falls back to
+the text bar instead of failing the job. Every message of the jobs goes through :func:`say`:
+nothing else in ``jobs`` prints.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "say"]
+
+
+def say(message: str) -> None:
+    """Tell the person running a job something worth knowing (that it attached to an earlier
+    job, that rows failed): one line on standard output, looked up at each call, so that a
+    notebook shows it under the cell, a terminal prints it, and ``capsys`` or IPython's
+    ``capture_output`` capture it."""
+    stream = sys.stdout
+    stream.write(message + "\n")
+    # A kernel sends stdout in batches: flush, so that the line comes before any display
+    # output that follows it (a job's result table).
+    stream.flush()
 
 
 class Progress:

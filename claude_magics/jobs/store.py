@@ -23,9 +23,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
+
+from ..cost.usage import Usage
 
 __all__ = ["ChunkRecord", "JobRecord", "JobStore", "ResultRow"]
 
@@ -112,11 +114,46 @@ class ChunkRecord:
     counts: dict[str, int] | None
 
 
-#: (prompt, status, text, stop_reason, model, input, output, cache_write_5m, cache_write_1h,
-#:  cache_read, error, source, attempt): one result, as stored.
-ResultRow = tuple[
-    int, str, str | None, str | None, str | None, int, int, int, int, int, str | None, str, int
-]
+class ResultRow(NamedTuple):
+    """One result of one distinct prompt, as stored (a JSON array of these 13 fields, in this
+    order: the field order is the storage format).
+
+    ``status`` is ``succeeded`` for an answer (``text``, ``stop_reason``, ``model`` and the
+    token counts set) or ``errored:<type>`` / ``expired`` / ``canceled`` (``error`` may say
+    why). ``source`` is the batch id, or the request id of a realtime answer; ``attempt`` the
+    job's attempt that produced it (a retry's result replaces an earlier one).
+    """
+
+    prompt: int
+    status: str
+    text: str | None
+    stop_reason: str | None
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_write_5m: int
+    cache_write_1h: int
+    cache_read: int
+    error: str | None
+    source: str
+    attempt: int
+
+    @property
+    def usage(self) -> Usage:
+        """The tokens of this result (all zero for a request that failed)."""
+        return Usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_write_5m,
+            self.cache_write_1h,
+            self.cache_read,
+        )
+
+    @property
+    def answered(self) -> bool:
+        """Whether the model answered (and was paid for), whatever the answer's status."""
+        return self.status == "succeeded" or self.text is not None
+
 
 _JOB_COLUMNS = (
     "id, key, created, mode, kind, model, n_rows, n_prompts, state, description, spec, "
@@ -337,11 +374,10 @@ class JobStore:
         an earlier one (a retry's)."""
         if not rows:
             return
+        # orjson leaves NamedTuples to ``default``: each row is stored as a plain JSON array.
+        blob = orjson.dumps(rows, default=tuple)
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO result_slices (job_id, rows) VALUES (?, ?)",
-                (job_id, orjson.dumps(rows)),
-            )
+            db.execute("INSERT INTO result_slices (job_id, rows) VALUES (?, ?)", (job_id, blob))
 
     def results(self, job_id: str) -> dict[int, ResultRow]:
         """The latest result of every prompt that has one."""
@@ -350,10 +386,12 @@ class JobStore:
                 "SELECT rows FROM result_slices WHERE job_id = ? ORDER BY seq", (job_id,)
             ).fetchall()
         latest: dict[int, ResultRow] = {}
+        make = ResultRow._make
         for (blob,) in blobs:
-            for row in orjson.loads(blob):
-                latest[row[0]] = tuple(row)
+            for values in orjson.loads(blob):
+                row = make(values)
+                latest[row.prompt] = row
         return latest
 
     def result_statuses(self, job_id: str) -> dict[int, str]:
-        return {prompt: row[1] for prompt, row in self.results(job_id).items()}
+        return {prompt: row.status for prompt, row in self.results(job_id).items()}

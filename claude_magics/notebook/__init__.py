@@ -5,10 +5,15 @@
     Summarise {{df}}
 
 * :mod:`.magics`: ``ClaudeMagics``: traits (the configuration), flags and dispatch only;
-* :mod:`.cell`: one cell's flow: send the body, stream it into a view, return the result;
+* :mod:`.request`: a cell's flags and text turned into call options and the user turn;
+* :mod:`.checks`: before sending: the context window, the budget, ``--count``;
+* :mod:`.cell`: one cell's flow: send the body, stream it into a view, show and return the
+  result, then record its spend;
 * :mod:`.views`: the live widget, Markdown and terminal views;
 * :mod:`.result`: ``ClaudeResult`` (what ``--out`` keeps) and the status line;
 * :mod:`.chat`: conversations keyed by cell;
+* :mod:`.line_magics`: what ``%claude_history``, ``%claude_config``, ``%claude_tokens``,
+  ``%claude_usage`` and ``%claude_models`` show;
 * :mod:`.batch_magic`: ``%%claude --batch`` and ``%claude_batch``.
 
 Only this wing and :mod:`claude_magics.config` import IPython.

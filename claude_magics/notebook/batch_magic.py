@@ -18,7 +18,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..errors import ClaudeError
+from ..errors import JobNotFoundError
 from ..prompt import PromptError
 
 __all__ = ["batch_cell", "batch_command"]
@@ -67,8 +67,7 @@ def _report(job: Any, out: str | None) -> None:
 
 def batch_cell(shell: Any, args: Any, template: str) -> None:
     """``%%claude --batch DF``: run the cell as a per-row template over DF's rows."""
-    from ..jobs import job as jobs
-    from ..jobs.rows import extract_task, label_task, map_task
+    from .. import jobs
 
     namespace = shell.user_ns
     frame = _frame(namespace, args.batch)
@@ -78,13 +77,13 @@ def batch_cell(shell: Any, args: Any, template: str) -> None:
         raise UsageError("--labels and --schema ask for different things: give one of them")
     try:
         if args.labels:
-            task = label_task([part.strip() for part in args.labels.split(",")])
+            task = jobs.label_task([part.strip() for part in args.labels.split(",")])
         elif args.schema:
             if args.schema not in namespace:
                 raise UsageError(f"--schema {args.schema}: no variable named {args.schema!r}")
-            task = extract_task(namespace[args.schema])
+            task = jobs.extract_task(namespace[args.schema])
         else:
-            task = map_task()
+            task = jobs.map_task()
         job = jobs.run(
             frame,
             template,
@@ -107,7 +106,7 @@ def batch_cell(shell: Any, args: Any, template: str) -> None:
 
 def batch_command(shell: Any, args: Any) -> Any:
     """``%claude_batch list | status ID | attach ID [--out NAME] | cancel ID``."""
-    from ..jobs import job as jobs
+    from .. import jobs
 
     command = args.command
     if command == "list":
@@ -147,8 +146,7 @@ def batch_command(shell: Any, args: Any) -> Any:
             )
         else:  # argparse's choices make this unreachable
             raise UsageError(f"unknown command {command!r}")
-    except ClaudeError as exc:
-        if "no job" in str(exc):
-            raise UsageError(str(exc)) from None
-        raise
+    except JobNotFoundError as exc:
+        # A mistyped id is the user's mistake: one line, no traceback.
+        raise UsageError(str(exc)) from None
     return None

@@ -13,7 +13,12 @@ before it, as it did the first time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..cost.usage import Usage
+
+if TYPE_CHECKING:
+    from .result import ClaudeResult
 
 __all__ = ["DEFAULT_CHAT", "ChatStore", "Conversation", "Turn"]
 
@@ -28,8 +33,20 @@ class Turn:
     user: list[dict[str, Any]]
     assistant: list[dict[str, Any]]
     model: str = ""
-    usage: dict[str, Any] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
     interrupted: bool = False
+
+    @classmethod
+    def of_result(cls, key: str, user: list[dict[str, Any]], result: ClaudeResult) -> Turn:
+        """The turn of a cell whose answer is ``result`` (a partial one when interrupted)."""
+        return cls(
+            key=key,
+            user=user,
+            assistant=[{"type": "text", "text": result.text}] if result.text else [],
+            model=result.model,
+            usage=result.tokens,
+            interrupted=result.interrupted,
+        )
 
     @property
     def user_text(self) -> str:

@@ -8,15 +8,16 @@ Configuration is traits on this class (``%config ClaudeMagics.model = "..."`` or
 ``c.ClaudeMagics.model`` in ``ipython_config.py``); flags override it for one cell. The API key is
 never a trait: it is read from the environment variable that ``api_key_env`` names, at request
 time.
+
+The class is the door, not the house: each magic parses its flags, resolves them against the
+traits and hands over to plain functions: :mod:`.request` (flags to call options and the user
+turn), :mod:`.checks` (context window, budget, ``--count``), :mod:`.cell` (send, stream, show,
+record), :mod:`.line_magics` and :mod:`.batch_magic`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
-import hashlib
-import json
-import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from IPython.core.error import UsageError
@@ -25,26 +26,17 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Dict, Enum, Float, Integer, Unicode, observe, validate
 
 from ..config import DEFAULTS
-from ..errors import ClaudeError
+from ..model_table import EFFORT_LEVELS
+from .cell import FORMATS, ClaudeInterrupted
 from .chat import DEFAULT_CHAT, ChatStore, Turn
 
 if TYPE_CHECKING:
     from ..api.client import Client
+    from ..api.models import ModelCatalog
     from ..cost.ledger import Ledger
     from .result import ClaudeResult
-    from .views import View
 
 __all__ = ["ClaudeInterrupted", "ClaudeMagics"]
-
-EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
-FORMATS = ("markdown", "text", "code", "json")
-
-
-class ClaudeInterrupted(KeyboardInterrupt):
-    """The kernel was interrupted mid-answer; the partial answer is shown and kept."""
-
-    def _render_traceback_(self) -> list[str]:
-        return ["Interrupted: the partial answer above is kept (and in the conversation)."]
 
 
 @magics_class
@@ -135,7 +127,7 @@ class ClaudeMagics(Magics):
         self.chats = ChatStore()
         self._client: Client | None = None
         self._ledger: Ledger | None = None
-        self._models: dict[str, dict[str, Any]] | None = None
+        self._catalog: ModelCatalog | None = None
         self._cell_id: str | None = None
         self.last_result: ClaudeResult | None = None
         if shell is not None:
@@ -177,7 +169,7 @@ class ClaudeMagics(Magics):
         if self._client is not None:
             self._client.close()
         self._client = None
-        self._models = None
+        self._catalog = None
 
     @property
     def client(self) -> Client:
@@ -191,6 +183,15 @@ class ClaudeMagics(Magics):
                 timeout=self.timeout,
             )
         return self._client
+
+    @property
+    def catalog(self) -> ModelCatalog:
+        """The models the API serves (``GET /v1/models``), asked once per client."""
+        if self._catalog is None:
+            from ..api.models import ModelCatalog
+
+            self._catalog = ModelCatalog(self.client)
+        return self._catalog
 
     @property
     def ledger(self) -> Ledger:
@@ -340,146 +341,42 @@ class ClaudeMagics(Magics):
         self._run(args, prompt, line)
         return None
 
-    def _resolve(self, name: str, flag: str) -> Any:
-        """A variable from the notebook, or a one-line UsageError naming it."""
-        namespace = self._ip.user_ns
-        if name in namespace:
-            return namespace[name]
-        close = difflib.get_close_matches(
-            name, [k for k in namespace if not k.startswith("_")], n=1
-        )
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"{flag} {name}: no variable named {name!r} in the notebook{hint}")
-
-    def _attachment(self, value: str, flag: str) -> Any:
-        """An attachment argument: a variable's value if one has that name, else a path."""
-        namespace = self._ip.user_ns
-        return namespace[value] if value.isidentifier() and value in namespace else value
-
-    def _options(self, args: Any) -> Any:
-        from ..prompt.body import CallOptions, json_schema_of
-
-        model = args.model or self.model
-        max_tokens = args.max_tokens if args.max_tokens is not None else self.max_tokens
-        if max_tokens < 1:
-            raise UsageError(f"--max-tokens must be at least 1, got {max_tokens}")
-        thinking: dict[str, Any] | None = None
-        if args.thinking is not None:
-            if args.thinking == "adaptive":
-                thinking = {"type": "adaptive"}
-            else:
-                try:
-                    budget = int(args.thinking)
-                except ValueError:
-                    raise UsageError(
-                        f"--thinking takes a token budget or 'adaptive', got {args.thinking!r}"
-                    ) from None
-                if budget < 1024:
-                    raise UsageError(
-                        f"--thinking budget must be at least 1024 tokens, got {budget}"
-                    )
-                if budget >= max_tokens:
-                    if args.max_tokens is not None:
-                        raise UsageError(
-                            f"--thinking {budget} needs --max-tokens above {budget} "
-                            f"(got {max_tokens}): thinking counts toward max_tokens"
-                        )
-                    # Thinking counts toward max_tokens: leave the usual room for the answer.
-                    max_tokens = budget + self.max_tokens
-                thinking = {"type": "enabled", "budget_tokens": budget}
-        if args.temperature is not None and not 0 <= args.temperature <= 1:
-            raise UsageError(f"--temperature must be between 0 and 1, got {args.temperature}")
-        schema = None
-        if args.schema:
-            value = self._resolve(args.schema, "--schema")
-            try:
-                schema = json_schema_of(value)
-            except TypeError as exc:
-                raise UsageError(f"--schema {args.schema}: {exc}") from None
-        system = args.system if args.system is not None else self.system
-        return CallOptions(
-            model=model,
-            max_tokens=max_tokens,
-            system=system,
-            temperature=args.temperature,
-            stop_sequences=list(args.stop),
-            thinking=thinking,
-            effort=args.effort,
-            schema=schema,
-        )
-
-    def _user_content(self, args: Any, prompt: str) -> list[dict[str, Any]]:
-        from .. import prompt as prompt_module
-
-        namespace = self._ip.user_ns
-        try:
-            attachments: list[dict[str, Any]] = []
-            for value in args.pdf:
-                attachments.append(prompt_module.pdf_block(self._attachment(value, "--pdf")))
-            for value in args.file:
-                attachments.append(prompt_module.file_block(self._attachment(value, "--file")))
-            for value in args.image:
-                attachments.append(prompt_module.image_block(self._attachment(value, "--image")))
-            for name in args.df:
-                frame = self._resolve(name, "--df")
-                attachments.append(
-                    prompt_module.dataframe_block(
-                        frame,
-                        name,
-                        budget=self.df_token_budget,
-                        df_format=self._df_format,
-                        sample=self.df_sample,
-                        seed=self.df_sample_seed,
-                    )
-                )
-            return prompt_module.build_user_content(
-                prompt,
-                namespace,
-                interpolate=not args.no_interpolate,
-                value_budget=self.value_token_budget,
-                df_budget=self.df_token_budget,
-                df_format=self._df_format,
-                sample=self.df_sample,
-                seed=self.df_sample_seed,
-                last_error=self._last_error(),
-                attachments=attachments,
-            )
-        except prompt_module.PromptError as exc:
-            raise UsageError(str(exc)) from None
-
-    def _last_error(self) -> BaseException | None:
-        from ..prompt import find_last_error
-
-        return find_last_error()
-
-    def _turn_key(self, line: str, prompt: str) -> str:
-        if self._cell_id:
-            return f"cell:{self._cell_id}"
-        # No cell id (terminal, some front ends): the same cell text is the same turn.
-        digest = hashlib.sha1(f"{line}\n{prompt}".encode()).hexdigest()[:16]
-        return f"text:{digest}"
-
     def _run(self, args: Any, prompt: str, line: str) -> None:
+        """``%%claude`` without --batch: flags to request body, then check, send, keep, record."""
+        from ..api.models import cache_min_tokens
+        from ..errors import NotFoundError
         from ..prompt.body import add_cache_breakpoints, build_body, dry_run_text
+        from . import cell, checks, request
+        from .views import display, make_view
 
         if args.once and (args.new or args.chat):
             raise UsageError("--once sends without history: it cannot go with --new or --chat")
         fmt = args.format or ("json" if args.schema else "markdown")
         if args.out and not args.out.isidentifier():
             raise UsageError(f"--out {args.out}: not a valid variable name")
-        options = self._options(args)
-        user_content = self._user_content(args, prompt)
+        namespace = self._ip.user_ns
+        options = request.call_options(
+            args, namespace, model=self.model, max_tokens=self.max_tokens, system=self.system
+        )
+        user_content = request.user_content(
+            args,
+            prompt,
+            namespace,
+            value_budget=self.value_token_budget,
+            df_budget=self.df_token_budget,
+            df_format=self._df_format,
+            sample=self.df_sample,
+            seed=self.df_sample_seed,
+        )
         chat_name = args.chat or DEFAULT_CHAT
         conversation = None if args.once else self.chats.get(chat_name)
         if conversation is not None and args.new:
             self.chats.reset(chat_name)
             conversation = self.chats.get(chat_name)
-        key = self._turn_key(line, prompt)
+        key = request.turn_key(self._cell_id, line, prompt)
         history = conversation.messages_before(key) if conversation is not None else []
         body = build_body(options, history, user_content)
         if self.auto_cache and not args.no_cache:
-            from ..api.models import cache_min_tokens
-
             add_cache_breakpoints(
                 body,
                 min_tokens=cache_min_tokens(options.model, self.cache_min_tokens),
@@ -487,7 +384,6 @@ class ClaudeMagics(Magics):
             )
         if args.dry_run:
             from ..api.client import API_VERSION
-            from .views import display
 
             text = dry_run_text(
                 self.client.base_url + "/v1/messages", body, self.client.key_status(), API_VERSION
@@ -495,213 +391,58 @@ class ClaudeMagics(Magics):
             display({"text/plain": text}, raw=True)
             return
         if args.count:
-            self._show_count(body)
-            return
-        self._check_context(body)
-        self._check_budget(body)
-        result = self._send(body, options, stream=not args.no_stream, fmt=fmt, chat=chat_name)
-        if conversation is not None:
-            conversation.record(
-                Turn(
-                    key=key,
-                    user=user_content,
-                    assistant=[{"type": "text", "text": result.text}] if result.text else [],
-                    model=result.model,
-                    usage=result.usage,
-                    interrupted=result.interrupted,
-                )
+            report = checks.count(
+                self.client,
+                body,
+                self.catalog,
+                cache_min_override=self.cache_min_tokens,
+                price_overrides=self.price_overrides,
             )
-        self.last_result = result
-        if args.out:
-            self._ip.user_ns[args.out] = result.data if fmt == "json" else result
-        if fmt == "code":
-            code = _extract_code(result.text)
-            if code:
-                self._ip.set_next_input(code, replace=False)
-        if result.interrupted:
-            raise ClaudeInterrupted()
-        if fmt == "json" and result.data is None and result.error:
-            raise ClaudeError(result.error)
-
-    # -- context window ------------------------------------------------------------------------
-
-    def _model_info(self, model: str) -> dict[str, Any] | None:
-        from ..errors import APIError
-
-        if self._models is None:
-            try:
-                self._models = {m["id"]: dict(m) for m in self.client.models.iter_all()}
-            except APIError:
-                return None
-        info = self._models.get(model)
-        if info is None:
-            # Aliases (claude-haiku-4-5) resolve to dated ids (claude-haiku-4-5-20251001).
-            for model_id, candidate in self._models.items():
-                if model_id.startswith(model + "-"):
-                    return candidate
-        return info
-
-    def _check_context(self, body: dict[str, Any]) -> None:
-        from ..errors import APIError
-        from ..prompt import estimate_tokens
-
-        info = self._model_info(body["model"])
-        window = (info or {}).get("max_input_tokens")
-        if not window:
+            display(report.to_bundle(), raw=True)
             return
-        estimate = estimate_tokens(json.dumps(body["messages"], default=str)) + estimate_tokens(
-            json.dumps(body.get("system", ""))
+        checks.check_context(self.client, body, self.catalog.get(options.model).max_input_tokens)
+        if self.budget_usd is not None:
+            checks.check_budget(self.client, body, self.price_overrides)
+        view = make_view(
+            self.display,
+            self.shell,
+            options.model,
+            self.updates_per_second,
+            price_overrides=self.price_overrides,
         )
-        if estimate < 0.8 * window:
-            return
-        # Close to the limit: ask the API for the exact count before paying for a 400.
         try:
-            exact = self.client.messages.count_tokens(**body)
-        except APIError:
-            exact = estimate
-        if exact > window:
-            raise UsageError(
-                f"This conversation is {exact:,} tokens, over {body['model']}'s context window of "
-                f"{window:,}. Start afresh with %%claude --new (or --once, or another --chat)."
+            result = cell.send(
+                self.client,
+                body,
+                view,
+                stream=not args.no_stream,
+                fmt=fmt,
+                chat=chat_name,
+                price_overrides=self.price_overrides,
             )
-
-    # -- tokens, cost and budget ---------------------------------------------------------------
-
-    def _show_count(self, body: dict[str, Any]) -> None:
-        from ..cost.tokens import count_request
-        from .views import display
-
-        info = self._model_info(body["model"]) or {}
-        report = count_request(
-            self.client,
-            body,
-            context_window=info.get("max_input_tokens"),
-            cache_min_override=self.cache_min_tokens,
-            overrides=dict(self.price_overrides) or None,
-        )
-        display(report.to_bundle(), raw=True)
-
-    def _check_budget(self, body: dict[str, Any]) -> None:
-        """Refuse, before sending, a call whose worst case passes what is left of the budget."""
-        if self.budget_usd is None:
-            return
-        from ..config import check_budget
-        from ..cost.tokens import request_worst_case
-
-        input_tokens = self.client.messages.count_tokens(**body)
-        worst = request_worst_case(body, input_tokens, dict(self.price_overrides) or None)
-        if worst is None:
-            raise UsageError(
-                f"A budget is set, but the price of {body['model']} is unknown, so this call "
-                "cannot be checked against it. Set %config ClaudeMagics.price_overrides = "
-                f"{{'{body['model']}': (input, output)}} in $/MTok, or unset the budget."
-            )
-        check_budget(worst, "This cell")
+        except NotFoundError as exc:
+            checks.explain_not_found(exc, options.model, self.catalog)
+            raise
+        # The answer is shown; keep it (--out, the conversation) before anything is recorded
+        # about it, so a ledger that cannot be written never loses an answer already paid for.
+        # An answer cut short by a broken stream is shown and recorded, but not kept.
+        if result.failure is None:
+            self.last_result = result
+            if args.out:
+                self._ip.user_ns[args.out] = result.data if fmt == "json" else result
+            if conversation is not None:
+                conversation.record(Turn.of_result(key, user_content, result))
+            if fmt == "code":
+                code = cell.extract_code(result.text)
+                if code:
+                    self._ip.set_next_input(code, replace=False)
+        cell.record_spend(self.ledger, result, cell=self._cell_label())
+        cell.raise_outcome(result, fmt)
 
     def _cell_label(self) -> str:
         count = getattr(self._ip, "execution_count", None)
         label = f"In[{count}]" if count is not None else ""
         return f"{label} {self._cell_id}".strip() if self._cell_id else label
-
-    # -- sending and showing ---------------------------------------------------------------------
-
-    def _pricer(self, model: str) -> Any:
-        from ..cost.pricing import price_usage
-
-        overrides = dict(self.price_overrides)
-        return lambda usage: price_usage(usage, model, overrides=overrides)
-
-    def _send(
-        self, body: dict[str, Any], options: Any, *, stream: bool, fmt: str, chat: str
-    ) -> ClaudeResult:
-        from ..errors import APIStreamError, NotFoundError
-        from .result import ClaudeResult
-        from .views import make_view
-
-        view: View = make_view(
-            self.display,
-            self.shell,
-            options.model,
-            self.updates_per_second,
-            pricer=self._pricer(options.model),
-        )
-        started = time.monotonic()
-        first_token: float | None = None
-        interrupted = False
-        error: ClaudeError | None = None
-        request_id: str | None = None
-        try:
-            if stream:
-                view.start()
-                with self.client.messages.stream(**body) as live:
-                    request_id = live.request_id
-                    try:
-                        for event in live:
-                            if first_token is None and event.type in ("text", "thinking"):
-                                first_token = time.monotonic() - started
-                            view.event(event, live.accumulator)
-                    except KeyboardInterrupt:
-                        interrupted = True
-                    except APIStreamError as exc:
-                        error = exc
-                    message = live.message
-            else:
-                message = dict(self.client.messages.create(**body))
-                request_id = getattr(message, "request_id", None)
-        except NotFoundError as exc:
-            view.abandon()
-            self._explain_not_found(exc, body["model"])
-            raise
-        except BaseException:
-            view.abandon()
-            raise
-        text = "".join(
-            b.get("text", "") for b in message.get("content", []) if b.get("type") == "text"
-        )
-        model = str(message.get("model") or options.model)
-        result = ClaudeResult(
-            text=text,
-            message=message,
-            model=model,
-            request_id=request_id,
-            cost=self._pricer(model)(message.get("usage") or {}),
-            elapsed=time.monotonic() - started,
-            time_to_first_token=first_token,
-            interrupted=interrupted,
-            error=str(error) if error else None,
-            chat=chat,
-        )
-        if message.get("usage"):
-            self.ledger.record_usage(
-                model=model,
-                usage=message["usage"],
-                cost=result.cost,
-                seconds=result.elapsed,
-                request_id=request_id,
-                kind="realtime",
-                cell=self._cell_label(),
-            )
-        if fmt == "json":
-            result.data, problem = _parse_json(text)
-            if problem and not interrupted and error is None:
-                result.error = problem
-        bundle, metadata = _final_output(result, fmt)
-        view.finish(result, bundle, metadata)
-        if error is not None:
-            raise error
-        return result
-
-    def _explain_not_found(self, exc: Any, model: str) -> None:
-        info = self._models or {}
-        if not info:
-            try:
-                info = {m["id"]: dict(m) for m in self.client.models.iter_all()}
-            except Exception:
-                info = {}
-        if info and "model" in exc.message.lower():
-            close = difflib.get_close_matches(model, list(info), n=1)
-            hint = f"Did you mean {close[0]}? " if close else ""
-            exc.hint = f"{hint}Available models: {', '.join(sorted(info))}. Use -m NAME."
 
     # -- line magics -----------------------------------------------------------------------------
 
@@ -728,22 +469,10 @@ class ClaudeMagics(Magics):
     @line_magic
     def claude_history(self, line: str) -> None:
         """Show a conversation's turns: %claude_history [--chat NAME]."""
-        from .views import display
+        from .line_magics import show_history
 
         args = parse_argstring(self.claude_history, line)
-        conversation = self.chats.get(args.chat)
-        if not conversation.turns:
-            display({"text/plain": f"(conversation {args.chat!r} is empty)"}, raw=True)
-            return
-        md: list[str] = []
-        plain: list[str] = []
-        for number, turn in enumerate(conversation.turns, 1):
-            note = " (interrupted)" if turn.interrupted else ""
-            md.append(
-                f"**{number}. You:** {turn.user_text}\n\n**Claude{note}:** {turn.assistant_text}"
-            )
-            plain.append(f"{number}. You: {turn.user_text}\n   Claude{note}: {turn.assistant_text}")
-        display({"text/markdown": "\n\n---\n\n".join(md), "text/plain": "\n".join(plain)}, raw=True)
+        show_history(self.chats.get(args.chat))
 
     @magic_arguments()
     @argument("--chat", default=None, help="Conversation to forget (default: 'default').")
@@ -765,63 +494,34 @@ class ClaudeMagics(Magics):
     @line_magic
     def claude_config(self, line: str) -> None:
         """The effective settings; the key only as set or unset and where it comes from."""
-        import os
+        from .line_magics import show_config
 
-        from .views import display
-
-        rows: list[tuple[str, str, str]] = []
+        settings = []
         for name in sorted(self.trait_names(config=True)):
             value = getattr(self, name)
-            default = self.trait_defaults(name)
-            source = "default" if value == default else "%config / ipython_config"
-            rows.append((name, repr(value), source))
-        key_set = bool(os.environ.get(self.api_key_env))
-        rows.append(
-            ("API key", "set" if key_set else "unset", f"environment variable {self.api_key_env}")
-        )
-        if self.base_url:
-            base, source = self.base_url, "ClaudeMagics.base_url"
-        elif os.environ.get("ANTHROPIC_BASE_URL"):
-            base, source = os.environ["ANTHROPIC_BASE_URL"], "ANTHROPIC_BASE_URL"
-        else:
-            base, source = "https://api.anthropic.com", "default"
-        rows.append(("base URL", base, source))
-        width = max(len(r[0]) for r in rows)
-        plain = "\n".join(f"{n:<{width}}  {v}  ({s})" for n, v, s in rows)
-        md = "| setting | value | from |\n|---|---|---|\n" + "\n".join(
-            f"| {n} | `{v}` | {s} |" for n, v, s in rows
-        )
-        display({"text/markdown": md, "text/plain": plain}, raw=True)
+            changed = value != self.trait_defaults(name)
+            settings.append((name, value, "%config / ipython_config" if changed else "default"))
+        show_config(settings, self.api_key_env, self.base_url)
 
     @line_magic
     def claude_tokens(self, line: str) -> None:
         """Count a variable or DataFrame as it would be rendered into a prompt: %claude_tokens df"""
-        from .. import prompt as prompt_module
-        from ..cost.pricing import format_usd, model_price
-        from .views import display
+        from .line_magics import show_tokens
+        from .request import lookup
 
         name = line.strip()
         if not name.isidentifier():
             raise UsageError("%claude_tokens takes a variable name, e.g. %claude_tokens df")
-        value = self._resolve(name, "%claude_tokens")
-        text = prompt_module.render_value(
-            value,
-            name=name,
-            budget=self.value_token_budget,
+        show_tokens(
+            self.client,
+            lookup(self._ip.user_ns, name, "%claude_tokens"),
+            name,
+            model=self.model,
+            value_budget=self.value_token_budget,
             df_budget=self.df_token_budget,
             df_format=self._df_format,
+            price_overrides=self.price_overrides,
         )
-        tokens = self.client.messages.count_tokens(
-            model=self.model, messages=[{"role": "user", "content": text}]
-        )
-        price = model_price(self.model, dict(self.price_overrides) or None)
-        cost = format_usd(tokens * price.input / 1e6 if price else None)
-        note = " (cut to fit the token budget)" if "[cut:" in text or "omitted" in text else ""
-        plain = (
-            f"{name}: {tokens:,} tokens as a prompt for {self.model}{note}, "
-            f"{len(text):,} characters, {cost} as input"
-        )
-        display({"text/plain": plain}, raw=True)
 
     @magic_arguments()
     @argument("--all", action="store_true", help="Every recorded call, across sessions.")
@@ -829,135 +529,14 @@ class ClaudeMagics(Magics):
     @line_magic
     def claude_usage(self, line: str) -> None:
         """This session's calls and totals as a DataFrame: %claude_usage [--all | --since DATE]."""
-        import datetime as dt
-
-        import pandas as pd
-
-        from ..cost.pricing import format_usd
-        from .views import display
+        from .line_magics import show_usage
 
         args = parse_argstring(self.claude_usage, line)
-        since = None
-        if args.since:
-            try:
-                since = dt.datetime.fromisoformat(args.since).timestamp()
-            except ValueError:
-                raise UsageError(
-                    f"--since {args.since}: not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
-                ) from None
-        session = None if (args.all or since is not None) else self.ledger.session
-        records = self.ledger.calls(session=session, since=since)
-        frame = pd.DataFrame([r.__dict__ for r in records])
-        scope = "this session" if session else ("all sessions" if since is None else args.since)
-        if frame.empty:
-            display({"text/plain": f"No calls recorded ({scope}) in {self.ledger.path}."}, raw=True)
-            return
-        frame["time"] = pd.to_datetime(frame["time"], unit="s").dt.floor("s")
-        known = frame["cost_usd"].notna()
-        count = len(frame)
-        totals = (
-            f"{count:,} call{'' if count == 1 else 's'} ({scope}): "
-            f"{int(frame['input_tokens'].sum()):,} input, "
-            f"{int(frame['cache_write_tokens'].sum()):,} cache-write, "
-            f"{int(frame['cache_read_tokens'].sum()):,} cache-read, "
-            f"{int(frame['output_tokens'].sum()):,} output tokens; "
-            f"{format_usd(float(frame.loc[known, 'cost_usd'].sum()))}"
-            + ("" if known.all() else f" (+{int((~known).sum())} calls of unknown cost)")
-        )
-        columns = [
-            "time",
-            "cell",
-            "model",
-            "kind",
-            "input_tokens",
-            "output_tokens",
-            "cache_write_tokens",
-            "cache_read_tokens",
-            "cache_hit_share",
-            "cost_usd",
-            "seconds",
-            "request_id",
-        ]
-        display(frame[columns])
-        display({"text/plain": totals}, raw=True)
+        show_usage(self.ledger, all_sessions=args.all, since=args.since)
 
     @line_magic
     def claude_models(self, line: str) -> None:
         """The models this key can use, with context windows and prices."""
-        from ..cost.pricing import model_price
-        from .views import display
+        from .line_magics import show_models
 
-        models = list(self.client.models.iter_all())
-        rows = []
-        for m in models:
-            price = model_price(m["id"], dict(self.price_overrides))
-            cost = f"${price.input:g} / ${price.output:g}" if price else "unknown"
-            window = f"{m.get('max_input_tokens') or 0:,}"
-            out = f"{m.get('max_tokens') or 0:,}"
-            rows.append((m["id"], m.get("display_name", ""), window, out, cost))
-        md = "| model | name | context | max output | $/MTok in / out |\n|---|---|---|---|---|\n"
-        md += "\n".join(f"| {' | '.join(r)} |" for r in rows)
-        plain = "\n".join("  ".join(r) for r in rows)
-        display({"text/markdown": md, "text/plain": plain}, raw=True)
-
-
-def _extract_code(text: str) -> str:
-    """The first fenced code block of an answer, or the whole answer when it has none."""
-    lines = text.splitlines()
-    start = None
-    for index, line in enumerate(lines):
-        if line.strip().startswith("```"):
-            if start is None:
-                start = index
-            else:
-                return "\n".join(lines[start + 1 : index])
-    return text.strip()
-
-
-def _parse_json(text: str) -> tuple[Any, str | None]:
-    body = text.strip()
-    if body.startswith("```"):
-        body = _extract_code(body)
-    try:
-        return json.loads(body), None
-    except json.JSONDecodeError as exc:
-        return None, f"the answer is not valid JSON ({exc.msg} at line {exc.lineno}); shown as text"
-
-
-def _final_output(result: ClaudeResult, fmt: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The static output of a finished call: a MIME bundle and its metadata."""
-    import html
-
-    status = html.escape(result.status())
-    metadata = {
-        "claude_magics": {
-            "model": result.model,
-            "usage": result.usage,
-            "cost_usd": result.cost.total if result.cost else None,
-            "request_id": result.request_id,
-            "stop_reason": result.stop_reason,
-            "interrupted": result.interrupted,
-            "time_to_first_token": result.time_to_first_token,
-            "seconds": round(result.elapsed, 3),
-        }
-    }
-    footer = f"\n\n<sub>{status}</sub>"
-    if fmt == "text":
-        return {"text/plain": f"{result.text}\n\n[{result.status()}]"}, metadata
-    if fmt == "code":
-        code = _extract_code(result.text)
-        return {
-            "text/markdown": f"```python\n{code}\n```{footer}",
-            "text/plain": code,
-        }, metadata
-    if fmt == "json" and result.data is not None:
-        pretty = json.dumps(result.data, indent=2, ensure_ascii=False)
-        return {
-            "text/markdown": f"```json\n{pretty}\n```{footer}",
-            "text/plain": pretty,
-        }, metadata
-    thinking = result.thinking
-    md = result.text
-    if thinking:
-        md = "<details><summary>Thinking</summary>\n\n" + thinking + "\n\n</details>\n\n" + md
-    return {"text/markdown": md + footer, "text/plain": result.text}, metadata
+        show_models(self.client, self.price_overrides)

@@ -3,6 +3,7 @@
     %%claude --out answer
     ...
     answer.text, answer.message, answer.usage, answer.cost, answer.request_id
+    answer.tokens.output, answer.tokens.cache_read        # the usage as a typed ``Usage``
 
 The object is plain data with a short ``repr`` and a Markdown repr (the answer itself), so
 leaving it as the last line of a cell shows the answer again, rendered.
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..cost.pricing import Cost, format_usd
+from ..cost.usage import Usage
 
 __all__ = ["ClaudeResult", "status_line"]
 
@@ -35,10 +37,19 @@ class ClaudeResult:
     data: Any = None
     chat: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The error that cut a streamed answer short (the connection broke, an ``error`` event):
+    #: the partial answer is shown and recorded first, then the cell raises it.
+    failure: Exception | None = field(default=None, repr=False, compare=False)
 
     @property
     def usage(self) -> dict[str, Any]:
+        """The API's ``usage`` object, as it was sent (a copy)."""
         return dict(self.message.get("usage") or {})
+
+    @property
+    def tokens(self) -> Usage:
+        """The usage as a :class:`~claude_magics.cost.usage.Usage`: tokens by kind."""
+        return Usage.from_api(self.message.get("usage"))
 
     @property
     def stop_reason(self) -> str | None:
@@ -55,7 +66,7 @@ class ClaudeResult:
     def status(self) -> str:
         return status_line(
             self.model,
-            self.usage,
+            self.tokens,
             self.cost,
             self.elapsed,
             first_token=self.time_to_first_token,
@@ -68,9 +79,8 @@ class ClaudeResult:
         preview = " ".join(self.text.split())
         if len(preview) > 60:
             preview = preview[:57] + "..."
-        usage = self.usage
         return (
-            f"<ClaudeResult {self.model}: {usage.get('output_tokens', 0)} tokens out, "
+            f"<ClaudeResult {self.model}: {self.tokens.output} tokens out, "
             f"{format_usd(self.cost.total if self.cost else None)}: {preview!r}>"
         )
 
@@ -83,7 +93,7 @@ class ClaudeResult:
 
 def status_line(
     model: str,
-    usage: dict[str, Any],
+    usage: Usage,
     cost: Cost | None,
     elapsed: float,
     *,
@@ -94,18 +104,13 @@ def status_line(
     streaming: bool = False,
 ) -> str:
     """One line about a call: model, tokens in and out, cache use, time, cost and how it ended."""
-    parts = [model]
-    fresh = int(usage.get("input_tokens") or 0)
-    written = int(usage.get("cache_creation_input_tokens") or 0)
-    read = int(usage.get("cache_read_input_tokens") or 0)
-    parts.append(f"{fresh + written + read:,} in")
-    if read:
-        parts.append(f"{read:,} read from cache")
-    if written:
-        parts.append(f"{written:,} written to cache")
-    out = int(usage.get("output_tokens") or 0)
+    parts = [model, f"{usage.prompt:,} in"]
+    if usage.cache_read:
+        parts.append(f"{usage.cache_read:,} read from cache")
+    if usage.cache_write:
+        parts.append(f"{usage.cache_write:,} written to cache")
     # While streaming, output tokens are counted locally (the API reports them at the end).
-    parts.append(f"≈{out:,} out" if streaming else f"{out:,} out")
+    parts.append(f"≈{usage.output:,} out" if streaming else f"{usage.output:,} out")
     if first_token is not None:
         parts.append(f"first token {first_token:.1f} s")
     parts.append(f"{elapsed:.1f} s")

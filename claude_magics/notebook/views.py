@@ -1,9 +1,10 @@
 """How a call is shown: live while it streams, then as a static output that survives saving.
 
     view = make_view("auto", shell, model="claude-sonnet-4-6")
-    view.start(); view.event(event, accumulator, usage); ...; view.finish(result, final_bundle)
+    view.start(); view.event(event, accumulator); ...; view.finish(result, bundle, metadata)
 
-Three views share one interface:
+Three views share one interface, the :class:`View` protocol (``cell.send`` drives any object
+that has its four methods, so tests hand it a small fake):
 
 - ``WidgetView`` (Jupyter with ipywidgets): one widget, displayed once and mutated in place at
   most ``updates_per_second`` times a second: status line, thinking in a collapsible section,
@@ -24,11 +25,12 @@ import html
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..api.streaming import MessageAccumulator, StreamEvent, TextEvent, ThinkingEvent
-from ..cost.pricing import Cost
+from ..cost.pricing import price_usage
+from ..cost.usage import Usage
 from ..prompt import estimate_tokens
 from .result import ClaudeResult, status_line
 
@@ -38,9 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["MarkdownView", "PlainView", "View", "WidgetView", "make_view", "markdown_to_html"]
 
 _md: MarkdownIt | None = None
-
-#: Prices a usage dict for the status line (None when the model's price is unknown).
-Pricer = Callable[[dict[str, Any]], Cost | None]
 
 
 def markdown_to_html(text: str) -> str:
@@ -61,7 +60,10 @@ def display(obj: Any, **kwargs: Any) -> Any:
 
 
 class View(Protocol):
-    def start(self) -> None: ...
+    """What ``cell.send`` needs of a view: four calls, in this order."""
+
+    def start(self) -> None:
+        """Show the live view (streamed calls only; called before the request is sent)."""
 
     def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
         """Called for every stream event; views decide when to re-render."""
@@ -78,9 +80,14 @@ class View(Protocol):
 class _Throttled(ABC):
     """Shared timing for the views that re-render: at most N renders a second."""
 
-    def __init__(self, model: str, updates_per_second: float, pricer: Pricer | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        updates_per_second: float,
+        price_overrides: Mapping[str, Any] | None = None,
+    ) -> None:
         self.model = model
-        self.pricer = pricer
+        self.price_overrides = price_overrides
         self.interval = 1.0 / max(updates_per_second, 0.1)
         self.started = time.monotonic()
         self._next = 0.0
@@ -102,14 +109,15 @@ class _Throttled(ABC):
         self._next = now + min(max(self.interval, 10 * spent), 1.0)
 
     def _status(self, acc: MessageAccumulator) -> str:
-        usage = acc._usage  # read in place: this runs up to 15 times a second
+        # Read in place, not through acc.message: this runs up to 15 times a second.
+        usage = Usage.from_api(acc._usage)
         # The API reports output tokens only in the final message_delta (message_start says 1),
         # so until then count what has arrived: otherwise the line reads "1 out" while the
         # answer visibly grows. The exact figure replaces it when the stream ends.
         arrived = estimate_tokens(acc.text) + estimate_tokens(acc.thinking)
-        if arrived > int(usage.get("output_tokens") or 0):
-            usage = {**usage, "output_tokens": arrived}
-        cost = self.pricer(usage) if self.pricer else None
+        if arrived > usage.output:
+            usage = usage.with_output(arrived)
+        cost = price_usage(usage, self.model, overrides=self.price_overrides)
         return status_line(self.model, usage, cost, time.monotonic() - self.started, streaming=True)
 
 
@@ -117,9 +125,12 @@ class WidgetView(_Throttled):
     """The live ipywidgets view."""
 
     def __init__(
-        self, model: str, updates_per_second: float = 15.0, pricer: Pricer | None = None
+        self,
+        model: str,
+        updates_per_second: float = 15.0,
+        price_overrides: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(model, updates_per_second, pricer)
+        super().__init__(model, updates_per_second, price_overrides)
         self._box: Any = None
         self._handle: Any = None
 
@@ -183,9 +194,12 @@ class MarkdownView(_Throttled):
     """Live Markdown through a display-id placeholder, for front ends without widgets."""
 
     def __init__(
-        self, model: str, updates_per_second: float = 15.0, pricer: Pricer | None = None
+        self,
+        model: str,
+        updates_per_second: float = 15.0,
+        price_overrides: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(model, updates_per_second, pricer)
+        super().__init__(model, updates_per_second, price_overrides)
         self._handle: Any = None
 
     def start(self) -> None:
@@ -258,9 +272,10 @@ def make_view(
     shell: Any,
     model: str,
     updates_per_second: float = 15.0,
-    pricer: Pricer | None = None,
+    price_overrides: Mapping[str, Any] | None = None,
 ) -> View:
-    """The view for ``mode`` (auto, widget, markdown, plain) in this kind of shell."""
+    """The view for ``mode`` (auto, widget, markdown, plain) in this kind of shell; the live
+    status line prices with ``price_overrides`` (see :func:`~claude_magics.cost.price_usage`)."""
     if mode == "auto":
         if getattr(shell, "kernel", None) is None:
             mode = "plain"  # terminal IPython: no front end to render anything
@@ -272,7 +287,7 @@ def make_view(
             else:
                 mode = "widget"
     if mode == "widget":
-        return WidgetView(model, updates_per_second, pricer)
+        return WidgetView(model, updates_per_second, price_overrides)
     if mode == "markdown":
-        return MarkdownView(model, updates_per_second, pricer)
+        return MarkdownView(model, updates_per_second, price_overrides)
     return PlainView(model)

@@ -99,6 +99,10 @@ class CallOptions:
     thinking: dict[str, Any] | None = None
     effort: str | None = None
     schema: dict[str, Any] | None = None
+    #: More system-prompt blocks, after ``system``'s text: a prompt in parts, each a text block
+    #: that may carry its own ``cache_control`` (DataFrame jobs: the user's system prompt, then
+    #: the shared instruction). Copied into the body, as the history is.
+    system_blocks: Sequence[Mapping[str, Any]] = ()
 
 
 def build_body(
@@ -112,8 +116,12 @@ def build_body(
         "max_tokens": options.max_tokens,
         "messages": [*copy.deepcopy(list(history)), {"role": "user", "content": user_content}],
     }
+    system: list[dict[str, Any]] = []
     if options.system:
-        body["system"] = [{"type": "text", "text": options.system}]
+        system.append({"type": "text", "text": options.system})
+    system += [copy.deepcopy(dict(block)) for block in options.system_blocks]
+    if system:
+        body["system"] = system
     if options.temperature is not None:
         # Deprecated by the API and rejected by newer models unless 1.0: only when asked for.
         body["temperature"] = options.temperature

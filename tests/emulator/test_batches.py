@@ -12,17 +12,14 @@ from spec_validation import HEADERS, Api, check_error, validate
 
 from claude_magics.emulator import Emulator
 
-MODEL = "claude-sonnet-4-6"
+from .support import body
+
 BATCHES = "/v1/messages/batches"
 
 
 def params(text: str = "Hello [[reply_tokens=5]]", **extra: Any) -> dict[str, Any]:
-    return {
-        "model": MODEL,
-        "max_tokens": 50,
-        "messages": [{"role": "user", "content": text}],
-        **extra,
-    }
+    """The shared body, short, as a batch request's params."""
+    return body(text, **{"max_tokens": 50, **extra})
 
 
 def create(api: Api, n: int, **extra: Any) -> dict[str, Any]:
@@ -224,3 +221,30 @@ def test_over_100k_requests_is_413(emulator_api: Api) -> None:
 def test_unknown_batch_is_404(emulator_api: Api) -> None:
     for method, suffix in (("GET", ""), ("POST", "/cancel"), ("GET", "/results"), ("DELETE", "")):
         emulator_api.error(404, "not_found_error", method, f"{BATCHES}/msgbatch_nope{suffix}")
+
+
+def test_model_rules_apply_per_request_as_errored_results(
+    emulator: Emulator, emulator_api: Api
+) -> None:
+    """Rules are checked while a batch processes: a breach is an errored result, never a 400
+    on create or a 500 (an unsatisfiable schema included)."""
+    impossible = {"type": "object", "properties": {"n": {"enum": []}}, "required": ["n"]}
+    prefill = [{"role": "user", "content": "Go"}, {"role": "assistant", "content": "Sure"}]
+    requests = [
+        {"custom_id": "ok", "params": params(model="claude-haiku-5-5")},
+        {"custom_id": "prefill", "params": params(model="claude-sonnet-5-5", messages=prefill)},
+        {"custom_id": "retired", "params": params(model="claude-opus-4-1")},
+        {
+            "custom_id": "schema",
+            "params": params(
+                output_config={"format": {"type": "json_schema", "schema": impossible}}
+            ),
+        },
+    ]
+    batch = emulator_api.post(BATCHES, "MessageBatch", {"requests": requests})
+    emulator.advance_clock(2)
+    by_id = {line["custom_id"]: line["result"] for line in results(emulator_api, batch["id"])}
+    assert by_id["ok"]["type"] == "succeeded"
+    assert "prefill" in by_id["prefill"]["error"]["error"]["message"]
+    assert by_id["retired"]["error"]["error"]["type"] == "not_found_error"
+    assert "Invalid schema" in by_id["schema"]["error"]["error"]["message"]

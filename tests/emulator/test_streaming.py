@@ -14,16 +14,12 @@ from spec_validation import HEADERS, Api, fold, parse_sse
 from claude_magics.emulator import Emulator
 from claude_magics.emulator.tokens import count_pieces
 
-MODEL = "claude-sonnet-4-6"
+from .support import body as _body
 
 
 def body(text: str = "Hello there", **extra: Any) -> dict[str, Any]:
-    return {
-        "model": MODEL,
-        "max_tokens": 2000,
-        "messages": [{"role": "user", "content": text}],
-        **extra,
-    }
+    """The shared body with room for a 1,024-token thinking budget."""
+    return _body(text, **{"max_tokens": 2000, **extra})
 
 
 def names(events: list[tuple[str, dict[str, Any]]]) -> str:

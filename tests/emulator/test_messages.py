@@ -11,22 +11,9 @@ from spec_validation import Api
 
 from claude_magics.emulator import Emulator
 from claude_magics.emulator.tokens import count_pieces, pieces
+from claude_magics.model_table import load
 
-MODEL = "claude-sonnet-4-6"
-
-
-def body(text: str = "Hello there", **extra: Any) -> dict[str, Any]:
-    return {
-        "model": MODEL,
-        "max_tokens": 1000,
-        "messages": [{"role": "user", "content": text}],
-        **extra,
-    }
-
-
-def text_of(message: dict[str, Any]) -> str:
-    return "".join(b["text"] for b in message["content"] if b["type"] == "text")
-
+from .support import MODEL, body, count_body, kinds, text_of
 
 # ----------------------------------------------------------------------------- validation
 
@@ -42,8 +29,8 @@ def text_of(message: dict[str, Any]) -> str:
         ({"max_tokens": 1.5}, "max_tokens: Input should be a valid integer"),
         ({"max_tokens": 0}, "max_tokens: Input should be greater than or equal to 1"),
         (
-            {"max_tokens": 64_001},
-            "max_tokens: 64001 > 64000, which is the maximum allowed number of output tokens",
+            {"max_tokens": 128_001},
+            "max_tokens: 128001 > 128000, which is the maximum allowed number of output tokens",
         ),
         ({"messages": None}, "messages: Field required"),
         ({"messages": "hi"}, "messages: Input should be a valid list"),
@@ -105,27 +92,6 @@ def test_unknown_model_is_404(emulator_api: Api) -> None:
     assert error["message"] == "model: claude-nope-9"
 
 
-def test_model_specific_rules(emulator_api: Api) -> None:
-    opus47 = "claude-opus-4-7"
-    assert "temperature" in emulator_api.invalid(**body(model=opus47, temperature=0.5))
-    emulator_api.create(**body(model=opus47, temperature=1.0))
-    assert "top_k" in emulator_api.invalid(**body(model=opus47, top_k=5))
-    assert "top_p" in emulator_api.invalid(**body(model=opus47, top_p=0.9))
-    emulator_api.create(**body(model=opus47, top_p=0.99))
-    emulator_api.create(**body(temperature=0.2))  # older models still accept it
-    effort = {"output_config": {"effort": "high"}}
-    message = emulator_api.invalid(**body(model="claude-haiku-4-5", **effort))
-    assert message.startswith("output_config.effort:")
-    emulator_api.create(**body(**effort))
-    assert "xhigh" in emulator_api.invalid(**body(output_config={"effort": "xhigh"}))
-    emulator_api.create(**body(model=opus47, output_config={"effort": "xhigh"}))
-    adaptive = {"thinking": {"type": "adaptive"}}
-    assert "adaptive" in emulator_api.invalid(**body(model="claude-sonnet-4-5", **adaptive))
-    emulator_api.create(**body(**adaptive))
-    emulator_api.create(**body(model="claude-opus-4-6", max_tokens=128_000))
-    assert "128000" in emulator_api.invalid(**body(model="claude-opus-4-5", max_tokens=128_000))
-
-
 def test_thinking_cannot_be_forced_into_tool_use(emulator_api: Api) -> None:
     request = body(
         thinking={"type": "enabled", "budget_tokens": 1024},
@@ -151,7 +117,7 @@ def test_count_tokens_validation(emulator_api: Api) -> None:
     path = "/v1/messages/count_tokens"
     request = body()
     assert emulator_api.invalid(path, **request) == "max_tokens: Extra inputs are not permitted"
-    request.pop("max_tokens")
+    request = count_body(request)
     assert emulator_api.count(**request) > 0
     assert emulator_api.invalid(path, **{**request, "stream": True}).startswith("stream:")
     assert emulator_api.invalid(path, **{**request, "messages": []}).startswith("messages:")
@@ -261,8 +227,7 @@ def test_thinking_block_with_signature(emulator_api: Api, display: str | None) -
     if display:
         thinking["display"] = display
     message = emulator_api.create(**body("Think first", max_tokens=4000, thinking=thinking))
-    kinds = [b["type"] for b in message["content"]]
-    assert kinds == ["thinking", "text"]
+    assert kinds(message) == ["thinking", "text"]
     block = message["content"][0]
     assert block["signature"]
     text_tokens = count_pieces(text_of(message))
@@ -274,12 +239,12 @@ def test_thinking_block_with_signature(emulator_api: Api, display: str | None) -
     assert message["usage"]["output_tokens"] > text_tokens  # thinking is billed
 
 
-def test_thinking_respects_budget_and_adaptive(emulator_api: Api) -> None:
+def test_adaptive_and_disabled_thinking(emulator_api: Api) -> None:
     message = emulator_api.create(**body(thinking={"type": "adaptive"}))
-    assert message["content"][0]["type"] == "thinking"
-    assert message["content"][0]["signature"]
-    disabled = emulator_api.create(**body(thinking={"type": "disabled"}))
-    assert [b["type"] for b in disabled["content"]] == ["text"]
+    assert kinds(message) == ["thinking", "text"]
+    assert message["content"][0]["signature"] and message["content"][0]["thinking"]
+    assert kinds(emulator_api.create(**body(thinking={"type": "disabled"}))) == ["text"]
+    assert kinds(emulator_api.create(**body())) == ["text"]  # off unless asked, on this model
 
 
 def test_scripted_thinking_and_tool_use(emulator: Emulator, emulator_api: Api) -> None:
@@ -287,7 +252,7 @@ def test_scripted_thinking_and_tool_use(emulator: Emulator, emulator_api: Api) -
         "Calling it.", thinking="hmm", tool_use={"name": "lookup", "input": {"q": "x"}}
     )
     message = emulator_api.create(**body())
-    assert [b["type"] for b in message["content"]] == ["thinking", "text", "tool_use"]
+    assert kinds(message) == ["thinking", "text", "tool_use"]
     assert message["content"][0]["thinking"] == "hmm"
     tool = message["content"][2]
     assert tool["name"] == "lookup" and tool["input"] == {"q": "x"}
@@ -331,7 +296,7 @@ def test_forced_tool_use_input_matches_schema(emulator_api: Api, choice: dict[st
         message = emulator_api.create(
             **body(f"Classify message {i}: cheap pills", tools=[LABEL_TOOL], tool_choice=choice)
         )
-        assert [b["type"] for b in message["content"]] == ["tool_use"]
+        assert kinds(message) == ["tool_use"]
         call = message["content"][0]
         assert call["name"] == "record_label"
         jsonschema.validate(call["input"], LABEL_TOOL["input_schema"])
@@ -355,17 +320,67 @@ def test_enum_prefers_value_named_in_message(emulator_api: Api) -> None:
 def test_tool_choice_auto_and_none(emulator_api: Api) -> None:
     tools = [LABEL_TOOL, WEATHER_TOOL]
     named = emulator_api.create(**body("Please call get_weather for Paris", tools=tools))
-    assert [b["type"] for b in named["content"]] == ["text", "tool_use"]
+    assert kinds(named) == ["text", "tool_use"]
     assert named["content"][1]["name"] == "get_weather"
     jsonschema.validate(named["content"][1]["input"], WEATHER_TOOL["input_schema"])
     assert named["stop_reason"] == "tool_use"
-    unnamed = emulator_api.create(**body("What is the weather like?", tools=tools))
-    assert [b["type"] for b in unnamed["content"]] == ["text"]
-    assert unnamed["stop_reason"] == "end_turn"
+    unrelated = emulator_api.create(**body("Tell me a joke about cats", tools=tools))
+    assert kinds(unrelated) == ["text"]
+    assert unrelated["stop_reason"] == "end_turn"
     none = emulator_api.create(
         **body("Please call get_weather", tools=tools, tool_choice={"type": "none"})
     )
-    assert [b["type"] for b in none["content"]] == ["text"]
+    assert kinds(none) == ["text"]
+
+
+FORECAST_TOOL = {
+    "name": "city_forecast",
+    "description": "Look up the weather forecast for a city on a given day.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "day": {"type": "string", "format": "date"}},
+        "required": ["city", "day"],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("question", "called"),
+    [
+        ("Will it rain in Paris tomorrow? What's the forecast?", "city_forecast"),
+        ("Which cities get the most weather?", "city_forecast"),  # plural s: city ~ cities
+        ("Is this message spam or a real label?", "record_label"),  # name words: record_label
+        ("Give me a haiku about autumn", None),  # no content word shared
+        ("What is the time, please?", None),  # only common words shared
+    ],
+)
+def test_auto_calls_the_tool_whose_words_fit(
+    emulator_api: Api, question: str, called: str | None
+) -> None:
+    """The word-overlap rule of AUTO_TOOL_RULE: no tool is named, the wording fits one."""
+    message = emulator_api.create(**body(question, tools=[LABEL_TOOL, FORECAST_TOOL]))
+    calls = [b for b in message["content"] if b["type"] == "tool_use"]
+    if called is None:
+        assert calls == [] and message["stop_reason"] == "end_turn"
+        return
+    assert [c["name"] for c in calls] == [called]
+    schema = next(t for t in (LABEL_TOOL, FORECAST_TOOL) if t["name"] == called)["input_schema"]
+    jsonschema.validate(calls[0]["input"], schema, format_checker=jsonschema.FormatChecker())
+    assert message["stop_reason"] == "tool_use"
+
+
+def test_auto_tool_loop_ends_with_an_answer(emulator_api: Api) -> None:
+    """A natural question calls the tool; returning its result gets a text answer."""
+    question = {"role": "user", "content": "What's the forecast for Lyon on Friday?"}
+    first = emulator_api.create(**body(messages=[question], tools=[FORECAST_TOOL]))
+    call = first["content"][-1]
+    assert call["type"] == "tool_use" and call["name"] == "city_forecast"
+    result = {"type": "tool_result", "tool_use_id": call["id"], "content": "Sunny, city 21C"}
+    turns = [question, {"role": "assistant", "content": first["content"]}]
+    answer = emulator_api.create(
+        **body(messages=[*turns, {"role": "user", "content": [result]}], tools=[FORECAST_TOOL])
+    )
+    assert kinds(answer) == ["text"] and answer["stop_reason"] == "end_turn"
 
 
 def test_tool_use_dropped_when_it_does_not_fit(emulator_api: Api) -> None:
@@ -443,33 +458,30 @@ def test_assistant_prefill_and_tool_results_are_accepted(emulator_api: Api) -> N
         },
         {"role": "assistant", "content": "The weather"},
     ]
+    # Haiku 4.5 still accepts a prefill (4.6 and later models answer 400: test_models_and_rules).
     message = emulator_api.create(
-        model=MODEL, max_tokens=100, messages=conversation, tools=[WEATHER_TOOL]
+        model="claude-haiku-4-5", max_tokens=100, messages=conversation, tools=[WEATHER_TOOL]
     )
-    assert message["content"][0]["type"] == "text"
+    assert kinds(message) == ["text"]
+    assert message["stop_reason"] == "end_turn"
 
 
 # ----------------------------------------------------------------------------- models
 
 
 def test_models_list_get_and_pagination(emulator_api: Api) -> None:
-    listing = emulator_api.get("/v1/models", "ListResponse_ModelInfo_")
+    listing = emulator_api.get("/v1/models", "ListResponse_ModelInfo_", limit=100)
     ids = [m["id"] for m in listing["data"]]
-    assert ids == [
-        "claude-opus-4-7",
-        "claude-sonnet-4-6",
-        "claude-opus-4-6",
-        "claude-opus-4-5-20251101",
-        "claude-haiku-4-5-20251001",
-        "claude-sonnet-4-5-20250929",
-    ]
+    assert ids == [m.id for m in load().models]  # the bundled table, newest first
     assert listing["has_more"] is False
     assert listing["first_id"] == ids[0] and listing["last_id"] == ids[-1]
+    default = emulator_api.get("/v1/models", "ListResponse_ModelInfo_")
+    assert [m["id"] for m in default["data"]] == ids[:15] and len(ids) == 15  # limit 20 fits
     page = emulator_api.get("/v1/models", "ListResponse_ModelInfo_", limit=2)
     assert [m["id"] for m in page["data"]] == ids[:2] and page["has_more"] is True
     page = emulator_api.get("/v1/models", "ListResponse_ModelInfo_", limit=2, after_id=ids[1])
     assert [m["id"] for m in page["data"]] == ids[2:4] and page["has_more"] is True
-    page = emulator_api.get("/v1/models", "ListResponse_ModelInfo_", limit=3, after_id=ids[2])
+    page = emulator_api.get("/v1/models", "ListResponse_ModelInfo_", limit=20, after_id=ids[2])
     assert [m["id"] for m in page["data"]] == ids[3:] and page["has_more"] is False
     page = emulator_api.get("/v1/models", "ListResponse_ModelInfo_", limit=2, before_id=ids[4])
     assert [m["id"] for m in page["data"]] == ids[2:4] and page["has_more"] is True
@@ -479,14 +491,20 @@ def test_models_list_get_and_pagination(emulator_api: Api) -> None:
         emulator_api.error(400, "invalid_request_error", "GET", "/v1/models", params={"limit": bad})
     by_id = {m["id"]: m for m in listing["data"]}
     limits = {i: (m["max_input_tokens"], m["max_tokens"]) for i, m in by_id.items()}
+    assert limits["claude-sonnet-5-5"] == (1_000_000, 128_000)
     assert limits["claude-opus-4-7"] == (1_000_000, 128_000)
-    assert limits["claude-opus-4-6"] == (1_000_000, 128_000)
-    assert limits["claude-sonnet-4-6"] == (1_000_000, 64_000)
+    assert limits["claude-sonnet-4-6"] == (1_000_000, 128_000)  # not 64K: clients rely on it
     assert limits["claude-haiku-4-5-20251001"] == (200_000, 64_000)
     haiku = by_id["claude-haiku-4-5-20251001"]["capabilities"]
     assert haiku["effort"]["supported"] is False
-    assert haiku["thinking"]["types"]["adaptive"]["supported"] is False
-    assert by_id["claude-sonnet-4-6"]["capabilities"]["thinking"]["types"]["adaptive"]["supported"]
+    assert haiku["thinking"]["types"] == {
+        "adaptive": {"supported": False},
+        "enabled": {"supported": True},
+    }
+    opus = by_id["claude-opus-4-7"]["capabilities"]
+    assert opus["thinking"]["types"]["enabled"] == {"supported": False}  # budgets are a 400
+    assert opus["effort"]["xhigh"] == {"supported": True}
+    assert by_id["claude-sonnet-4-6"]["capabilities"]["effort"]["xhigh"] == {"supported": False}
 
 
 def test_get_model_by_alias_and_unknown(emulator_api: Api) -> None:

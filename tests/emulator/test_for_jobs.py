@@ -12,7 +12,8 @@ from claude_magics.api.client import Client
 from claude_magics.emulator import Emulator
 from claude_magics.errors import APIConnectionError, OverloadedError
 
-MODEL = "claude-sonnet-4-6"
+from .support import body
+
 SCHEMA = {
     "type": "object",
     "properties": {"label": {"type": "string", "enum": ["yes", "no"]}},
@@ -22,12 +23,8 @@ SCHEMA = {
 
 
 def params(text: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "model": MODEL,
-        "max_tokens": 50,
-        "messages": [{"role": "user", "content": text}],
-        **extra,
-    }
+    """A short request: what each row of a job sends, give or take the row's own text."""
+    return body(text, max_tokens=50, **extra)
 
 
 def test_drop_response_creates_the_batch_and_loses_the_answer(emulator: Emulator) -> None:

@@ -16,7 +16,7 @@ from claude_magics.emulator import media, tokens
 from claude_magics.emulator.errors import ApiError
 from claude_magics.emulator.validation import parse_request
 
-MODEL = "claude-sonnet-4-6"
+from .support import MODEL, body, count_body
 
 # ----------------------------------------------------------------------------- test media
 
@@ -139,13 +139,9 @@ def pdf_block(data: bytes, **extra: Any) -> dict[str, Any]:
 
 
 def request(*blocks: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The shared body whose user message holds ``blocks`` and a question about them."""
     content: list[dict[str, Any]] = [*blocks, {"type": "text", "text": "Describe this."}]
-    return {
-        "model": MODEL,
-        "max_tokens": 100,
-        "messages": [{"role": "user", "content": content}],
-        **extra,
-    }
+    return body(content, **{"max_tokens": 100, **extra})
 
 
 # ----------------------------------------------------------------------------- tokens
@@ -231,7 +227,7 @@ def usage_total(message: dict[str, Any]) -> int:
 
 
 def count_and_create(api: Api, payload: dict[str, Any]) -> tuple[int, int]:
-    counted = api.count(**{k: v for k, v in payload.items() if k != "max_tokens"})
+    counted = api.count(**count_body(payload))
     return counted, usage_total(api.create(**payload))
 
 
@@ -326,10 +322,10 @@ def test_count_tokens_equals_usage_total(emulator_api: Api, case: str) -> None:
 
 
 def test_attachment_token_costs(emulator_api: Api) -> None:
-    base = emulator_api.count(**{k: v for k, v in request().items() if k != "max_tokens"})
+    base = emulator_api.count(**count_body(request()))
 
     def extra(*blocks: dict[str, Any]) -> int:
-        payload = {k: v for k, v in request(*blocks).items() if k != "max_tokens"}
+        payload = count_body(request(*blocks))
         return emulator_api.count(**payload) - base
 
     assert extra(image_block(png(300, 200), "image/png")) == math.ceil(300 * 200 / 750)
@@ -345,7 +341,7 @@ def test_cached_request_usage_still_sums_to_count(emulator_api: Api) -> None:
     payload = request(
         system=[{"type": "text", "text": "word " * 1500, "cache_control": {"type": "ephemeral"}}]
     )
-    counted = emulator_api.count(**{k: v for k, v in payload.items() if k != "max_tokens"})
+    counted = emulator_api.count(**count_body(payload))
     first = emulator_api.create(**payload)
     second = emulator_api.create(**payload)
     assert first["usage"]["cache_creation_input_tokens"] > 0

@@ -19,9 +19,9 @@ from spec_validation import HEADERS, Api, check_error
 
 from claude_magics.emulator import Emulator, EmulatorOptions, Fault, RecordedRequest
 
-MODEL = "claude-sonnet-4-6"
-HELLO = [{"role": "user", "content": "Hello there"}]
-BODY = {"model": MODEL, "max_tokens": 50, "messages": HELLO}
+from .support import MODEL, body
+
+BODY = body(max_tokens=50)
 
 
 def test_start_stop_idempotent_and_socket_closed() -> None:
@@ -312,7 +312,7 @@ def test_cli_help_documents_every_option() -> None:
     )
     for flag in (
         "--host", "--port", "--ttft", "--tokens-per-second", "--latency", "--batch-seconds",
-        "--rpm", "--itpm", "--otpm", "--max-concurrent", "--api-key", "--fault",
+        "--rpm", "--itpm", "--otpm", "--max-concurrent", "--api-key", "--fault", "--model",
     ):  # fmt: skip
         assert flag in result.stdout
     bad = subprocess.run(

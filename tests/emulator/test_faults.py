@@ -12,16 +12,14 @@ from spec_validation import HEADERS, Api, check_event, parse_sse
 
 from claude_magics.emulator import Emulator
 
-MODEL = "claude-sonnet-4-6"
+from .support import body as _body
+from .support import count_body
+
+HI = "Hi [[reply_tokens=12]]"  # a short, fixed reply: fault positions are counted in frames
 
 
 def body(**extra: Any) -> dict[str, Any]:
-    return {
-        "model": MODEL,
-        "max_tokens": 100,
-        "messages": [{"role": "user", "content": "Hi [[reply_tokens=12]]"}],
-        **extra,
-    }
+    return _body(HI, **extra)
 
 
 def statuses(emulator: Emulator, path: str = "/v1/messages") -> list[int]:
@@ -93,8 +91,9 @@ def test_forever_every_and_fifo(emulator: Emulator, emulator_api: Api) -> None:
 def test_path_and_method_matching(emulator: Emulator, emulator_api: Api) -> None:
     emulator.add_fault(status=500, path="/v1/messages/count_tokens")
     emulator_api.create(**body())  # /v1/messages is not that path
-    count_body = {"model": MODEL, "messages": body()["messages"]}
-    emulator_api.error(500, "api_error", "POST", "/v1/messages/count_tokens", json=count_body)
+    emulator_api.error(
+        500, "api_error", "POST", "/v1/messages/count_tokens", json=count_body(body())
+    )
     emulator.add_fault(status=503, path=None, method="GET")
     emulator_api.create(**body())  # POST: not matched
     emulator_api.error(503, "api_error", "GET", "/v1/models")

@@ -11,16 +11,7 @@ from spec_validation import Api
 
 from claude_magics.emulator import Emulator
 
-MODEL = "claude-sonnet-4-6"
-
-
-def body(text: str = "Hi", **extra: Any) -> dict[str, Any]:
-    return {
-        "model": MODEL,
-        "max_tokens": 100,
-        "messages": [{"role": "user", "content": text}],
-        **extra,
-    }
+from .support import body, count_body
 
 
 def post(api: Api, payload: dict[str, Any], path: str = "/v1/messages") -> httpx.Response:
@@ -60,7 +51,7 @@ def test_requests_per_minute(emulator: Emulator, emulator_api: Api) -> None:
 def test_input_tokens_per_minute(emulator: Emulator, emulator_api: Api) -> None:
     emulator.configure(input_tokens_per_minute=100)
     payload = body(" abcd" * 53)  # 53 + 3 + 4 = 60 input tokens
-    assert emulator_api.count(**{k: v for k, v in payload.items() if k != "max_tokens"}) == 60
+    assert emulator_api.count(**count_body(payload)) == 60
     first = post(emulator_api, payload)
     assert first.headers["anthropic-ratelimit-input-tokens-remaining"] == "40"
     assert first.headers["anthropic-ratelimit-input-tokens-limit"] == "100"
@@ -114,17 +105,11 @@ def test_count_tokens_has_its_own_request_bucket(emulator: Emulator, emulator_ap
     for _ in range(2):
         assert post(emulator_api, body()).status_code == 200
     assert post(emulator_api, body()).status_code == 429
-    counted = post(
-        emulator_api, {"model": MODEL, "messages": body()["messages"]}, "/v1/messages/count_tokens"
-    )
+    counted = post(emulator_api, count_body(body()), "/v1/messages/count_tokens")
     assert counted.status_code == 200
     assert counted.headers["anthropic-ratelimit-requests-remaining"] == "1"
-    post(
-        emulator_api, {"model": MODEL, "messages": body()["messages"]}, "/v1/messages/count_tokens"
-    )
-    again = post(
-        emulator_api, {"model": MODEL, "messages": body()["messages"]}, "/v1/messages/count_tokens"
-    )
+    post(emulator_api, count_body(body()), "/v1/messages/count_tokens")
+    again = post(emulator_api, count_body(body()), "/v1/messages/count_tokens")
     assert again.status_code == 429 and int(again.headers["retry-after"]) >= 1
 
 

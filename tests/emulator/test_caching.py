@@ -12,7 +12,8 @@ from spec_validation import Api
 from claude_magics.emulator import Emulator
 from claude_magics.emulator.tokens import REQUEST_OVERHEAD, SYSTEM_OVERHEAD
 
-MODEL = "claude-sonnet-4-6"
+from .support import MODEL, body, count_body
+
 LONG = " word" * 1500  # 1500 tokens: above the 1024 minimum of Sonnet and Opus
 SHORT = " word" * 500
 
@@ -27,15 +28,10 @@ def cached(text: str, ttl: str | None = None) -> dict[str, Any]:
 def req(
     system: list[dict[str, Any]] | str | None = None, question: str = "Q?", **extra: Any
 ) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "model": MODEL,
-        "max_tokens": 20,
-        "messages": [{"role": "user", "content": question}],
-        **extra,
-    }
+    """The shared body with a short reply and, when given, a system prompt."""
     if system is not None:
-        payload["system"] = system
-    return payload
+        extra["system"] = system
+    return body(question, max_tokens=20, **extra)
 
 
 def usage(api: Api, payload: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +54,7 @@ SYSTEM_PREFIX = REQUEST_OVERHEAD + SYSTEM_OVERHEAD + 1500  # tokens up to the sy
 def test_write_then_read(emulator_api: Api) -> None:
     payload = req([cached(LONG)])
     first = usage(emulator_api, payload)
-    total = emulator_api.count(**{k: v for k, v in payload.items() if k != "max_tokens"})
+    total = emulator_api.count(**count_body(payload))
     assert cache_figures(first) == (0, SYSTEM_PREFIX, 0, total - SYSTEM_PREFIX)
     assert first["cache_creation_input_tokens"] == SYSTEM_PREFIX
     second = usage(emulator_api, payload)
@@ -74,8 +70,9 @@ def test_write_then_read(emulator_api: Api) -> None:
 
 def test_cache_is_per_model(emulator_api: Api) -> None:
     usage(emulator_api, req([cached(LONG)]))
-    opus = usage(emulator_api, req([cached(LONG)], model="claude-opus-4-6"))
-    assert opus["cache_read_input_tokens"] == 0 and opus["cache_creation_input_tokens"] > 0
+    # Same tokenizer and minimum (1,024), another model: its own cache.
+    other = usage(emulator_api, req([cached(LONG)], model="claude-sonnet-4-5"))
+    assert other["cache_read_input_tokens"] == 0 and other["cache_creation_input_tokens"] > 0
 
 
 def test_below_minimum_is_not_cached(emulator_api: Api) -> None:
@@ -126,7 +123,7 @@ def test_breakdown_by_ttl_and_partial_hits(emulator_api: Api) -> None:
         "cache_control": {"type": "ephemeral", "ttl": "1h"},
     }
     payload = req([cached(LONG)], tools=[tool])
-    total = emulator_api.count(**{k: v for k, v in payload.items() if k != "max_tokens"})
+    total = emulator_api.count(**count_body(payload))
     first = usage(emulator_api, payload)
     read, five, hour, uncached = cache_figures(first)
     assert read == 0 and hour > 1500 and five == SYSTEM_OVERHEAD + 1500
@@ -148,7 +145,7 @@ def test_top_level_cache_control_and_conversation(emulator_api: Api) -> None:
         "messages": first_turn,
         "cache_control": {"type": "ephemeral"},
     }
-    total = emulator_api.count(**{k: v for k, v in payload.items() if k != "max_tokens"})
+    total = emulator_api.count(**count_body(payload))
     first = usage(emulator_api, payload)
     assert first["cache_creation_input_tokens"] == total and first["input_tokens"] == 0
     second = usage(emulator_api, payload)
@@ -184,10 +181,10 @@ def test_breakpoint_limits(emulator_api: Api) -> None:
 
 def test_count_tokens_ignores_the_cache(emulator_api: Api) -> None:
     payload = req([cached(LONG)])
-    counted = emulator_api.count(**{k: v for k, v in payload.items() if k != "max_tokens"})
+    counted = emulator_api.count(**count_body(payload))
     first = usage(emulator_api, payload)
     assert first["cache_creation_input_tokens"] == SYSTEM_PREFIX  # the count wrote nothing
-    assert emulator_api.count(**{k: v for k, v in payload.items() if k != "max_tokens"}) == counted
+    assert emulator_api.count(**count_body(payload)) == counted
 
 
 def test_reset_clears_the_cache(emulator: Emulator, emulator_api: Api) -> None:

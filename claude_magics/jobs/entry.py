@@ -1,0 +1,321 @@
+"""Making, finding and listing DataFrame jobs: ``run``, ``attach``, ``cancel``, ``list_jobs``.
+
+    job = run(df, "Classify {{review}}", label_task(["pos", "neg"]), mode="batch", wait=False)
+    attach(job.id).result(), list_jobs()
+
+The plain functions behind ``df.claude`` and ``%%claude --batch``, usable without either.
+
+* **Cheap.** Identical prompts are sent once; the shared instruction is cached (``rows``); batch
+  mode is half price; labels have a tight ``max_tokens``.
+* **Asked first.** The job's worst case (``estimate``) is checked against the session budget,
+  and above ``confirm_above_usd`` the person is asked before anything is sent.
+* **Durable.** Before anything is sent the job is in the SQLite job store (``store``): the
+  request-set hash, the prompts, the row map. Running the same call again finds the job by its
+  hash and attaches to it: nothing is paid twice (``sending`` has the rest).
+
+Settings (model, thresholds, poll timings, price overrides) come from ``config.current_settings``
+(``%config ClaudeMagics.*`` when the extension is loaded), or from a ``settings`` argument.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..config import Settings, ask, in_ipython
+from ..cost.pricing import format_usd
+from ..errors import ClaudeError, JobNotFoundError
+from .job import Job
+from .progress import say
+from .sending import JobDetached, JobInterrupted
+from .store import JobRecord, JobStore
+from .wire import BatchLimits
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..api.client import Client
+    from ..cost.ledger import Ledger
+    from .tasks import Task
+
+__all__ = [
+    "ConfirmationDeclined",
+    "attach",
+    "cancel",
+    "default_store",
+    "list_jobs",
+    "resolve_mode",
+    "run",
+]
+
+
+class ConfirmationDeclined(ClaudeError):
+    """A job above ``confirm_above_usd`` was not confirmed; nothing was sent."""
+
+
+def default_store() -> JobStore:
+    """The job store beside the spend ledger (``<home>/jobs.sqlite``)."""
+    from ..config import shared_ledger
+
+    return JobStore(shared_ledger().path.parent / "jobs.sqlite")
+
+
+def _encode_index(index: Any) -> bytes | None:
+    """The index, for ``attach`` from a fresh kernel (None when it is not plain data)."""
+    try:
+        values = index.tolist()
+        multi = getattr(index, "nlevels", 1) > 1
+        return orjson.dumps(
+            {
+                "names": [None if n is None else str(n) for n in index.names],
+                "values": values,
+                "multi": multi,
+                "dtype": str(index.dtype),
+            },
+            default=str,  # timestamps and the like, parsed back by dtype in Job._index
+        )
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+
+
+def _confirm(what: str, expected: float | None, worst: float | None, threshold: float) -> None:
+    """Ask before a job whose worst case is above ``threshold``; refuse where one cannot ask."""
+    cached = (
+        f" (about {format_usd(expected)} if the shared prefix is read from cache)"
+        if expected is not None and worst is not None and expected < worst * 0.99
+        else ""
+    )
+    message = (
+        f"{what} could cost up to {format_usd(worst)}{cached}, above "
+        f"ClaudeMagics.confirm_above_usd = {format_usd(threshold)}."
+    )
+    if not in_ipython():
+        raise ConfirmationDeclined(
+            message + " Nothing was sent: pass yes=True to send it (outside IPython there is "
+            "no one to ask)."
+        )
+    answer = ask(message + " Send it? [y/N] ")
+    if answer is None:
+        # A kernel without a front end to answer (nbclient, nbval) cannot read stdin.
+        error = ConfirmationDeclined(message + " Nothing was sent: no way to ask here.")
+        error.hint = "Pass yes=True (or --yes) to send it."
+        raise error
+    if answer.strip().lower() not in ("y", "yes"):
+        raise ConfirmationDeclined("Not confirmed: nothing was sent.")
+
+
+def resolve_mode(mode: str, n_prompts: int, threshold: int) -> str:
+    """``batch`` or ``realtime``: ``auto`` picks batches from ``threshold`` prompts up."""
+    if mode not in ("auto", "batch", "realtime"):
+        raise ClaudeError(f"mode must be 'auto', 'batch' or 'realtime', not {mode!r}")
+    if mode == "auto":
+        return "batch" if n_prompts >= threshold else "realtime"
+    return mode
+
+
+def run(
+    frame: pd.DataFrame,
+    template: Any,
+    task: Task,
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    mode: str = "auto",
+    yes: bool = False,
+    wait: bool = True,
+    fresh: bool = False,
+    progress: bool = True,
+    client: Client | None = None,
+    store: JobStore | None = None,
+    ledger: Ledger | None = None,
+    limits: BatchLimits | None = None,
+    what: str | None = None,
+    settings: Settings | None = None,
+) -> Job:
+    """Run ``task`` over the rows of ``frame``: the function behind ``df.claude.map``,
+    ``label`` and ``extract``. Returns the job, finished unless ``wait=False``.
+
+    The same call with the same inputs attaches to the job it started before (``fresh=True``
+    starts over). ``settings`` replaces the current settings (``%config ClaudeMagics``) for
+    this job: the default model, the thresholds, the poll timings, the price overrides.
+    """
+    from ..config import check_budget, current_settings, shared_client, shared_ledger
+    from .estimate import estimate_job
+    from .rows import build_prompts, make_template
+
+    settings = settings if settings is not None else current_settings()
+    model = model or settings.model
+    row_template = make_template(list(frame.columns), template, task)
+    prompts = build_prompts(
+        frame, row_template, task, model=model, max_tokens=max_tokens, system=system
+    )
+    chosen = resolve_mode(mode, prompts.n_prompts, settings.batch_threshold)
+    batch = chosen == "batch"
+    key = prompts.key(batch=batch)
+    store = store or default_store()
+    client = client or shared_client()
+    if ledger is None:
+        ledger = shared_ledger()
+    limits = limits or BatchLimits()
+    if fresh:
+        store.replace(key)
+    existing = store.find(key)
+    if existing is not None:
+        job = Job(
+            store,
+            existing,
+            client=client,
+            ledger=ledger,
+            progress=progress,
+            limits=limits,
+            settings=settings,
+        )
+        if not job.done:
+            say(
+                f"Attaching to {job.id}, started earlier on these same rows: nothing is sent twice."
+            )
+        if wait:
+            job.wait()
+        return job
+
+    estimate = estimate_job(prompts, settings.price_overrides)
+    label = what or f"This {task.kind} job ({prompts.n_prompts:,} requests, {chosen})"
+    worst = estimate.worst_case(chosen)
+    check_budget(worst, label)
+    if not yes and worst is not None and worst > settings.confirm_above_usd:
+        _confirm(label, estimate.cost(chosen), worst, settings.confirm_above_usd)
+
+    before, after = prompts.template(batch=batch)
+    record = JobRecord(
+        id="job_" + secrets.token_hex(5),
+        key=key,
+        created=time.time(),
+        mode=chosen,
+        kind=task.kind,
+        model=model,
+        n_rows=prompts.n_rows,
+        n_prompts=prompts.n_prompts,
+        state="running",
+        description=str(row_template.source)[:200],
+        spec={
+            "task": task.to_spec(),
+            "cacheable": prompts.cacheable,
+            "instruction_tokens": prompts.instruction_tokens,
+            "max_tokens": prompts.max_tokens,
+            "pid": os.getpid(),
+        },
+        before=before,
+        after=after,
+    )
+    store.create(
+        record,
+        texts=prompts.texts,
+        row_prompt=prompts.row_prompt,
+        row_index=_encode_index(frame.index),
+    )
+    job = Job(
+        store,
+        record,
+        client=client,
+        ledger=ledger,
+        progress=progress,
+        limits=limits,
+        settings=settings,
+        texts=prompts.texts,
+        row_prompt=prompts.row_prompt,
+    )
+    try:
+        job.start()
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, (JobDetached, JobInterrupted)):
+            raise
+        # Interrupted while creating batches: what was sent is in the store; say how to go on.
+        raise JobDetached(job) from None
+    if wait:
+        job.wait()
+    return job
+
+
+def attach(
+    job_id: str,
+    *,
+    wait: bool = True,
+    progress: bool = True,
+    store: JobStore | None = None,
+    client: Client | None = None,
+    ledger: Ledger | None = None,
+    settings: Settings | None = None,
+) -> Job:
+    """The job with this id (or a unique prefix of it), from the job store; waits for its
+    results unless ``wait=False``. Nothing already sent is sent again. Raises
+    :class:`~claude_magics.errors.JobNotFoundError` when there is no such job."""
+    from ..config import current_settings, shared_client, shared_ledger
+
+    store = store or default_store()
+    record = store.get(job_id)
+    if record is None:
+        raise JobNotFoundError(job_id, str(store.path))
+    job = Job(
+        store,
+        record,
+        client=client or shared_client(),
+        ledger=ledger if ledger is not None else shared_ledger(),
+        progress=progress,
+        settings=settings if settings is not None else current_settings(),
+    )
+    if wait:
+        job.wait()
+    return job
+
+
+def cancel(job_id: str, *, store: JobStore | None = None, client: Client | None = None) -> Job:
+    """Cancel the running batches of a job (results already in stay); returns the job."""
+    job = attach(job_id, wait=False, progress=False, store=store, client=client)
+    job.cancel()
+    return job
+
+
+def list_jobs(store: JobStore | None = None) -> pd.DataFrame:
+    """Every job in the job store, newest first, with its rows per status."""
+    import pandas as pd
+
+    store = store or default_store()
+    rows = []
+    for record in store.jobs():
+        statuses = store.result_statuses(record.id)
+        succeeded = sum(1 for s in statuses.values() if s == "succeeded")
+        rows.append(
+            {
+                "job": record.id,
+                "created": datetime.fromtimestamp(record.created).strftime("%Y-%m-%d %H:%M"),
+                "task": record.kind,
+                "mode": record.mode,
+                "model": record.model,
+                "rows": record.n_rows,
+                "prompts": record.n_prompts,
+                "answered": len(statuses),
+                "succeeded": succeeded,
+                "state": record.state,
+                "template": record.description.splitlines()[0][:60] if record.description else "",
+            }
+        )
+    columns = [
+        "job",
+        "created",
+        "task",
+        "mode",
+        "model",
+        "rows",
+        "prompts",
+        "answered",
+        "succeeded",
+        "state",
+        "template",
+    ]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,218 @@
+"""One ``%%claude`` call, from request body to shown result: what the magic hands over to.
+
+    result = send(client, body, view, stream=True, fmt="markdown")  # streams, then shows
+    record_spend(ledger, result, cell="In[3]")  # once the answer is kept
+
+:func:`send` knows nothing of traitlets or IPython's ``Magics``: it takes a client, the request
+body and a view (any object with the methods of :class:`~.views.View`), streams the answer into
+the view, shows the final output and returns a :class:`~.result.ClaudeResult`. The caller keeps
+the answer (``--out``, the conversation) and only then records it with :func:`record_spend`, so
+an answer already paid for is never lost to a spend ledger that cannot be written. Last,
+:func:`raise_outcome` fails the cell when the call did not end well (interrupted, a broken
+stream, an answer that is not the JSON asked for), after all of that has happened.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..cost.pricing import price_usage
+from ..errors import APIStreamError, ClaudeError
+from .result import ClaudeResult
+
+if TYPE_CHECKING:
+    from ..api.client import Client
+    from ..cost.ledger import Ledger
+    from .views import View
+
+__all__ = [
+    "FORMATS",
+    "ClaudeInterrupted",
+    "extract_code",
+    "final_output",
+    "parse_json",
+    "raise_outcome",
+    "record_spend",
+    "send",
+]
+
+#: How an answer is shown: ``-f/--format``.
+FORMATS = ("markdown", "text", "code", "json")
+
+
+class ClaudeInterrupted(KeyboardInterrupt):
+    """The kernel was interrupted mid-answer; the partial answer is shown and kept."""
+
+    def _render_traceback_(self) -> list[str]:
+        return ["Interrupted: the partial answer above is kept (and in the conversation)."]
+
+
+def send(
+    client: Client,
+    body: dict[str, Any],
+    view: View,
+    *,
+    stream: bool = True,
+    fmt: str = "markdown",
+    chat: str | None = None,
+    price_overrides: Mapping[str, Any] | None = None,
+) -> ClaudeResult:
+    """Send ``body`` (a Messages API request), show the answer in ``view`` and return it.
+
+    With ``stream`` the answer is streamed into the live view, event by event; a kernel
+    interrupt stops it there (the connection is closed, the partial answer kept, and
+    ``result.interrupted`` set), and a stream that breaks mid-answer leaves its error in
+    ``result.failure`` instead of raising it, so the partial answer can still be shown, kept
+    and recorded. Either way the final output (``fmt``: markdown, text, code or json) is shown
+    through ``view.finish``. An error before any answer (a 4xx, no connection) retires the
+    view and is raised as it is. Cost is priced with
+    :func:`~claude_magics.cost.pricing.price_usage` (``price_overrides`` as there).
+    """
+    started = time.monotonic()
+    first_token: float | None = None
+    interrupted = False
+    failure: APIStreamError | None = None
+    request_id: str | None = None
+    try:
+        if stream:
+            view.start()
+            with client.messages.stream(**body) as live:
+                request_id = live.request_id
+                try:
+                    for event in live:
+                        if first_token is None and event.type in ("text", "thinking"):
+                            first_token = time.monotonic() - started
+                        view.event(event, live.accumulator)
+                except KeyboardInterrupt:
+                    # Leaving the `with` closes the connection: the API stops generating.
+                    interrupted = True
+                except APIStreamError as exc:
+                    failure = exc
+                message = live.message
+        else:
+            reply = client.messages.create(**body)
+            request_id = reply.request_id
+            message = dict(reply)
+    except BaseException:
+        view.abandon()
+        raise
+    text = "".join(b.get("text", "") for b in message.get("content", []) if b.get("type") == "text")
+    model = str(message.get("model") or body["model"])
+    result = ClaudeResult(
+        text=text,
+        message=message,
+        model=model,
+        request_id=request_id,
+        elapsed=time.monotonic() - started,
+        time_to_first_token=first_token,
+        interrupted=interrupted,
+        error=str(failure) if failure else None,
+        chat=chat,
+        failure=failure,
+    )
+    result.cost = price_usage(result.tokens, model, overrides=price_overrides)
+    if fmt == "json":
+        result.data, problem = parse_json(text)
+        if problem and not interrupted and failure is None:
+            result.error = problem
+    bundle, metadata = final_output(result, fmt)
+    view.finish(result, bundle, metadata)
+    return result
+
+
+def record_spend(ledger: Ledger, result: ClaudeResult, *, cell: str | None = None) -> None:
+    """Write ``result``'s usage and cost to the spend ledger (nothing when no tokens were
+    reported). Call it after the answer is shown and kept: a ledger that cannot be written
+    then fails the cell without taking the answer with it."""
+    if not result.tokens:
+        return
+    ledger.record_usage(
+        model=result.model,
+        usage=result.usage,
+        cost=result.cost,
+        seconds=result.elapsed,
+        request_id=result.request_id,
+        kind="realtime",
+        cell=cell,
+    )
+
+
+def raise_outcome(result: ClaudeResult, fmt: str) -> None:
+    """Fail the cell if the call did not end well: the stream's error, ``ClaudeInterrupted``,
+    or a ``ClaudeError`` when ``fmt`` is json and the answer is not JSON. Call it last."""
+    if result.failure is not None:
+        raise result.failure
+    if result.interrupted:
+        raise ClaudeInterrupted()
+    if fmt == "json" and result.data is None and result.error:
+        raise ClaudeError(result.error)
+
+
+def extract_code(text: str) -> str:
+    """The first fenced code block of an answer, or the whole answer when it has none."""
+    lines = text.splitlines()
+    start = None
+    for index, line in enumerate(lines):
+        if line.strip().startswith("```"):
+            if start is None:
+                start = index
+            else:
+                return "\n".join(lines[start + 1 : index])
+    return text.strip()
+
+
+def parse_json(text: str) -> tuple[Any, str | None]:
+    """The answer as JSON (a fenced block is unwrapped), or None and what is wrong with it."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = extract_code(body)
+    try:
+        return json.loads(body), None
+    except json.JSONDecodeError as exc:
+        return None, f"the answer is not valid JSON ({exc.msg} at line {exc.lineno}); shown as text"
+
+
+def final_output(result: ClaudeResult, fmt: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The static output of a finished call: a MIME bundle and its metadata.
+
+    Markdown with a ``text/plain`` twin (plain text only for ``fmt="text"``), the status line
+    under it, and the call's model, usage, cost and timing in ``metadata["claude_magics"]``:
+    what the saved notebook keeps.
+    """
+    status = html.escape(result.status())
+    metadata = {
+        "claude_magics": {
+            "model": result.model,
+            "usage": result.usage,
+            "cost_usd": result.cost.total if result.cost else None,
+            "request_id": result.request_id,
+            "stop_reason": result.stop_reason,
+            "interrupted": result.interrupted,
+            "time_to_first_token": result.time_to_first_token,
+            "seconds": round(result.elapsed, 3),
+        }
+    }
+    footer = f"\n\n<sub>{status}</sub>"
+    if fmt == "text":
+        return {"text/plain": f"{result.text}\n\n[{result.status()}]"}, metadata
+    if fmt == "code":
+        code = extract_code(result.text)
+        return {
+            "text/markdown": f"```python\n{code}\n```{footer}",
+            "text/plain": code,
+        }, metadata
+    if fmt == "json" and result.data is not None:
+        pretty = json.dumps(result.data, indent=2, ensure_ascii=False)
+        return {
+            "text/markdown": f"```json\n{pretty}\n```{footer}",
+            "text/plain": pretty,
+        }, metadata
+    thinking = result.thinking
+    md = result.text
+    if thinking:
+        md = "<details><summary>Thinking</summary>\n\n" + thinking + "\n\n</details>\n\n" + md
+    return {"text/markdown": md + footer, "text/plain": result.text}, metadata

@@ -1,0 +1,165 @@
+"""From a ``%%claude`` cell's flags and text to what it sends: call options, the user turn and
+the key of the cell's turn in its conversation.
+
+    options = call_options(args, user_ns, model="claude-sonnet-4-6", max_tokens=4096, system="")
+    content = user_content(args, cell, user_ns, value_budget=8000, df_budget=4000, ...)
+
+``args`` are the parsed flags of ``%%claude``; values that a flag leaves out come from the
+caller (the magic passes its traits: flags override ``%config``). Mistakes in what the user
+wrote raise ``UsageError``: IPython shows it as one line, and nothing is sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import hashlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from IPython.core.error import UsageError
+
+if TYPE_CHECKING:
+    from ..prompt.body import CallOptions
+
+__all__ = ["call_options", "lookup", "turn_key", "user_content"]
+
+#: The smallest extended-thinking budget the API accepts.
+MIN_THINKING_BUDGET = 1024
+
+
+def lookup(namespace: Mapping[str, Any], name: str, flag: str) -> Any:
+    """The notebook variable ``name``, or a one-line UsageError naming it (and a near miss)."""
+    if name in namespace:
+        return namespace[name]
+    close = difflib.get_close_matches(name, [k for k in namespace if not k.startswith("_")], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise UsageError(f"{flag} {name}: no variable named {name!r} in the notebook{hint}")
+
+
+def _attachment(namespace: Mapping[str, Any], value: str) -> Any:
+    """An attachment argument: a variable's value if one has that name, else a path."""
+    return namespace[value] if value.isidentifier() and value in namespace else value
+
+
+def _thinking(
+    args: argparse.Namespace, max_tokens: int, default_max_tokens: int
+) -> tuple[dict[str, Any] | None, int]:
+    """``--thinking``: the request's ``thinking`` and the ``max_tokens`` that makes room for it."""
+    if args.thinking is None:
+        return None, max_tokens
+    if args.thinking == "adaptive":
+        return {"type": "adaptive"}, max_tokens
+    try:
+        budget = int(args.thinking)
+    except ValueError:
+        raise UsageError(
+            f"--thinking takes a token budget or 'adaptive', got {args.thinking!r}"
+        ) from None
+    if budget < MIN_THINKING_BUDGET:
+        raise UsageError(
+            f"--thinking budget must be at least {MIN_THINKING_BUDGET} tokens, got {budget}"
+        )
+    if budget >= max_tokens:
+        if args.max_tokens is not None:
+            raise UsageError(
+                f"--thinking {budget} needs --max-tokens above {budget} "
+                f"(got {max_tokens}): thinking counts toward max_tokens"
+            )
+        # Thinking counts toward max_tokens: leave the usual room for the answer.
+        max_tokens = budget + default_max_tokens
+    return {"type": "enabled", "budget_tokens": budget}, max_tokens
+
+
+def call_options(
+    args: argparse.Namespace,
+    namespace: Mapping[str, Any],
+    *,
+    model: str,
+    max_tokens: int,
+    system: str,
+) -> CallOptions:
+    """The call's options from the flags; ``model``, ``max_tokens`` and ``system`` are the
+    settings a flag overrides. ``--schema NAME`` is looked up in ``namespace``."""
+    from ..prompt.body import CallOptions, json_schema_of
+
+    tokens = args.max_tokens if args.max_tokens is not None else max_tokens
+    if tokens < 1:
+        raise UsageError(f"--max-tokens must be at least 1, got {tokens}")
+    thinking, tokens = _thinking(args, tokens, max_tokens)
+    if args.temperature is not None and not 0 <= args.temperature <= 1:
+        raise UsageError(f"--temperature must be between 0 and 1, got {args.temperature}")
+    schema = None
+    if args.schema:
+        value = lookup(namespace, args.schema, "--schema")
+        try:
+            schema = json_schema_of(value)
+        except TypeError as exc:
+            raise UsageError(f"--schema {args.schema}: {exc}") from None
+    return CallOptions(
+        model=args.model or model,
+        max_tokens=tokens,
+        system=args.system if args.system is not None else system,
+        temperature=args.temperature,
+        stop_sequences=list(args.stop),
+        thinking=thinking,
+        effort=args.effort,
+        schema=schema,
+    )
+
+
+def user_content(
+    args: argparse.Namespace,
+    prompt: str,
+    namespace: Mapping[str, Any],
+    *,
+    value_budget: int,
+    df_budget: int,
+    df_format: Literal["csv", "markdown"],
+    sample: bool,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """The user turn's content blocks: the attachments (``--pdf``, ``--file``, ``--image``,
+    ``--df``), then the prompt with its ``{{references}}`` filled in from ``namespace``
+    (unless ``--no-interpolate``), each value cut to its token budget."""
+    from .. import prompt as prompt_module
+
+    try:
+        attachments: list[dict[str, Any]] = []
+        for value in args.pdf:
+            attachments.append(prompt_module.pdf_block(_attachment(namespace, value)))
+        for value in args.file:
+            attachments.append(prompt_module.file_block(_attachment(namespace, value)))
+        for value in args.image:
+            attachments.append(prompt_module.image_block(_attachment(namespace, value)))
+        for name in args.df:
+            frame = lookup(namespace, name, "--df")
+            attachments.append(
+                prompt_module.dataframe_block(
+                    frame, name, budget=df_budget, df_format=df_format, sample=sample, seed=seed
+                )
+            )
+        return prompt_module.build_user_content(
+            prompt,
+            namespace,
+            interpolate=not args.no_interpolate,
+            value_budget=value_budget,
+            df_budget=df_budget,
+            df_format=df_format,
+            sample=sample,
+            seed=seed,
+            last_error=prompt_module.find_last_error(),
+            attachments=attachments,
+        )
+    except prompt_module.PromptError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def turn_key(cell_id: str | None, line: str, prompt: str) -> str:
+    """What identifies a cell's turn in its conversation, so a re-run replaces it: the front
+    end's cell id when the kernel gets one, else the cell's text."""
+    if cell_id:
+        return f"cell:{cell_id}"
+    # No cell id (terminal, some front ends): the same cell text is the same turn.
+    digest = hashlib.sha1(f"{line}\n{prompt}".encode()).hexdigest()[:16]
+    return f"text:{digest}"
