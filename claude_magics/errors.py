@@ -9,6 +9,9 @@ The tree::
 
     ClaudeError                      anything claude_magics raises on purpose
     ├── MissingAPIKeyError           no key passed and ANTHROPIC_API_KEY unset
+    │   └── MalformedAPIKeyError     a key with spaces, line breaks or non-ASCII inside
+    ├── RequestBodyError             a body that cannot be sent (lone surrogates, over 32 MB)
+    ├── StorageError                 the ledger or job store could not be opened or written
     ├── PromptError                  the cell cannot become a prompt (bad reference, attachment)
     ├── JobNotFoundError             no DataFrame job with that id in the job ledger; job_id
     └── APIError                     something went wrong talking to the API
@@ -51,13 +54,16 @@ __all__ = [
     "GatewayTimeoutError",
     "InternalServerError",
     "JobNotFoundError",
+    "MalformedAPIKeyError",
     "MissingAPIKeyError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
     "PromptError",
     "RateLimitError",
+    "RequestBodyError",
     "RequestTooLargeError",
+    "StorageError",
     "status_error_class",
 ]
 
@@ -96,6 +102,16 @@ class JobNotFoundError(ClaudeError):
         self.ledger = ledger
 
 
+class StorageError(ClaudeError):
+    """A local SQLite file (the spend ledger, the job store) could not be opened or written.
+    Callers that hold a paid answer warn with this one line and keep the answer."""
+
+
+class RequestBodyError(ClaudeError, ValueError):
+    """A request that cannot be sent as it is (text JSON cannot carry, or over the API's size
+    limit): refused before anything leaves, in one line."""
+
+
 class MissingAPIKeyError(ClaudeError):
     """No API key was passed and the environment variable holding it is unset."""
 
@@ -108,6 +124,20 @@ class MissingAPIKeyError(ClaudeError):
             "saved. To try things offline, run the local emulator: "
             "python -m claude_magics.emulator, then set ANTHROPIC_BASE_URL to the URL it prints."
         )
+
+
+class MalformedAPIKeyError(MissingAPIKeyError):
+    """The key has characters no key has (spaces inside, line breaks, non-ASCII): it would fail
+    in the HTTP header. The message never contains the key, only where it came from."""
+
+    def __init__(self, source: str) -> None:
+        ClaudeError.__init__(
+            self,
+            f"The Anthropic API key from {source} has spaces, line breaks or non-ASCII "
+            "characters inside it, so it cannot be a key.",
+        )
+        self.env_var = source
+        self.hint = f"Copy the key again from the Anthropic console into {source}."
 
 
 class APIError(ClaudeError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -30,7 +31,9 @@ from ..errors import (
     APIStatusError,
     APITimeoutError,
     EndpointNotFoundError,
+    MalformedAPIKeyError,
     MissingAPIKeyError,
+    RequestBodyError,
     status_error_class,
 )
 from .listing import Batches, Models, ResultStream
@@ -131,6 +134,34 @@ def _api_object(response: httpx.Response) -> ApiObject:
     return obj
 
 
+# What a key can be made of: printable ASCII without spaces (an HTTP header value).
+_KEY_CHARS = re.compile(r"[!-~]+")
+
+#: The largest request body the API takes, by endpoint (413 request_too_large beyond it).
+_MAX_BODY = {"/v1/messages/batches": 256 * 1024 * 1024}
+_MAX_MESSAGE_BODY = 32 * 1024 * 1024
+
+
+def _encode(body: Any, path: str) -> bytes:
+    """The JSON of a request body, refused in one line when it cannot be sent: text JSON
+    cannot carry (lone surrogates), or more bytes than the endpoint takes."""
+    try:
+        content = orjson.dumps(body)
+    except TypeError as exc:
+        raise RequestBodyError(
+            f"the request cannot be sent: {exc} (text with lone surrogates, from a file read "
+            "with errors='surrogateescape' or a non-UTF-8 name: decode it with errors='replace')"
+        ) from None
+    limit = _MAX_BODY.get(path, _MAX_MESSAGE_BODY)
+    if len(content) > limit:
+        raise RequestBodyError(
+            f"the request is {len(content) / 2**20:.1f} MB, over the {limit // 2**20} MB the API "
+            f"takes for {path} (images and PDFs travel as base64, a third larger than the "
+            "files): send fewer or smaller attachments"
+        )
+    return content
+
+
 class Client:
     """Talks to the Anthropic Messages API (or anything that speaks it, such as the emulator).
 
@@ -213,8 +244,14 @@ class Client:
 
     def _api_key(self) -> str:
         key = self._explicit_key.get() if self._explicit_key else os.environ.get(self.api_key_env)
+        # A key pasted from a file or a terminal often brings a trailing newline or spaces.
+        key = (key or "").strip()
         if not key:
             raise MissingAPIKeyError(self.api_key_env)
+        if not _KEY_CHARS.fullmatch(key):
+            raise MalformedAPIKeyError(
+                "the api_key argument" if self._explicit_key else self.api_key_env
+            )
         return key
 
     def _headers(self, accept: str) -> dict[str, str]:
@@ -250,7 +287,7 @@ class Client:
         """
         retries = self.max_retries if max_retries is None else max(0, int(max_retries))
         headers = self._headers("text/event-stream" if stream else "application/json")
-        content = orjson.dumps(body) if body is not None else None
+        content = _encode(body, path) if body is not None else None
         url = self._url(path)
         query = {k: v for k, v in (params or {}).items() if v is not None}
         attempt = 0

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import default_home
+from ..storage import open_database, storage_error
 from .pricing import PRICES_AS_OF, Cost
 from .usage import Usage
 
@@ -74,6 +75,8 @@ class CallRecord:
 
 
 _COLUMNS = [f.name for f in fields(CallRecord)]
+# What the user changes to move the ledger: named in every storage error.
+_SETTING = "ClaudeMagics.ledger_path (or CLAUDE_MAGICS_HOME)"
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
@@ -86,10 +89,21 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
 class Ledger:
     """Records calls to a SQLite file and answers questions about spend."""
 
-    def __init__(self, path: str | Path | None = None, *, session: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        session: str | None = None,
+        busy_timeout: float = 5.0,
+    ) -> None:
         self.path = Path(path) if path is not None else default_home() / "ledger.sqlite"
         #: Identifies this process's calls (a kernel session) among all in the file.
         self.session = session or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        #: Seconds to wait for another process's write before giving up with a StorageError.
+        self.busy_timeout = busy_timeout
+        #: What happened to the file that the user should hear once (a damaged file moved
+        #: aside); the caller shows and clears it.
+        self.notices: list[str] = []
         self._lock = threading.Lock()
         self._ready = False
 
@@ -97,18 +111,23 @@ class Ledger:
         return f"Ledger({str(self.path)!r}, session={self.session!r})"
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, action: str = "written") -> Iterator[sqlite3.Connection]:
+        """One short transaction. Every SQLite or file-system failure, at any step, becomes a
+        one-line :class:`StorageError` that names the file and what to do."""
         with self._lock:
-            if not self._ready:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=10)
+            connection, notice = open_database(
+                self.path, _SCHEMA, busy_timeout=self.busy_timeout, setting=_SETTING
+            )
+            if notice:
+                self.notices.append(notice)
             try:
                 if not self._ready:
-                    connection.executescript(_SCHEMA)
                     _add_missing_columns(connection)
                     self._ready = True
                 with connection:  # one transaction
                     yield connection
+            except (sqlite3.Error, OSError) as error:
+                raise storage_error(self.path, action, error, _SETTING) from None
             finally:
                 connection.close()
 
@@ -168,7 +187,7 @@ class Ledger:
         if where:
             query += " WHERE " + " AND ".join(where)
         query += " ORDER BY time, id"
-        with self._connect() as db:
+        with self._connect("read") as db:
             rows = db.execute(query, params).fetchall()
         return [CallRecord(*row) for row in rows]
 

@@ -13,6 +13,7 @@ import io
 import math
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +35,43 @@ _TITLE_MAX = 500  # RequestDocumentBlock.title: maxLength 500 in the API spec
 __all__ = ["file_block", "image_block", "pdf_block"]
 
 
-def _read_file(path: str | os.PathLike[str]) -> tuple[Path, bytes]:
+def _read_file(path: str | os.PathLike[str], limit: int) -> tuple[Path, bytes]:
+    """The bytes of a regular file, at most ``limit`` of them (one more is read to tell that it
+    is longer). Devices, FIFOs, sockets and directories are refused before they are opened:
+    ``/dev/zero`` would never end and a FIFO without a writer would block the kernel."""
     resolved = Path(path).expanduser()
+    shown = os.fspath(path)
     try:
-        return resolved, resolved.read_bytes()
+        info = os.stat(resolved)
     except FileNotFoundError:
-        raise PromptError(f"no such file: {os.fspath(path)}") from None
-    except IsADirectoryError:
-        raise PromptError(f"{os.fspath(path)} is a directory, not a file") from None
+        raise PromptError(f"no such file: {shown}") from None
     except OSError as exc:
-        raise PromptError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from None
+        raise PromptError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise PromptError(f"{shown} is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+        raise PromptError(f"{shown} is {kind}, not a regular file: save its content to a file")
+    if info.st_size > limit:
+        raise PromptError(
+            f"{shown} is {_mb(info.st_size)}, over the {_mb(limit)} an attachment may be"
+        )
+    try:
+        # O_NONBLOCK: had the path been swapped for a FIFO since the check, open never blocks.
+        fd = os.open(resolved, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise PromptError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise PromptError(f"{shown} is over the {_mb(limit)} an attachment may be")
+    return resolved, data
+
+
+def _raw_limit(encoded_limit: int) -> int:
+    """The most raw bytes worth reading for a base64 limit: a little over what could pass, so
+    an over-limit file still gets the precise "N MB once encoded" message."""
+    return encoded_limit * 3 // 4 + 1024
 
 
 def _is_pdf(data: bytes) -> bool:
@@ -83,7 +111,7 @@ def image_block(value: Any) -> ContentBlock:
     """
     label = "the image"
     if isinstance(value, (str, os.PathLike)):
-        _, data = _read_file(value)
+        _, data = _read_file(value, _raw_limit(_IMAGE_MAX_ENCODED))
         label = str(value)
     elif isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
@@ -147,7 +175,7 @@ def pdf_block(value: str | os.PathLike[str] | bytes) -> ContentBlock:
     """
     path: Path | None = None
     if isinstance(value, (str, os.PathLike)):
-        path, data = _read_file(value)
+        path, data = _read_file(value, _raw_limit(_PDF_MAX_ENCODED))
         label = str(value)
     elif isinstance(value, (bytes, bytearray, memoryview)):
         data, label = bytes(value), "the PDF"
@@ -176,7 +204,7 @@ def file_block(path: str | os.PathLike[str]) -> ContentBlock:
     Raises :class:`PromptError` for a missing, empty, binary or non-UTF-8 file, pointing PDFs
     and images to ``--pdf`` and ``--image``.
     """
-    resolved, data = _read_file(path)
+    resolved, data = _read_file(path, _TEXT_MAX_BYTES)
     label = os.fspath(path)
     if _is_pdf(data):
         raise PromptError(f"{label} is a PDF, not a text file: attach it with --pdf")

@@ -32,7 +32,9 @@ __all__ = [
     "build_body",
     "build_user_content",
     "dry_run_text",
+    "estimate_request_tokens",
     "json_schema_of",
+    "repair_surrogates",
 ]
 
 MAX_CACHE_BREAKPOINTS = 4
@@ -136,7 +138,37 @@ def build_body(
         output_config["format"] = {"type": "json_schema", "schema": options.schema}
     if output_config:
         body["output_config"] = output_config
-    return body
+    repaired, _ = repair_surrogates(body)
+    return dict(repaired)
+
+
+def repair_surrogates(value: Any) -> tuple[Any, int]:
+    """``value`` with every lone surrogate in its strings replaced by U+FFFD, and how many
+    strings were repaired.
+
+    Lone surrogates come from text read with ``errors="surrogateescape"`` or from non-UTF-8
+    file names; JSON cannot carry them, so the request would fail deep inside the client. A
+    pair written as two surrogates is joined into its character.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            fixed = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            return fixed, 1
+        return value, 0
+    if isinstance(value, dict):
+        total = 0
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            out[key], count = repair_surrogates(item)
+            total += count
+        return (out, total) if total else (value, 0)
+    if isinstance(value, list):
+        pairs = [repair_surrogates(item) for item in value]
+        total = sum(count for _, count in pairs)
+        return ([item for item, _ in pairs], total) if total else (value, 0)
+    return value, 0
 
 
 def _block_tokens(block: dict[str, Any]) -> int:
@@ -152,6 +184,31 @@ def _block_tokens(block: dict[str, Any]) -> int:
         # A PDF: roughly 3/4 of its base64 length in bytes, ~1 token per 3 bytes of PDF.
         return len(str(source.get("data", ""))) // 4
     return estimate_tokens(json.dumps(block, default=str))
+
+
+def estimate_request_tokens(body: Mapping[str, Any]) -> int:
+    """A local estimate of a request's input tokens (system, messages, tools), block by block as
+    :func:`add_cache_breakpoints` weighs them: text by :func:`estimate_tokens`, an image at the
+    API's typical cost, a PDF by its size. For when the API's ``count_tokens`` cannot be asked."""
+    total = 0
+    system = body.get("system")
+    if isinstance(system, str):
+        total += estimate_tokens(system)
+    elif isinstance(system, list):
+        total += sum(_block_tokens(b) for b in system if isinstance(b, dict))
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if isinstance(content, str):
+            total += estimate_tokens(content)
+        elif isinstance(content, list):
+            total += sum(_block_tokens(b) for b in content if isinstance(b, dict))
+        total += 4  # the role and turn markers around each message
+    if body.get("tools"):
+        total += estimate_tokens(json.dumps(body["tools"], default=str))
+    fmt = (body.get("output_config") or {}).get("format")
+    if fmt:
+        total += estimate_tokens(json.dumps(fmt, default=str))
+    return total
 
 
 def _content_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
