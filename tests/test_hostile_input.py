@@ -113,3 +113,18 @@ def test_a_malformed_key_is_one_line_that_never_shows_it(
     for piece in ("abc", "def", "clé"):
         assert piece not in shown
     assert not emulator.requests
+
+
+def test_the_client_redacts_its_key_from_anything_it_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-secret-0042")
+    client = Client(base_url="http://127.0.0.1:9")
+    env_dump = {"HOME": "/root", "ANTHROPIC_API_KEY": "sk-ant-secret-0042"}
+    body = {"messages": [{"role": "user", "content": f"Explain {env_dump}"}], "n": 3}
+    clean, count = client.redact_key(body)
+    assert count == 1
+    assert "sk-ant-secret-0042" not in repr(clean)
+    assert "<ANTHROPIC_API_KEY: redacted>" in clean["messages"][0]["content"]
+    assert "sk-ant-secret-0042" in body["messages"][0]["content"]  # the input is untouched
+    assert client.redact_key({"plain": "text"}) == ({"plain": "text"}, 0)

@@ -36,6 +36,7 @@ from ..errors import (
     RequestBodyError,
     status_error_class,
 )
+from ..walk import map_strings
 from .listing import Batches, Models, ResultStream
 from .messages import COUNT_TOKENS_FIELDS, Messages, MessageStream, TokenCount
 from .objects import ApiObject, Page, RateLimits
@@ -253,6 +254,17 @@ class Client:
                 "the api_key argument" if self._explicit_key else self.api_key_env
             )
         return key
+
+    def redact_key(self, value: Any) -> tuple[Any, int]:
+        """``value`` (any JSON-like request part) with the active key replaced wherever it
+        appears in a string, and how many strings held it: a ``{{os.environ}}`` in a prompt
+        must not send the key to the model. The key itself never leaves the client."""
+        try:
+            key = self._api_key()
+        except MissingAPIKeyError:
+            return value, 0
+        marker = f"<{self.api_key_env}: redacted>"
+        return map_strings(value, lambda text: text.replace(key, marker))
 
     def _headers(self, accept: str) -> dict[str, str]:
         return {

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import PromptError
+from ..walk import map_strings
 from .budget import DEFAULT_DF_BUDGET, DEFAULT_VALUE_BUDGET, estimate_tokens
 from .dataframes import ContentBlock, DfFormat, check_df_format
 from .references import interpolate_text
@@ -142,6 +143,16 @@ def build_body(
     return dict(repaired)
 
 
+def _repair(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Through UTF-16: a pair written as two surrogates joins into its character; a lone
+        # one becomes U+FFFD.
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 def repair_surrogates(value: Any) -> tuple[Any, int]:
     """``value`` with every lone surrogate in its strings replaced by U+FFFD, and how many
     strings were repaired.
@@ -150,25 +161,7 @@ def repair_surrogates(value: Any) -> tuple[Any, int]:
     file names; JSON cannot carry them, so the request would fail deep inside the client. A
     pair written as two surrogates is joined into its character.
     """
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            fixed = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-            return fixed, 1
-        return value, 0
-    if isinstance(value, dict):
-        total = 0
-        out: dict[Any, Any] = {}
-        for key, item in value.items():
-            out[key], count = repair_surrogates(item)
-            total += count
-        return (out, total) if total else (value, 0)
-    if isinstance(value, list):
-        pairs = [repair_surrogates(item) for item in value]
-        total = sum(count for _, count in pairs)
-        return ([item for item, _ in pairs], total) if total else (value, 0)
-    return value, 0
+    return map_strings(value, _repair)
 
 
 def _block_tokens(block: dict[str, Any]) -> int:
