@@ -1,40 +1,52 @@
 """What labeling 10,000 rows costs, ours against a naive realtime loop, from the emulator's usage.
 
-    python benchmarks/labeling_cost.py [--rows 10000] [--model claude-sonnet-4-6]
+    python benchmarks/labeling_cost.py [--rows 10000] [--case MODEL[:TOKENS] ...]
 
-Every row shares a 2,000-token instruction (counted by the emulator's count_tokens) and has a
-short review of its own, all distinct (no savings from deduplication). Both sides use the same
-structured output (an enum of three labels) and the same ``max_tokens``, so what differs is
-only how the requests are sent:
+Every row shares an instruction of a given length (counted by the emulator's count_tokens for
+the case's model) and has a short review of its own, all distinct (no savings from
+deduplication). Both sides use the same structured output (an enum of three labels) and the same
+``max_tokens``, so what differs is only how the requests are sent:
 
 * ours: ``df.claude.label(..., mode="batch")``: the instruction is the system prompt with a
-  one-hour cache breakpoint, the row is the user turn, one Message Batch (half price);
+  one-hour cache breakpoint (when it is long enough for the model to cache), the row is the
+  user turn, one Message Batch (half price);
 * naive: one realtime ``messages.create`` per row, instruction and review in one user message,
   no caching.
 
 Costs are priced from each response's ``usage`` by ``pricing.price_usage`` (batch results at
-the batch rate). Sonnet, because its minimum cacheable prefix is 1,024 tokens; Haiku 4.5's is
-4,096, so a 2,000-token instruction cannot be cached there (run with --model to see).
+the batch rate). The cases, side by side:
 
-Target (issue 5): at most 0.06x.
+* ``claude-sonnet-4-6:2000``, the case the 0.06x target was set on (issue 5): a 2,000-token
+  instruction, cached (Sonnet's minimum cacheable prefix is 1,024 tokens);
+* ``claude-haiku-5-5:2000``, the default job model since issue 10, on the same task: Haiku 5.5
+  caches nothing shorter than 4,096 tokens, so only the batch discount applies;
+* ``claude-haiku-5-5:5000``, the job model with an instruction long enough to cache.
+
+Each line has its ratio to its own naive loop, and to the naive loop of the first case (what
+the default job model costs against labeling with Sonnet 4.6 row by row).
+
+Target (issue 5): at most 0.06x, where the instruction can be cached.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from claude_magics.api.client import Client
-from claude_magics.config import Settings
+from claude_magics.api.models import cache_min_tokens
+from claude_magics.config import DEFAULTS, Settings
 from claude_magics.cost.ledger import Ledger
-from claude_magics.cost.pricing import format_usd, price_usage
+from claude_magics.cost.pricing import PRICES_AS_OF, format_usd, price_usage
 from claude_magics.emulator import Emulator
 from claude_magics.jobs import entry
 from claude_magics.jobs.store import JobStore
@@ -42,6 +54,7 @@ from claude_magics.jobs.tasks import label_task
 
 LABELS = ["positive", "negative", "neutral"]
 TARGET = 0.06
+CASES = ("claude-sonnet-4-6:2000", f"{DEFAULTS.job_model}:2000", f"{DEFAULTS.job_model}:5000")
 # The emulator ends a batch in half a second: poll every 0.2 s, not every 2 s.
 _FAST_POLL = Settings(batch_poll_seconds=0.2)
 _RULES = (
@@ -56,8 +69,35 @@ _OPENINGS = ("Works", "Broke", "Arrived", "Love", "Returned", "Fine", "Bright", 
 _BITS = ("after a week", "as described", "on time", "twice", "for the price", "in the rain")
 
 
-def instruction(client: Client, model: str, tokens: int = 2000) -> str:
-    """A labeling guide of about ``tokens`` tokens, as the emulator counts them."""
+@dataclass(frozen=True)
+class Case:
+    """One model and instruction length, and what both ways of labeling cost."""
+
+    model: str
+    tokens: int
+    guide_tokens: int
+    naive_cost: float
+    naive_seconds: float
+    naive_in: float
+    naive_out: float
+    ours_cost: float
+    ours_seconds: float
+    read: int
+    written: int
+    fresh: int
+
+    @property
+    def cached(self) -> bool:
+        return self.read > 0
+
+    @property
+    def ratio(self) -> float:
+        return self.ours_cost / self.naive_cost
+
+
+def instruction(client: Client, model: str, tokens: int) -> tuple[str, int]:
+    """A labeling guide of about ``tokens`` tokens as the emulator counts them for ``model``,
+    and its count."""
     parts = ["You label customer reviews of an online electronics shop."]
     rng = random.Random(7)
     while True:
@@ -68,7 +108,7 @@ def instruction(client: Client, model: str, tokens: int = 2000) -> str:
             messages=[{"role": "user", "content": "x"}],
         )
         if counted >= tokens:
-            return text
+            return text, int(counted)
         parts.append(f"Rule {len(parts)}: {rng.choice(_RULES)}")
 
 
@@ -123,43 +163,96 @@ def naive(client: Client, texts: list[str], guide: str, model: str) -> tuple[flo
     return cost, messages
 
 
+def run_case(client: Client, texts: list[str], model: str, tokens: int) -> Case:
+    frame = pd.DataFrame({"review": texts})
+    guide, guide_tokens = instruction(client, model, tokens)
+    started = time.perf_counter()
+    ours_cost, usage = ours(client, frame, guide, model)
+    ours_s = time.perf_counter() - started
+    started = time.perf_counter()
+    naive_cost, messages = naive(client, texts, guide, model)
+    naive_s = time.perf_counter() - started
+    return Case(
+        model=model,
+        tokens=tokens,
+        guide_tokens=guide_tokens,
+        naive_cost=naive_cost,
+        naive_seconds=naive_s,
+        naive_in=sum(m["usage"]["input_tokens"] for m in messages) / len(messages),
+        naive_out=sum(m["usage"]["output_tokens"] for m in messages) / len(messages),
+        ours_cost=ours_cost,
+        ours_seconds=ours_s,
+        read=int(usage["cache_read_tokens"].sum()),
+        written=int(usage["cache_write_tokens"].sum()),
+        fresh=int(usage["input_tokens"].sum()),
+    )
+
+
+def _parse_case(text: str) -> tuple[str, int]:
+    model, _, tokens = text.partition(":")
+    return model, int(tokens or 2000)
+
+
+def report(rows: int, cases: list[Case]) -> None:
+    print(
+        f"Labeling {rows:,} rows: ours (one batch, the instruction cached where the model can) "
+        f"against a naive realtime loop (no caching); emulator usage, prices as of {PRICES_AS_OF}"
+    )
+    base = cases[0]
+    header = (
+        f"  {'model':<18} {'instruction':>12} {'naive':>10} {'ours':>10} "
+        f"{'ours/naive':>11} {'vs ' + base.model + ' naive':>26}"
+    )
+    print(header)
+    for case in cases:
+        guide = f"{case.guide_tokens:,} tok"
+        print(
+            f"  {case.model:<18} {guide:>12} {format_usd(case.naive_cost):>10} "
+            f"{format_usd(case.ours_cost):>10} {case.ratio:>10.4f}x "
+            f"{case.ours_cost / base.naive_cost:>25.4f}x"
+        )
+    print()
+    for case in cases:
+        minimum = cache_min_tokens(case.model)
+        if case.cached:
+            cache = (
+                f"{case.read:,} tokens read from cache, {case.written:,} written once, "
+                f"{case.fresh:,} fresh"
+            )
+            verdict = "meets" if case.ratio <= TARGET else "MISSES"
+            target = f"{verdict} the {TARGET}x target"
+        else:
+            cache = (
+                f"nothing cached (the instruction is under the model's {minimum:,}-token "
+                f"minimum), all {case.fresh:,} input tokens fresh"
+            )
+            target = "the cache target does not apply: batch discount only"
+        print(
+            f"  {case.model}, {case.guide_tokens:,}-token instruction: naive "
+            f"{case.naive_in:,.0f} input + {case.naive_out:.0f} output tokens a row "
+            f"({case.naive_seconds:.0f} s); ours {cache} ({case.ours_seconds:.0f} s); {target}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
-    parser.add_argument("--model", default="claude-sonnet-4-6")
+    parser.add_argument(
+        "--case",
+        action="append",
+        metavar="MODEL[:TOKENS]",
+        help=f"a model and its instruction's length (default: {', '.join(CASES)})",
+    )
     args = parser.parse_args()
     texts = reviews(args.rows)
-    frame = pd.DataFrame({"review": texts})
-    with Emulator(batch_processing_seconds=0.5) as emulator:
+    cases: list[Case] = []
+    with tempfile.TemporaryDirectory() as home, Emulator(batch_processing_seconds=0.5) as emulator:
+        # The model list the jobs ask for is cached on disk: here, not in the user's home.
+        os.environ["CLAUDE_MAGICS_HOME"] = home
         client = Client(api_key="bench", base_url=emulator.url)
-        guide = instruction(client, args.model)
-        started = time.perf_counter()
-        ours_cost, usage = ours(client, frame, guide, args.model)
-        ours_s = time.perf_counter() - started
-        started = time.perf_counter()
-        naive_cost, messages = naive(client, texts, guide, args.model)
-        naive_s = time.perf_counter() - started
-    per_row_in = sum(m["usage"]["input_tokens"] for m in messages) / len(messages)
-    out = sum(m["usage"]["output_tokens"] for m in messages) / len(messages)
-    print(
-        f"Labeling {args.rows:,} rows with {args.model}, a shared instruction of about 2,000 "
-        f"tokens (emulator usage, prices from the package's table)"
-    )
-    print(
-        f"  naive realtime loop, no caching: {format_usd(naive_cost):>9}  "
-        f"({per_row_in:,.0f} input + {out:.0f} output tokens a row, {naive_s:.0f} s)"
-    )
-    read = usage["cache_read_tokens"].sum()
-    fresh = usage["input_tokens"].sum()
-    written = usage["cache_write_tokens"].sum()
-    print(
-        f"  ours (batch, cached instruction): {format_usd(ours_cost):>9}  "
-        f"({read:,} tokens read from cache, {written:,} written once, {fresh:,} fresh; "
-        f"{ours_s:.0f} s)"
-    )
-    ratio = ours_cost / naive_cost
-    verdict = "meets" if ratio <= TARGET else "MISSES"
-    print(f"  ratio ours / naive: {ratio:.4f}x  ({verdict} the {TARGET}x target)")
+        for model, tokens in (_parse_case(c) for c in args.case or CASES):
+            cases.append(run_case(client, texts, model, tokens))
+    report(args.rows, cases)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     os.environ.pop("ANTHROPIC_API_KEY", None)
+    # Jobs cache the server's model list on disk: here, not in the user's home.
+    home = tempfile.TemporaryDirectory()
+    os.environ["CLAUDE_MAGICS_HOME"] = home.name
     ideal = args.requests * LATENCY / LIMIT
     process, url = start_emulator()
     try:
@@ -145,6 +148,7 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait()
+        home.cleanup()
     ours_s = statistics.median(t for t, _ in mine)
     theirs_s = statistics.median(t for t, _ in theirs)
     print(

@@ -46,8 +46,15 @@ class Settings:
     the default it finds here, and :func:`current_settings` reads the traits back by name.
     """
 
-    model: str = "claude-sonnet-4-6"
+    #: ``%%claude`` cells: a current Sonnet.
+    model: str = "claude-sonnet-5-5"
+    #: DataFrame jobs (label, extract, map, ``--batch``): the model sold for classification
+    #: and extraction, a tenth of Haiku 4.5's price.
+    job_model: str = "claude-haiku-5-5"
     max_tokens: int = 4096
+    #: The ``anthropic-version`` header: ``2023-06-01`` (every model accepts it) or
+    #: ``2026-10-21`` (no sampling parameters on any model).
+    api_version: str = "2023-06-01"
     budget_usd: float | None = None
     confirm_above_usd: float = 5.0
     batch_threshold: int = 200

@@ -1,11 +1,15 @@
 """Helpers shared by the DataFrame-job tests: a fast-polling job runner bound to one emulator,
-one job store and one spend ledger (all under the test's tmp_path). The ``jobs`` fixture in
-conftest.py gives one to a test."""
+one job store and one spend ledger (all under the test's tmp_path), and ``Gateway``, a server
+that speaks only part of the Messages API. The ``jobs`` fixture in conftest.py gives a runner
+to a test; ``gateway()`` starts a gateway."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +120,87 @@ def user_text(params: dict[str, Any]) -> str:
 
 def json_size(value: Any) -> int:
     return len(orjson.dumps(value))
+
+
+# --------------------------------------------------------------------------------------------
+# A gateway: a server with /v1/messages and little else (as LiteLLM's proxy may be)
+
+
+@dataclass
+class Gateway:
+    """What the stub server at ``url`` answers and what it was asked.
+
+    ``POST /v1/messages`` answers every request: with a label schema, the first label the
+    user turn names (else the first label), as JSON; otherwise "ok". ``count_tokens`` is the
+    answer to ``POST /v1/messages/count_tokens`` (a dict), or None for no such endpoint.
+    Every other path is a bare 404, the way a proxy answers a route it does not have.
+    """
+
+    url: str = ""
+    count_tokens: dict[str, Any] | None = None
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    def paths(self, method: str = "POST") -> list[str]:
+        return [path for verb, path in self.requests if verb == method]
+
+    def answer(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        self.requests.append((method, path))
+        if method == "POST" and path == "/v1/messages":
+            return 200, orjson.dumps(_gateway_message(body))
+        if method == "POST" and path == "/v1/messages/count_tokens" and self.count_tokens:
+            return 200, orjson.dumps(self.count_tokens)
+        return 404, b'{"detail": "Not Found"}'
+
+
+def _gateway_message(body: dict[str, Any]) -> dict[str, Any]:
+    schema = ((body.get("output_config") or {}).get("format") or {}).get("schema") or {}
+    labels = ((schema.get("properties") or {}).get("label") or {}).get("enum")
+    asked = user_text(body)
+    if labels:
+        chosen = next((label for label in labels if label in asked), labels[0])
+        text = orjson.dumps({"label": chosen}).decode()
+    else:
+        text = "ok"
+    return {
+        "id": "msg_gateway",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model"),
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 20 + len(asked) // 4, "output_tokens": 5},
+    }
+
+
+@contextmanager
+def gateway() -> Iterator[Gateway]:
+    """A ``Gateway`` listening on 127.0.0.1 for the length of the ``with``."""
+    state = Gateway()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            size = int(self.headers.get("content-length") or 0)
+            raw = self.rfile.read(size) if size else b""
+            path = self.path.partition("?")[0]
+            status, payload = state.answer(self.command, path, orjson.loads(raw or b"{}"))
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -7,26 +7,33 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from batch_support import LABELS, REVIEWS, Jobs, json_size, user_text
+from batch_support import FAST, LABELS, REVIEWS, Jobs, gateway, json_size, user_text
 
+from claude_magics.api.client import Client
+from claude_magics.api.models import cache_min_tokens
+from claude_magics.api.rules import RequestNotAllowedError
+from claude_magics.config import DEFAULTS
 from claude_magics.cost.ledger import Ledger
 from claude_magics.cost.pricing import price_usage
 from claude_magics.cost.usage import Usage
 from claude_magics.emulator import Emulator
 from claude_magics.errors import ClaudeError, JobNotFoundError
 from claude_magics.jobs import entry, sending, wire
+from claude_magics.jobs.entry import BatchesUnavailableError
 from claude_magics.jobs.rows import build_prompts, make_template
 from claude_magics.jobs.sending import JobDetached
 from claude_magics.jobs.store import JobStore
 from claude_magics.jobs.tasks import extract_task, label_task, map_task
 from claude_magics.jobs.wire import BatchLimits
 
-LONG_INSTRUCTION = "You label customer reviews for a shop. " * 120  # well over 1,024 tokens
+# Long enough for the job model to cache (Haiku 5.5: 4,096 tokens at least).
+LONG_INSTRUCTION = "You label customer reviews for a shop. " * 400
 
 
 def reviews(**index: object) -> pd.DataFrame:
@@ -35,7 +42,7 @@ def reviews(**index: object) -> pd.DataFrame:
 
 def test_label_end_to_end(jobs: Jobs) -> None:
     frame = reviews(index=[10, 20, 30, 40, 50])
-    job = jobs.run(frame, "review", label_task(LABELS), mode="batch", model="claude-haiku-4-5")
+    job = jobs.run(frame, "review", label_task(LABELS), mode="batch")  # on the job model
     labels = job.result(frame)
     assert labels.tolist() == ["positive", "negative", "neutral", "positive", "negative"]
     assert labels.index.tolist() == [10, 20, 30, 40, 50]
@@ -50,11 +57,12 @@ def test_label_end_to_end(jobs: Jobs) -> None:
     assert all(re.fullmatch(r"[a-f0-9]{10}-\d+", r["custom_id"]) for r in requests)
     schema = requests[0]["params"]["output_config"]["format"]["schema"]
     assert schema["properties"]["label"]["enum"] == LABELS
+    assert {r["params"]["model"] for r in requests} == {DEFAULTS.job_model} == {"claude-haiku-5-5"}
     # The spend ledger has the batch, priced at the batch rate.
     (call,) = jobs.ledger.calls()
     (chunk,) = job.store.chunks(job.id)
     assert call.kind == "batch" and call.request_id == chunk.batch_id
-    assert call.model.startswith("claude-haiku-4-5")
+    assert call.model.startswith("claude-haiku-5-5")
     usage = job.result(frame, usage=True)
     assert call.cost_usd == pytest.approx(usage["cost_usd"].sum())
     assert call.input_tokens == usage["input_tokens"].sum()
@@ -88,6 +96,24 @@ def test_rows_are_data_and_the_instruction_is_shared_and_cached(jobs: Jobs) -> N
     usage = job.result(frame, usage=True)
     assert usage["cache_write_tokens"].sum() > 0
     assert usage["cache_read_tokens"].sum() > 0
+
+
+def test_the_cache_breakpoint_follows_the_models_minimum(jobs: Jobs) -> None:
+    """A 2,000-token instruction: cached on Sonnet 5.5 (1,024 at least), not on the job model,
+    Haiku 5.5, whose minimum is 4,096: a breakpoint there would only be ignored."""
+    guide = "You label customer reviews for a shop. " * 180 + "Which label fits {{review}}?"
+    task = label_task(LABELS)
+    template = make_template(["review"], guide, task)
+    prompts = build_prompts(reviews(), template, task, model="claude-haiku-5-5")
+    assert cache_min_tokens("claude-sonnet-5-5") < prompts.instruction_tokens
+    assert prompts.instruction_tokens < cache_min_tokens("claude-haiku-5-5") == 4096
+    for model, marked in (("claude-haiku-5-5", False), ("claude-sonnet-5-5", True)):
+        before = len(jobs.creates())
+        jobs.run(reviews(), guide, label_task(LABELS), mode="batch", model=model)
+        (create,) = jobs.creates()[before:]
+        heads = [r["params"]["messages"][0]["content"][0] for r in create.body["requests"]]
+        assert len(heads) == 4
+        assert all(("cache_control" in head) is marked for head in heads), model
 
 
 def test_short_instruction_gets_no_breakpoint(jobs: Jobs) -> None:
@@ -433,3 +459,102 @@ def test_custom_ids_map_back_only_for_this_job() -> None:
     assert wire.prompt_of("abc123-7", "abc123") == 7
     assert wire.prompt_of("other-7", "abc123") is None
     assert wire.prompt_of("abc123-x", "abc123") is None
+
+
+@pytest.mark.parametrize(
+    "model", ["claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5", "claude-fable-5-2"]
+)
+def test_job_requests_keep_every_current_models_rules(jobs: Jobs, model: str) -> None:
+    """Structured answers through output_config.format: never a forced tool_choice (refused by
+    Sonnet 5.5, Opus 5.5 and Fable) and never a prefill (refused by every 4.6+ model). The
+    emulator enforces both, so every row succeeding is the proof."""
+    frame = reviews()
+    for task, mode in ((label_task(LABELS), "batch"), (extract_task({"stars": int}), "realtime")):
+        job = jobs.run(frame, "review", task, mode=mode, model=model)
+        assert job.counts() == {"succeeded": 5}
+    sent = [*jobs.batch_params(), *(r.body for r in jobs.messages())]
+    assert len(sent) == 8
+    for body in sent:
+        assert body["model"] == model
+        assert body["output_config"]["format"]["type"] == "json_schema"
+        assert "tool_choice" not in body and "tools" not in body
+        assert body["messages"][-1]["role"] == "user"
+
+
+def test_a_request_the_model_refuses_is_refused_before_sending(
+    jobs: Jobs, emulator: Emulator
+) -> None:
+    frame = reviews()
+    with pytest.raises(RequestNotAllowedError) as caught:
+        jobs.run(frame, "Summarise {{review}}", map_task(), max_tokens=200_000, yes=True)
+    message = str(caught.value)
+    assert "200,000" in message and "claude-haiku-5-5" in message and "128,000" in message
+    assert "\n" not in message
+    # The model's limits were asked of the server (GET /v1/models); no message was sent.
+    assert not [r for r in emulator.requests if r.path.startswith("/v1/messages")]
+    assert [r.path for r in emulator.requests] == ["/v1/models"]
+    # Within the limit, the same job goes through.
+    job = jobs.run(
+        frame, "Summarise {{review}} [[reply_tokens=3]]", map_task(), max_tokens=128_000, yes=True
+    )
+    assert job.counts() == {"succeeded": 5}
+
+
+def test_a_model_the_server_does_not_batch(
+    jobs: Jobs, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emulator.add_model(
+        id="claude-unbatched-1", like="claude-haiku-5-5", capabilities={"batch": False}
+    )
+    frame = reviews()
+    with pytest.raises(BatchesUnavailableError, match='mode="realtime"') as caught:
+        jobs.run(frame, "review", label_task(LABELS), mode="batch", model="claude-unbatched-1")
+    assert "does not batch claude-unbatched-1" in str(caught.value)
+    assert not jobs.creates() and not jobs.messages()
+    # mode="auto" sends it in realtime instead (at two rows, auto would pick batches).
+    auto = replace(FAST, batch_threshold=2)
+    capsys.readouterr()
+    job = jobs.run(frame, "review", label_task(LABELS), model="claude-unbatched-1", settings=auto)
+    assert capsys.readouterr().out.endswith(
+        "does not batch claude-unbatched-1: sending the 4 requests in realtime instead.\n"
+    )
+    assert job.mode == "realtime" and job.counts() == {"succeeded": 5}
+    assert not jobs.creates()
+
+
+def test_a_server_without_the_batches_api(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = reviews()
+    store = JobStore(tmp_path / "jobs.sqlite")
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    with gateway() as server, Client(api_key="k", base_url=server.url) as client:
+        options: dict[str, Any] = {
+            "client": client,
+            "store": store,
+            "ledger": ledger,
+            "progress": False,
+            "settings": FAST,
+        }
+        with pytest.raises(BatchesUnavailableError) as caught:
+            entry.run(frame, "review", label_task(LABELS), mode="batch", **options)
+        message = str(caught.value)
+        assert f"this server ({server.url}) has no Message Batches endpoint" in message
+        assert 'mode="realtime"' in message and "\n" not in message
+        assert server.paths() == ["/v1/messages/batches"]  # tried once; no message was sent
+        assert not [j for j in store.jobs() if j.state == "running"]
+        # mode="auto" that picks batches falls back to realtime, and says so in one line.
+        options["settings"] = replace(FAST, batch_threshold=2)
+        capsys.readouterr()
+        job = entry.run(frame, "review", label_task(LABELS), **options)
+        said = capsys.readouterr().out
+        assert said == (
+            f"this server ({server.url}) has no Message Batches endpoint: sending the 4 "
+            "requests in realtime instead.\n"
+        )
+        assert job.mode == "realtime"
+        assert job.result(frame).tolist() == [review.split()[-1] for review in REVIEWS]
+        assert server.paths().count("/v1/messages") == 4
+        # The same call again attaches to the realtime job: nothing is sent twice.
+        again = entry.run(frame, "review", label_task(LABELS), **options)
+        assert again.id == job.id and server.paths().count("/v1/messages") == 4

@@ -53,7 +53,8 @@ def test_extract_end_to_end(jobs: Jobs) -> None:
 
 
 def test_cached_prefix_goes_first_then_everyone_reads_it(jobs: Jobs) -> None:
-    template = "You label reviews for a shop. " * 150 + "Which label fits {{review}}?"
+    # Long enough for the job model to cache (Haiku 5.5: 4,096 tokens at least).
+    template = "You label reviews for a shop. " * 500 + "Which label fits {{review}}?"
     job = jobs.run(rows(12), template, label_task(LABELS), mode="realtime")
     usage = job.result(status=True, usage=True)
     first = jobs.messages()[0].body["messages"][0]["content"][0]["cache_control"]

@@ -234,3 +234,40 @@ def test_status_line_reads_usage_by_kind() -> None:
     live = status_line(MODEL, usage.with_output(40), None, 2.0, streaming=True)
     assert "≈40 out" in live
     assert live.endswith("cost unknown · streaming…")
+
+
+def test_thinking_with_its_text_omitted_is_timed_and_said(
+    client: Client, emulator: Emulator
+) -> None:
+    emulator.configure(tokens_per_second=500)  # the hidden thinking takes time, as it would
+    request = body("why [[reply_tokens=5]]", model="claude-sonnet-5-5")
+    request["thinking"] = {"type": "adaptive"}
+    view = FakeView()
+    result = cell.send(client, request, view)
+    assert result.thought
+    assert result.thinking == ""  # Sonnet 5.5 omits the text unless asked
+    assert result.thinking_seconds is not None
+    assert 0.02 < result.thinking_seconds < result.elapsed
+    assert f"thought {result.thinking_seconds:.1f} s" in result.status()
+    assert "<details><summary>Thinking (no text returned)</summary>" in view.bundle["text/markdown"]
+    assert view.metadata["claude_magics"]["thinking_seconds"] == round(result.thinking_seconds, 3)
+    # Not streamed: it thought, for a time nobody measured.
+    whole = cell.send(client, request, FakeView(), stream=False)
+    assert whole.thought
+    assert whole.thinking_seconds is None
+    assert " · thought · " in whole.status()
+    # No thinking, nothing said about it.
+    plain = cell.send(client, body("x [[reply_tokens=5]]"), FakeView())
+    assert not plain.thought
+    assert "thought" not in plain.status()
+
+
+def test_status_line_while_thinking() -> None:
+    usage = Usage(input=10, output=1)
+    # Thinking whose text is omitted sends nothing until it ends: no frozen "0.0 s".
+    early = status_line(MODEL, usage, None, 0.2, thinking_seconds=0.1, still_thinking=True)
+    assert " · thinking… · " in early
+    late = status_line(MODEL, usage, None, 2.5, thinking_seconds=2.3, still_thinking=True)
+    assert " · thinking… 2.3 s · " in late
+    done = status_line(MODEL, usage, None, 3.0, thinking_seconds=2.5)
+    assert " · thought 2.5 s · " in done

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 import pytest
-from batch_support import FAST, FAST_CONFIG, LABELS, REVIEWS, Jobs
+from batch_support import FAST, FAST_CONFIG, LABELS, REVIEWS, Jobs, gateway
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 import claude_magics.jobs.accessor  # noqa: F401  (registers df.claude)
 from claude_magics import config
+from claude_magics.api.client import Client
 from claude_magics.config import BudgetExceededError
-from claude_magics.cost.pricing import model_price
+from claude_magics.cost.pricing import model_price, price_usage
 from claude_magics.emulator import Emulator
 from claude_magics.jobs import entry
 from claude_magics.jobs.entry import ConfirmationDeclined
@@ -91,6 +93,10 @@ def test_estimate_table(frame: pd.DataFrame) -> None:
     many = pd.DataFrame({"review": [f"Review {i % 40}" for i in range(50)]})
     table = many.claude.estimate(long, labels=LABELS, model="claude-sonnet-4-6")
     assert table.index.tolist() == ["realtime", "realtime + cache", "batch", "batch + cache"]
+    assert list(table.columns) == [
+        "requests", "input tokens (est.)", "of which from cache", "output tokens (max)",
+        "cost, at most ($)", "if claude-sonnet-5-5 ($)", "if claude-opus-5-5 ($)",
+    ]  # fmt: skip
     cost = table["cost, at most ($)"]
     assert cost["batch"] == pytest.approx(cost["realtime"] / 2, rel=0.01)
     assert cost["batch + cache"] < cost["batch"] / 4  # one write, then reads at a tenth
@@ -98,6 +104,46 @@ def test_estimate_table(frame: pd.DataFrame) -> None:
     assert "local estimates" in table.attrs["note"]
     short = frame.claude.estimate("review", labels=LABELS)
     assert short.index.tolist() == ["realtime", "batch"]  # too short to cache
+    assert "too short to cache on claude-haiku-5-5" in short.attrs["note"]
+
+
+def test_estimate_shows_what_bigger_models_would_cost() -> None:
+    """On the job model by default, beside the cells' model and the newest Opus, priced from
+    the same token estimates. A 1,700-token instruction: too short for Haiku 5.5 to cache."""
+    guide = "You label reviews for a shop, carefully. " * 150 + "{{review}}"
+    many = pd.DataFrame({"review": [f"Review {i % 40}" for i in range(50)]})
+    table = many.claude.estimate(guide, labels=LABELS)
+    assert table.index.tolist() == ["realtime", "batch"]
+    note = table.attrs["note"]
+    assert "claude-haiku-5-5" in note
+    assert "too short to cache on claude-haiku-5-5 (its minimum is 4,096 tokens)" in note
+    assert "the 'if' columns price the same tokens on claude-sonnet-5-5 and claude-opus-5-5" in note
+    haiku = table["cost, at most ($)"]
+    # Haiku 5.5 is $0.10 / $0.50 a million tokens, Sonnet 5.5 20 times that, Opus 5.5 40 times.
+    assert table["if claude-sonnet-5-5 ($)"].tolist() == pytest.approx(
+        (20 * haiku).tolist(), rel=1e-3
+    )
+    assert table["if claude-opus-5-5 ($)"].tolist() == pytest.approx(
+        (40 * haiku).tolist(), rel=1e-3
+    )
+    tokens = table.loc["realtime"]
+    priced = price_usage(
+        {
+            "input_tokens": tokens["input tokens (est.)"],
+            "output_tokens": tokens["output tokens (max)"],
+        },
+        "claude-haiku-5-5",
+    )
+    assert priced is not None and haiku["realtime"] == pytest.approx(priced.total, abs=1e-6)
+    assert haiku["realtime"] < 0.01  # fractions of a cent still show: not rounded to nothing
+    assert table["if claude-sonnet-5-5 ($)"]["realtime"] > 0
+    alone = many.claude.estimate(guide, labels=LABELS, compare=())
+    assert (
+        "if claude-sonnet-5-5 ($)" not in alone.columns
+        and "'if' columns" not in alone.attrs["note"]
+    )
+    fable = many.claude.estimate(guide, labels=LABELS, compare=["claude-fable-5-2"])
+    assert [c for c in fable.columns if c.startswith("if ")] == ["if claude-fable-5-2 ($)"]
 
 
 def test_estimate_figures() -> None:
@@ -137,6 +183,16 @@ def test_estimate_figures() -> None:
     assert estimate.worst_case("batch") == pytest.approx(0.06225, rel=1e-12)
     assert estimate.worst_case("realtime") == pytest.approx(0.0795, rel=1e-12)
     assert estimate.price == model_price("claude-sonnet-4-6")
+    # Beside it, the same tokens on Opus 5.5 ($4 / $20; writes $5 and $8, reads $0.20), which
+    # caches a 2,000-token prefix, and on Haiku 4.5 ($1 / $5), which does not (4,096 at least).
+    compared = replace(estimate, compare=("claude-opus-5-5", "claude-haiku-4-5"))
+    assert {s.name: s.compared for s in compared.scenarios} == {
+        "realtime": pytest.approx((0.086, 0.0215), rel=1e-12),
+        "realtime + cache": pytest.approx((0.0196, 0.0215), rel=1e-12),
+        "batch": pytest.approx((0.043, 0.01075), rel=1e-12),
+        "batch + cache": pytest.approx((0.0128, 0.01075), rel=1e-12),
+    }
+    assert [s.cost_usd for s in compared.scenarios] == [s.cost_usd for s in estimate.scenarios]
     unknown = JobEstimate("claude-nobody", 1, 1, 10, 10, 10, cacheable=False)
     assert unknown.worst_case("batch") is None and unknown.cost("realtime") is None
     cheaper = JobEstimate(
@@ -156,6 +212,8 @@ def test_estimate_figures() -> None:
 def test_count_tokens_exact_and_sampled(frame: pd.DataFrame, emulator: Emulator) -> None:
     counted = frame.claude.count_tokens("Summarise {{review}}")
     assert counted.exact and counted.prompts == 4
+    assert counted.source == "counted" and not counted.estimated
+    assert counted.model == "claude-haiku-5-5"  # the job model
     assert counted.per_row.index.tolist() == list("abcde")
     assert counted.per_row["a"] == counted.per_row["d"]
     assert "exact" in repr(counted) and "nothing was generated" in counted._repr_markdown_()
@@ -177,17 +235,49 @@ def test_count_tokens_exact_and_sampled(frame: pd.DataFrame, emulator: Emulator)
     assert "estimate" in repr(sampled)
 
 
+def test_count_tokens_on_a_server_without_the_endpoint_estimates_and_says_so(
+    frame: pd.DataFrame,
+) -> None:
+    with gateway() as server, Client(api_key="k", base_url=server.url) as client:
+        counted = frame.claude.count_tokens("Summarise {{review}}", client=client)
+        assert server.paths() == ["/v1/messages/count_tokens"]  # asked once, then no more
+    assert counted.source == "local estimate" and counted.estimated and not counted.exact
+    text = repr(counted)
+    assert text.startswith("Estimated input tokens for claude-haiku-5-5")
+    assert "local estimates: this server has no count_tokens endpoint" in text
+    assert "**Estimated input tokens" in counted._repr_markdown_()
+    # The figures are the local estimates of the very prompts a job would send.
+    assert counted.per_row.index.tolist() == list("abcde")
+    assert counted.per_row["a"] == counted.per_row["d"] > 0
+    assert counted.total == counted.per_row.sum() and counted.prompts == 4
+
+
+def test_count_tokens_the_server_marks_as_estimates_are_shown_as_estimates(
+    frame: pd.DataFrame,
+) -> None:
+    with gateway() as server, Client(api_key="k", base_url=server.url) as client:
+        server.count_tokens = {"input_tokens": 42, "estimated": True}
+        counted = frame.claude.count_tokens("Summarise {{review}}", client=client)
+        assert server.paths() == ["/v1/messages/count_tokens"] * 4
+    assert counted.source == "server estimate" and counted.estimated
+    assert counted.per_row.tolist() == [42] * 5
+    text = repr(counted)
+    assert text.startswith("Estimated input tokens for claude-haiku-5-5")
+    assert "the server's estimates" in text
+
+
 def test_confirmation_outside_ipython_refuses_with_a_clear_message(
     frame: pd.DataFrame, emulator: Emulator, jobs: Jobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A plain Python process: no IPython shell, whatever other tests have started.
     monkeypatch.setattr("IPython.get_ipython", lambda: None)
-    expensive = pd.DataFrame({"q": [f"Write an essay {i}" for i in range(40)]})
+    # 100 answers of up to 128,000 tokens on Haiku 5.5 ($0.50 a million): $6.40 at most.
+    expensive = pd.DataFrame({"q": [f"Write an essay {i}" for i in range(100)]})
     with pytest.raises(ConfirmationDeclined, match="yes=True"):
-        jobs.run(expensive, "{{q}}", map_task(), max_tokens=64_000)
-    assert not emulator.requests  # nothing was sent
-    job = jobs.run(expensive, "{{q}} [[reply_tokens=3]]", map_task(), max_tokens=64_000, yes=True)
-    assert job.counts() == {"succeeded": 40}
+        jobs.run(expensive, "{{q}}", map_task(), max_tokens=128_000)
+    assert not [r for r in emulator.requests if r.path.startswith("/v1/messages")]
+    job = jobs.run(expensive, "{{q}} [[reply_tokens=3]]", map_task(), max_tokens=128_000, yes=True)
+    assert job.counts() == {"succeeded": 100}
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,6 +337,65 @@ def test_batch_cell_magic_mistakes_are_usage_errors(ip: InteractiveShell) -> Non
         ip.run_cell_magic("claude", "--batch t_text --labels a,b", TEMPLATE)
     with pytest.raises(UsageError, match="no column named 'reviw'"):
         ip.run_cell_magic("claude", "--batch t_reviews --labels a,b", "{{reviw}}")
+
+
+def _models_sent(emulator: Emulator) -> set[str]:
+    """The model of every message request, alone or in a batch, the emulator received."""
+    models = set()
+    for r in emulator.requests:
+        if r.method == "POST" and r.path == "/v1/messages":
+            models.add(r.body["model"])
+        elif r.method == "POST" and r.path == "/v1/messages/batches":
+            models.update(item["params"]["model"] for item in r.body["requests"])
+    return models
+
+
+def test_jobs_run_on_the_job_model_not_the_cells(ip: InteractiveShell, emulator: Emulator) -> None:
+    ip.run_line_magic("config", "ClaudeMagics.model = 'claude-opus-5-5'")
+    frame = ip.user_ns["t_reviews"]
+    frame.claude.label("review", LABELS, progress=False)
+    with capture_output():
+        ip.run_cell_magic("claude", "--batch t_reviews --labels a,b --mode batch", TEMPLATE)
+    assert _models_sent(emulator) == {"claude-haiku-5-5"}
+    # The cells' model is what the estimate compares with.
+    table = frame.claude.estimate("review", labels=LABELS)
+    assert "if claude-opus-5-5 ($)" in table.columns
+    assert "claude-haiku-5-5" in table.attrs["note"]
+    # A job model of one's own, from %config; -m still wins for a cell.
+    emulator.reset()
+    ip.run_line_magic("config", "ClaudeMagics.job_model = 'claude-sonnet-5-5'")
+    frame.claude.extract("review", {"stars": int}, progress=False)
+    assert _models_sent(emulator) == {"claude-sonnet-5-5"}
+    emulator.reset()
+    with capture_output():
+        ip.run_cell_magic(
+            "claude", "--batch t_reviews --labels a,b -m claude-opus-5-5 --out t_x", TEMPLATE
+        )
+    assert _models_sent(emulator) == {"claude-opus-5-5"}
+
+
+def test_batch_cell_a_max_tokens_the_model_refuses_is_one_line(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    with pytest.raises(UsageError, match=r"--max-tokens 300,000 is above claude-haiku-5-5's most"):
+        ip.run_cell_magic(
+            "claude", "--batch t_reviews --labels a,b --max-tokens 300000 --yes", TEMPLATE
+        )
+    assert not [r for r in emulator.requests if r.path.startswith("/v1/messages")]
+
+
+def test_a_budget_never_blocks_a_job_on_a_server_without_count_tokens(
+    ip: InteractiveShell,
+) -> None:
+    """A gateway with /v1/messages only: no count_tokens, no batches, no model list."""
+    ip.run_line_magic("config", "ClaudeMagics.budget_usd = 1.0")
+    frame = ip.user_ns["t_reviews"]
+    with gateway() as server, Client(api_key="k", base_url=server.url) as client:
+        counted = frame.claude.count_tokens("review", labels=LABELS, client=client)
+        labels = frame.claude.label("review", LABELS, client=client, progress=False)
+        assert server.paths().count("/v1/messages") == 4
+    assert counted.source == "local estimate"
+    assert labels.tolist() == [review.split()[-1] for review in REVIEWS]
 
 
 def test_claude_batch_line_magic(ip: InteractiveShell, emulator: Emulator) -> None:

@@ -22,6 +22,8 @@ from shell_support import magics_of
 from transport_support import WatchingTransport
 
 from claude_magics import Client
+from claude_magics.config import DEFAULTS
+from claude_magics.cost.pricing import model_price
 from claude_magics.emulator import Emulator
 from claude_magics.errors import (
     APIStreamError,
@@ -33,6 +35,9 @@ from claude_magics.notebook import views as render
 from claude_magics.notebook.cell import ClaudeInterrupted
 from claude_magics.notebook.result import ClaudeResult
 from claude_magics.pytest_plugin import TEST_API_KEY
+
+#: The model a cell uses when -m is not given.
+DEFAULT_MODEL = DEFAULTS.model
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +84,7 @@ def test_answer_is_displayed_as_static_markdown_with_metadata(ip: InteractiveShe
     answer = outputs[1]
     assert answer["text/plain"]
     assert answer["text/markdown"].startswith(answer["text/plain"])
-    assert "claude-sonnet-4-6" in answer["text/markdown"]
+    assert DEFAULT_MODEL in answer["text/markdown"]
     meta = next(o.metadata for o in captured.outputs if "text/markdown" in o.data and not o.update)
     assert meta["claude_magics"]["usage"]["output_tokens"] == 20
     assert meta["claude_magics"]["cost_usd"] > 0
@@ -138,7 +143,7 @@ def test_plain_view_prints_as_it_arrives(
     magics_of(ip).display = "plain"
     ip.run_cell_magic("claude", "", "Plain [[reply_tokens=15]]")
     out = capsys.readouterr().out
-    assert "claude-sonnet-4-6" in out
+    assert DEFAULT_MODEL in out
     assert "15 out" in out
     result = magics_of(ip).last_result
     assert result is not None
@@ -284,14 +289,17 @@ def test_dry_run_sends_nothing_and_masks_key(ip: InteractiveShell, emulator: Emu
 
 
 def test_temperature_sent_only_when_given(ip: InteractiveShell, emulator: Emulator) -> None:
-    run(ip, "--once", "x")
+    # Haiku 4.5 takes a temperature (the default model takes none: tests/test_magics_models.py).
+    run(ip, "--once -m claude-haiku-4-5", "x")
     assert "temperature" not in emulator.requests[-1].body
-    run(ip, "--once -t 0.5", "x")
+    run(ip, "--once -m claude-haiku-4-5 -t 0.5", "x")
     assert emulator.requests[-1].body["temperature"] == 0.5
+    assert emulator.requests[-1].status == 200
 
 
 def test_thinking_and_stop_and_max_tokens(ip: InteractiveShell, emulator: Emulator) -> None:
-    captured = run(ip, "--once --thinking 2000", "think [[reply_tokens=10]]")
+    # A thinking budget, on a model that takes one and returns the thinking text.
+    captured = run(ip, "--once -m claude-haiku-4-5 --thinking 2000", "think [[reply_tokens=10]]")
     body = emulator.requests[-1].body
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 2000}
     assert body["max_tokens"] > 2000
@@ -306,7 +314,7 @@ def test_interrupt_stops_the_stream_and_keeps_partial_answer(
     prompt = "long one [[reply_tokens=500]]"
     with Client(base_url=emulator.url, api_key=TEST_API_KEY) as client:
         full = client.messages.create(
-            model="claude-sonnet-4-6",
+            model=DEFAULT_MODEL,
             max_tokens=4096,
             messages=[{"role": "user", "content": [{"type": "text", "text": prompt}]}],
         )["content"][0]["text"]
@@ -392,7 +400,8 @@ def test_api_errors_are_short_and_fail_the_cell(ip: InteractiveShell) -> None:
         run(ip, "-m claude-sonet-4-6", "x")
     rendered = "\n".join(info.value._render_traceback_())
     assert "404" in rendered
-    assert "claude-sonnet-4-6" in rendered  # the suggestion and the list of models
+    assert "Did you mean claude-sonnet-4-6?" in rendered  # the closest id the server lists
+    assert DEFAULT_MODEL in rendered  # and the current line-up
     assert len(rendered.splitlines()) <= 6
     result = ip.run_cell("%%claude -m nope-model\nhello")
     assert result.error_in_exec is not None
@@ -437,6 +446,12 @@ def test_claude_config_shows_key_status_only(
     text, status = _key_status(ip)
     assert re.search(r"^model\s+'claude-haiku-4-5'\s+\(%config / ipython_config\)$", text, re.M)
     assert re.search(r"^max_tokens\s+4096\s+\(default\)$", text, re.M)
+    assert re.search(r"^job_model\s+'claude-haiku-5-5'\s+\(default\)$", text, re.M)
+    assert re.search(r"^api_version\s+'2023-06-01'\s+\(default\)$", text, re.M)
+    assert re.search(r"^show_thinking\s+False\s+\(default\)$", text, re.M)
+    ip.run_line_magic("config", "ClaudeMagics.api_version = '2026-10-21'")
+    text, _ = _key_status(ip)
+    assert re.search(r"^api_version\s+'2026-10-21'\s+\(%config / ipython_config\)$", text, re.M)
     assert status == "set"
     assert TEST_API_KEY not in text
     monkeypatch.delenv("ANTHROPIC_API_KEY")
@@ -456,12 +471,17 @@ def test_config_trait_overridden_by_flag(ip: InteractiveShell, emulator: Emulato
     assert emulator.requests[-1].body["max_tokens"] == 99
 
 
-def test_models_magic(ip: InteractiveShell) -> None:
+def test_models_magic_shows_the_line_up_and_marks_yours(ip: InteractiveShell) -> None:
+    # Moved to tests/test_magics_models.py (with --all, statuses and prices); here only that
+    # the default model is shown, priced from the table.
     with capture_output() as captured:
         ip.run_line_magic("claude_models", "")
     text = captured.outputs[0].data["text/plain"]
-    assert "claude-sonnet-4-6" in text
-    assert "$3 / $15" in text
+    row = next(r for r in text.splitlines() if r.startswith(DEFAULT_MODEL))
+    assert "(model)" in row
+    price = model_price(DEFAULT_MODEL)
+    assert price is not None
+    assert f"${price.input:g} / ${price.output:g}" in row
 
 
 def test_help_has_examples(ip: InteractiveShell) -> None:
@@ -471,11 +491,16 @@ def test_help_has_examples(ip: InteractiveShell) -> None:
     assert result.success
     shown = re.sub(r"\x1b\[[0-9;]*m", "", captured.stdout)  # IPython colours the headings
     assert "Ask Claude. The cell is the prompt" in shown
-    assert "%%claude -m claude-haiku-4-5 --max-tokens 300" in shown
+    assert "%%claude -m claude-haiku-5-5 --max-tokens 300" in shown
     assert "%%claude --schema Review --out parsed" in shown
+    assert "%%claude --thinking --show-thinking" in shown
+    assert "--show-thinking" in shown
+    assert "api_version" in shown  # which flags each model and API version refuses
     # magic_arguments adds every flag with its help.
     assert re.search(r"--out NAME\s+Store the result in this variable\.", shown)
     assert re.search(r"--count\s+Count the request's tokens and cost; send nothing\.", shown)
+    assert re.search(r"--thinking <\[adaptive\|BUDGET\]>\s+Extended thinking: 'adaptive'", shown)
+    assert re.search(r"--show-thinking\s+Ask for the thinking text", shown)
 
 
 def test_auto_cache_marks_long_conversation(ip: InteractiveShell, emulator: Emulator) -> None:

@@ -95,3 +95,15 @@ def test_retired_models_name_their_replacement(client: Client, tmp_path: Path) -
     assert retired is not None
     assert retired.replacement in catalog.current()
     assert catalog.retired("claude-sonnet-5-5") is None
+
+
+def test_without_a_key_the_table_answers_until_there_is_one(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NO_KEY_YET", raising=False)
+    keyless = Client(base_url=emulator.url, api_key_env="NO_KEY_YET")
+    catalog = ModelCatalog(keyless, cache_path=tmp_path / "m.json")
+    assert catalog.get("claude-haiku-5-5").source == "bundled"
+    assert catalog.unavailable and "NO_KEY_YET" in catalog.unavailable
+    monkeypatch.setenv("NO_KEY_YET", "sk-now-there-is-one")
+    assert catalog.get("claude-haiku-5-5").source == "api"

@@ -15,7 +15,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from shell_support import magics_of
 
-from claude_magics.config import BudgetExceededError
+from claude_magics.config import DEFAULTS, BudgetExceededError
 from claude_magics.cost import pricing
 from claude_magics.cost.ledger import Ledger
 from claude_magics.cost.pricing import format_usd, price_usage
@@ -23,6 +23,8 @@ from claude_magics.cost.usage import Usage
 from claude_magics.emulator import Emulator
 
 LONG_SYSTEM = "You are a careful data analyst who explains every step. " * 150
+#: The model a cell uses when -m is not given (claude-sonnet-5-5: $2 in, $10 out per MTok).
+MODEL = DEFAULTS.model
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +136,7 @@ def test_cache_figures_from_a_long_system_prompt_sent_twice(
     assert first.cost is not None
     assert second.cost.total < first.cost.total
     # The cost shown is exactly the price table applied to the usage the API reported.
-    expected = price_usage(second.usage, "claude-sonnet-4-6")
+    expected = price_usage(second.usage, MODEL)
     assert expected is not None
     assert second.cost.total == pytest.approx(expected.total)
     assert "read from cache" in second.status()
@@ -150,7 +152,10 @@ def test_budget_refuses_before_sending(ip: InteractiveShell, emulator: Emulator)
     with pytest.raises(BudgetExceededError) as info:
         ip.run_cell_magic("claude", "--once --max-tokens 64000", "expensive")
     text = "\n".join(info.value._render_traceback_())
-    assert "$0.96" in text  # 64,000 reply tokens at $15/MTok, plus the input
+    worst = price_usage(Usage(output=64_000), MODEL)
+    assert worst is not None
+    assert worst.total == pytest.approx(0.64)  # 64,000 reply tokens at $10/MTok
+    assert "$0.64" in text  # plus the input, a few hundredths of a cent
     assert "$0.01" in text
     assert "%config ClaudeMagics.budget_usd" in text
     assert not message_requests(emulator)
@@ -237,7 +242,7 @@ def test_usage_magic_and_ledger_across_a_restart(
     (call,) = magics.ledger.calls(session=magics.ledger.session)
     assert call.session != old_call.session
     assert call.request_id == result.request_id
-    assert (call.model, call.kind) == ("claude-sonnet-4-6", "realtime")
+    assert (call.model, call.kind) == (MODEL, "realtime")
     assert (call.input_tokens, call.output_tokens) == (result.tokens.input, 3)
     assert result.cost is not None
     assert call.cost_usd == pytest.approx(result.cost.total)
@@ -246,7 +251,7 @@ def test_usage_magic_and_ledger_across_a_restart(
         ip.run_line_magic("claude_usage", "")
     frame_html = captured.outputs[0].data["text/html"]
     assert "1 call (this session)" in captured.outputs[1].data["text/plain"]
-    assert "claude-sonnet-4-6" in frame_html
+    assert MODEL in frame_html
     # This session's table has this session's call and not the other kernel's.
     assert str(result.request_id) in frame_html
     assert str(old_call.request_id) not in frame_html
@@ -270,7 +275,7 @@ def test_metadata_of_the_static_output_carries_usage_and_cost(ip: InteractiveShe
     final = [o for o in captured.outputs if "text/markdown" in o.data and not o.update][-1]
     meta = final.metadata["claude_magics"]
     assert meta["usage"]["output_tokens"] == 9
-    expected = price_usage(meta["usage"], "claude-sonnet-4-6")
+    expected = price_usage(meta["usage"], MODEL)
     assert expected is not None
     assert meta["cost_usd"] == pytest.approx(expected.total)
     json.dumps(meta)  # the metadata is saved in the notebook: it must be JSON
@@ -280,7 +285,7 @@ def test_count_budget_and_live_status_all_price_with_the_overrides(
     ip: InteractiveShell, emulator: Emulator
 ) -> None:
     # Prices 100x the table's: every figure shown or checked must move with them.
-    overrides = {"claude-sonnet-4-6": (300.0, 1500.0)}
+    overrides = {MODEL: (200.0, 1000.0)}
     magics = magics_of(ip)
     magics.price_overrides = overrides
     line = "--once --no-cache --max-tokens 100"
@@ -292,9 +297,7 @@ def test_count_budget_and_live_status_all_price_with_the_overrides(
     assert counted is not None
     assert shown_worst is not None
     input_tokens = int(counted.group(1).replace(",", ""))
-    worst = price_usage(
-        Usage(input=input_tokens, output=100), "claude-sonnet-4-6", overrides=overrides
-    )
+    worst = price_usage(Usage(input=input_tokens, output=100), MODEL, overrides=overrides)
     assert worst is not None
     assert shown_worst.group(1) == format_usd(worst.total)
     # The budget check refuses on the same figure.
@@ -320,8 +323,6 @@ def test_count_budget_and_live_status_all_price_with_the_overrides(
         figures = re.search(r"([\d,]+) in · ≈([\d,]+) out · .* · (\$[\d.]+) · streaming", status)
         assert figures is not None, status
         tokens_in, tokens_out = (int(g.replace(",", "")) for g in figures.group(1, 2))
-        cost = price_usage(
-            Usage(input=tokens_in, output=tokens_out), "claude-sonnet-4-6", overrides=overrides
-        )
+        cost = price_usage(Usage(input=tokens_in, output=tokens_out), MODEL, overrides=overrides)
         assert cost is not None
         assert figures.group(3) == format_usd(cost.total)

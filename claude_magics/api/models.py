@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import model_table
-from ..errors import APIError
+from ..errors import APIError, MissingAPIKeyError
 from ..paths import default_home
 
 if TYPE_CHECKING:
@@ -300,7 +300,13 @@ class ModelCatalog:
                 source = "api"
                 try:
                     listed = [dict(m) for m in self._client.models.iter_all()]
+                except MissingAPIKeyError as error:
+                    # No key yet: the bundled table answers, and the list is asked for again
+                    # once there is one (nothing is kept).
+                    self.unavailable = f"{type(error).__name__}: {error}"
+                    return {}
                 except APIError as error:
+                    # No server, or one without the endpoint: the table answers this session.
                     self.unavailable = f"{type(error).__name__}: {error}"
                     listed = []
                 else:

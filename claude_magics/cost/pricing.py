@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -224,7 +225,9 @@ def format_usd(amount: float | None) -> str:
     if amount == 0:
         return "$0"
     if amount < 0.01:
-        return f"${amount:.4f}"
+        # Two significant figures however small (Haiku 5.5 calls cost fractions of a cent).
+        digits = max(4, 1 - math.floor(math.log10(amount)))
+        return f"${amount:.{digits}f}"
     if amount < 100:
         return f"${amount:.2f}"
     return f"${amount:,.0f}"

@@ -4,11 +4,15 @@
     job = jobs.run(df, "Sentiment of {{review}}", task=jobs.label_task(["pos", "neg"]))
     jobs.attach("job_3f9a2c1b7d"), jobs.list_jobs()
 
+Jobs run on ``Settings.job_model`` (``%config ClaudeMagics.job_model``, a small model sold for
+labeling and extraction) unless given a model; ``%%claude`` cells have their own.
+
 * :mod:`.accessor`: the ``df.claude`` namespace (thin: validates, then calls plain functions);
 * :mod:`.entry`: ``run``, ``attach``, ``cancel``, ``list_jobs``, and the cost confirmation;
 * :mod:`.tasks`: what is asked (label, extract, map) and how an answer becomes a value;
 * :mod:`.rows`: the row template, and rows turned into distinct prompts and request bodies;
-* :mod:`.estimate`: what a job will cost before it is sent, and exact token counts;
+* :mod:`.estimate`: what a job will cost before it is sent (beside bigger models), and token
+  counts (exact, or estimates that say so);
 * :mod:`.wire`: ``custom_id``s, batch create bodies, result lines into stored results;
 * :mod:`.state`: one job as the job store knows it (record, prompts, latest results);
 * :mod:`.job`: ``Job``: its verbs, and its results as a DataFrame;
@@ -19,8 +23,18 @@
 
 from __future__ import annotations
 
-from .entry import attach, cancel, list_jobs, run
+from .entry import BatchesUnavailableError, attach, cancel, list_jobs, run
 from .job import Job
 from .tasks import extract_task, label_task, map_task
 
-__all__ = ["Job", "attach", "cancel", "extract_task", "label_task", "list_jobs", "map_task", "run"]
+__all__ = [
+    "BatchesUnavailableError",
+    "Job",
+    "attach",
+    "cancel",
+    "extract_task",
+    "label_task",
+    "list_jobs",
+    "map_task",
+    "run",
+]

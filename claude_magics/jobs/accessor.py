@@ -50,6 +50,11 @@ class ClaudeAccessor:
     Common keywords: ``model``, ``system``, ``max_tokens``, ``mode`` ("auto", "batch",
     "realtime"), ``yes`` (skip the cost confirmation), ``wait`` (False: return the job),
     ``status`` (True: a DataFrame with ``claude_status``), ``usage`` (tokens and cost per row).
+
+    Without ``model``, jobs use ``ClaudeMagics.job_model`` (``claude-haiku-5-5`` unless
+    ``%config`` says otherwise: the small model sold for labeling and extraction), not the
+    ``%%claude`` cells' model; ``estimate`` shows what a bigger model would cost beside it.
+    Every request is checked against the model's rules before anything is sent.
     """
 
     def __init__(self, frame: pd.DataFrame) -> None:
@@ -115,7 +120,7 @@ class ClaudeAccessor:
     ) -> Any:
         """One answer per row: text (a ``string`` Series), or, with ``schema`` (a JSON-schema
         dict, a pydantic model or ``{"field": type}``), its fields (a Series for one field,
-        else a DataFrame).
+        else a DataFrame). ``model`` defaults to ``ClaudeMagics.job_model``.
 
             df["summary"] = df.claude.map("Summarise in one line: {{review}}", max_tokens=60)
         """
@@ -160,9 +165,11 @@ class ClaudeAccessor:
     ) -> Any:
         """A label per row from ``labels`` (a categorical Series), or with ``multi=True`` the
         list of labels that apply. The answer is constrained to the labels (structured output);
-        anything else is marked ``invalid_output``, never guessed.
+        anything else is marked ``invalid_output``, never guessed. ``model`` defaults to
+        ``ClaudeMagics.job_model``.
 
             df["topic"] = df.claude.label("ticket", ["billing", "bug", "other"], mode="batch")
+            df["topic"] = df.claude.label("ticket", ["billing", "bug"], model="claude-sonnet-5-5")
         """
         return self._run(
             template_or_column,
@@ -194,6 +201,7 @@ class ClaudeAccessor:
     ) -> Any:
         """Fields per row, one typed column each, plus ``claude_status``. ``schema``: a pydantic
         model, a JSON-schema dict, or ``{"name": str, "stars": int, "mood": ["up", "down"]}``.
+        ``model`` defaults to ``ClaudeMagics.job_model``.
 
             fields = df.claude.extract("review", {"product": str, "stars": int})
         """
@@ -242,7 +250,7 @@ class ClaudeAccessor:
             self._frame,
             row_template,
             task,
-            model=model or current_settings().model,
+            model=model or current_settings().job_model,
             max_tokens=max_tokens,
             system=system,
         )
@@ -257,14 +265,20 @@ class ClaudeAccessor:
         model: str | None = None,
         system: str | None = None,
         max_tokens: int | None = None,
+        compare: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """What the job would cost in realtime and as a batch, with and without caching, from
         local token estimates; nothing is sent. The note is in ``.attrs["note"]``.
 
+        ``model`` defaults to ``ClaudeMagics.job_model``. Beside its cost, an ``if MODEL ($)``
+        column per model in ``compare`` prices the same tokens on that model; by default the
+        cells' model (``ClaudeMagics.model``) and the newest current Opus (``compare=()``: none).
+
             df.claude.estimate("review", labels=["positive", "negative"])
+            df.claude.estimate("review", labels=["positive", "negative"], compare=())
         """
         from ..config import current_settings
-        from .estimate import estimate_job
+        from .estimate import comparison_models, estimate_job
 
         prompts = self._prompts(
             template,
@@ -275,7 +289,10 @@ class ClaudeAccessor:
             system=system,
             max_tokens=max_tokens,
         )
-        return estimate_job(prompts, current_settings().price_overrides).frame()
+        settings = current_settings()
+        if compare is None:
+            compare = comparison_models(prompts.model, settings.model)
+        return estimate_job(prompts, settings.price_overrides, compare=compare).frame()
 
     def count_tokens(
         self,
@@ -292,8 +309,11 @@ class ClaudeAccessor:
     ) -> TokenCount:
         """Input tokens per row of the prompts a job would send, counted by the API's
         count_tokens endpoint (free): distinct prompts once each, concurrently. Beyond
-        ``exact_limit`` distinct prompts, a sample is counted and the rest estimated from it
-        (the result says so). ``.per_row`` is a Series aligned to the frame.
+        ``exact_limit`` distinct prompts, a sample is counted and the rest estimated from it;
+        on a server without that endpoint every figure is a local estimate; and a server may
+        mark its counts as estimates. The result says which (``.exact``, ``.source``).
+        ``.per_row`` is a Series aligned to the frame; ``model`` defaults to
+        ``ClaudeMagics.job_model``.
 
             df.claude.count_tokens("Summarise {{review}}").total
         """

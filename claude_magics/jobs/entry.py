@@ -9,12 +9,22 @@ The plain functions behind ``df.claude`` and ``%%claude --batch``, usable withou
   mode is half price; labels have a tight ``max_tokens``.
 * **Asked first.** The job's worst case (``estimate``) is checked against the session budget,
   and above ``confirm_above_usd`` the person is asked before anything is sent.
+* **Checked first.** The request is checked against its model's rules (``api.rules``, with
+  what ``GET /v1/models`` and the bundled table say of the model) before anything is sent: a
+  ``max_tokens`` above the model's most is one line, not 100,000 errored rows. Jobs ask for
+  structured answers with ``output_config.format``, never a forced ``tool_choice`` and never
+  a prefill, which the newest models refuse.
 * **Durable.** Before anything is sent the job is in the SQLite job store (``store``): the
   request-set hash, the prompts, the row map. Running the same call again finds the job by its
   hash and attaches to it: nothing is paid twice (``sending`` has the rest).
+* **Any server.** Where there is no Message Batches API (a gateway without
+  ``/v1/messages/batches``, or a model the server does not batch), ``mode="batch"`` says so and
+  suggests ``mode="realtime"``; ``mode="auto"`` sends in realtime and says so in one line.
 
-Settings (model, thresholds, poll timings, price overrides) come from ``config.current_settings``
-(``%config ClaudeMagics.*`` when the extension is loaded), or from a ``settings`` argument.
+Settings (the job model, thresholds, poll timings, price overrides) come from
+``config.current_settings`` (``%config ClaudeMagics.*`` when the extension is loaded), or from a
+``settings`` argument. Jobs have a model of their own, ``Settings.job_model`` (a small, cheap
+model sold for classification and extraction), not the ``%%claude`` cells' ``Settings.model``.
 """
 
 from __future__ import annotations
@@ -22,14 +32,15 @@ from __future__ import annotations
 import os
 import secrets
 import time
+import weakref
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..config import Settings, ask, in_ipython
+from ..config import Settings, active_magics, ask, in_ipython
 from ..cost.pricing import format_usd
-from ..errors import ClaudeError, JobNotFoundError
+from ..errors import ClaudeError, EndpointNotFoundError, JobNotFoundError
 from .job import Job
 from .progress import say
 from .sending import JobDetached, JobInterrupted
@@ -40,10 +51,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..api.client import Client
+    from ..api.models import ModelCatalog, ModelInfo
     from ..cost.ledger import Ledger
     from .tasks import Task
 
 __all__ = [
+    "BatchesUnavailableError",
     "ConfirmationDeclined",
     "attach",
     "cancel",
@@ -56,6 +69,38 @@ __all__ = [
 
 class ConfirmationDeclined(ClaudeError):
     """A job above ``confirm_above_usd`` was not confirmed; nothing was sent."""
+
+
+class BatchesUnavailableError(ClaudeError):
+    """``mode="batch"`` where no batch can be made: the server has no Message Batches endpoint,
+    or does not batch the model. Nothing was sent; ``mode="realtime"`` works there."""
+
+
+# One catalog per client outside IPython (inside, the magics' own), so ``GET /v1/models`` is
+# asked once per session, not once per job.
+_catalogs: weakref.WeakKeyDictionary[Any, ModelCatalog] = weakref.WeakKeyDictionary()
+
+
+def model_info(client: Client, model: str) -> ModelInfo:
+    """What the server (``GET /v1/models``, asked once per client) and the bundled table know
+    of ``model``: the limits and rules a job's requests are checked against."""
+    from ..api.models import ModelCatalog
+
+    magics = active_magics()
+    if magics is not None and magics.client is client:
+        catalog: ModelCatalog = magics.catalog
+    elif client in _catalogs:
+        catalog = _catalogs[client]
+    else:
+        catalog = _catalogs[client] = ModelCatalog(client)
+    return catalog.get(model)
+
+
+def _no_batches(reason: str) -> BatchesUnavailableError:
+    return BatchesUnavailableError(
+        f'{reason}: nothing was sent; run the job with mode="realtime" '
+        "(--mode realtime in a %%claude --batch cell)"
+    )
 
 
 def default_store() -> JobStore:
@@ -141,28 +186,42 @@ def run(
     """Run ``task`` over the rows of ``frame``: the function behind ``df.claude.map``,
     ``label`` and ``extract``. Returns the job, finished unless ``wait=False``.
 
-    The same call with the same inputs attaches to the job it started before (``fresh=True``
-    starts over). ``settings`` replaces the current settings (``%config ClaudeMagics``) for
-    this job: the default model, the thresholds, the poll timings, the price overrides.
+    ``model`` defaults to ``Settings.job_model`` (``%config ClaudeMagics.job_model``), not the
+    cells' model. The request is checked against the model's rules before anything is sent
+    (:class:`~claude_magics.api.rules.RequestNotAllowedError`). The same call with the same
+    inputs attaches to the job it started before (``fresh=True`` starts over). ``settings``
+    replaces the current settings (``%config ClaudeMagics``) for this job: the job model, the
+    thresholds, the poll timings, the price overrides.
     """
+    from ..api.rules import check_request
     from ..config import check_budget, current_settings, shared_client, shared_ledger
     from .estimate import estimate_job
     from .rows import build_prompts, make_template
 
     settings = settings if settings is not None else current_settings()
-    model = model or settings.model
+    model = model or settings.job_model
     row_template = make_template(list(frame.columns), template, task)
     prompts = build_prompts(
         frame, row_template, task, model=model, max_tokens=max_tokens, system=system
     )
     chosen = resolve_mode(mode, prompts.n_prompts, settings.batch_threshold)
-    batch = chosen == "batch"
-    key = prompts.key(batch=batch)
     store = store or default_store()
     client = client or shared_client()
     if ledger is None:
         ledger = shared_ledger()
     limits = limits or BatchLimits()
+    info = model_info(client, model)
+    if chosen == "batch" and info.batch is False:
+        reason = f"this server ({client.base_url}) does not batch {model}"
+        if mode == "batch":
+            raise _no_batches(reason)
+        say(f"{reason}: sending the {prompts.n_prompts:,} requests in realtime instead.")
+        chosen = "realtime"
+    batch = chosen == "batch"
+    # Before anything is sent, and in one line: a max_tokens above the model's most, say. The
+    # API version is the one the client sends (the magics' client: ClaudeMagics.api_version).
+    check_request(prompts.body(batch=batch), info, client.api_version)
+    key = prompts.key(batch=batch)
     if fresh:
         store.replace(key)
     existing = store.find(key)
@@ -237,6 +296,36 @@ def run(
             raise
         # Interrupted while creating batches: what was sent is in the store; say how to go on.
         raise JobDetached(job) from None
+    except EndpointNotFoundError:
+        if not batch:
+            raise
+        # A gateway without the Message Batches API: no batch was made. Retire this job, so
+        # that the same call does not attach to it, and send in realtime or say how to.
+        store.set_state(job.id, "failed")
+        store.replace(key)
+        reason = f"this server ({client.base_url}) has no Message Batches endpoint"
+        if mode == "batch":
+            raise _no_batches(reason) from None
+        say(f"{reason}: sending the {prompts.n_prompts:,} requests in realtime instead.")
+        return run(
+            frame,
+            template,
+            task,
+            model=model,
+            system=system,
+            max_tokens=max_tokens,
+            mode="realtime",
+            yes=yes,
+            wait=wait,
+            fresh=fresh,
+            progress=progress,
+            client=client,
+            store=store,
+            ledger=ledger,
+            limits=limits,
+            what=what,
+            settings=settings,
+        )
     if wait:
         job.wait()
     return job

@@ -1,31 +1,36 @@
 """What a DataFrame job will send and cost, before anything is sent.
 
-    estimate_job(prompts).frame()        # realtime / batch, with and without caching
-    count_prompt_tokens(prompts, client)  # exact input tokens per row (count_tokens endpoint)
+    estimate_job(prompts, compare=("claude-sonnet-5-5",)).frame()   # four ways, two models
+    count_prompt_tokens(prompts, client, df.index)   # input tokens per row (count_tokens)
 
 ``estimate_job`` is local and instant: input tokens by ``prompt.estimate_tokens`` (an estimate,
 labelled as such), output at most ``max_tokens`` per request, priced by ``cost.pricing`` (the
 token counts of each scenario become a ``Usage`` priced by ``price_usage``: there is no formula
-here). Its ``worst_case`` is what the budget and the confirmation threshold are checked against:
-``pricing.worst_case_usd``, every input token at the dearest rate it could be billed (a cache
-write, when the prefix is marked) and every answer as long as ``max_tokens``.
+here). Beside the job's model it prices the same tokens on the models in ``compare`` (by
+default, from :func:`comparison_models`, the cells' model and the newest current Opus), so the
+table shows what a bigger model would cost. Its ``worst_case`` is what the budget and the
+confirmation threshold are checked against: every input token at the dearest rate it could be
+billed (a cache write, when the prefix is marked) and every answer as long as ``max_tokens``.
 
 ``count_prompt_tokens`` asks ``/v1/messages/count_tokens`` for each distinct prompt, concurrently
 within that endpoint's own rate limit (the adaptive fan-out of ``api.fanout``); for more distinct
 prompts than ``exact_limit`` it counts a seeded sample exactly and scales the local estimate of
-the others by what the sample showed, and says so.
+the others by what the sample showed, and says so. A server without that endpoint (a gateway)
+gets local estimates instead, and a server that marks its counts as estimates gets them shown as
+estimates: the result always says which figures it holds.
 """
 
 from __future__ import annotations
 
 import html
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from ..api.models import cache_min_tokens
 from ..cost.pricing import (
     PRICES_AS_OF,
     ModelPrice,
@@ -42,15 +47,37 @@ if TYPE_CHECKING:
     from ..cost.pricing import Cost
     from .rows import Prompts
 
-__all__ = ["JobEstimate", "Scenario", "TokenCount", "count_prompt_tokens", "estimate_job"]
+__all__ = [
+    "JobEstimate",
+    "Scenario",
+    "TokenCount",
+    "comparison_models",
+    "count_prompt_tokens",
+    "estimate_job",
+]
 
 # Tokens the API adds around a user turn (role markers) beyond the text itself.
 _TURN_OVERHEAD = 8
+# The model family the estimate compares with besides the cells' model: the largest one.
+_BIGGEST_FAMILY = "-opus-"
+
+
+def comparison_models(job_model: str, cell_model: str) -> tuple[str, ...]:
+    """The models an estimate prices beside the job's: the cells' model (``Settings.model``, a
+    current Sonnet by default) and the newest current Opus of the bundled line-up, each once
+    and never the job's own."""
+    from ..model_table import load
+
+    current = [entry for entry in load().active() if _BIGGEST_FAMILY in entry.id]
+    biggest = max(current, key=lambda entry: entry.created_at).id if current else None
+    chosen = [name for name in (cell_model, biggest) if name and name != job_model]
+    return tuple(dict.fromkeys(chosen))
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One way to run the job and what it would cost."""
+    """One way to run the job and what it would cost (``compared``: on each model the
+    estimate compares with, in its order)."""
 
     name: str
     requests: int
@@ -58,11 +85,13 @@ class Scenario:
     cached_tokens: int
     output_tokens: int
     cost_usd: float | None
+    compared: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True)
 class JobEstimate:
-    """The cost of a job four ways, from local token estimates."""
+    """The cost of a job four ways, from local token estimates, on the job's model and on the
+    models in ``compare``."""
 
     model: str
     rows: int
@@ -73,11 +102,25 @@ class JobEstimate:
     cacheable: bool
     #: Prices to use instead of the table's (``ClaudeMagics.price_overrides``).
     overrides: Mapping[str, Any] | None = None
+    #: Other models to price the same tokens on, beside the job's (to compare).
+    compare: tuple[str, ...] = ()
 
     @property
     def price(self) -> ModelPrice | None:
         """The model's price (None: unknown, and so is every cost here)."""
         return model_price(self.model, self.overrides)
+
+    @property
+    def cache_min_tokens(self) -> int:
+        """The shortest prefix the job's model caches (the model table's figure)."""
+        return cache_min_tokens(self.model)
+
+    def cacheable_on(self, model: str) -> bool:
+        """Whether the shared prefix is long enough for ``model`` to cache it (the job's own
+        model: whether the job marks it)."""
+        if model == self.model:
+            return self.cacheable
+        return self.prefix_tokens >= cache_min_tokens(model)
 
     def usage(self, *, batch: bool, cached: bool) -> Usage:
         """The tokens of the whole job in one scenario, every answer ``max_tokens`` long.
@@ -95,10 +138,13 @@ class JobEstimate:
             cache_read=self.prefix_tokens * (self.prompts - 1),
         )
 
-    def _cost(self, *, batch: bool, cached: bool) -> float | None:
+    def _cost(self, *, batch: bool, cached: bool, model: str | None = None) -> float | None:
+        """The scenario on ``model`` (default: the job's); the prefix is read from cache only
+        where that model caches a prefix this long."""
+        model = model or self.model
         cost: Cost | None = price_usage(
-            self.usage(batch=batch, cached=cached),
-            self.model,
+            self.usage(batch=batch, cached=cached and self.cacheable_on(model)),
+            model,
             batch=batch,
             overrides=self.overrides,
             requests=self.prompts,
@@ -125,6 +171,7 @@ class JobEstimate:
                     usage.cache_read,
                     usage.output,
                     self._cost(batch=batch, cached=cached),
+                    tuple(self._cost(batch=batch, cached=cached, model=m) for m in self.compare),
                 )
             )
         return rows
@@ -152,41 +199,63 @@ class JobEstimate:
         )
         return None if cost is None else cost.total
 
+    @staticmethod
+    def compare_column(model: str) -> str:
+        """The heading of the cost column of a model the estimate compares with."""
+        return f"if {model} ($)"
+
     def note(self) -> str:
-        cache = (
-            f"the shared {self.prefix_tokens:,}-token instruction is cached"
-            if self.cacheable
-            else "the shared instruction is too short to cache"
-        )
+        if self.cacheable:
+            cache = f"the shared {self.prefix_tokens:,}-token instruction is cached"
+        else:
+            cache = (
+                f"the shared {self.prefix_tokens:,}-token instruction is too short to cache on "
+                f"{self.model} (its minimum is {self.cache_min_tokens:,} tokens)"
+            )
+        compared = ""
+        if self.compare:
+            names = " and ".join(", ".join(self.compare).rsplit(", ", 1))
+            compared = f"the 'if' columns price the same tokens on {names}; "
         return (
             f"{self.rows:,} rows, {self.prompts:,} distinct prompts, {self.model}; input tokens "
             f"are local estimates, output is at most max_tokens={self.max_tokens:,} a request; "
-            f"{cache}; prices as of {PRICES_AS_OF}."
+            f"{cache}; {compared}prices as of {PRICES_AS_OF}."
         )
 
     def frame(self) -> pd.DataFrame:
-        """The scenarios as a small table (``df.claude.estimate``)."""
+        """The scenarios as a small table (``df.claude.estimate``): tokens, the job's cost, and
+        a cost column per model compared with."""
         import pandas as pd
 
-        table = pd.DataFrame(
-            [
-                {
-                    "requests": s.requests,
-                    "input tokens (est.)": s.input_tokens,
-                    "of which from cache": s.cached_tokens,
-                    "output tokens (max)": s.output_tokens,
-                    "cost, at most ($)": None if s.cost_usd is None else round(s.cost_usd, 4),
-                }
-                for s in self.scenarios
-            ],
-            index=pd.Index([s.name for s in self.scenarios], name="mode"),
-        )
+        def dollars(value: float | None) -> float | None:
+            # To the millionth of a dollar: a small job on a small model costs fractions of a cent.
+            return None if value is None else round(value, 6)
+
+        records = []
+        for s in self.scenarios:
+            record: dict[str, Any] = {
+                "requests": s.requests,
+                "input tokens (est.)": s.input_tokens,
+                "of which from cache": s.cached_tokens,
+                "output tokens (max)": s.output_tokens,
+                "cost, at most ($)": dollars(s.cost_usd),
+            }
+            for model, cost in zip(self.compare, s.compared, strict=True):
+                record[self.compare_column(model)] = dollars(cost)
+            records.append(record)
+        table = pd.DataFrame(records, index=pd.Index([s.name for s in self.scenarios], name="mode"))
         table.attrs["note"] = self.note()
         return table
 
 
-def estimate_job(prompts: Prompts, overrides: Mapping[str, Any] | None = None) -> JobEstimate:
-    """What the job costs, from local estimates (nothing is sent)."""
+def estimate_job(
+    prompts: Prompts,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    compare: Sequence[str] = (),
+) -> JobEstimate:
+    """What the job costs, from local estimates (nothing is sent); ``compare``: other models
+    to price the same tokens on."""
     from ..prompt import estimate_tokens
 
     fresh = sum(estimate_tokens(text) + _TURN_OVERHEAD for text in prompts.texts)
@@ -199,12 +268,23 @@ def estimate_job(prompts: Prompts, overrides: Mapping[str, Any] | None = None) -
         max_tokens=prompts.max_tokens,
         cacheable=prompts.cacheable,
         overrides=overrides,
+        compare=tuple(m for m in dict.fromkeys(compare) if m != prompts.model),
     )
+
+
+#: Where the figures of a :class:`TokenCount` come from.
+CountSource = Literal["counted", "server estimate", "local estimate"]
 
 
 @dataclass
 class TokenCount:
-    """Input tokens per row for a job's prompts (``df.claude.count_tokens``)."""
+    """Input tokens per row for a job's prompts (``df.claude.count_tokens``).
+
+    ``source`` says what the figures are: ``"counted"`` by the API's count_tokens endpoint
+    (exact, unless only a sample was counted), a ``"server estimate"`` (the server marks its
+    counts as estimates: a gateway counting with another tokenizer) or a ``"local estimate"``
+    (the server has no count_tokens endpoint; ``prompt.estimate_tokens`` made them).
+    """
 
     per_row: pd.Series
     prompts: int
@@ -214,6 +294,7 @@ class TokenCount:
     errors: int = 0
     #: Prices to use instead of the table's (``ClaudeMagics.price_overrides``).
     overrides: Mapping[str, Any] | None = None
+    source: CountSource = "counted"
 
     @property
     def price(self) -> ModelPrice | None:
@@ -237,16 +318,28 @@ class TokenCount:
 
     @property
     def exact(self) -> bool:
-        """True when every distinct prompt was counted by the API."""
-        return self.counted == self.prompts and not self.errors
+        """True when the API counted every distinct prompt and did not call it an estimate."""
+        return self.source == "counted" and self.counted == self.prompts and not self.errors
+
+    @property
+    def estimated(self) -> bool:
+        """True when any figure is an estimate (sampled, the server's or local)."""
+        return not self.exact
+
+    def _figures(self) -> str:
+        sampled = (
+            f"{self.counted:,} of {self.prompts:,} distinct prompts counted, the rest scaled "
+            "from them"
+        )
+        if self.source == "local estimate":
+            return "local estimates: this server has no count_tokens endpoint"
+        if self.source == "server estimate":
+            return "the server's estimates (it marks its counts so)" + (
+                f"; {sampled}" if self.counted < self.prompts else ""
+            )
+        return "exact (count_tokens)" if self.exact else f"estimate: {sampled}"
 
     def _rows(self) -> list[tuple[str, str]]:
-        kind = (
-            "exact (count_tokens)"
-            if self.exact
-            else f"estimate: {self.counted:,} of {self.prompts:,} distinct prompts counted, "
-            "the rest scaled from them"
-        )
         n = len(self.per_row)
         rows = [
             ("rows", f"{n:,}"),
@@ -256,7 +349,7 @@ class TokenCount:
                 "per row: mean / max",
                 f"{self.total / max(n, 1):,.0f} / {int(self.per_row.max()):,}" if n else "-",
             ),
-            ("figures", kind),
+            ("figures", self._figures()),
         ]
         realtime, batch = self.input_cost(batch=False), self.input_cost(batch=True)
         if realtime is not None and batch is not None:
@@ -270,18 +363,29 @@ class TokenCount:
             rows.append(("prompts that could not be counted", f"{self.errors:,}"))
         return rows
 
+    def _title(self) -> str:
+        kind = "Input tokens" if self.exact else "Estimated input tokens"
+        return f"{kind} for {self.model}"
+
     def __repr__(self) -> str:
         width = max(len(a) for a, _ in self._rows())
-        lines = [f"Input tokens for {self.model} (nothing was generated)"]
+        lines = [f"{self._title()} (nothing was generated)"]
         lines += [f"  {a:<{width}}  {b}" for a, b in self._rows()]
         return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
         body = "\n".join(f"| {html.escape(a)} | {html.escape(b)} |" for a, b in self._rows())
         return (
-            f"**Input tokens for {html.escape(self.model)}** (nothing was generated)\n\n"
-            f"| | |\n|---|---|\n{body}"
+            f"**{html.escape(self._title())}** (nothing was generated)\n\n| | |\n|---|---|\n{body}"
         )
+
+
+def _per_row(prompts: Prompts, per_prompt: list[int], index: Any) -> pd.Series:
+    import pandas as pd
+
+    return pd.Series(
+        [per_prompt[p] for p in prompts.row_prompt], index=index, name="input_tokens", dtype="int64"
+    )
 
 
 def count_prompt_tokens(
@@ -294,20 +398,45 @@ def count_prompt_tokens(
     seed: int = 0,
     overrides: Mapping[str, Any] | None = None,
 ) -> TokenCount:
-    """Count each distinct prompt with the API (or a sample of them, beyond ``exact_limit``)."""
-    import pandas as pd
-
+    """Count each distinct prompt with the API (or a sample of them, beyond ``exact_limit``);
+    on a server without the count_tokens endpoint, estimate them locally and say so."""
     from ..api.client import COUNT_TOKENS_FIELDS
     from ..api.fanout import run_concurrently
-    from ..errors import APIError
+    from ..errors import APIError, EndpointNotFoundError
 
     n = prompts.n_prompts
     if n <= exact_limit:
         chosen = list(range(n))
     else:
         chosen = sorted(random.Random(seed).sample(range(n), min(sample, n)))
-    # The fields count_tokens takes are the client's to decide (``COUNT_TOKENS_FIELDS``, as
-    # ``client.messages.count_tokens`` sends); templated once, like the requests themselves.
+    counted: dict[int, int] = {}
+    failures: list[APIError] = []
+    source: CountSource = "counted"
+    if chosen:
+        # The first count goes through the client's own count_tokens, which decides the fields
+        # sent and whether the server marked its count as an estimate; one request also finds
+        # out a server that has no such endpoint, before any other is sent.
+        first = chosen[0]
+        try:
+            count = client.messages.count_tokens(**prompts.params_dict(first, batch=False))
+        except EndpointNotFoundError:
+            local = [prompts.input_estimate(i) for i in range(n)]
+            return TokenCount(
+                per_row=_per_row(prompts, local, index),
+                prompts=n,
+                counted=0,
+                distinct_tokens=sum(local),
+                model=prompts.model,
+                overrides=overrides,
+                source="local estimate",
+            )
+        except APIError:
+            pass  # counted again below, with the fan-out's retries
+        else:
+            counted[first] = int(count)
+            source = "server estimate" if count.estimated else "counted"
+    # The rest at full speed, templated once like the requests themselves, with the same
+    # fields (``COUNT_TOKENS_FIELDS``, the client's to decide).
     full = prompts.body(batch=False)
     body = {name: value for name, value in full.items() if name in COUNT_TOKENS_FIELDS}
     marker = orjson.dumps(body["messages"][0]["content"][-1]["text"])
@@ -319,16 +448,13 @@ def count_prompt_tokens(
             "POST", "/v1/messages/count_tokens", body=orjson.Fragment(payload), max_retries=0
         )
 
-    counted: dict[int, int] = {}
-    failures: list[APIError] = []
-
     def keep(outcome: Any) -> None:
         if outcome.response is not None:
             counted[outcome.item] = int(outcome.response["input_tokens"])
         elif outcome.error is not None:
             failures.append(outcome.error)
 
-    run_concurrently(chosen, send, on_outcome=keep)
+    run_concurrently([i for i in chosen if i not in counted], send, on_outcome=keep)
     if not counted and failures:
         raise failures[0]  # every count failed: the first error says why
     if len(counted) == n:
@@ -340,15 +466,13 @@ def count_prompt_tokens(
             counted[i] if i in counted else round(prompts.input_estimate(i) * ratio)
             for i in range(n)
         ]
-    series = pd.Series(
-        [per_prompt[p] for p in prompts.row_prompt], index=index, name="input_tokens", dtype="int64"
-    )
     return TokenCount(
-        per_row=series,
+        per_row=_per_row(prompts, per_prompt, index),
         prompts=n,
         counted=len(counted),
         distinct_tokens=sum(per_prompt),
         model=prompts.model,
         errors=len(failures),
         overrides=overrides,
+        source=source,
     )

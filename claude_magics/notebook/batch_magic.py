@@ -8,7 +8,9 @@
 The cell is the per-row template (``{{column}}`` references); ``--labels`` labels each row,
 ``--schema NAME`` extracts the fields of a schema (a dict or pydantic model in the notebook),
 otherwise each row gets a free-text answer. ``--out NAME`` keeps a DataFrame with the value
-column(s) and ``claude_status``. User mistakes raise ``UsageError`` (one line, no traceback).
+column(s) and ``claude_status``. Without ``-m`` the job runs on ``ClaudeMagics.job_model``, not
+the cells' model. User mistakes (a bad reference, a ``--max-tokens`` above the model's most)
+raise ``UsageError`` (one line, no traceback).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from ..api.rules import RequestNotAllowedError
 from ..errors import JobNotFoundError
 from ..prompt import PromptError
 
@@ -94,7 +97,7 @@ def batch_cell(shell: Any, args: Any, template: str) -> None:
             mode=args.mode or "auto",
             yes=bool(args.yes),
         )
-    except PromptError as exc:
+    except (PromptError, RequestNotAllowedError) as exc:
         raise UsageError(str(exc)) from None
     result = job.result(frame, status=True)
     if args.out:

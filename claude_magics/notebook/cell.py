@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..cost.pricing import price_usage
 from ..errors import APIStreamError, ClaudeError
-from .result import ClaudeResult
+from .result import ClaudeResult, ThinkingClock
 
 if TYPE_CHECKING:
     from ..api.client import Client
@@ -73,6 +73,7 @@ def send(
     :func:`~claude_magics.cost.pricing.price_usage` (``price_overrides`` as there).
     """
     started = time.monotonic()
+    clock = ThinkingClock()
     first_token: float | None = None
     interrupted = False
     failure: APIStreamError | None = None
@@ -86,6 +87,7 @@ def send(
                     for event in live:
                         if first_token is None and event.type in ("text", "thinking"):
                             first_token = time.monotonic() - started
+                        clock.feed(event, time.monotonic())
                         view.event(event, live.accumulator)
                 except KeyboardInterrupt:
                     # Leaving the `with` closes the connection: the API stops generating.
@@ -113,6 +115,7 @@ def send(
         error=str(failure) if failure else None,
         chat=chat,
         failure=failure,
+        thinking_seconds=clock.seconds(time.monotonic()),
     )
     result.cost = price_usage(result.tokens, model, overrides=price_overrides)
     if fmt == "json":
@@ -193,6 +196,9 @@ def final_output(result: ClaudeResult, fmt: str) -> tuple[dict[str, Any], dict[s
             "stop_reason": result.stop_reason,
             "interrupted": result.interrupted,
             "time_to_first_token": result.time_to_first_token,
+            "thinking_seconds": (
+                None if result.thinking_seconds is None else round(result.thinking_seconds, 3)
+            ),
             "seconds": round(result.elapsed, 3),
         }
     }
@@ -211,8 +217,21 @@ def final_output(result: ClaudeResult, fmt: str) -> tuple[dict[str, Any], dict[s
             "text/markdown": f"```json\n{pretty}\n```{footer}",
             "text/plain": pretty,
         }, metadata
-    thinking = result.thinking
     md = result.text
-    if thinking:
-        md = "<details><summary>Thinking</summary>\n\n" + thinking + "\n\n</details>\n\n" + md
+    if result.thought:
+        md = _thinking_section(result) + md
     return {"text/markdown": md + footer, "text/plain": result.text}, metadata
+
+
+def _thinking_section(result: ClaudeResult) -> str:
+    """A collapsed section above the answer: the thinking text, or, when the model left it
+    out (new models do unless asked), how to get it. The status line says for how long."""
+    text = result.thinking
+    if text:
+        return f"<details><summary>Thinking</summary>\n\n{text}\n\n</details>\n\n"
+    return (
+        "<details><summary>Thinking (no text returned)</summary>\n\n"
+        "The model thought but returned no thinking text, as new models do unless asked: run "
+        "the cell with --show-thinking (or %config ClaudeMagics.show_thinking = True) for a "
+        "summary of it.\n\n</details>\n\n"
+    )

@@ -8,6 +8,11 @@ Turns are keyed by the cell they came from (the front end's cell id when the ker
 else the cell's text), so re-running a cell replaces its turn in place instead of appending a
 duplicate: the conversation reflects the cells as they are now. A re-run cell sees only the turns
 before it, as it did the first time.
+
+What a request carries is valid on every model: the history, then the cell's own user turn, so
+it never ends with an assistant turn (a prefill, refused by 4.6-and-later models); and answers
+keep only their text, so no thinking block outlives the conversation it was made in (new models
+bind thinking blocks to the exact turns before them, which a re-run changes).
 """
 
 from __future__ import annotations
@@ -38,7 +43,11 @@ class Turn:
 
     @classmethod
     def of_result(cls, key: str, user: list[dict[str, Any]], result: ClaudeResult) -> Turn:
-        """The turn of a cell whose answer is ``result`` (a partial one when interrupted)."""
+        """The turn of a cell whose answer is ``result`` (a partial one when interrupted).
+
+        Only the answer's text is kept: its thinking blocks are signed for the conversation as
+        it was, and a re-run of an earlier cell would make them stale (the API may refuse them
+        then). Without tool use, the API does not need them back."""
         return cls(
             key=key,
             user=user,

@@ -22,6 +22,7 @@ from .views import display
 
 if TYPE_CHECKING:
     from ..api.client import Client
+    from ..api.models import ModelCatalog, ModelInfo
     from ..cost.ledger import Ledger
     from .chat import Conversation
 
@@ -83,26 +84,32 @@ def show_tokens(
     value: Any,
     name: str,
     *,
-    model: str,
+    info: ModelInfo,
     value_budget: int,
     df_budget: int,
     df_format: Literal["csv", "markdown"],
     price_overrides: Mapping[str, Any] | None = None,
 ) -> None:
     """``%claude_tokens NAME``: ``value`` rendered as a prompt would render it, counted by the
-    API for ``model`` and priced as input."""
+    API for the model ``info`` describes (estimated where the server cannot count) and priced
+    as input."""
     from ..prompt import render_value
+    from .checks import Counter
 
+    model = info.id
     text = render_value(
         value, name=name, budget=value_budget, df_budget=df_budget, df_format=df_format
     )
-    tokens = client.messages.count_tokens(model=model, messages=[{"role": "user", "content": text}])
+    counter = Counter(client, info)
+    tokens = counter.count_tokens(model=model, messages=[{"role": "user", "content": text}])
     cost = price_usage(Usage(input=tokens), model, overrides=price_overrides or None)
     note = " (cut to fit the token budget)" if "[cut:" in text or "omitted" in text else ""
+    about = "≈" if counter.estimated else ""
+    estimate = f"\n{counter.note()}" if counter.estimated else ""
     _show(
         None,
-        f"{name}: {tokens:,} tokens as a prompt for {model}{note}, "
-        f"{len(text):,} characters, {format_usd(cost.total if cost else None)} as input",
+        f"{name}: {about}{tokens:,} tokens as a prompt for {model}{note}, "
+        f"{len(text):,} characters, {format_usd(cost.total if cost else None)} as input" + estimate,
     )
 
 
@@ -162,16 +169,99 @@ def show_usage(ledger: Ledger, *, all_sessions: bool = False, since: str | None 
     _show(None, totals)
 
 
-def show_models(client: Client, price_overrides: Mapping[str, Any] | None = None) -> None:
-    """``%claude_models``: every model the API lists, its context window, output limit and
-    price per million tokens (from the price table)."""
-    rows = []
-    for m in client.models.iter_all():
-        price = model_price(m["id"], price_overrides)
-        cost = f"${price.input:g} / ${price.output:g}" if price else "unknown"
-        window = f"{m.get('max_input_tokens') or 0:,}"
-        out = f"{m.get('max_tokens') or 0:,}"
-        rows.append((m["id"], m.get("display_name", ""), window, out, cost))
-    md = "| model | name | context | max output | $/MTok in / out |\n|---|---|---|---|---|\n"
-    md += "\n".join(f"| {' | '.join(r)} |" for r in rows)
-    _show(md, "\n".join("  ".join(r) for r in rows))
+def _thinking_kinds(info: ModelInfo) -> str:
+    """How a model thinks, in a few words: adaptive and/or with a budget; always on or not."""
+    if info.thinking_types is None:
+        return "?"
+    kinds = []
+    if "adaptive" in info.thinking_types:
+        kinds.append("adaptive")
+    if "enabled" in info.thinking_types and not info.rejects_thinking_budget:
+        deprecated = info.entry is not None and info.entry.thinking.budget == "deprecated"
+        kinds.append("budget (deprecated)" if deprecated else "budget")
+    if not kinds:
+        return "none"
+    return ", ".join(kinds) + (", always on" if info.thinking_always_on else "")
+
+
+def _price_text(model: str, overrides: Mapping[str, Any] | None) -> str:
+    price = model_price(model, overrides)
+    if price is None:
+        return "unknown"
+    text = f"${price.input:g} / ${price.output:g}"
+    for tier in price.tiers:
+        above = tier.above_prompt_tokens
+        size = f"{above // 1000:,}K" if above % 1000 == 0 else f"{above:,}"
+        text += f"; prompts over {size}: ${tier.price.input:g} / ${tier.price.output:g}"
+    return text
+
+
+def _status_text(info: ModelInfo) -> str:
+    if info.status is None:
+        return "not in the table"
+    if info.status == "deprecated" and info.retires_on:
+        return f"deprecated, retires {info.retires_on}"
+    return info.status
+
+
+def show_models(
+    catalog: ModelCatalog,
+    yours: Mapping[str, str],
+    *,
+    all_models: bool = False,
+    price_overrides: Mapping[str, Any] | None = None,
+) -> None:
+    """``%claude_models``: the models the server lists (the bundled table when it cannot be
+    asked) with their status, context window, output limit, thinking, effort levels and
+    prices from the dated price table. By default the current line-up, models the table does
+    not know yet, and ``yours`` (setting name -> model, such as ``{"model": ...}``); legacy and
+    deprecated models too with ``all_models``."""
+    from ..cost.pricing import PRICES_AS_OF
+
+    mine: dict[str, list[str]] = {}
+    for setting, name in yours.items():
+        mine.setdefault(catalog.get(name).id, []).append(setting)
+    rows: list[tuple[str, ...]] = []
+    hidden = 0
+    for info in catalog.all():
+        if not (all_models or info.status in ("active", None) or info.id in mine):
+            hidden += 1
+            continue
+        label = info.id + "".join(f" ({setting})" for setting in mine.get(info.id, []))
+        rows.append(
+            (
+                label,
+                _status_text(info),
+                f"{info.max_input_tokens:,}" if info.max_input_tokens else "?",
+                f"{info.max_tokens:,}" if info.max_tokens else "?",
+                _thinking_kinds(info),
+                ", ".join(info.effort_levels) if info.effort_levels else "—",
+                _price_text(info.id, price_overrides),
+            )
+        )
+    header = ("model", "status", "context", "max output", "thinking", "effort", "$/MTok in / out")
+    notes = [
+        f"Prices per million tokens from the price table of {PRICES_AS_OF} (Message Batches: half)."
+    ]
+    if hidden:
+        notes.append(f"{hidden} legacy or deprecated models not shown: %claude_models --all.")
+    for setting, name in yours.items():
+        retired = catalog.retired(name)
+        if retired is not None:
+            instead = f": use {retired.replacement}" if retired.replacement else ""
+            when = f" on {retired.retired_on}" if retired.retired_on else ""
+            notes.append(f"ClaudeMagics.{setting} = {name!r} was retired{when}{instead}.")
+    if catalog.unavailable:
+        notes.append(
+            f"The server's model list could not be fetched ({catalog.unavailable}): this is the "
+            "bundled table."
+        )
+    md = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
+    md += "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    md += "\n\n" + "\n\n".join(notes)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    plain = "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    )
+    _show(md, plain + "\n\n" + "\n".join(notes))

@@ -1,7 +1,7 @@
 """``ClaudeMagics``: ``%%claude``, ``%claude`` and the ``%claude_*`` line magics.
 
     %load_ext claude_magics
-    %%claude -m claude-haiku-4-5
+    %%claude -m claude-haiku-5-5
     Why is {{df}} skewed?
 
 Configuration is traits on this class (``%config ClaudeMagics.model = "..."`` or
@@ -11,13 +11,15 @@ time.
 
 The class is the door, not the house: each magic parses its flags, resolves them against the
 traits and hands over to plain functions: :mod:`.request` (flags to call options and the user
-turn), :mod:`.checks` (context window, budget, ``--count``), :mod:`.cell` (send, stream, show,
-record), :mod:`.line_magics` and :mod:`.batch_magic`.
+turn), :mod:`.checks` (the model's rules, context window, budget, ``--count``), :mod:`.cell`
+(send, stream, show, record), :mod:`.line_magics` and :mod:`.batch_magic`. What a model accepts
+comes from ``self.catalog`` (``GET /v1/models`` and the bundled table), never from here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import TYPE_CHECKING, Any, Literal
 
 from IPython.core.error import UsageError
@@ -26,13 +28,15 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Dict, Enum, Float, Integer, Unicode, observe, validate
 
 from ..config import DEFAULTS
+from ..errors import ClaudeError
 from ..model_table import EFFORT_LEVELS
 from .cell import FORMATS, ClaudeInterrupted
 from .chat import DEFAULT_CHAT, ChatStore, Turn
+from .request import AUTO_THINKING
 
 if TYPE_CHECKING:
     from ..api.client import Client
-    from ..api.models import ModelCatalog
+    from ..api.models import ModelCatalog, ModelInfo
     from ..cost.ledger import Ledger
     from .result import ClaudeResult
 
@@ -44,10 +48,24 @@ class ClaudeMagics(Magics):
     """Claude in IPython. Settings are traits: ``%config ClaudeMagics`` lists them."""
 
     model = Unicode(DEFAULTS.model, help="Model used when -m is not given.").tag(config=True)
+    job_model = Unicode(
+        DEFAULTS.job_model,
+        help="Model of DataFrame jobs (df.claude.label/extract/map, --batch) when none is given.",
+    ).tag(config=True)
+    api_version = Enum(
+        ["2023-06-01", "2026-10-21"],
+        default_value=DEFAULTS.api_version,
+        help="The anthropic-version header; 2026-10-21 takes no temperature, top_p or top_k.",
+    ).tag(config=True)
     max_tokens = Integer(
         DEFAULTS.max_tokens, help="Most tokens an answer may have (--max-tokens)."
     ).tag(config=True)
     system = Unicode("", help="System prompt used when -s is not given.").tag(config=True)
+    show_thinking = Bool(
+        False,
+        help="Ask for summarized thinking text whenever a cell thinks (new models return "
+        "none unless asked); --show-thinking does it for one cell.",
+    ).tag(config=True)
     display = Enum(
         ["auto", "widget", "markdown", "plain"],
         default_value="auto",
@@ -129,6 +147,8 @@ class ClaudeMagics(Magics):
         self._ledger: Ledger | None = None
         self._catalog: ModelCatalog | None = None
         self._cell_id: str | None = None
+        #: Deprecated models already warned about this session (one warning each).
+        self._warned: set[str] = set()
         self.last_result: ClaudeResult | None = None
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
@@ -164,7 +184,7 @@ class ClaudeMagics(Magics):
             )
         return value
 
-    @observe("api_key_env", "base_url", "max_retries", "timeout")
+    @observe("api_key_env", "base_url", "max_retries", "timeout", "api_version")
     def _drop_client(self, change: Any) -> None:
         if self._client is not None:
             self._client.close()
@@ -181,6 +201,7 @@ class ClaudeMagics(Magics):
                 api_key_env=self.api_key_env,
                 max_retries=self.max_retries,
                 timeout=self.timeout,
+                api_version=self.api_version,
             )
         return self._client
 
@@ -233,18 +254,32 @@ class ClaudeMagics(Magics):
     @argument("-m", "--model", help="Model for this cell (default: ClaudeMagics.model).")
     @argument("-s", "--system", help="System prompt for this cell.")
     @argument("--max-tokens", type=int, help="Most tokens the answer may have.")
-    @argument("-t", "--temperature", type=float, help="Sampling temperature (sent only if given).")
+    @argument(
+        "-t",
+        "--temperature",
+        type=float,
+        help="Sampling temperature (sent only if given; refused where the model or "
+        "api_version takes none).",
+    )
     @argument(
         "--stop", action="append", default=[], metavar="SEQ", help="Stop sequence (repeatable)."
     )
     @argument(
         "--thinking",
         nargs="?",
-        const="adaptive",
-        metavar="BUDGET|adaptive",
-        help="Extended thinking: a token budget (>= 1024) or 'adaptive' (the default if bare).",
+        const=AUTO_THINKING,
+        metavar="adaptive|BUDGET",
+        help="Extended thinking: 'adaptive' or a token budget (>= 1024) where the model takes "
+        "one; bare, what the model supports (adaptive where it can).",
     )
-    @argument("--effort", choices=EFFORT_LEVELS, help="Effort level (output_config.effort).")
+    @argument(
+        "--show-thinking",
+        action="store_true",
+        help="Ask for the thinking text (summarized) that new models omit; implies --thinking.",
+    )
+    @argument(
+        "--effort", choices=EFFORT_LEVELS, help="Effort level (output_config.effort), per model."
+    )
     @argument("--out", metavar="NAME", help="Store the result in this variable.")
     @argument("-f", "--format", choices=FORMATS, help="markdown (default), text, code or json.")
     @argument(
@@ -295,7 +330,7 @@ class ClaudeMagics(Magics):
             %%claude
             Explain what this does: {{In[3]}}
 
-            %%claude -m claude-haiku-4-5 --max-tokens 300
+            %%claude -m claude-haiku-5-5 --max-tokens 300
             Summarise {{df}} in three bullet points.
 
             %%claude --new -s "You are a pandas expert" -f code
@@ -304,8 +339,11 @@ class ClaudeMagics(Magics):
             %%claude --schema Review --out parsed
             Extract the fields from: {{text}}
 
-            %%claude --image fig --thinking 2000
+            %%claude --image fig --thinking --effort high
             What does this plot show?
+
+            %%claude --thinking --show-thinking
+            Is this estimator biased? {{code}}
 
             %%claude --batch reviews --labels positive,negative,neutral --out sentiment
             How does this customer feel? {{text}}
@@ -318,6 +356,14 @@ class ClaudeMagics(Magics):
         (``--chat NAME`` keeps several, ``--new`` starts over, ``--once`` sends no history);
         re-running a cell replaces its earlier turn. ``%claude_history``, ``%claude_reset``,
         ``%claude_config`` and ``%claude_models`` help along the way.
+
+        Flags are checked against the model before anything is sent (``%claude_models`` shows
+        what each takes): the newest models think adaptively (``--thinking``, steered with
+        ``--effort``) and take no thinking budget, no ``-t``, and no answer started for them;
+        ``ClaudeMagics.api_version = "2026-10-21"`` takes no ``-t`` on any model. A refused
+        flag is one line saying what to use instead. New models return thinking without its
+        text: the status line says how long they thought, ``--show-thinking`` asks for a
+        summary. A deprecated model gets a one-line warning naming its retirement date.
         """
         if cell is None:
             # Line magic: the whole line is the prompt, with the current defaults.
@@ -341,6 +387,28 @@ class ClaudeMagics(Magics):
         self._run(args, prompt, line)
         return None
 
+    def _model_info(self, model: str, *, offline: bool = False) -> ModelInfo:
+        """What the catalog knows of ``model``. ``offline`` (``--dry-run``, which sends nothing)
+        settles for knowing nothing when the model list cannot be asked (no key, say)."""
+        try:
+            return self.catalog.get(model)
+        except ClaudeError:
+            if not offline:
+                raise
+            from ..api.models import ModelInfo
+
+            return ModelInfo(id=model)
+
+    def _warn_if_deprecated(self, info: ModelInfo) -> None:
+        """One line on stderr, once per model and session, for a deprecated model."""
+        from .checks import deprecation_notice
+
+        key = info.entry.id if info.entry is not None else info.id
+        notice = deprecation_notice(info)
+        if notice and key not in self._warned:
+            self._warned.add(key)
+            print(notice, file=sys.stderr)
+
     def _run(self, args: Any, prompt: str, line: str) -> None:
         """``%%claude`` without --batch: flags to request body, then check, send, keep, record."""
         from ..api.models import cache_min_tokens
@@ -355,8 +423,15 @@ class ClaudeMagics(Magics):
         if args.out and not args.out.isidentifier():
             raise UsageError(f"--out {args.out}: not a valid variable name")
         namespace = self._ip.user_ns
+        info = self._model_info(args.model or self.model, offline=args.dry_run)
         options = request.call_options(
-            args, namespace, model=self.model, max_tokens=self.max_tokens, system=self.system
+            args,
+            namespace,
+            model=self.model,
+            max_tokens=self.max_tokens,
+            system=self.system,
+            info=info,
+            show_thinking=self.show_thinking,
         )
         user_content = request.user_content(
             args,
@@ -374,6 +449,9 @@ class ClaudeMagics(Magics):
             self.chats.reset(chat_name)
             conversation = self.chats.get(chat_name)
         key = request.turn_key(self._cell_id, line, prompt)
+        # History then this cell's user turn: a request never ends with an answer started for
+        # the model (a prefill, which 4.6-and-later models refuse); answers keep only their
+        # text, so no thinking block outlives the conversation it was made in.
         history = conversation.messages_before(key) if conversation is not None else []
         body = build_body(options, history, user_content)
         if self.auto_cache and not args.no_cache:
@@ -382,37 +460,42 @@ class ClaudeMagics(Magics):
                 min_tokens=cache_min_tokens(options.model, self.cache_min_tokens),
                 conversation=conversation is not None,
             )
+        client = self.client
         if args.dry_run:
-            from ..api.client import API_VERSION
-
             text = dry_run_text(
-                self.client.base_url + "/v1/messages", body, self.client.key_status(), API_VERSION
+                client.base_url + "/v1/messages", body, client.key_status(), client.api_version
             )
+            try:
+                checks.check_rules(body, info, client.api_version)
+            except UsageError as refusal:
+                text += f"\n\nThis request would be refused before sending: {refusal}"
             display({"text/plain": text}, raw=True)
             return
-        if args.count:
-            report = checks.count(
-                self.client,
-                body,
-                self.catalog,
-                cache_min_override=self.cache_min_tokens,
+        checks.check_rules(body, info, client.api_version)
+        self._warn_if_deprecated(info)
+        try:
+            if args.count:
+                bundle = checks.count(
+                    client,
+                    body,
+                    info,
+                    cache_min_override=self.cache_min_tokens,
+                    price_overrides=self.price_overrides,
+                )
+                display(bundle, raw=True)
+                return
+            checks.check_context(client, body, info)
+            if self.budget_usd is not None:
+                checks.check_budget(client, body, info, self.price_overrides)
+            view = make_view(
+                self.display,
+                self.shell,
+                options.model,
+                self.updates_per_second,
                 price_overrides=self.price_overrides,
             )
-            display(report.to_bundle(), raw=True)
-            return
-        checks.check_context(self.client, body, self.catalog.get(options.model).max_input_tokens)
-        if self.budget_usd is not None:
-            checks.check_budget(self.client, body, self.price_overrides)
-        view = make_view(
-            self.display,
-            self.shell,
-            options.model,
-            self.updates_per_second,
-            price_overrides=self.price_overrides,
-        )
-        try:
             result = cell.send(
-                self.client,
+                client,
                 body,
                 view,
                 stream=not args.no_stream,
@@ -421,6 +504,7 @@ class ClaudeMagics(Magics):
                 price_overrides=self.price_overrides,
             )
         except NotFoundError as exc:
+            # A retired or misspelt model: the API's 404, with the current line-up beside it.
             checks.explain_not_found(exc, options.model, self.catalog)
             raise
         # The answer is shown; keep it (--out, the conversation) before anything is recorded
@@ -516,7 +600,7 @@ class ClaudeMagics(Magics):
             self.client,
             lookup(self._ip.user_ns, name, "%claude_tokens"),
             name,
-            model=self.model,
+            info=self.catalog.get(self.model),
             value_budget=self.value_token_budget,
             df_budget=self.df_token_budget,
             df_format=self._df_format,
@@ -534,9 +618,24 @@ class ClaudeMagics(Magics):
         args = parse_argstring(self.claude_usage, line)
         show_usage(self.ledger, all_sessions=args.all, since=args.since)
 
+    @magic_arguments()
+    @argument("--all", action="store_true", help="Legacy and deprecated models too.")
     @line_magic
     def claude_models(self, line: str) -> None:
-        """The models this key can use, with context windows and prices."""
+        """The current models: status, context window, max output, thinking, effort levels and
+        prices (with the price table's date); yours (ClaudeMagics.model, job_model) marked.
+
+        Examples::
+
+            %claude_models
+            %claude_models --all
+        """
         from .line_magics import show_models
 
-        show_models(self.client, self.price_overrides)
+        args = parse_argstring(self.claude_models, line)
+        show_models(
+            self.catalog,
+            {"model": self.model, "job_model": self.job_model},
+            all_models=args.all,
+            price_overrides=self.price_overrides,
+        )

@@ -1,7 +1,8 @@
 """From a ``%%claude`` cell's flags and text to what it sends: call options, the user turn and
 the key of the cell's turn in its conversation.
 
-    options = call_options(args, user_ns, model="claude-sonnet-4-6", max_tokens=4096, system="")
+    options = call_options(args, user_ns, model="claude-sonnet-5-5", max_tokens=4096, system="",
+                           info=catalog.get("claude-sonnet-5-5"))
     content = user_content(args, cell, user_ns, value_budget=8000, df_budget=4000, ...)
 
 ``args`` are the parsed flags of ``%%claude``; values that a flag leaves out come from the
@@ -20,12 +21,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from IPython.core.error import UsageError
 
 if TYPE_CHECKING:
+    from ..api.models import ModelInfo
     from ..prompt.body import CallOptions
 
-__all__ = ["call_options", "lookup", "turn_key", "user_content"]
+__all__ = ["AUTO_THINKING", "call_options", "lookup", "turn_key", "user_content"]
 
 #: The smallest extended-thinking budget the API accepts.
 MIN_THINKING_BUDGET = 1024
+#: ``--thinking`` given without a value: whatever the model supports (see ``_thinking_kind``).
+AUTO_THINKING = "auto"
 
 
 def lookup(namespace: Mapping[str, Any], name: str, flag: str) -> Any:
@@ -42,33 +46,63 @@ def _attachment(namespace: Mapping[str, Any], value: str) -> Any:
     return namespace[value] if value.isidentifier() and value in namespace else value
 
 
+def _thinking_kind(info: ModelInfo | None, max_tokens: int) -> str:
+    """What a bare ``--thinking`` means for this model: adaptive where it has adaptive thinking
+    (or where that is unknown: every current model has it), else a budget of half the answer's
+    tokens, so the reply keeps the other half."""
+    if info is None or info.accepts_adaptive_thinking is not False:
+        return "adaptive"
+    return str(max(MIN_THINKING_BUDGET, max_tokens // 2))
+
+
 def _thinking(
-    args: argparse.Namespace, max_tokens: int, default_max_tokens: int
+    args: argparse.Namespace,
+    max_tokens: int,
+    default_max_tokens: int,
+    info: ModelInfo | None = None,
+    show: bool = False,
 ) -> tuple[dict[str, Any] | None, int]:
-    """``--thinking``: the request's ``thinking`` and the ``max_tokens`` that makes room for it."""
-    if args.thinking is None:
+    """``--thinking`` and ``--show-thinking``: the request's ``thinking`` and the ``max_tokens``
+    that makes room for it. ``show`` (the flag or the trait) asks for summarized thinking text
+    where the model would otherwise omit it."""
+    requested = args.thinking
+    if requested is None and getattr(args, "show_thinking", False):
+        requested = AUTO_THINKING  # asking to see the thinking asks for thinking
+    if requested is None and show and info is not None and info.thinking_always_on:
+        # The model thinks anyway; only an explicit (adaptive) thinking can carry the display.
+        requested = "adaptive"
+    if requested is None:
         return None, max_tokens
-    if args.thinking == "adaptive":
-        return {"type": "adaptive"}, max_tokens
-    try:
-        budget = int(args.thinking)
-    except ValueError:
-        raise UsageError(
-            f"--thinking takes a token budget or 'adaptive', got {args.thinking!r}"
-        ) from None
-    if budget < MIN_THINKING_BUDGET:
-        raise UsageError(
-            f"--thinking budget must be at least {MIN_THINKING_BUDGET} tokens, got {budget}"
-        )
-    if budget >= max_tokens:
-        if args.max_tokens is not None:
+    if requested == AUTO_THINKING:
+        requested = _thinking_kind(info, max_tokens)
+    thinking: dict[str, Any]
+    if requested == "adaptive":
+        thinking = {"type": "adaptive"}
+    else:
+        try:
+            budget = int(requested)
+        except ValueError:
             raise UsageError(
-                f"--thinking {budget} needs --max-tokens above {budget} "
-                f"(got {max_tokens}): thinking counts toward max_tokens"
+                f"--thinking takes a token budget or 'adaptive', got {requested!r}"
+            ) from None
+        if budget < MIN_THINKING_BUDGET:
+            raise UsageError(
+                f"--thinking budget must be at least {MIN_THINKING_BUDGET} tokens, got {budget}"
             )
-        # Thinking counts toward max_tokens: leave the usual room for the answer.
-        max_tokens = budget + default_max_tokens
-    return {"type": "enabled", "budget_tokens": budget}, max_tokens
+        if budget >= max_tokens:
+            if args.max_tokens is not None:
+                raise UsageError(
+                    f"--thinking {budget} needs --max-tokens above {budget} "
+                    f"(got {max_tokens}): thinking counts toward max_tokens"
+                )
+            # Thinking counts toward max_tokens: leave the usual room for the answer.
+            max_tokens = budget + default_max_tokens
+        thinking = {"type": "enabled", "budget_tokens": budget}
+    # Models that omit thinking text by default return it summarized when asked; the others
+    # return it anyway, and older ones may not know the field, so it is sent only where needed.
+    if show and (info is None or info.thinking_display_default != "summarized"):
+        thinking["display"] = "summarized"
+    return thinking, max_tokens
 
 
 def call_options(
@@ -78,15 +112,20 @@ def call_options(
     model: str,
     max_tokens: int,
     system: str,
+    info: ModelInfo | None = None,
+    show_thinking: bool = False,
 ) -> CallOptions:
-    """The call's options from the flags; ``model``, ``max_tokens`` and ``system`` are the
-    settings a flag overrides. ``--schema NAME`` is looked up in ``namespace``."""
+    """The call's options from the flags; ``model``, ``max_tokens``, ``system`` and
+    ``show_thinking`` are the settings a flag overrides. ``info`` is what is known of the model
+    (a bare ``--thinking`` becomes what it supports). ``--schema NAME`` is looked up in
+    ``namespace``."""
     from ..prompt.body import CallOptions, json_schema_of
 
     tokens = args.max_tokens if args.max_tokens is not None else max_tokens
     if tokens < 1:
         raise UsageError(f"--max-tokens must be at least 1, got {tokens}")
-    thinking, tokens = _thinking(args, tokens, max_tokens)
+    show = bool(getattr(args, "show_thinking", False) or show_thinking)
+    thinking, tokens = _thinking(args, tokens, max_tokens, info, show)
     if args.temperature is not None and not 0 <= args.temperature <= 1:
         raise UsageError(f"--temperature must be between 0 and 1, got {args.temperature}")
     schema = None

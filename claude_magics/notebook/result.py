@@ -4,9 +4,14 @@
     ...
     answer.text, answer.message, answer.usage, answer.cost, answer.request_id
     answer.tokens.output, answer.tokens.cache_read        # the usage as a typed ``Usage``
+    answer.thought, answer.thinking_seconds, answer.thinking
 
 The object is plain data with a short ``repr`` and a Markdown repr (the answer itself), so
 leaving it as the last line of a cell shows the answer again, rendered.
+
+Also the status line every view shows, and :class:`ThinkingClock`, which times thinking from
+the stream's events: new models return thinking blocks with empty text unless asked, so how
+long the model thought is what there is to show.
 """
 
 from __future__ import annotations
@@ -17,7 +22,48 @@ from typing import Any
 from ..cost.pricing import Cost, format_usd
 from ..cost.usage import Usage
 
-__all__ = ["ClaudeResult", "status_line"]
+__all__ = ["ClaudeResult", "ThinkingClock", "status_line"]
+
+#: Content blocks that are the model's thinking (their text may be empty or encrypted).
+THINKING_BLOCKS = ("thinking", "redacted_thinking")
+
+
+class ThinkingClock:
+    """How long the model has thought, from stream events: each thinking block counts from its
+    ``content_block_start`` to its ``content_block_stop``, whether its text arrives or not.
+
+        clock.feed(event, time.monotonic())     # True when thinking starts or ends
+        clock.thinking, clock.seconds(time.monotonic())   # thinking now?  for how long
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[int, float] = {}
+        self._done = 0.0
+        self.blocks = 0
+
+    def feed(self, event: Any, now: float) -> bool:
+        """Fold in one stream event; True when a thinking block started or stopped (worth
+        showing at once, whatever the render throttle says)."""
+        kind = getattr(event, "type", None)
+        if kind == "content_block_start" and event.block.get("type") in THINKING_BLOCKS:
+            self._open[event.index] = now
+            self.blocks += 1
+            return True
+        if kind == "content_block_stop" and event.index in self._open:
+            self._done += now - self._open.pop(event.index)
+            return True
+        return False
+
+    @property
+    def thinking(self) -> bool:
+        """Whether a thinking block is open (the model is thinking now)."""
+        return bool(self._open)
+
+    def seconds(self, now: float) -> float | None:
+        """Seconds spent thinking so far; None when the model has not thought."""
+        if not self.blocks:
+            return None
+        return self._done + sum(now - started for started in self._open.values())
 
 
 @dataclass
@@ -36,6 +82,9 @@ class ClaudeResult:
     #: The parsed JSON for ``-f json`` and ``--schema`` calls.
     data: Any = None
     chat: str | None = None
+    #: Seconds the model spent thinking, timed from the stream (None: not streamed, or no
+    #: thinking). Known even when the thinking text is empty.
+    thinking_seconds: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     #: The error that cut a streamed answer short (the connection broke, an ``error`` event):
     #: the partial answer is shown and recorded first, then the cell raises it.
@@ -57,10 +106,18 @@ class ClaudeResult:
 
     @property
     def thinking(self) -> str:
+        """The thinking text ("" when there was none, or when the model omitted it)."""
         return "".join(
             block.get("thinking", "")
             for block in self.message.get("content", [])
             if block.get("type") == "thinking"
+        )
+
+    @property
+    def thought(self) -> bool:
+        """Whether the model thought (a thinking block came back, with or without its text)."""
+        return any(
+            block.get("type") in THINKING_BLOCKS for block in self.message.get("content", [])
         )
 
     def status(self) -> str:
@@ -69,6 +126,8 @@ class ClaudeResult:
             self.tokens,
             self.cost,
             self.elapsed,
+            thought=self.thought,
+            thinking_seconds=self.thinking_seconds,
             first_token=self.time_to_first_token,
             stop_reason=self.stop_reason,
             interrupted=self.interrupted,
@@ -97,13 +156,18 @@ def status_line(
     cost: Cost | None,
     elapsed: float,
     *,
+    thought: bool = False,
+    thinking_seconds: float | None = None,
+    still_thinking: bool = False,
     first_token: float | None = None,
     stop_reason: str | None = None,
     interrupted: bool = False,
     error: str | None = None,
     streaming: bool = False,
 ) -> str:
-    """One line about a call: model, tokens in and out, cache use, time, cost and how it ended."""
+    """One line about a call: model, tokens in and out, cache use, thinking, time, cost and how
+    it ended. Thinking shows as "thinking… 3.2 s" while it lasts, then "thought 3.2 s" (just
+    "thought" when it was not timed): its text may be empty, its time is not."""
     parts = [model, f"{usage.prompt:,} in"]
     if usage.cache_read:
         parts.append(f"{usage.cache_read:,} read from cache")
@@ -111,6 +175,15 @@ def status_line(
         parts.append(f"{usage.cache_write:,} written to cache")
     # While streaming, output tokens are counted locally (the API reports them at the end).
     parts.append(f"≈{usage.output:,} out" if streaming else f"{usage.output:,} out")
+    if still_thinking:
+        # A live view re-renders only when events arrive, and thinking whose text is omitted
+        # sends none until it ends: a time frozen at "0.0 s" would mislead, so it shows once
+        # there is something to count.
+        took = f" {thinking_seconds:.1f} s" if thinking_seconds and thinking_seconds >= 1 else ""
+        parts.append(f"thinking…{took}")
+    elif thought or thinking_seconds is not None:
+        took = f" {thinking_seconds:.1f} s" if thinking_seconds is not None else ""
+        parts.append(f"thought{took}")
     if first_token is not None:
         parts.append(f"first token {first_token:.1f} s")
     parts.append(f"{elapsed:.1f} s")

@@ -1,6 +1,6 @@
 """How a call is shown: live while it streams, then as a static output that survives saving.
 
-    view = make_view("auto", shell, model="claude-sonnet-4-6")
+    view = make_view("auto", shell, model="claude-sonnet-5-5")
     view.start(); view.event(event, accumulator); ...; view.finish(result, bundle, metadata)
 
 Three views share one interface, the :class:`View` protocol (``cell.send`` drives any object
@@ -11,6 +11,11 @@ that has its four methods, so tests hand it a small fake):
   the answer rendered as Markdown.
 - ``MarkdownView`` (Jupyter without widgets): a display-id placeholder updated with Markdown.
 - ``PlainView`` (terminal IPython): text printed as it arrives, never re-rendered.
+
+Thinking shows even when its text does not come back (new models omit it unless asked): the
+status line reads "thinking… 3.2 s" while a thinking block is open and "thought 3.2 s" after
+(a :class:`~.result.ThinkingClock` times the blocks), and both moments are shown at once,
+whatever the render throttle.
 
 When the stream ends, the live output is replaced by an empty ``text/plain`` and the answer is
 displayed afresh as static Markdown with a ``text/plain`` twin. The saved notebook then holds the
@@ -28,11 +33,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..api.streaming import MessageAccumulator, StreamEvent, TextEvent, ThinkingEvent
+from ..api.streaming import (
+    ContentBlockStartEvent,
+    ContentBlockStopEvent,
+    MessageAccumulator,
+    StreamEvent,
+    TextEvent,
+    ThinkingEvent,
+)
 from ..cost.pricing import price_usage
 from ..cost.usage import Usage
 from ..prompt import estimate_tokens
-from .result import ClaudeResult, status_line
+from .result import ClaudeResult, ThinkingClock, status_line
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -90,6 +102,7 @@ class _Throttled(ABC):
         self.price_overrides = price_overrides
         self.interval = 1.0 / max(updates_per_second, 0.1)
         self.started = time.monotonic()
+        self.clock = ThinkingClock()
         self._next = 0.0
         self.renders = 0
 
@@ -99,7 +112,10 @@ class _Throttled(ABC):
 
     def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
         now = time.monotonic()
-        if now < self._next:
+        # Thinking starting or ending is shown at once: with its text omitted, nothing else
+        # arrives while the model thinks, so a skipped render would hide it for seconds.
+        changed = self.clock.feed(event, now)
+        if now < self._next and not changed:
             return
         self.render(acc)
         spent = time.monotonic() - now
@@ -118,7 +134,16 @@ class _Throttled(ABC):
         if arrived > usage.output:
             usage = usage.with_output(arrived)
         cost = price_usage(usage, self.model, overrides=self.price_overrides)
-        return status_line(self.model, usage, cost, time.monotonic() - self.started, streaming=True)
+        now = time.monotonic()
+        return status_line(
+            self.model,
+            usage,
+            cost,
+            now - self.started,
+            thinking_seconds=self.clock.seconds(now),
+            still_thinking=self.clock.thinking,
+            streaming=True,
+        )
 
 
 class WidgetView(_Throttled):
@@ -224,33 +249,40 @@ class MarkdownView(_Throttled):
 
 
 class PlainView:
-    """Terminal IPython: print text as it arrives; a status line at the end."""
+    """Terminal IPython: print text as it arrives; a status line at the end. Thinking prints
+    as ``[thinking…] <text, if any> [thought 3.2 s]`` before the answer."""
 
     def __init__(self, model: str, stream: Any = None) -> None:
         self.model = model
         self._out = stream or sys.stdout
-        self._in_thinking = False
+        self._clock = ThinkingClock()
         self._printed_any = False
+        self._thinking_text = False
         self.renders = 0
 
     def start(self) -> None:
         pass
 
+    def _write(self, text: str) -> None:
+        self._out.write(text)
+        self._out.flush()
+
     def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
+        now = time.monotonic()
         if isinstance(event, TextEvent):
-            if self._in_thinking:
-                self._out.write("\n\n")
-                self._in_thinking = False
-            self._out.write(event.text)
+            self._write(event.text)
             self._printed_any = True
-            self._out.flush()
         elif isinstance(event, ThinkingEvent):
-            if not self._in_thinking:
-                self._out.write("[thinking] ")
-                self._in_thinking = True
-            self._out.write(event.thinking)
-            self._printed_any = True
-            self._out.flush()
+            if event.thinking:
+                self._write((" " if not self._thinking_text else "") + event.thinking)
+                self._thinking_text = True
+        elif isinstance(event, ContentBlockStartEvent):
+            if self._clock.feed(event, now):
+                self._write("[thinking…]")
+                self._thinking_text = False
+        elif isinstance(event, ContentBlockStopEvent) and self._clock.feed(event, now):
+            took = self._clock.seconds(now) or 0.0
+            self._write(f" [thought {took:.1f} s]\n\n")
 
     def finish(
         self, result: ClaudeResult, bundle: dict[str, Any], metadata: dict[str, Any]
@@ -262,9 +294,8 @@ class PlainView:
         self._out.flush()
 
     def abandon(self) -> None:
-        if self._printed_any:
-            self._out.write("\n")
-            self._out.flush()
+        if self._printed_any or self._clock.blocks:
+            self._write("\n")
 
 
 def make_view(

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from claude_magics.api.client import Client
+from claude_magics.config import DEFAULTS
 from claude_magics.emulator import Emulator
 from claude_magics.errors import APIConnectionError, OverloadedError
 
@@ -78,12 +79,18 @@ def _cached_system(text: str) -> list[dict[str, Any]]:
     return [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
 
 
-def test_output_schema_is_part_of_the_cached_prefix(emulator: Emulator) -> None:
+# The job model (Haiku 5.5: new tokenizer, a 4,096-token cache minimum) and an older model.
+@pytest.mark.parametrize("model", [DEFAULTS.job_model, "claude-sonnet-4-6"])
+def test_output_schema_is_part_of_the_cached_prefix(emulator: Emulator, model: str) -> None:
     client = Client(api_key="k", base_url=emulator.url)
-    system = _cached_system("Label the row. " * 400)
+    system = _cached_system("Label the row. " * 1200)  # over 4,096 tokens on any tokenizer
     fmt = {"format": {"type": "json_schema", "schema": SCHEMA}}
-    first = client.messages.create(**params("row one", system=system, output_config=fmt))
-    second = client.messages.create(**params("row two", system=system, output_config=fmt))
+    first = client.messages.create(
+        **params("row one", model=model, system=system, output_config=fmt)
+    )
+    second = client.messages.create(
+        **params("row two", model=model, system=system, output_config=fmt)
+    )
     assert first["usage"]["cache_creation_input_tokens"] > 0
     # The schema is read from cache with the system prompt: only the row is fresh input.
     assert (
@@ -94,6 +101,7 @@ def test_output_schema_is_part_of_the_cached_prefix(emulator: Emulator) -> None:
     third = client.messages.create(
         **params(
             "row one",
+            model=model,
             system=system,
             output_config={"format": {"type": "json_schema", "schema": other}},
         )
