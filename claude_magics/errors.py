@@ -12,6 +12,7 @@ The tree::
     │   └── MalformedAPIKeyError     a key with spaces, line breaks or non-ASCII inside
     ├── RequestBodyError             a body that cannot be sent (lone surrogates, over 32 MB)
     ├── StorageError                 the ledger or job store could not be opened or written
+    ├── ReplayMissError              a cassette in replay mode lacks an answer
     ├── PromptError                  the cell cannot become a prompt (bad reference, attachment)
     ├── JobNotFoundError             no DataFrame job with that id in the job ledger; job_id
     └── APIError                     something went wrong talking to the API
@@ -61,6 +62,7 @@ __all__ = [
     "PermissionDeniedError",
     "PromptError",
     "RateLimitError",
+    "ReplayMissError",
     "RequestBodyError",
     "RequestTooLargeError",
     "StorageError",
@@ -100,6 +102,11 @@ class JobNotFoundError(ClaudeError):
         super().__init__(f"no job {job_id!r} in {ledger}; %claude_batch list shows the jobs there")
         self.job_id = job_id
         self.ledger = ledger
+
+
+class ReplayMissError(ClaudeError):
+    """A cassette in replay mode has no answer for a request: nothing was sent. The message
+    names the request (model and the start of the prompt) and how to record it."""
 
 
 class StorageError(ClaudeError):

@@ -202,18 +202,24 @@ def worst_case_usd(
     batch: bool = False,
     overrides: Mapping[str, Any] | None = None,
     requests: int = 1,
+    uncached_tokens: int = 0,
 ) -> float | None:
     """The most a request (or ``requests`` requests, summed) can cost: every input token at the
     dearest rate it could be billed (a cache write of ``cache_write``'s lifetime when the
     request marks a breakpoint: no cache hit is counted on) and every reply ``max_output``
     tokens long. None when the model's price is unknown. The budget and every confirmation
-    are checked against this one figure."""
+    are checked against this one figure.
+
+    ``uncached_tokens`` are input that follows every breakpoint (a job's rows after the shared
+    instruction): never written to the cache, billed as plain input. ``requests`` says how many
+    requests the figures sum, so a prompt-length tier is chosen per request."""
     if cache_write == "1h":
         usage = Usage(output=max_output, cache_write_1h=input_tokens)
     elif cache_write == "5m":
         usage = Usage(output=max_output, cache_write_5m=input_tokens)
     else:
         usage = Usage(input=input_tokens, output=max_output)
+    usage += Usage(input=uncached_tokens)
     cost = price_usage(usage, model, batch=batch, overrides=overrides, requests=requests)
     return None if cost is None else cost.total
 
