@@ -143,3 +143,20 @@ def test_neither_store_holds_the_api_key(emulator: Emulator, tmp_path: Path) -> 
     tape.put(k, request, reply)
     for path in (tmp_path / "responses.sqlite", tmp_path / "answers.jsonl"):
         assert b"very-secret" not in path.read_bytes()
+
+
+def test_the_ledger_records_replays_at_no_cost_with_what_they_saved(tmp_path: Path) -> None:
+    from claude_magics.cost.ledger import Ledger
+    from claude_magics.cost.pricing import price_usage
+    from claude_magics.cost.usage import Usage
+
+    ledger = Ledger(tmp_path / "ledger.sqlite", session="s1")
+    usage = Usage(input=1_000, output=200)
+    paid = price_usage(usage, "claude-sonnet-5-5")
+    assert paid is not None
+    ledger.record_usage(model="claude-sonnet-5-5", usage=usage, cost=paid, seconds=1.0)
+    ledger.record_replay(model="claude-sonnet-5-5", usage=usage, saved=paid)
+    ledger.record_replay(model="claude-sonnet-5-5", usage=usage, saved=paid)
+    assert ledger.spent(session="s1") == pytest.approx(paid.total)
+    assert ledger.saved(session="s1") == pytest.approx(2 * paid.total)
+    assert [c.kind for c in ledger.calls()] == ["realtime", "replay", "replay"]

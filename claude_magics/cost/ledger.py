@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS calls (
     request_id TEXT,
     kind TEXT NOT NULL,
     cache_hit_share REAL NOT NULL,
-    prices_as_of TEXT
+    prices_as_of TEXT,
+    saved_usd REAL
 );
 CREATE INDEX IF NOT EXISTS calls_time ON calls(time);
 CREATE INDEX IF NOT EXISTS calls_session ON calls(session);
@@ -72,6 +73,8 @@ class CallRecord:
     cache_hit_share: float
     #: The date of the price table that priced the call (None: unknown price).
     prices_as_of: str | None = None
+    #: For kind "replay": what the answer cost when it was paid for (what replay saved).
+    saved_usd: float | None = None
 
 
 _COLUMNS = [f.name for f in fields(CallRecord)]
@@ -82,8 +85,9 @@ _SETTING = "ClaudeMagics.ledger_path (or CLAUDE_MAGICS_HOME)"
 def _add_missing_columns(db: sqlite3.Connection) -> None:
     """Bring a ledger written by an older version up to date (columns are only ever added)."""
     present = {row[1] for row in db.execute("PRAGMA table_info(calls)")}
-    if "prices_as_of" not in present:
-        db.execute("ALTER TABLE calls ADD COLUMN prices_as_of TEXT")
+    for column, kind in (("prices_as_of", "TEXT"), ("saved_usd", "REAL")):
+        if column not in present:
+            db.execute(f"ALTER TABLE calls ADD COLUMN {column} {kind}")
 
 
 class Ledger:
@@ -152,7 +156,7 @@ class Ledger:
         cell: str | None = None,
     ) -> CallRecord:
         """Record one call from its ``usage`` (a :class:`Usage` or the API's object) and priced
-        ``cost``; return the row."""
+        ``cost``; return the row. See :meth:`record_replay` for answers shown again."""
         tokens = usage if isinstance(usage, Usage) else Usage.from_api(usage)
         record = CallRecord(
             time=time.time(),
@@ -172,6 +176,42 @@ class Ledger:
         )
         self.record(record)
         return record
+
+    def record_replay(
+        self,
+        *,
+        model: str,
+        usage: Usage | Mapping[str, Any],
+        saved: Cost | float | None,
+        request_id: str | None = None,
+        cell: str | None = None,
+    ) -> CallRecord:
+        """Record an answer shown again from the replay store: kind ``replay``, $0, with what
+        it cost when it was paid for (``saved``) so ``%claude_usage`` can say what replay saved."""
+        tokens = usage if isinstance(usage, Usage) else Usage.from_api(usage)
+        record = CallRecord(
+            time=time.time(),
+            session=self.session,
+            cell=cell,
+            model=model,
+            input_tokens=tokens.input,
+            output_tokens=tokens.output,
+            cache_write_tokens=tokens.cache_write,
+            cache_read_tokens=tokens.cache_read,
+            cost_usd=0.0,
+            seconds=0.0,
+            request_id=request_id,
+            kind="replay",
+            cache_hit_share=tokens.cache_hit_share or 0.0,
+            saved_usd=saved.total if isinstance(saved, Cost) else saved,
+        )
+        self.record(record)
+        return record
+
+    def saved(self, *, session: str | None = None, since: float | None = None) -> float:
+        """Dollars replay saved for the matching calls."""
+        calls = self.calls(session=session, since=since)
+        return sum(c.saved_usd or 0.0 for c in calls if c.kind == "replay")
 
     def calls(self, *, session: str | None = None, since: float | None = None) -> list[CallRecord]:
         """Recorded calls, oldest first; filtered by session and/or start time (epoch s)."""
