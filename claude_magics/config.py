@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from .cost.pricing import format_usd
-from .errors import ClaudeError
+from .errors import ClaudeError, StorageError
 
 if TYPE_CHECKING:
     from .api.client import Client
@@ -66,6 +66,9 @@ class Settings:
     #: How long a batch create whose answer was lost may take to appear in the batch list
     #: before the job concludes it was not created and sends it again.
     lost_create_grace_seconds: float = 30.0
+    #: Seconds a write to the spend ledger waits for another process that holds the file
+    #: before it gives up (a warning; the answer is kept).
+    ledger_busy_timeout: float = 5.0
 
 
 #: The built-in defaults (``%config`` and flags override them).
@@ -146,7 +149,7 @@ def shared_ledger() -> Ledger:
         if "ledger" not in _fallback:
             from .cost.ledger import Ledger
 
-            _fallback["ledger"] = Ledger()
+            _fallback["ledger"] = Ledger(busy_timeout=DEFAULTS.ledger_busy_timeout)
         return _fallback["ledger"]  # type: ignore[no-any-return]
 
 
@@ -168,12 +171,23 @@ class BudgetExceededError(ClaudeError):
 
 
 def budget_left() -> tuple[float, float] | None:
-    """(left, budget) in dollars for this session, or None when no budget is set."""
+    """(left, budget) in dollars for this session, or None when no budget is set.
+
+    The spend so far is in the ledger: one that cannot be read is a one-line
+    :class:`StorageError` that says how to fix it or to unset the budget, since a budget that
+    cannot be checked must not let a call through."""
     budget = current_settings().budget_usd
     if budget is None:
         return None
     ledger = shared_ledger()
-    return budget - ledger.spent(session=ledger.session), budget
+    try:
+        spent = ledger.spent(session=ledger.session)
+    except StorageError as error:
+        raise StorageError(
+            f"{error} The budget cannot be checked without it, so nothing was sent: fix the "
+            "ledger, or unset the budget with %config ClaudeMagics.budget_usd = None."
+        ) from None
+    return budget - spent, budget
 
 
 def check_budget(worst_case_usd: float | None, what: str = "This call") -> None:

@@ -1,10 +1,15 @@
 """Helpers shared by the DataFrame-job tests: a fast-polling job runner bound to one emulator,
-one job store and one spend ledger (all under the test's tmp_path), and ``Gateway``, a server
-that speaks only part of the Messages API. The ``jobs`` fixture in conftest.py gives a runner
-to a test; ``gateway()`` starts a gateway."""
+one job store and one spend ledger (all under the test's tmp_path), another process working on
+the same files (``Jobs.child``), and ``Gateway``, a server that speaks only part of the Messages
+API. The ``jobs`` fixture in conftest.py gives a runner to a test; ``gateway()`` starts a
+gateway."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,7 +63,9 @@ class Jobs:
         options.setdefault("progress", False)
         options.setdefault("settings", FAST)
         options.setdefault("client", self.client)
-        return entry.run(frame, template, task, store=self.store, ledger=self.ledger, **options)
+        options.setdefault("store", self.store)
+        options.setdefault("ledger", self.ledger)
+        return entry.run(frame, template, task, **options)
 
     def fresh_process_objects(self) -> tuple[JobStore, Client, Ledger]:
         """What a new kernel would have: new store, client and ledger on the same files."""
@@ -96,6 +103,35 @@ class Jobs:
 
     def messages(self) -> list[Any]:
         return [r for r in self.emulator.requests if r.path == "/v1/messages"]
+
+    @property
+    def home(self) -> Path:
+        """The folder of the job store and the ledger: another process's CLAUDE_MAGICS_HOME."""
+        return self.store.path.parent
+
+    def child(self, code: str) -> subprocess.Popen[str]:
+        """Another Python process (another kernel) running ``code`` on the same job store and
+        ledger (``CLAUDE_MAGICS_HOME``) against the same emulator (``ANTHROPIC_BASE_URL``).
+        ``code`` starts with pandas, ``jobs`` (claude_magics.jobs), ``LABELS`` and ``REVIEWS``
+        at hand; its output is read from ``.stdout`` and ``.stderr``."""
+        prelude = (
+            "import pandas as pd\n"
+            "from claude_magics import jobs\n"
+            f"LABELS, REVIEWS = {LABELS!r}, {REVIEWS!r}\n"
+        )
+        env = {
+            **os.environ,
+            "CLAUDE_MAGICS_HOME": str(self.home),
+            "ANTHROPIC_BASE_URL": self.emulator.url,
+            "ANTHROPIC_API_KEY": "k",
+        }
+        return subprocess.Popen(
+            [sys.executable, "-c", prelude + textwrap.dedent(code)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
 
 def _client(emulator: Emulator) -> Client:

@@ -24,7 +24,7 @@ from claude_magics.cost.pricing import price_usage
 from claude_magics.cost.usage import Usage
 from claude_magics.emulator import Emulator
 from claude_magics.errors import ClaudeError, JobNotFoundError
-from claude_magics.jobs import entry, sending, wire
+from claude_magics.jobs import entry, spend, wire
 from claude_magics.jobs.entry import BatchesUnavailableError
 from claude_magics.jobs.rows import build_prompts, make_template
 from claude_magics.jobs.sending import JobDetached
@@ -441,14 +441,13 @@ def test_each_result_is_priced_as_it_was_billed(tmp_path: Path) -> None:
     they pass the threshold."""
     ledger = Ledger(tmp_path / "ledger.sqlite")
     message = {"model": "claude-haiku-5-5", "content": [], "usage": {"input_tokens": 60_000}}
-    spend = sending._Spend(kind="batch", overrides=None, model="claude-haiku-5-5")
+    tally = spend.Tally(kind="batch", overrides=None, model="claude-haiku-5-5")
     for prompt in (0, 1):
-        spend.add(wire.message_row(prompt, message, "msgbatch_1", 0))
+        tally.add(wire.message_row(prompt, message, "msgbatch_1", 0))
     one = price_usage(Usage(input=60_000), "claude-haiku-5-5", batch=True)
     assert one is not None
-    assert spend.record(ledger, seconds=1.0, request_id="msgbatch_1") == pytest.approx(
-        2 * one.total
-    )
+    owed = tally.owed(seconds=1.0, request_id="msgbatch_1")
+    assert spend.write_spend(ledger, owed, None) == pytest.approx(2 * one.total)
     (call,) = ledger.calls()
     assert call.input_tokens == 120_000 and call.cost_usd == pytest.approx(2 * one.total)
     assert call.kind == "batch" and call.request_id == "msgbatch_1"

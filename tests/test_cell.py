@@ -24,6 +24,7 @@ from claude_magics.errors import APIStreamError, ClaudeError, NotFoundError
 from claude_magics.notebook import cell
 from claude_magics.notebook.result import ClaudeResult, status_line
 from claude_magics.notebook.views import View
+from claude_magics.prompt import estimate_tokens
 from claude_magics.pytest_plugin import TEST_API_KEY
 
 MODEL = "claude-sonnet-4-6"
@@ -150,6 +151,57 @@ def test_interrupt_closes_the_connection_and_keeps_the_partial_answer(
     assert elapsed < 1.5
     with pytest.raises(cell.ClaudeInterrupted):
         cell.raise_outcome(result, "markdown")
+
+
+def test_an_interrupted_answer_is_priced_and_recorded_with_what_it_streamed(
+    client: Client, tmp_path: Path
+) -> None:
+    result = cell.send(client, body("long one [[reply_tokens=300]]"), FakeView(interrupt_at=40))
+    assert result.interrupted
+    # message_start announced 1 output token; 40 text deltas arrived.
+    assert result.usage["output_tokens"] == 1
+    assert result.output_estimate == estimate_tokens(result.text) > 1
+    assert result.tokens.output == result.output_estimate
+    assert result.cost == price_usage(result.tokens, MODEL)
+    assert f"≈{result.output_estimate:,} out" in result.status()
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    assert cell.record_spend(ledger, result)
+    (row,) = ledger.calls()
+    assert (row.kind, row.output_tokens) == (cell.ESTIMATED_KIND, result.output_estimate)
+    assert row.cost_usd == pytest.approx(result.cost.total if result.cost else None)
+
+
+def test_an_answer_interrupted_after_its_final_usage_keeps_the_api_figure(client: Client) -> None:
+    class StopAtTheEnd(FakeView):
+        def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
+            super().event(event, acc)
+            if event.type == "message_delta":  # the final usage has arrived
+                raise KeyboardInterrupt
+
+    result = cell.send(client, body("x [[reply_tokens=30]]"), StopAtTheEnd())
+    assert result.interrupted
+    assert result.output_estimate is None
+    assert result.tokens.output == 30
+
+
+def test_a_ledger_that_cannot_be_written_is_one_warning_line(
+    client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = cell.send(client, body("x [[reply_tokens=7]]"), FakeView())
+    assert cell.record_spend(Ledger(tmp_path), result) is False  # a folder, not a file
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("Warning: the answer is kept, but its spend was not recorded")
+    assert "is a folder, not a file" in err
+    # A damaged file: moved aside, said once, and the call recorded in a fresh one.
+    damaged = tmp_path / "ledger.sqlite"
+    damaged.write_bytes(b"not a database" * 100)
+    ledger = Ledger(damaged)
+    assert cell.record_spend(ledger, result)
+    assert cell.record_spend(ledger, result)
+    (notice,) = capsys.readouterr().err.splitlines()
+    assert notice.startswith("Warning: ") and "moved to ledger.sqlite.corrupt-" in notice
+    assert len(ledger.calls()) == 2
 
 
 def test_error_before_the_answer_retires_the_view_and_raises(client: Client) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from claude_magics.errors import (
     AuthenticationError,
     MissingAPIKeyError,
     NotFoundError,
+    StorageError,
 )
 from claude_magics.notebook import views as render
 from claude_magics.notebook.cell import ClaudeInterrupted
@@ -364,12 +364,13 @@ def test_answer_is_shown_and_kept_before_the_ledger_is_written(
         # What has happened by the time the ledger is written: the answer kept, the turn too.
         turns = magics.chats.get().turns
         seen_when_recording.append(("t_kept" in ip.user_ns, bool(turns)))
-        raise sqlite3.OperationalError("database is locked")
+        raise StorageError("ledger.sqlite could not be written (database is locked): wait.")
 
     monkeypatch.setattr(ledger, "record_usage", unwritable)
-    with capture_output() as captured, pytest.raises(sqlite3.OperationalError):
+    with capture_output() as captured:  # the cell succeeds (tests/test_magics_hostile.py)
         ip.run_cell_magic("claude", "--out t_kept", "Answer me [[reply_tokens=12]]")
     assert seen_when_recording == [(True, True)]
+    assert "its spend was not recorded" in captured.stderr
     shown = final_outputs(captured)[-1]
     kept = ip.user_ns["t_kept"]
     assert isinstance(kept, ClaudeResult)

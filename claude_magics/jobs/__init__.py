@@ -18,6 +18,9 @@ labeling and extraction) unless given a model; ``%%claude`` cells have their own
 * :mod:`.job`: ``Job``: its verbs, and its results as a DataFrame;
 * :mod:`.sending`: the Message Batches protocol and the realtime runner;
 * :mod:`.store`: the durable SQLite job store;
+* :mod:`.claim`: one process at a time per job, the others waiting for its results;
+* :mod:`.spend`: what jobs cost, written to the spend ledger exactly once, kills included;
+* :mod:`.indexes`: the frame's index, stored and given back exactly;
 * :mod:`.progress`: the progress bar, and ``say``, the one way jobs print.
 """
 
@@ -25,11 +28,13 @@ from __future__ import annotations
 
 from .entry import BatchesUnavailableError, attach, cancel, list_jobs, run
 from .job import Job
+from .sending import JobWaitError
 from .tasks import extract_task, label_task, map_task
 
 __all__ = [
     "BatchesUnavailableError",
     "Job",
+    "JobWaitError",
     "attach",
     "cancel",
     "extract_task",

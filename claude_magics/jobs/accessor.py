@@ -80,7 +80,7 @@ class ClaudeAccessor:
         mode: str,
         yes: bool,
         wait: bool,
-        status: bool,
+        status: bool | None,
         usage: bool,
         options: dict[str, Any],
     ) -> Any:
@@ -134,7 +134,7 @@ class ClaudeAccessor:
             mode=mode,
             yes=yes,
             wait=wait,
-            status=status,
+            status=status or None,
             usage=usage,
             options=options,
         )
@@ -180,7 +180,7 @@ class ClaudeAccessor:
             mode=mode,
             yes=yes,
             wait=wait,
-            status=status,
+            status=status or None,
             usage=usage,
             options=options,
         )
@@ -196,16 +196,19 @@ class ClaudeAccessor:
         mode: str = "auto",
         yes: bool = False,
         wait: bool = True,
+        status: bool = True,
         usage: bool = False,
         **options: Any,
     ) -> Any:
-        """Fields per row, one typed column each, plus ``claude_status``. ``schema``: a pydantic
-        model, a JSON-schema dict, or ``{"name": str, "stars": int, "mood": ["up", "down"]}``.
-        ``model`` defaults to ``ClaudeMagics.job_model``.
+        """Fields per row, one typed column each, plus ``claude_status`` (a DataFrame, even for
+        one field). ``schema``: a pydantic model, a JSON-schema dict, or
+        ``{"name": str, "stars": int, "mood": ["up", "down"]}``. ``status=False`` leaves
+        ``claude_status`` out (rows that did not succeed are then missing values, and a
+        one-line note says how many). ``model`` defaults to ``ClaudeMagics.job_model``.
 
             fields = df.claude.extract("review", {"product": str, "stars": int})
         """
-        return self._run(
+        result = self._run(
             template_or_column,
             extract_task(schema),
             model=model,
@@ -214,10 +217,11 @@ class ClaudeAccessor:
             mode=mode,
             yes=yes,
             wait=wait,
-            status=True,
+            status=status,
             usage=usage,
             options=options,
         )
+        return result.to_frame() if isinstance(result, pd.Series) else result
 
     # -- before sending ----------------------------------------------------------------------
 
@@ -347,7 +351,7 @@ class ClaudeAccessor:
     def attach(self, job_id: str, *, status: bool = False, usage: bool = False) -> Any:
         """The results of an earlier job on this frame, waiting for them if needed."""
         job = entry.attach(job_id)
-        return job.result(self._frame, status=status, usage=usage)
+        return job.result(self._frame, status=status or None, usage=usage)
 
 
 def register() -> None:

@@ -15,8 +15,11 @@ The plain functions behind ``df.claude`` and ``%%claude --batch``, usable withou
   structured answers with ``output_config.format``, never a forced ``tool_choice`` and never
   a prefill, which the newest models refuse.
 * **Durable.** Before anything is sent the job is in the SQLite job store (``store``): the
-  request-set hash, the prompts, the row map. Running the same call again finds the job by its
-  hash and attaches to it: nothing is paid twice (``sending`` has the rest).
+  request-set hash, the prompts, the row map, the frame's index (``indexes``: given back
+  exactly by ``attach`` in a fresh kernel). Running the same call again finds the job by its
+  hash and attaches to it: nothing is paid twice (``sending`` has the rest); started in two
+  processes at once, it is worked on by one while the other waits for its results (``claim``).
+  Spend a killed process left unwritten is written to the ledger by the next run (``spend``).
 * **Any server.** Where there is no Message Batches API (a gateway without
   ``/v1/messages/batches``, or a model the server does not batch), ``mode="batch"`` says so and
   suggests ``mode="realtime"``; ``mode="auto"`` sends in realtime and says so in one line.
@@ -36,14 +39,14 @@ import weakref
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from ..config import Settings, active_magics, ask, in_ipython
 from ..cost.pricing import format_usd
 from ..errors import ClaudeError, EndpointNotFoundError, JobNotFoundError
+from .claim import StoppedWaiting, say_if_busy
 from .job import Job
 from .progress import say
 from .sending import JobDetached, JobInterrupted
+from .spend import settle_owed
 from .store import JobRecord, JobStore
 from .wire import BatchLimits
 
@@ -108,24 +111,6 @@ def default_store() -> JobStore:
     from ..config import shared_ledger
 
     return JobStore(shared_ledger().path.parent / "jobs.sqlite")
-
-
-def _encode_index(index: Any) -> bytes | None:
-    """The index, for ``attach`` from a fresh kernel (None when it is not plain data)."""
-    try:
-        values = index.tolist()
-        multi = getattr(index, "nlevels", 1) > 1
-        return orjson.dumps(
-            {
-                "names": [None if n is None else str(n) for n in index.names],
-                "values": values,
-                "multi": multi,
-                "dtype": str(index.dtype),
-            },
-            default=str,  # timestamps and the like, parsed back by dtype in Job._index
-        )
-    except (TypeError, orjson.JSONEncodeError):
-        return None
 
 
 def _confirm(what: str, expected: float | None, worst: float | None, threshold: float) -> None:
@@ -224,6 +209,8 @@ def run(
     key = prompts.key(batch=batch)
     if fresh:
         store.replace(key)
+    # Spend that a process killed mid-job left unwritten: written now (exactly once).
+    settle_owed(store, ledger)
     existing = store.find(key)
     if existing is not None:
         job = Job(
@@ -241,6 +228,8 @@ def run(
             )
         if wait:
             job.wait()
+        else:
+            say_if_busy(job)
         return job
 
     estimate = estimate_job(prompts, settings.price_overrides)
@@ -250,7 +239,10 @@ def run(
     if not yes and worst is not None and worst > settings.confirm_above_usd:
         _confirm(label, estimate.cost(chosen), worst, settings.confirm_above_usd)
 
+    from .indexes import encode_index
+
     before, after = prompts.template(batch=batch)
+    row_index = encode_index(frame.index)
     record = JobRecord(
         id="job_" + secrets.token_hex(5),
         key=key,
@@ -272,12 +264,13 @@ def run(
         before=before,
         after=after,
     )
-    store.create(
-        record,
-        texts=prompts.texts,
-        row_prompt=prompts.row_prompt,
-        row_index=_encode_index(frame.index),
-    )
+    store.create(record, texts=prompts.texts, row_prompt=prompts.row_prompt, row_index=row_index)
+    if row_index is None and len(frame):
+        say(
+            f"{record.id}: this frame's index holds values that cannot be stored exactly, so "
+            f"claude_magics.jobs.attach({record.id!r}).result() gives rows by position; "
+            ".result(df) gives them this frame's index."
+        )
     job = Job(
         store,
         record,
@@ -290,9 +283,9 @@ def run(
         row_prompt=prompts.row_prompt,
     )
     try:
-        job.start()
+        job.start()  # realtime: blocks until every request is answered or has failed
     except KeyboardInterrupt as exc:
-        if isinstance(exc, (JobDetached, JobInterrupted)):
+        if isinstance(exc, (JobDetached, JobInterrupted, StoppedWaiting)):
             raise
         # Interrupted while creating batches: what was sent is in the store; say how to go on.
         raise JobDetached(job) from None
@@ -326,7 +319,7 @@ def run(
             what=what,
             settings=settings,
         )
-    if wait:
+    if wait and job.mode == "batch":
         job.wait()
     return job
 
@@ -342,7 +335,8 @@ def attach(
     settings: Settings | None = None,
 ) -> Job:
     """The job with this id (or a unique prefix of it), from the job store; waits for its
-    results unless ``wait=False``. Nothing already sent is sent again. Raises
+    results unless ``wait=False`` (a realtime job sends what is left: the rows never sent,
+    and those whose request failed). Nothing already answered is sent again. Raises
     :class:`~claude_magics.errors.JobNotFoundError` when there is no such job."""
     from ..config import current_settings, shared_client, shared_ledger
 
@@ -350,11 +344,13 @@ def attach(
     record = store.get(job_id)
     if record is None:
         raise JobNotFoundError(job_id, str(store.path))
+    ledger = ledger if ledger is not None else shared_ledger()
+    settle_owed(store, ledger)
     job = Job(
         store,
         record,
         client=client or shared_client(),
-        ledger=ledger if ledger is not None else shared_ledger(),
+        ledger=ledger,
         progress=progress,
         settings=settings if settings is not None else current_settings(),
     )

@@ -6,7 +6,11 @@
 Every row is accounted for: ``claude_status`` per row is succeeded, errored:<type>, expired,
 canceled, max_tokens, refusal, invalid_output (and pending while a job runs). Answers outside
 the labels or the schema are invalid, never coerced (``tasks``). ``job.retry(statuses=[...])``
-sends only those rows again.
+sends only those rows again; a realtime job run again (or attached) also sends again the rows
+whose request failed (``errored:*``: no answer came, or none that could be read).
+
+A job is worked on (sent, polled, fetched) by one process at a time: ``start``, ``wait``,
+``refresh`` and ``retry`` hold its claim (``claim``), waiting while another process holds it.
 
 The state (record, prompts, stored results) is ``state.JobState``; sending is ``sending``
 (the batch protocol and the realtime runner); the functions that make, find and list jobs are
@@ -17,8 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from ..cost.pricing import price_usage
 from ..errors import ClaudeError
@@ -70,30 +72,53 @@ class Job(JobState):
         if not bad:
             return None
         parts = ", ".join(f"{n:,} {s}" for s, n in sorted(bad.items()))
+        again = (
+            "running the same call again sends the errored ones again, and "
+            if self.mode != "batch" and any(s.startswith("errored") for s in bad)
+            else ""
+        )
         return (
             f"{sum(bad.values()):,} of {self.record.n_rows:,} rows did not succeed ({parts}); "
-            f"their values are missing. status=True shows which; "
+            f"their values are missing. status=True shows which; {again}"
             f"claude_magics.jobs.attach({self.id!r}).retry() sends them again."
         )
 
+    def to_send(self) -> list[int]:
+        """The prompts a run sends: those without a result and, in realtime, those whose
+        request failed (no answer came, or none that could be read; nothing was billed for
+        them, or nothing usable came of it). Answered prompts are never sent again."""
+        if self.mode == "batch":
+            return self.unanswered()
+        statuses = self.statuses()
+        return [
+            n
+            for n in range(self.record.n_prompts)
+            if n not in statuses or statuses[n].startswith("errored")
+        ]
+
     # -- sending (the work is done in ``sending``) -------------------------------------------------
 
-    def start(self, prompts: Sequence[int] | None = None) -> Job:
-        """Send ``prompts`` (default: all without a result): plan and create the batches, or run
-        them in realtime (blocking, with progress)."""
-        todo = list(prompts) if prompts is not None else self.unanswered()
-        if not todo:
-            return self
-        if self.mode == "batch":
-            Batches(self).send(todo)
-        else:
-            run_realtime(self, todo)
+    def start(self, prompts: Sequence[int] | None = None, *, wait: bool = True) -> Job:
+        """Send ``prompts`` (default: :meth:`to_send`): plan and create the batches, or run them
+        in realtime (blocking, with progress). While another process works on the job, wait
+        for it and then send what is left (``wait=False``: say so in one line and return)."""
+        with self.claimed(wait=wait) as mine:
+            if not mine:
+                return self
+            todo = list(prompts) if prompts is not None else self.to_send()
+            if not todo:
+                return self
+            if self.mode == "batch":
+                Batches(self).send(todo)
+            else:
+                run_realtime(self, todo)
         return self
 
     def refresh(self, bar: Progress | None = None) -> int:
         """Check the batches once; fetch the results of those that ended. Returns how many
         batches are still running (or not yet created)."""
-        return Batches(self).refresh(bar)
+        with self.claimed():
+            return Batches(self).refresh(bar)
 
     def ingest(
         self,
@@ -109,13 +134,18 @@ class Job(JobState):
 
     def wait(self, *, progress: bool | None = None, timeout: float | None = None) -> Job:
         """Block until every result is in (batch mode: poll with backoff; realtime: send what
-        is left). An interrupt detaches (batch) or stops (realtime), keeping everything."""
+        is left). An interrupt detaches (batch) or stops (realtime), keeping everything. While
+        another process works on the job, wait for it first (``claim``).
+
+        A wait that ends early says so in one line naming the job and how to attach
+        (:class:`~.sending.JobWaitError`; :class:`~.sending.JobWaitTimeout` for ``timeout``)."""
         if progress is not None:
             self.progress = progress
-        if self.mode != "batch":
-            self.start()
-            return self
-        Batches(self).wait(timeout=timeout)
+        with self.claimed():
+            if self.mode != "batch":
+                self.start()
+            else:
+                Batches(self).wait(timeout=timeout)
         return self
 
     def batches(self, *, check: bool = True) -> list[dict[str, Any]]:
@@ -134,15 +164,16 @@ class Job(JobState):
         wanted = tuple(statuses)
         if isinstance(statuses, str):
             wanted = (statuses,)
-        chosen = [
-            prompt
-            for prompt, status in self.statuses().items()
-            if any(status == s or status.startswith(s + ":") for s in wanted)
-        ]
-        if chosen:
-            self.start(sorted(chosen))
-        if wait:
-            self.wait()
+        with self.claimed():
+            chosen = [
+                prompt
+                for prompt, status in self.statuses().items()
+                if any(status == s or status.startswith(s + ":") for s in wanted)
+            ]
+            if chosen:
+                self.start(sorted(chosen))  # realtime: blocks until they are answered
+            if wait and self.mode == "batch":
+                self.wait()
         return self
 
     # -- results -------------------------------------------------------------------------------
@@ -151,15 +182,18 @@ class Job(JobState):
         self,
         frame: pd.DataFrame | None = None,
         *,
-        status: bool = False,
+        status: bool | None = None,
         usage: bool = False,
     ) -> pd.Series | pd.DataFrame:
         """The answers, one per row of the original frame, in its order and with its index
-        (``frame`` gives the index; else the one stored with the job, else positions).
+        (``frame`` gives the index; else the one stored with the job, exactly as it was:
+        type, dtype, names, time zone and frequency; else, for an index that could not be
+        stored, positions).
 
         A Series for one value column (``label``, text ``map``), else a DataFrame with one
-        typed column per field. ``status=True`` returns a DataFrame with ``claude_status``
-        too; ``usage=True`` adds tokens and cost (a shared prompt's cost on its first row).
+        typed column per field and ``claude_status``. ``status=True`` returns a DataFrame with
+        ``claude_status`` always, ``status=False`` never; ``usage=True`` adds tokens and cost
+        (a shared prompt's cost on its first row).
         """
         import pandas as pd
 
@@ -190,7 +224,7 @@ class Job(JobState):
             result: pd.Series | pd.DataFrame = pd.Series(data, index=index, name=name)
         else:
             result = pd.DataFrame(columns, index=index)
-            if status or len(columns) > 1:
+            if status or (status is None and len(columns) > 1):
                 result["claude_status"] = pd.Categorical(statuses)
             if usage:
                 self._add_usage(result, row_prompt, prompt_row)
@@ -201,6 +235,8 @@ class Job(JobState):
     def _index(self, frame: pd.DataFrame | None) -> Any:
         import pandas as pd
 
+        from .indexes import decode_index
+
         n = self.record.n_rows
         if frame is not None:
             if len(frame) != n:
@@ -210,17 +246,7 @@ class Job(JobState):
             return frame.index
         blob = self.store.row_index(self.id)
         if blob:
-            stored = orjson.loads(blob)
-            values = stored["values"]
-            names = stored["names"]
-            if stored.get("multi"):
-                return pd.MultiIndex.from_tuples([tuple(v) for v in values], names=names)
-            dtype = str(stored.get("dtype", ""))
-            if dtype.startswith("datetime64"):
-                return pd.DatetimeIndex(pd.to_datetime(values), name=names[0])
-            if dtype.startswith("timedelta64"):
-                return pd.TimedeltaIndex(pd.to_timedelta(values), name=names[0])
-            return pd.Index(values, name=names[0])
+            return decode_index(blob)
         return pd.RangeIndex(n)
 
     def _columns(self, values: list[Any]) -> dict[str, Any]:

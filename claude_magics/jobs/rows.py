@@ -84,12 +84,20 @@ def _tag_for(name: str, taken: set[str]) -> str:
     return tag
 
 
-def _missing_column(name: str, columns: Sequence[Any]) -> PromptError:
+def _close_column(name: str, columns: Sequence[Any]) -> str | None:
+    close = difflib.get_close_matches(name, [str(c) for c in columns], n=1)
+    return close[0] if close else None
+
+
+def _missing_column(name: str, columns: Sequence[Any], *, bare: bool = False) -> PromptError:
+    """The error for a column that is not there, naming the closest one. ``bare``: named as a
+    bare column (``label("reveiw", ...)``), not as a ``{{reference}}``."""
     names = [str(c) for c in columns]
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = _close_column(name, names)
+    hint = f" (did you mean {close!r}?)" if close else ""
     shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-    return PromptError(f"{{{{{name}}}}}: no column named {name!r}{hint}; columns: {shown}")
+    where = "" if bare else f"{{{{{name}}}}}: "
+    return PromptError(f"{where}no column named {name!r}{hint}; columns: {shown}")
 
 
 @dataclass(frozen=True)
@@ -361,18 +369,35 @@ _DEFAULT_ASK = {
 
 def make_template(columns: Sequence[Any], template_or_column: Any, task: Task) -> RowTemplate:
     """A row template from a template string, or, for ``label`` and ``extract``, a bare column
-    label (then the ask is a default one)."""
+    label (then the ask is a default one). Raises :class:`PromptError` (one line) for a frame
+    without columns, and for a bare name that is no column (naming the closest one)."""
     labels = list(columns)
+    if not labels:
+        raise PromptError(
+            "the DataFrame has no columns: there is nothing to put in each row's prompt"
+        )
     is_template = isinstance(template_or_column, str) and bool(
         template_references(template_or_column)
     )
     if not is_template and template_or_column in labels:
         if task.kind not in _DEFAULT_ASK:
-            raise PromptError(
-                f"map needs a template that says what to do with each row, e.g. "
-                f"'Summarise {{{{{template_or_column}}}}} in one line'"
-            )
+            raise _map_needs_template(template_or_column)
         return RowTemplate.for_column(template_or_column, _DEFAULT_ASK[task.kind])
     if not isinstance(template_or_column, str):
-        raise _missing_column(str(template_or_column), labels)
+        raise _missing_column(str(template_or_column), labels, bare=True)
+    if not is_template:
+        # No {{reference}}: a column name, misspelt (a single word, or close to a column), or
+        # a template that forgot its references (said by RowTemplate.parse).
+        close = _close_column(template_or_column, labels)
+        if task.kind not in _DEFAULT_ASK and close is not None:
+            raise _map_needs_template(close)
+        if task.kind in _DEFAULT_ASK and (close is not None or not template_or_column.split()[1:]):
+            raise _missing_column(template_or_column, labels, bare=True)
     return RowTemplate.parse(template_or_column, labels)
+
+
+def _map_needs_template(column: Any) -> PromptError:
+    return PromptError(
+        f"map needs a template that says what to do with each row, e.g. "
+        f"'Summarise {{{{{column}}}}} in one line'"
+    )

@@ -4,44 +4,57 @@
     Batches(job).wait()             # poll with backoff; fetch each ended batch's results
     run_realtime(job, prompts)      # concurrent /v1/messages calls, every answer kept at once
 
+Both run while the job's claim is held (``state.JobState.claimed``): one process at a time.
+
 **Batches, durably.** Before any batch is created the job store has the planned batches
 (``plan``); then each create as it is sent (``sending``) and its batch id once known
 (``created``); then every result as it streams in. A create whose answer was lost (a dropped
 connection, a 5xx, a process that died in between) is looked for among the account's batches
 (same number of requests, created since it was sent, not known to the store) before anything
 is sent again; it is sent again only once it has had ``Settings.lost_create_grace_seconds`` to
-appear and has not. An adopted batch is checked when its results arrive: its ``custom_id``s
-carry the job's tag, and a batch that turns out to be someone else's is replaced by a real one.
+appear and has not. The batches found are only candidates: another notebook on the same
+account may have made a batch of the same size at the same time, and the Batches API shows
+nothing of a running batch's requests. So each candidate is watched (``adopting``) until it
+ends, and then the first line of its results says whose it is: every ``custom_id`` carries the
+job's tag and the prompt's number. Ours is adopted; the others are left alone (never canceled:
+they may be a colleague's); if none was ours, the create is sent again.
 
-**Polite waiting.** A progress bar, polling from ``Settings.batch_poll_seconds`` growing by half
-up to ``batch_poll_max_seconds``, and an interrupt that detaches (the batches go on at
-Anthropic) with a message that says how to attach again.
+**Polite, stubborn waiting.** A progress bar, polling from ``Settings.batch_poll_seconds``
+growing by half up to ``batch_poll_max_seconds``; a check that fails for a reason that passes
+(5xx, 529, 429, a dropped connection: beyond the client's own retries) is tried again at the
+next poll, up to :data:`MAX_FAILED_POLLS` in a row; an interrupt detaches (the batches go on at
+Anthropic). Whenever the wait ends early, one line names the job and how to attach again.
 
 **Realtime.** ``api.fanout.run_concurrently`` sends the requests, learning the account's limits
-as it goes; every answer is kept as it arrives, so an interrupted job resumes where it stopped.
-
-Both record what they spend in the spend ledger: one row per model per batch, or per few
-seconds of realtime answers.
+as it goes. Every answer is written to the job store, with the spend it owes the ledger, in one
+transaction as it arrives, before anything else is sent; the ledger gets the spend every
+second and at the end, from the store (``spend``), so a ``kill -9`` loses neither answers nor
+spend and a re-run pays for no answer twice. A response that is not an answer (cut short, not
+JSON) marks its row ``errored:malformed_response`` and the job goes on; it is not retried at
+once, since it was billed, but a re-run sends it again.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..cost.pricing import Cost, price_usage
-from ..cost.usage import Usage
-from ..errors import APIConnectionError, APIStatusError, ClaudeError
-from .store import ChunkRecord, ResultRow
+from ..api.retry import should_retry
+from ..errors import APIConnectionError, APIError, APIStatusError, ClaudeError, StorageError
+from .progress import say
+from .spend import Tally, row_spend
+from .store import ChunkRecord, OwedSpend, ResultRow
 from .wire import (
     batch_body,
     batch_result_row,
     failed_row,
     message_row,
+    prompt_of,
     request_items,
     split_requests,
 )
@@ -49,20 +62,39 @@ from .wire import (
 if TYPE_CHECKING:
     from ..api.client import ApiObject
     from ..api.fanout import Outcome
-    from ..cost.ledger import Ledger
     from .progress import Progress
     from .state import JobState
 
-__all__ = ["FLUSH_ROWS", "MAX_ATTEMPTS", "Batches", "JobDetached", "JobInterrupted", "run_realtime"]
+__all__ = [
+    "FLUSH_ROWS",
+    "MAX_ATTEMPTS",
+    "MAX_FAILED_POLLS",
+    "Batches",
+    "JobDetached",
+    "JobInterrupted",
+    "JobWaitError",
+    "JobWaitTimeout",
+    "run_realtime",
+]
 
 #: Results are written to the job store in transactions of this many rows.
 FLUSH_ROWS = 5000
 #: Realtime: tries per request. The backoff between them, when the API does not say how long to
 #: wait, is the client's (``initial_retry_delay`` growing to ``max_retry_delay``).
 MAX_ATTEMPTS = 8
+#: Waiting for batches: checks that may fail in a row (5xx, 529, a lost connection) before the
+#: wait gives up (about a quarter of an hour at the default poll timings).
+MAX_FAILED_POLLS = 20
 # How far back (seconds) a lost create is looked for, beyond the moment it was sent: server and
 # local clocks may disagree by this much.
 _CLOCK_SKEW = 600.0
+# Realtime: seconds between two writes of the answers' spend to the ledger (the answers
+# themselves are stored one by one, with the spend they owe).
+_SPEND_EVERY = 1.0
+
+
+def _attach_hint(job_id: str) -> str:
+    return f"%claude_batch attach {job_id} (or claude_magics.jobs.attach({job_id!r}))"
 
 
 class JobDetached(KeyboardInterrupt):
@@ -76,8 +108,8 @@ class JobDetached(KeyboardInterrupt):
         return [
             f"Detached from {self.job.id}: its batches go on running at Anthropic; nothing is "
             "lost and nothing will be sent twice.",
-            "Run the same cell or call again to pick the results up, or "
-            f"%claude_batch attach {self.job.id} (claude_magics.jobs.attach({self.job.id!r})).",
+            f"Run the same cell or call again to pick the results up, or "
+            f"{_attach_hint(self.job.id)}.",
         ]
 
 
@@ -97,6 +129,49 @@ class JobInterrupted(KeyboardInterrupt):
         ]
 
 
+class JobWaitError(ClaudeError):
+    """Waiting for a job's batches ended before they did (the API kept failing, or refused,
+    or the job store failed). The batches go on; the message says how to attach again."""
+
+    def __init__(self, job_id: str, why: str, *, hint: str = "") -> None:
+        super().__init__(
+            f"{job_id}: stopped waiting for its batches ({why}). They go on at Anthropic and "
+            f"nothing is lost: {_attach_hint(job_id)} picks the results up."
+        )
+        self.job_id = job_id
+        self.hint = hint
+
+
+class JobWaitTimeout(JobWaitError, TimeoutError):
+    """``wait(timeout=...)`` ran out before the batches ended."""
+
+
+def _describe(error: BaseException) -> str:
+    """An error in a few words: its status and type, or its message."""
+    if isinstance(error, APIStatusError):
+        return f"{error.status_code} {error.error_type}: {error.message}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _transient(error: APIError) -> bool:
+    """Whether a failed check may succeed if simply tried again later."""
+    if isinstance(error, APIConnectionError):
+        return True
+    if isinstance(error, APIStatusError):
+        return should_retry(error.status_code, error.headers)
+    return False
+
+
+@contextmanager
+def _readable(batch_id: str) -> Iterator[None]:
+    """A results download that arrives broken (a line cut short, not JSON) is a download to
+    try again at the next poll, like a dropped connection: the results stay at Anthropic."""
+    try:
+        yield
+    except orjson.JSONDecodeError as exc:
+        raise APIConnectionError(f"the results of {batch_id} arrived broken ({exc})") from None
+
+
 def _parse_time(value: Any) -> float | None:
     if not isinstance(value, str):
         return None
@@ -104,53 +179,6 @@ def _parse_time(value: Any) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-
-
-class _Spend:
-    """What results cost, summed per model, recorded in the spend ledger as one row per model
-    per batch or flush. Each result is priced on its own, as it was billed: a price can depend
-    on the length of each request's prompt (tiers), which a sum of usages no longer shows."""
-
-    def __init__(self, *, kind: str, overrides: Mapping[str, Any] | None, model: str) -> None:
-        """``kind``: "batch" (half price) or "realtime"; ``model``: the job's, for results
-        that do not name theirs."""
-        self.batch = kind == "batch"
-        self.kind, self.overrides, self.model = kind, overrides, model
-        self.usage: dict[str, Usage] = {}
-        self.cost: dict[str, Cost | None] = {}
-
-    def add(self, row: ResultRow) -> None:
-        """Count one result (failed requests cost nothing)."""
-        if not row.answered:
-            return
-        name = row.model or self.model
-        usage = row.usage
-        cost = price_usage(usage, name, batch=self.batch, overrides=self.overrides)
-        if name in self.usage:
-            self.usage[name] += usage
-            before = self.cost[name]
-            self.cost[name] = None if before is None or cost is None else before + cost
-        else:
-            self.usage[name], self.cost[name] = usage, cost
-
-    def record(self, ledger: Ledger | None, *, seconds: float, request_id: str | None) -> float:
-        """Write what was summed to ``ledger`` and start again; returns the dollars."""
-        spent = 0.0
-        for name, usage in self.usage.items():
-            cost = self.cost[name]
-            spent += cost.total if cost is not None else 0.0
-            if ledger is not None:
-                ledger.record_usage(
-                    model=name,
-                    usage=usage,
-                    cost=cost,
-                    seconds=seconds,
-                    request_id=request_id,
-                    kind=self.kind,
-                )
-        self.usage.clear()
-        self.cost.clear()
-        return spent
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,18 +262,29 @@ class Batches:
         raise AssertionError("chunk vanished from the job store")
 
     def _adopt(self, chunk: ChunkRecord, batch: Mapping[str, Any]) -> None:
-        self.store.update_chunk(
-            chunk,
-            state="created",
-            batch_id=str(batch["id"]),
-            server_status=batch.get("processing_status"),
-            counts=batch.get("request_counts"),
-        )
+        try:
+            self.store.update_chunk(
+                chunk,
+                state="created",
+                batch_id=str(batch["id"]),
+                server_status=batch.get("processing_status"),
+                counts=batch.get("request_counts"),
+            )
+        except StorageError as error:
+            # The batch exists but the store does not know it: the chunk stays "sending", so
+            # the next run finds the batch among the account's (by its size and tag).
+            raise StorageError(
+                f"{self.job.id}: batch {batch['id']} was created but could not be recorded: "
+                f"{error} Once the file is fixed, run the same call again: the batch is found "
+                "and nothing is sent twice."
+            ) from None
 
-    def _find_lost(self, chunk: ChunkRecord) -> list[Mapping[str, Any]]:
+    def _find_lost(
+        self, chunk: ChunkRecord, exclude: Iterable[str] = ()
+    ) -> list[Mapping[str, Any]]:
         """Batches that could be this chunk's lost create: created since it was sent (give or
-        take clock skew), holding as many requests, and unknown to the store."""
-        known = self.store.known_batch_ids()
+        take clock skew), holding as many requests, and not recorded as any job's."""
+        known = self.store.known_batch_ids() | set(exclude)
         since = (chunk.sent_at or 0.0) - _CLOCK_SKEW
         found: list[Mapping[str, Any]] = []
         for batch in self.job.client.batches.iter_all():  # newest first
@@ -259,21 +298,17 @@ class Batches:
         return found
 
     def _settle_lost_create(self, chunk: ChunkRecord) -> None:
-        """A create was sent but its answer never recorded: find the batch, or, once it has
-        had time to appear and has not, send the create again."""
+        """A create was sent but its answer never recorded: watch the batches that could be
+        it (:meth:`_identify` tells whose they are once they end), or, once it has had time
+        to appear and has not, send the create again."""
         deadline = (chunk.sent_at or 0.0) + self.job.settings.lost_create_grace_seconds
+        # Batches an earlier look showed to be others' are not candidates again.
+        passed = self.store.candidates(chunk)
         while True:
-            found = self._find_lost(chunk)
-            if len(found) == 1:
-                self._adopt(chunk, found[0])
+            found = self._find_lost(chunk, exclude=passed)
+            if found:
+                self._watch(chunk, [str(b["id"]) for b in found])
                 return
-            if len(found) > 1:
-                ids = ", ".join(str(b["id"]) for b in found)
-                raise ClaudeError(
-                    f"{self.job.id}: the answer to a batch create was lost and {len(found)} "
-                    f"batches could be it ({ids}); nothing was resent. Cancel the ones that are "
-                    "not yours in the Console, then run the cell again."
-                )
             wait = deadline - time.time()
             if wait <= 0:
                 self.store.update_chunk(chunk, state="planned", sent_at=None)
@@ -281,15 +316,84 @@ class Batches:
                 return
             time.sleep(min(wait, 2.0))
 
+    def _watch(self, chunk: ChunkRecord, batch_ids: list[str]) -> None:
+        self.store.watch_candidates(chunk, batch_ids)
+        if len(batch_ids) > 1:
+            say(
+                f"{self.job.id}: the answer to a batch create was lost, and {len(batch_ids)} "
+                f"batches of its size were made meanwhile ({', '.join(batch_ids)}): each is "
+                "watched until its results show whose it is; none is canceled, nothing is "
+                "sent twice."
+            )
+
+    def _identify(self, chunk: ChunkRecord, bar: Progress | None) -> bool:
+        """Look at the batches that could be ``chunk``'s; adopt and fetch the one whose
+        results carry this job's tag and the chunk's prompts. Returns whether the chunk is
+        still waiting (for a candidate to end, or for its create to be sent again)."""
+        for batch_id, state in self.store.candidates(chunk).items():
+            if state != "watching":
+                continue
+            batch = self.job.client.batches.retrieve(batch_id)
+            if batch.get("processing_status") != "ended":
+                continue
+            if self._is_ours(batch_id, chunk):
+                self.store.update_chunk(
+                    chunk,
+                    state="ended",
+                    batch_id=batch_id,
+                    server_status="ended",
+                    counts=batch.get("request_counts"),
+                )
+                self._fetch(self._reload(chunk), bar)
+                return False
+            self.store.set_candidate(chunk, batch_id, "foreign")
+        candidates = self.store.candidates(chunk)
+        if any(state == "watching" for state in candidates.values()):
+            return True
+        # None was ours. Look once more (a create can take a while to be listed) before
+        # concluding it was never made and sending it again (unless the job was canceled
+        # meanwhile: then its rows are canceled, as a batch's would have been).
+        found = self._find_lost(chunk, exclude=candidates)
+        if found:
+            self._watch(chunk, [str(b["id"]) for b in found])
+            return True
+        record = self.store.get(self.job.id)
+        if record is not None and record.state == "canceled":
+            why = "the job was canceled before its batch was made"
+            self.job.put_results(
+                [failed_row(p, "canceled", why, "", chunk.attempt) for p in chunk.prompts]
+            )
+            self.store.update_chunk(chunk, state="fetched")
+            return False
+        self.store.update_chunk(chunk, state="planned", sent_at=None)
+        return True
+
+    def _is_ours(self, batch_id: str, chunk: ChunkRecord) -> bool:
+        """Whether an ended batch is ``chunk``'s: its first result line names one of the
+        chunk's prompts under this job's tag (the rest is not downloaded)."""
+        with _readable(batch_id), self.job.client.batches.results(batch_id) as lines:
+            first = next(iter(lines), None)
+        if first is None:
+            return False
+        prompt = prompt_of(str(first.get("custom_id")), self.job.tag)
+        return prompt is not None and prompt in set(chunk.prompts)
+
     # -- polling and results ---------------------------------------------------------------------
 
     def refresh(self, bar: Progress | None = None) -> int:
         """Check the batches once; fetch the results of those that ended. Returns how many
-        batches are still running (or not yet created)."""
+        batches are still running (or not yet created, or not yet identified)."""
         self.send_planned()
         active = 0
+        fetched_here = self.job.fetched_here
         for chunk in self.store.chunks(self.job.id):
-            if chunk.state in ("fetched", "foreign"):
+            if (
+                chunk.state in ("fetched", "foreign")
+                or (chunk.attempt, chunk.chunk) in fetched_here
+            ):
+                continue
+            if chunk.state == "adopting":
+                active += self._identify(chunk, bar)
                 continue
             if chunk.state == "created" and chunk.batch_id is not None:
                 batch = self.job.client.batches.retrieve(chunk.batch_id)
@@ -314,22 +418,29 @@ class Batches:
         """Stream an ended batch's results into the store and record what they cost."""
         assert chunk.batch_id is not None
         job = self.job
-        spend = _Spend(kind="batch", overrides=job.price_overrides, model=job.record.model)
+        tally = Tally(kind="batch", overrides=job.price_overrides, model=job.record.model)
         batch = job.client.batches.retrieve(chunk.batch_id)
         created = _parse_time(batch.get("created_at"))
         ended = _parse_time(batch.get("ended_at"))
-        with job.client.batches.results(chunk.batch_id) as lines:
-            foreign = self.ingest(lines, chunk.batch_id, chunk.attempt, spend=spend, bar=bar)
+        with _readable(chunk.batch_id), job.client.batches.results(chunk.batch_id) as lines:
+            foreign = self.ingest(lines, chunk.batch_id, chunk.attempt, tally=tally, bar=bar)
         if foreign:
             # An adopted batch that was not ours after all: send these prompts for real.
             self.store.update_chunk(chunk, state="foreign")
             self.plan(chunk.prompts)
             return
-        seconds = (ended - created) if created is not None and ended is not None else 0.0
-        job.spent_usd += spend.record(
-            job.ledger, seconds=max(seconds, 0.0), request_id=chunk.batch_id
-        )
-        self.store.update_chunk(chunk, state="fetched")
+        seconds = max((ended - created) if created is not None and ended is not None else 0.0, 0)
+        owed = tally.owed(seconds=seconds, request_id=chunk.batch_id)
+        try:
+            # The chunk is done and its spend owed, in one transaction: refetching the results
+            # later (a crash before this) owes it once, not twice.
+            self.store.finish_fetch(chunk, owed)
+        except StorageError:
+            # The results are in hand (kept by the job, said once); the store still says
+            # "ended", so a later run fetches them again, at no cost, and owes the spend then.
+            job.fetched_here.add((chunk.attempt, chunk.chunk))
+            return
+        job.write_spend()
 
     def ingest(
         self,
@@ -337,7 +448,7 @@ class Batches:
         batch_id: str,
         attempt: int = 0,
         *,
-        spend: _Spend | None = None,
+        tally: Tally | None = None,
         bar: Progress | None = None,
     ) -> int:
         """Store a batch's result lines (parsed JSON) as they come, a transaction every
@@ -353,8 +464,8 @@ class Batches:
                 foreign += 1
                 continue
             buffer.append(row)
-            if spend is not None:
-                spend.add(row)
+            if tally is not None:
+                tally.add(row)
             if len(buffer) >= FLUSH_ROWS:
                 put(buffer)
                 if bar is not None:
@@ -366,9 +477,14 @@ class Batches:
         return foreign
 
     def wait(self, *, timeout: float | None = None) -> None:
-        """Poll until every batch has ended and its results are in; an interrupt detaches."""
+        """Poll until every batch has ended and its results are in; an interrupt detaches.
+        Checks that fail for a passing reason are tried again; whatever ends the wait early
+        is one line (:class:`JobWaitError`) naming the job and how to attach."""
         job = self.job
-        chunks = self.store.chunks(job.id)
+        try:
+            chunks = self.store.chunks(job.id)
+        except StorageError as error:
+            raise JobWaitError(job.id, f"the job store failed: {error}") from None
         if job.done and all(c.state in ("fetched", "foreign") for c in chunks):
             return
         from .progress import Progress
@@ -378,26 +494,46 @@ class Batches:
         bar = Progress(total, f"{job.id} batch", enabled=job.progress, initial=min(have, total))
         interval = job.settings.batch_poll_seconds
         started = time.monotonic()
+        failures = 0
         try:
             while True:
-                active = self.refresh(bar)
-                if not active:
-                    bar.note("all batches ended")  # not the last poll's "N of M running"
-                    break
-                states = [c.server_status or c.state for c in self.store.chunks(job.id)]
-                running = sum(1 for s in states if s in ("in_progress", "canceling", "sending"))
-                bar.note(f"{running} of {len(states)} batches running")
+                job.check_claim()
+                try:
+                    active = self.refresh(bar)
+                except APIError as error:
+                    if not _transient(error):
+                        raise JobWaitError(job.id, _describe(error), hint=error.hint) from error
+                    failures += 1
+                    if failures >= MAX_FAILED_POLLS:
+                        why = f"{failures} checks in a row failed, the last {_describe(error)}"
+                        raise JobWaitError(job.id, why) from error
+                    bar.note(f"the API did not answer ({_describe(error)}); trying again")
+                except StorageError as error:
+                    raise JobWaitError(job.id, f"the job store failed: {error}") from None
+                else:
+                    failures = 0
+                    if not active:
+                        bar.note("all batches ended")  # not the last poll's "N of M running"
+                        break
+                    states = [c.server_status or c.state for c in self.store.chunks(job.id)]
+                    running = sum(
+                        1
+                        for s in states
+                        if s in ("in_progress", "canceling", "sending", "adopting")
+                    )
+                    bar.note(f"{running} of {len(states)} batches running")
                 if timeout is not None and time.monotonic() - started > timeout:
-                    raise TimeoutError(f"{job.id} still has {active} batches running")
+                    raise JobWaitTimeout(job.id, f"still running after {timeout:g} s")
                 time.sleep(interval)
                 interval = min(interval * 1.5, job.settings.batch_poll_max_seconds)
         except KeyboardInterrupt:
             bar.close()
-            self.store.set_state(job.id, "detached")
+            job.set_state("detached")
             raise JobDetached(job) from None
         finally:
             bar.close()
-        self.store.set_state(job.id, "done")
+            job.save()
+        job.set_state("done")
 
     def describe(self, *, check: bool = True) -> list[dict[str, Any]]:
         """The job's batches: id, attempt, requests, state in the store and, with ``check``,
@@ -405,7 +541,10 @@ class Batches:
         rows = []
         for chunk in self.store.chunks(self.job.id):
             status, counts = chunk.server_status, chunk.counts
-            if check and chunk.batch_id is not None and chunk.state == "created":
+            if chunk.state == "adopting":
+                watched = [b for b, s in self.store.candidates(chunk).items() if s == "watching"]
+                status = f"create answer lost; watching {', '.join(watched)} to tell which is ours"
+            elif check and chunk.batch_id is not None and chunk.state == "created":
                 batch = self.job.client.batches.retrieve(chunk.batch_id)
                 status, counts = batch.get("processing_status"), batch.get("request_counts")
                 self.store.update_chunk(chunk, server_status=status, counts=counts)
@@ -422,14 +561,26 @@ class Batches:
         return rows
 
     def cancel(self) -> list[str]:
-        """Cancel the running batches (results already in stay); returns their ids."""
+        """Cancel the running batches (results already in stay); returns their ids. A batch
+        not yet told from others' (its create's answer was lost) is left alone: once the
+        batches that could be it end, its rows get its results, or ``canceled`` if none was
+        its (it is then not sent again)."""
         canceled = []
+        unsure = 0
         for chunk in self.store.chunks(self.job.id):
             if chunk.state == "created" and chunk.batch_id is not None:
                 batch = self.job.client.batches.cancel(chunk.batch_id)
                 self.store.update_chunk(chunk, server_status=batch.get("processing_status"))
                 canceled.append(chunk.batch_id)
-        self.store.set_state(self.job.id, "canceled")
+            elif chunk.state == "adopting":
+                unsure += 1
+        if unsure:
+            say(
+                f"{self.job.id}: {unsure} batch(es) whose create answer was lost are not "
+                "canceled: which of the account's batches is ours is known only once they end, "
+                "and the others may be someone else's."
+            )
+        self.job.set_state("canceled")
         return canceled
 
 
@@ -437,8 +588,19 @@ class Batches:
 # Realtime
 
 
+class _MalformedAnswer(APIError):
+    """A 2xx response whose body is not a message (cut short, not JSON, another shape)."""
+
+    error_type = "malformed_response"
+
+
+def _is_message(response: Any) -> bool:
+    content = response.get("content") if isinstance(response, Mapping) else None
+    return isinstance(content, list) and all(isinstance(block, Mapping) for block in content)
+
+
 def run_realtime(job: JobState, prompts: list[int]) -> None:
-    """Send ``prompts`` as concurrent ``/v1/messages`` calls (blocking, with progress), keeping
+    """Send ``prompts`` as concurrent ``/v1/messages`` calls (blocking, with progress), storing
     every answer as it arrives. An interrupt keeps what came and raises :class:`JobInterrupted`.
     """
     from ..api.fanout import run_concurrently
@@ -450,54 +612,56 @@ def run_realtime(job: JobState, prompts: list[int]) -> None:
     bar = Progress(
         record.n_prompts, f"{job.id} realtime", enabled=job.progress, initial=done_before
     )
-    buffer: list[ResultRow] = []
-    spend = _Spend(kind="realtime", overrides=job.price_overrides, model=record.model)
-    last_flush = last_spend = time.monotonic()
+    last_spend = time.monotonic()
     answered = 0
     attempt = job.store.next_attempt(job.id)
 
-    def flush(*, spending: bool = True) -> None:
-        # Results go to the job store often (cheap: one WAL append); the spend ledger, a file
-        # opened per record, gets one summed row every few seconds and at the end.
-        nonlocal last_flush, last_spend
-        job.put_results(buffer)
-        buffer.clear()
-        last_flush = time.monotonic()
-        if spending:
-            job.spent_usd += spend.record(
-                job.ledger, seconds=last_flush - last_spend, request_id=None
-            )
-            last_spend = last_flush
-
     def send(prompt: int) -> ApiObject:
-        return job.client.request(
-            "POST", "/v1/messages", body=orjson.Fragment(job.params(prompt)), max_retries=0
-        )
+        try:
+            return job.client.request(
+                "POST", "/v1/messages", body=orjson.Fragment(job.params(prompt)), max_retries=0
+            )
+        except ClaudeError:
+            raise
+        except (ValueError, TypeError) as exc:  # the body did not parse (JSONDecodeError)
+            raise _MalformedAnswer(
+                f"the answer was cut short or is not JSON ({type(exc).__name__}: {exc})"
+            ) from None
 
     def keep(outcome: Outcome[int]) -> None:
-        nonlocal answered
-        if outcome.response is not None:
-            row = message_row(
-                outcome.item, outcome.response, outcome.response.request_id or "", attempt
+        nonlocal answered, last_spend
+        owed: OwedSpend | None = None
+        response = outcome.response
+        if response is not None and _is_message(response):
+            row = message_row(outcome.item, response, response.request_id or "", attempt)
+            owed = row_spend(
+                row,
+                kind="realtime",
+                model=record.model,
+                overrides=job.price_overrides,
+                seconds=outcome.seconds,
             )
         else:
-            error = outcome.error
+            error: Any = outcome.error or _MalformedAnswer("the answer is not a message")
             kind = getattr(error, "error_type", None) or (
                 "connection_error" if isinstance(error, APIConnectionError) else "api_error"
             )
             row = failed_row(outcome.item, f"errored:{kind}", str(error), "realtime", attempt)
-        buffer.append(row)
-        spend.add(row)
+        # In the store before anything else is sent: a process killed now has this answer.
+        job.put_results([row], [owed] if owed is not None else None)
         answered += 1
         bar.advance(1)
         now = time.monotonic()
-        if len(buffer) >= 200 or now - last_flush > 1.0:
-            flush(spending=now - last_spend > 10.0)
+        if now - last_spend >= _SPEND_EVERY:
+            job.write_spend()
+            last_spend = now
+        job.check_claim()
 
     cacheable = bool(record.spec.get("cacheable"))
     # What each request costs against an input-token budget: cache reads do not count.
     shared = 0 if cacheable else int(record.spec.get("instruction_tokens") or 0)
     fresh_tokens = {n: shared + estimate_tokens(job.texts[n]) for n in prompts}
+    interrupted = False
     try:
         run_concurrently(
             prompts,
@@ -511,11 +675,12 @@ def run_realtime(job: JobState, prompts: list[int]) -> None:
             max_backoff=job.client.max_retry_delay,
         )
     except KeyboardInterrupt:
-        flush()
-        bar.close()
-        job.store.set_state(job.id, "interrupted")
-        raise JobInterrupted(job, done_before + answered, record.n_prompts) from None
+        interrupted = True
     finally:
-        flush()
+        job.save()
+        job.write_spend()
         bar.close()
-    job.store.set_state(job.id, "done")
+    if interrupted:
+        job.set_state("interrupted")
+        raise JobInterrupted(job, done_before + answered, record.n_prompts) from None
+    job.set_state("done")

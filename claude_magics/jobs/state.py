@@ -2,23 +2,38 @@
 
     state = JobState(store, store.get("job_3f9a2c1b7d"), client=client)
     state.counts()          # {"succeeded": 480, "errored:overloaded_error": 2, "pending": 18}
+    with state.claimed(): ...        # work on it (send, poll) while no other process does
 
 The job's record (mode, model, task, the shared request bytes), its distinct prompts and
 row-to-prompt map, the latest result of every prompt, and what it works through: the client,
 the spend ledger and the settings (poll timings, price overrides). ``sending`` works on this
 state and ``job.Job`` adds the results as a DataFrame and the verbs; keeping the state here,
 below both, lets ``Job`` call into ``sending`` without the two modules importing each other.
+
+**Nothing paid for is lost.** Results go to the store with the spend they owe the ledger, in
+one transaction (``put_results``), and are kept in this object first: when the store cannot be
+written (locked by another program for long, a full disk) the answers stay here, in the
+result the caller gets, with a one-line warning that says what to do, and saving is tried again
+as the job goes on. Spend goes to the ledger (``write_spend``) from the store, exactly once
+(``spend``); a ledger that cannot be written is one line, and the spend stays owed.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 
 from ..config import DEFAULTS, Settings
-from .store import JobRecord, JobStore, ResultRow
+from ..errors import StorageError
+from .claim import Hold, take
+from .progress import say
+from .spend import write_owed, write_spend
+from .store import JobRecord, JobStore, OwedSpend, ResultRow
 from .tasks import Task
 from .wire import BatchLimits
 
@@ -29,6 +44,16 @@ if TYPE_CHECKING:
 __all__ = ["JobState"]
 
 _State = TypeVar("_State", bound="JobState")
+
+# After a failed write to the job store, seconds before saving is tried again, and how long
+# such a retry waits for a lock (the answers are safe in memory meanwhile: the job goes on).
+_SAVE_RETRY_SECONDS = 5.0
+_SAVE_RETRY_BUSY = 0.5
+
+# Results (and the spend they owe) the store could not take, per job, for this whole process:
+# a job object made later for the same job (the same call run again, an attach) has them too,
+# rather than paying for them again, and saves them once the store can be written.
+_UNSAVED: dict[str, tuple[list[ResultRow], list[OwedSpend]]] = {}
 
 
 class JobState:
@@ -65,6 +90,16 @@ class JobState:
         self._rows: dict[int, ResultRow] | None = None
         #: Dollars spent on this job by this object (what it recorded in the spend ledger).
         self.spent_usd = 0.0
+        self._hold: Hold | None = None
+        # Results (and what they owe the ledger) the store could not take yet: kept here, in
+        # the results this object gives, and saved when the store can take them.
+        self._unsaved, self._unsaved_spend = _UNSAVED.setdefault(record.id, ([], []))
+        # Non-zero once a save failed; results an earlier object could not save count too.
+        self._save_retry_at = time.monotonic() if self._unsaved or self._unsaved_spend else 0.0
+        self._warned: set[str] = set()
+        #: Batches (attempt, chunk) whose results this object holds though the store could
+        #: not be told: not fetched again by this object.
+        self.fetched_here: set[tuple[int, int]] = set()
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -103,21 +138,150 @@ class JobState:
 
     def stored_results(self) -> dict[int, ResultRow]:
         """The latest result per prompt: read from the store once, then kept up to date by
-        this object, which writes every new result through :meth:`put_results`."""
+        this object, which writes every new result through :meth:`put_results` (results the
+        store could not take yet included)."""
         if self._rows is None:
-            self._rows = self.store.results(self.id)
+            rows = self.store.results(self.id)
+            rows.update((row.prompt, row) for row in self._unsaved)
+            self._rows = rows
         return self._rows
 
-    def put_results(self, rows: list[ResultRow]) -> None:
-        """Write new results to the store (one transaction) and to this object's view."""
+    def put_results(self, rows: list[ResultRow], owed: list[OwedSpend] | None = None) -> None:
+        """Keep new results, with the spend they owe the ledger: in this object first, then in
+        the store (one transaction). A store that cannot take them is one line; the results
+        stay here and saving is tried again at the next results (or :meth:`save`)."""
+        if not rows and not owed:
+            return
         known = self.stored_results()  # read first, so that the view stays complete
-        self.store.put_results(self.id, rows)
         known.update((row.prompt, row) for row in rows)
+        self._unsaved.extend(rows)
+        self._unsaved_spend.extend(owed or ())
+        self.save(final=False)
+
+    def save(self, *, final: bool = True) -> bool:
+        """Write what the store could not take before; True when nothing is left unsaved.
+        ``final``: at the end of a run, wait for the store as long as usual, and say what is
+        still unsaved."""
+        if not self._unsaved and not self._unsaved_spend:
+            return True
+        if not final and time.monotonic() < self._save_retry_at:
+            return False
+        retrying = bool(self._save_retry_at)
+        try:
+            self.store.put_results(
+                self.id,
+                self._unsaved,
+                self._unsaved_spend,
+                busy=_SAVE_RETRY_BUSY if retrying and not final else None,
+            )
+        except StorageError as error:
+            self._save_retry_at = time.monotonic() + _SAVE_RETRY_SECONDS
+            if final:
+                self._warn(
+                    "unsaved",
+                    f"⚠ {self.id}: {len(self._unsaved):,} answers could not be saved to the job "
+                    f"store and are only in this process (and the result returned now): "
+                    f"running the call again here saves them once the file can be written, "
+                    f"but a restarted kernel would pay for them again. {error}",
+                    again=True,
+                )
+            else:
+                self._warn(
+                    "store",
+                    f"⚠ {self.id}: answers could not be saved to the job store; they are kept "
+                    f"here and in the result, and saving is tried again as the job goes on. "
+                    f"{error}",
+                )
+            return False
+        if retrying:
+            say(f"{self.id}: the job store works again; every answer is saved.")
+        self._unsaved.clear()
+        self._unsaved_spend.clear()
+        self._save_retry_at = 0.0
+        return True
+
+    def write_spend(self) -> None:
+        """Write what this job owes the spend ledger (exactly once: ``spend``). A ledger that
+        cannot be written is one line; the spend stays owed, for a later write."""
+        ledger = self.ledger
+        try:
+            if self._unsaved_spend and ledger is not None and self._save_retry_at:
+                # The store cannot hold this spend as owed: the ledger gets it directly.
+                self.spent_usd += write_spend(ledger, self._unsaved_spend, f"{self.id}:unsaved")
+                self._unsaved_spend.clear()
+            self.spent_usd += write_owed(self.store, self.id, ledger)
+        except StorageError as error:
+            if "store" in self._warned and str(self.store.path) in str(error):
+                return  # the job store's failure was said; the spend waits in it, or here
+            self._warn(
+                "ledger",
+                f"⚠ {self.id}: its spend is not in the spend ledger yet; it is kept, and "
+                f"written once it can be. {error}",
+            )
+        if ledger is not None:
+            while ledger.notices:  # a damaged ledger moved aside: said once
+                say(ledger.notices.pop(0))
+
+    def set_state(self, state: str) -> None:
+        """Note the job's state (running, done, interrupted...) in the store. Only a note:
+        a store that cannot take it costs nothing, and the results in hand stay."""
+        # A failure here was said when the results could not be saved.
+        with suppress(StorageError):
+            self.store.set_state(self.id, state)
+
+    def _warn(self, kind: str, message: str, *, again: bool = False) -> None:
+        """Say a warning once per kind (``again``: say it even if said before)."""
+        if again or kind not in self._warned:
+            self._warned.add(kind)
+            say(message)
 
     def reload(self: _State) -> _State:
         """Forget what this object knows and read the store again."""
         self._rows = None
         return self
+
+    # -- the claim ---------------------------------------------------------------------------
+
+    @contextmanager
+    def claimed(self, *, wait: bool = True) -> Iterator[bool]:
+        """Work on the job while no other process does (``claim``): yields True once this
+        object holds the job's claim (after waiting for another holder, with ``wait``), or
+        False (without ``wait``) when another process has it. Re-entrant. On taking the
+        claim, what another process stored meanwhile is read, and any spend it left owed is
+        written to the ledger."""
+        if self._hold is None:
+            self._hold = Hold(self.store, self.id)
+        hold = self._hold
+        if hold.depth:
+            hold.depth += 1
+            try:
+                yield True
+            finally:
+                hold.depth -= 1
+            return
+        if not take(self, hold, wait=wait):
+            yield False
+            return
+        hold.depth = 1
+        try:
+            if self._rows is not None:
+                self.reload()
+            self.save()  # what an earlier run of this process could not save
+            self.write_spend()
+            yield True
+        finally:
+            hold.depth = 0
+            hold.release()
+
+    @property
+    def claim_owner(self) -> str | None:
+        """The token this object's claim on the job carries (None: it never claimed it)."""
+        return None if self._hold is None else self._hold.owner
+
+    def check_claim(self) -> None:
+        """Stop (:class:`~.claim.JobTakenOver`) if another process took the job over."""
+        if self._hold is not None:
+            self._hold.check()
 
     def statuses(self) -> dict[int, str]:
         """The status of every prompt that has a result."""

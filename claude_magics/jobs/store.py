@@ -5,12 +5,19 @@
 
 Written before anything is sent and after everything that happens: the job (its request-set
 hash, the distinct prompts, the row-to-prompt map), each planned batch with its prompts, the
-moment its create is sent and the batch id once known, and every result as it streams in. So
-a crash, a kernel restart or an interrupt loses nothing that was paid for, re-running the same
-call finds the job by its hash, and a batch whose create response was lost can be recognised.
+moment its create is sent and the batch id once known (or, when the answer to a create was
+lost, the batches that could be it), and every result as it comes in, in the same transaction
+as the spend it owes to the spend ledger. So a crash, a ``kill -9``, a kernel restart or an
+interrupt loses nothing that was paid for, re-running the same call finds the job by its hash,
+and the ledger gets every job's spend exactly once (``spend``).
 
-One connection per store, used from the thread that owns the job; WAL journaling so that
-another kernel can list jobs while this one writes.
+Two processes can share the file: WAL journaling, short transactions (writes take the lock at
+once, ``BEGIN IMMEDIATE``, so they wait their turn instead of failing half way), a busy
+timeout, and a claim per job (which process is working on it, with a heartbeat) so that the
+same job started twice is worked on once (``claim``). The file is opened through
+:func:`claude_magics.storage.open_database`: a damaged ``jobs.sqlite`` is moved aside and a
+fresh one started (said in one line, naming the moved file), and every failure is a one-line
+:class:`~claude_magics.errors.StorageError` that names the file and what to do.
 """
 
 from __future__ import annotations
@@ -19,17 +26,35 @@ import sqlite3
 import threading
 import time
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
 
+from ..cost.pricing import Cost
 from ..cost.usage import Usage
+from ..storage import open_database, storage_error
+from .progress import say
 
-__all__ = ["ChunkRecord", "JobRecord", "JobStore", "ResultRow"]
+__all__ = [
+    "BUSY_TIMEOUT",
+    "ChunkRecord",
+    "ClaimRecord",
+    "JobRecord",
+    "JobStore",
+    "OwedRow",
+    "OwedSpend",
+    "ResultRow",
+]
+
+#: Seconds a write waits for another process's transaction before it fails (StorageError).
+BUSY_TIMEOUT = 10.0
+# What the user changes to move the job store (it sits beside the spend ledger): named in
+# every storage error.
+_SETTING = "ClaudeMagics.ledger_path (the job store sits beside the ledger) or CLAUDE_MAGICS_HOME"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -74,12 +99,42 @@ CREATE TABLE IF NOT EXISTS result_slices (
     rows BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS result_slices_job ON result_slices(job_id, seq);
+CREATE TABLE IF NOT EXISTS candidates (
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    chunk INTEGER NOT NULL,
+    batch_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (job_id, attempt, chunk, batch_id)
+);
+CREATE TABLE IF NOT EXISTS spend_owed (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    model TEXT NOT NULL,
+    usage BLOB NOT NULL,
+    cost BLOB,
+    seconds REAL NOT NULL,
+    request_id TEXT,
+    writing REAL
+);
+CREATE INDEX IF NOT EXISTS spend_owed_job ON spend_owed(job_id);
+CREATE TABLE IF NOT EXISTS claims (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    since REAL NOT NULL,
+    heartbeat REAL NOT NULL
+);
 """
 
 #: A chunk's life: planned (in the ledger, not sent) -> sending (create sent, answer not yet
-#: recorded) -> created (batch id known) -> ended -> fetched. ``foreign``: an adopted batch
-#: whose results turned out to belong to someone else.
-CHUNK_STATES = ("planned", "sending", "created", "ended", "fetched", "foreign")
+#: recorded) -> created (batch id known) -> ended -> fetched. ``adopting``: the answer to its
+#: create was lost and the batches that could be it (``candidates``) are watched until their
+#: results show whose they are. ``foreign``: an adopted batch whose results turned out to
+#: belong to someone else.
+CHUNK_STATES = ("planned", "sending", "adopting", "created", "ended", "fetched", "foreign")
 
 
 @dataclass(frozen=True)
@@ -155,6 +210,42 @@ class ResultRow(NamedTuple):
         return self.status == "succeeded" or self.text is not None
 
 
+class OwedSpend(NamedTuple):
+    """Spend that results owe to the spend ledger, kept in the job store with the results
+    until the ledger has it: what one ledger row will say."""
+
+    kind: str  # "realtime" or "batch"
+    model: str
+    usage: Usage
+    cost: Cost | None  # None: the model's price is unknown
+    seconds: float
+    #: The ledger row's request id: the batch id for a batch; None for realtime answers,
+    #: which get one (the job id and a slice number) when their ledger row is written.
+    request_id: str | None = None
+
+
+class OwedRow(NamedTuple):
+    """A stored :class:`OwedSpend` whose ledger row is being written. ``retried``: a write of
+    it had started before (a process died or the ledger failed), so the ledger may have it."""
+
+    seq: int
+    spend: OwedSpend
+    request_id: str
+    retried: bool
+    since: float
+
+
+class ClaimRecord(NamedTuple):
+    """Which process works on a job: a token of the holding object, its process id and host,
+    when it took the job and when it last said it was alive."""
+
+    owner: str
+    pid: int
+    host: str
+    since: float
+    heartbeat: float
+
+
 _JOB_COLUMNS = (
     "id, key, created, mode, kind, model, n_rows, n_prompts, state, description, spec, "
     "before, after"
@@ -171,11 +262,59 @@ def unpack_ints(blob: bytes) -> list[int]:
     return values.tolist()
 
 
-class JobStore:
-    """Jobs, their batches and their results in one SQLite file."""
+def _encode_owed(spend: OwedSpend) -> tuple[Any, ...]:
+    usage = spend.usage
+    tokens = [
+        usage.input,
+        usage.output,
+        usage.cache_write_5m,
+        usage.cache_write_1h,
+        usage.cache_read,
+    ]
+    cost = spend.cost
+    dollars = (
+        None
+        if cost is None
+        else orjson.dumps([cost.input, cost.output, cost.cache_write, cost.cache_read, cost.batch])
+    )
+    return (
+        spend.kind,
+        spend.model,
+        orjson.dumps(tokens),
+        dollars,
+        spend.seconds,
+        spend.request_id,
+    )
 
-    def __init__(self, path: str | Path) -> None:
+
+def _decode_owed(row: Sequence[Any]) -> OwedSpend:
+    kind, model, tokens, dollars, seconds, request_id = row
+    cost = None
+    if dollars is not None:
+        c_in, c_out, c_write, c_read, batch = orjson.loads(dollars)
+        cost = Cost(c_in, c_out, c_write, c_read, bool(batch))
+    return OwedSpend(kind, model, Usage(*orjson.loads(tokens)), cost, seconds, request_id)
+
+
+def _in_groups(values: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
+    """``values`` in groups small enough for one SQL statement's parameters."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class JobStore:
+    """Jobs, their batches and their results in one SQLite file.
+
+    ``busy_timeout``: seconds a transaction waits for another process's before it fails with
+    a :class:`~claude_magics.errors.StorageError`. One connection per store, shared by the
+    threads of this process under a lock; opened on first use.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        #: What happened to the file that the user was told (a damaged file moved aside).
+        self.notices: list[str] = []
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
 
@@ -188,18 +327,68 @@ class JobStore:
                 self._db.close()
                 self._db = None
 
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        # The shared opener makes the folder, moves a damaged file aside and puts the tables
+        # in place, each failure one line; then the connection the threads of this process
+        # share (the opener's belongs to this thread only).
+        first, notice = open_database(
+            self.path, _SCHEMA, busy_timeout=self.busy_timeout, setting=_SETTING
+        )
+        first.close()
+        if notice:
+            self.notices.append(notice)
+            say(f"Job store: {notice} Jobs recorded in it are no longer known here.")
+        try:
+            db = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                check_same_thread=False,
+                isolation_level=None,  # transactions are begun and ended here, explicitly
+            )
+            # WAL: another kernel can read while this one writes; NORMAL loses nothing when a
+            # process dies (only a power cut can), and spares an fsync per answer.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except (sqlite3.Error, OSError) as error:
+            raise storage_error(self.path, "opened", error, _SETTING) from None
+        self._db = db
+        return db
+
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(
+        self, action: str = "written", *, write: bool = True, busy: float | None = None
+    ) -> Iterator[sqlite3.Connection]:
+        """One short transaction. A write takes the file's write lock at once (``BEGIN
+        IMMEDIATE``): waiting for it is what the busy timeout is for, whereas a read that later
+        wants to write could fail at once. ``busy``: another timeout for this one (shorter,
+        when a write is being retried while the file is known to be locked). Every SQLite or
+        file-system failure, at any step, is a one-line StorageError naming the file."""
         with self._lock:
-            if self._db is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(_SCHEMA)
-                self._db = db
-            with self._db:  # one transaction, committed on exit
-                yield self._db
+            db = self._connection()
+            try:
+                if busy is not None:
+                    db.execute(f"PRAGMA busy_timeout = {int(busy * 1000)}")
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        with suppress(sqlite3.Error):
+                            db.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, OSError) as error:
+                raise storage_error(self.path, action, error, _SETTING) from None
+            finally:
+                if busy is not None:
+                    with suppress(sqlite3.Error):
+                        db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A read-only transaction (one snapshot of the file)."""
+        return self._tx("read", write=False)
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -244,7 +433,7 @@ class JobStore:
 
     def find(self, key: str) -> JobRecord | None:
         """The newest job with this request-set hash that was not replaced."""
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE key = ? AND replaced = 0 "
                 "ORDER BY created DESC LIMIT 1",
@@ -254,7 +443,7 @@ class JobStore:
 
     def get(self, job_id: str) -> JobRecord | None:
         """A job by id, or by a unique prefix of its id."""
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2",
                 (job_id, job_id.replace("\\", "").replace("%", "").replace("_", "\\_") + "%"),
@@ -266,7 +455,7 @@ class JobStore:
 
     def jobs(self) -> list[JobRecord]:
         """Every job, newest first."""
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY created DESC").fetchall()
         return [self._job(r) for r in rows]
 
@@ -280,18 +469,18 @@ class JobStore:
             db.execute("UPDATE jobs SET replaced = 1 WHERE key = ?", (key,))
 
     def texts(self, job_id: str) -> list[str]:
-        with self._tx() as db:
+        with self._read() as db:
             (blob,) = db.execute("SELECT texts FROM jobs WHERE id = ?", (job_id,)).fetchone()
         result: list[str] = orjson.loads(blob)
         return result
 
     def row_prompt(self, job_id: str) -> list[int]:
-        with self._tx() as db:
+        with self._read() as db:
             (blob,) = db.execute("SELECT row_prompt FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return unpack_ints(blob)
 
     def row_index(self, job_id: str) -> bytes | None:
-        with self._tx() as db:
+        with self._read() as db:
             (blob,) = db.execute("SELECT row_index FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return blob  # type: ignore[no-any-return]
 
@@ -323,7 +512,7 @@ class JobStore:
         if attempt is not None:
             query += " AND attempt = ?"
             params.append(attempt)
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(query + " ORDER BY attempt, chunk", params).fetchall()
         return [
             ChunkRecord(
@@ -342,46 +531,98 @@ class JobStore:
             for r in rows
         ]
 
-    def update_chunk(self, chunk: ChunkRecord, **values: Any) -> None:
+    @staticmethod
+    def _update_chunk(db: sqlite3.Connection, chunk: ChunkRecord, values: dict[str, Any]) -> None:
         if "counts" in values and values["counts"] is not None:
             values["counts"] = orjson.dumps(values["counts"]).decode()
         values["updated"] = time.time()
         assignments = ", ".join(f"{name} = ?" for name in values)
+        db.execute(
+            f"UPDATE chunks SET {assignments} WHERE job_id = ? AND attempt = ? AND chunk = ?",
+            [*values.values(), chunk.job_id, chunk.attempt, chunk.chunk],
+        )
+
+    def update_chunk(self, chunk: ChunkRecord, **values: Any) -> None:
         with self._tx() as db:
-            db.execute(
-                f"UPDATE chunks SET {assignments} WHERE job_id = ? AND attempt = ? AND chunk = ?",
-                [*values.values(), chunk.job_id, chunk.attempt, chunk.chunk],
-            )
+            self._update_chunk(db, chunk, values)
+
+    def finish_fetch(self, chunk: ChunkRecord, owed: Sequence[OwedSpend]) -> None:
+        """Mark a batch's results as all stored, and what they owe the spend ledger, in one
+        transaction: a batch's spend is owed once, however often its results are fetched."""
+        with self._tx() as db:
+            self._update_chunk(db, chunk, {"state": "fetched"})
+            self._owe(db, chunk.job_id, owed)
 
     def known_batch_ids(self) -> set[str]:
-        """Every batch id any job in this ledger has recorded."""
-        with self._tx() as db:
+        """Every batch id any job in this ledger has recorded as its own."""
+        with self._read() as db:
             rows = db.execute("SELECT batch_id FROM chunks WHERE batch_id IS NOT NULL").fetchall()
         return {r[0] for r in rows}
 
     def next_attempt(self, job_id: str) -> int:
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute(
                 "SELECT COALESCE(MAX(attempt) + 1, 0) FROM chunks WHERE job_id = ?", (job_id,)
             ).fetchone()
         return int(row[0])
 
+    # -- batches that could be a lost create's ---------------------------------------------------
+
+    def watch_candidates(self, chunk: ChunkRecord, batch_ids: Iterable[str]) -> None:
+        """Record the batches that could be ``chunk``'s (its create's answer was lost), and
+        that the chunk waits to learn which, if any, is its own."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO candidates (job_id, attempt, chunk, batch_id, state) "
+                "VALUES (?, ?, ?, ?, 'watching')",
+                [(chunk.job_id, chunk.attempt, chunk.chunk, b) for b in batch_ids],
+            )
+            self._update_chunk(db, chunk, {"state": "adopting"})
+
+    def candidates(self, chunk: ChunkRecord) -> dict[str, str]:
+        """The batches that could be ``chunk``'s, each with its state (``watching``, or
+        ``foreign`` once its results showed it is someone else's)."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT batch_id, state FROM candidates WHERE job_id = ? AND attempt = ? "
+                "AND chunk = ? ORDER BY batch_id",
+                (chunk.job_id, chunk.attempt, chunk.chunk),
+            ).fetchall()
+        return dict(rows)
+
+    def set_candidate(self, chunk: ChunkRecord, batch_id: str, state: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE candidates SET state = ? WHERE job_id = ? AND attempt = ? AND chunk = ? "
+                "AND batch_id = ?",
+                (state, chunk.job_id, chunk.attempt, chunk.chunk, batch_id),
+            )
+
     # -- results ---------------------------------------------------------------------------------
 
-    def put_results(self, job_id: str, rows: Sequence[ResultRow]) -> None:
-        """Append results as they arrive: one row per slice, the slice's results as a JSON
-        array (100,000 results are a few dozen inserts). A later result for a prompt replaces
-        an earlier one (a retry's)."""
-        if not rows:
+    def put_results(
+        self,
+        job_id: str,
+        rows: Sequence[ResultRow],
+        owed: Sequence[OwedSpend] = (),
+        *,
+        busy: float | None = None,
+    ) -> None:
+        """Append results as they arrive, with the spend they owe the ledger (``owed``), in one
+        transaction: one row per slice, the slice's results as a JSON array (100,000 results
+        are a few dozen inserts). A later result for a prompt replaces an earlier one."""
+        if not rows and not owed:
             return
         # orjson leaves NamedTuples to ``default``: each row is stored as a plain JSON array.
         blob = orjson.dumps(rows, default=tuple)
-        with self._tx() as db:
-            db.execute("INSERT INTO result_slices (job_id, rows) VALUES (?, ?)", (job_id, blob))
+        with self._tx(busy=busy) as db:
+            if rows:
+                db.execute("INSERT INTO result_slices (job_id, rows) VALUES (?, ?)", (job_id, blob))
+            self._owe(db, job_id, owed)
 
     def results(self, job_id: str) -> dict[int, ResultRow]:
         """The latest result of every prompt that has one."""
-        with self._tx() as db:
+        with self._read() as db:
             blobs = db.execute(
                 "SELECT rows FROM result_slices WHERE job_id = ? ORDER BY seq", (job_id,)
             ).fetchall()
@@ -395,3 +636,99 @@ class JobStore:
 
     def result_statuses(self, job_id: str) -> dict[int, str]:
         return {prompt: row.status for prompt, row in self.results(job_id).items()}
+
+    # -- spend owed to the spend ledger ----------------------------------------------------------
+
+    @staticmethod
+    def _owe(db: sqlite3.Connection, job_id: str, owed: Sequence[OwedSpend]) -> None:
+        if owed:
+            db.executemany(
+                "INSERT INTO spend_owed (job_id, kind, model, usage, cost, seconds, request_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(job_id, *_encode_owed(spend)) for spend in owed],
+            )
+
+    def start_spend_write(self, job_id: str, request_id: str) -> list[OwedRow]:
+        """The spend ``job_id`` owes the ledger, marked as being written now. Realtime answers
+        that have no ledger request id yet get ``request_id``; a row marked before keeps its
+        own and comes back ``retried``, so the caller can look for it in the ledger first."""
+        now = time.time()
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT seq, kind, model, usage, cost, seconds, request_id, writing "
+                "FROM spend_owed WHERE job_id = ? ORDER BY seq",
+                (job_id,),
+            ).fetchall()
+            db.execute(
+                "UPDATE spend_owed SET request_id = COALESCE(request_id, ?), "
+                "writing = COALESCE(writing, ?) WHERE job_id = ?",
+                (request_id, now, job_id),
+            )
+        return [
+            OwedRow(
+                row[0],
+                _decode_owed(row[1:7]),
+                row[6] or request_id,
+                row[7] is not None,
+                row[7] if row[7] is not None else now,
+            )
+            for row in rows
+        ]
+
+    def spend_written(self, seqs: Sequence[int]) -> None:
+        """Forget owed spend that the ledger now has."""
+        with self._tx() as db:
+            for group in _in_groups(list(seqs)):
+                marks = ", ".join("?" for _ in group)
+                db.execute(f"DELETE FROM spend_owed WHERE seq IN ({marks})", list(group))
+
+    def jobs_owing(self) -> list[str]:
+        """The jobs with spend the ledger does not have yet."""
+        with self._read() as db:
+            rows = db.execute("SELECT DISTINCT job_id FROM spend_owed").fetchall()
+        return [r[0] for r in rows]
+
+    # -- claims: which process works on a job ---------------------------------------------------
+
+    def claim(
+        self, job_id: str, mine: ClaimRecord, is_live: Callable[[ClaimRecord], bool]
+    ) -> ClaimRecord | None:
+        """Take ``job_id`` for ``mine`` unless a live holder has it: None when taken (or
+        already ours), else that holder. Read and written in one ``BEGIN IMMEDIATE``
+        transaction, so that of two processes claiming at once exactly one gets it."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT owner, pid, host, since, heartbeat FROM claims WHERE job_id = ?",
+                (job_id,),
+            ).fetchone()
+            if row is not None:
+                held = ClaimRecord(*row)
+                if held.owner != mine.owner and is_live(held):
+                    return held
+            db.execute(
+                "INSERT OR REPLACE INTO claims (job_id, owner, pid, host, since, heartbeat) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, *mine),
+            )
+        return None
+
+    def beat(self, job_id: str, owner: str) -> bool:
+        """Say that ``owner`` still works on ``job_id``; False if the claim is no longer its."""
+        with self._tx(busy=1.0) as db:
+            changed = db.execute(
+                "UPDATE claims SET heartbeat = ? WHERE job_id = ? AND owner = ?",
+                (time.time(), job_id, owner),
+            ).rowcount
+        return bool(changed)
+
+    def release(self, job_id: str, owner: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM claims WHERE job_id = ? AND owner = ?", (job_id, owner))
+
+    def holder(self, job_id: str) -> ClaimRecord | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT owner, pid, host, since, heartbeat FROM claims WHERE job_id = ?",
+                (job_id,),
+            ).fetchone()
+        return None if row is None else ClaimRecord(*row)

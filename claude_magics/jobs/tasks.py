@@ -13,7 +13,7 @@ each output column gets.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -236,11 +236,23 @@ def map_task(schema: Any = None) -> Task:
     return Task("map", schema_of(schema) if schema is not None else None)
 
 
-def label_task(labels: Sequence[str], *, multi: bool = False) -> Task:
+def label_task(labels: Sequence[str] | str, *, multi: bool = False) -> Task:
     """One of ``labels`` per row (a list or ``"a, b, c"``), or with ``multi`` every label that
-    applies; the answer is constrained to them by a schema with an enum."""
+    applies; the answer is constrained to them by a schema with an enum. Labels that are not
+    strings (numbers) are used as their text. Raises :class:`PromptError` (one line) for no
+    labels (``None``, empty), empty or repeated ones."""
+    if labels is None:
+        raise PromptError(
+            "labels are needed: the labels to choose from, e.g. ['positive', 'negative'] "
+            "(or 'positive, negative')"
+        )
     if isinstance(labels, str):
         labels = [part.strip() for part in labels.split(",")]
+    elif isinstance(labels, (bytes, Mapping)) or not isinstance(labels, Iterable):
+        raise PromptError(
+            f"labels must be a list of strings, e.g. ['positive', 'negative'], "
+            f"not {type(labels).__name__}"
+        )
     cleaned = [str(label) for label in labels]
     if not cleaned or any(not label for label in cleaned):
         raise PromptError("labels must be a non-empty list of non-empty strings")

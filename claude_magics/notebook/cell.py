@@ -1,27 +1,34 @@
 """One ``%%claude`` call, from request body to shown result: what the magic hands over to.
 
     result = send(client, body, view, stream=True, fmt="markdown")  # streams, then shows
-    record_spend(ledger, result, cell="In[3]")  # once the answer is kept
+    record_spend(ledger, result, cell="In[3]")  # once the answer is kept; warns, never raises
 
 :func:`send` knows nothing of traitlets or IPython's ``Magics``: it takes a client, the request
 body and a view (any object with the methods of :class:`~.views.View`), streams the answer into
 the view, shows the final output and returns a :class:`~.result.ClaudeResult`. The caller keeps
 the answer (``--out``, the conversation) and only then records it with :func:`record_spend`, so
-an answer already paid for is never lost to a spend ledger that cannot be written. Last,
-:func:`raise_outcome` fails the cell when the call did not end well (interrupted, a broken
-stream, an answer that is not the JSON asked for), after all of that has happened.
+an answer already paid for is never lost to a spend ledger that cannot be written: a ledger
+that fails is one warning line on stderr, and the cell goes on. Last, :func:`raise_outcome`
+fails the cell when the call did not end well (interrupted, a broken stream, an answer that is
+not the JSON asked for), after all of that has happened.
+
+An answer cut short (interrupted, or a broken stream) before the API reported its final usage
+is priced and recorded with the output tokens that did arrive, estimated from the text and
+marked so (``result.output_estimate``; the ledger's kind reads "realtime (output estimated)"),
+never with the one token ``message_start`` announces: a budget must see what was streamed.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import sys
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..cost.pricing import price_usage
-from ..errors import APIStreamError, ClaudeError
+from ..errors import APIStreamError, ClaudeError, StorageError
 from .result import ClaudeResult, ThinkingClock
 
 if TYPE_CHECKING:
@@ -38,17 +45,34 @@ __all__ = [
     "raise_outcome",
     "record_spend",
     "send",
+    "show_ledger_notices",
 ]
 
 #: How an answer is shown: ``-f/--format``.
 FORMATS = ("markdown", "text", "code", "json")
 
 
+#: What an interrupt mid-answer says: the partial answer is shown, kept (``--out``, the
+#: conversation) and recorded.
+PARTIAL_KEPT = "Interrupted: the partial answer above is kept."
+#: What an interrupt says before any of the answer arrived (waiting for the first token, in a
+#: retry's back-off): there is nothing to keep.
+NOTHING_ARRIVED = "Interrupted before the answer began: there is no answer to keep."
+#: The ledger kind of a realtime call whose output tokens are estimated (see the docstring).
+ESTIMATED_KIND = "realtime (output estimated)"
+
+
 class ClaudeInterrupted(KeyboardInterrupt):
-    """The kernel was interrupted mid-answer; the partial answer is shown and kept."""
+    """The kernel was interrupted during a call. It is still a KeyboardInterrupt (so whatever
+    stops on Ctrl-C stops), but IPython shows it as one line saying what was kept, instead
+    of the traceback of wherever the signal happened to land."""
+
+    def __init__(self, message: str = PARTIAL_KEPT) -> None:
+        super().__init__(message)
+        self.message = message
 
     def _render_traceback_(self) -> list[str]:
-        return ["Interrupted: the partial answer above is kept (and in the conversation)."]
+        return [self.message]
 
 
 def send(
@@ -78,6 +102,9 @@ def send(
     interrupted = False
     failure: APIStreamError | None = None
     request_id: str | None = None
+    # Whether the API reported the answer's final usage (message_delta): until it does, the
+    # usage holds message_start's placeholder output count.
+    final_usage = not stream
     try:
         if stream:
             view.start()
@@ -85,6 +112,8 @@ def send(
                 request_id = live.request_id
                 try:
                     for event in live:
+                        if event.type == "message_delta":
+                            final_usage = True
                         if first_token is None and event.type in ("text", "thinking"):
                             first_token = time.monotonic() - started
                         clock.feed(event, time.monotonic())
@@ -99,6 +128,11 @@ def send(
             reply = client.messages.create(**body)
             request_id = reply.request_id
             message = dict(reply)
+    except KeyboardInterrupt:
+        # Before any of the answer arrived (waiting for the first byte, a retry's back-off):
+        # one line, not the traceback of wherever in httpx or time.sleep the signal landed.
+        view.abandon()
+        raise ClaudeInterrupted(NOTHING_ARRIVED) from None
     except BaseException:
         view.abandon()
         raise
@@ -117,6 +151,8 @@ def send(
         failure=failure,
         thinking_seconds=clock.seconds(time.monotonic()),
     )
+    if not final_usage:
+        result.output_estimate = _estimate_output(result)
     result.cost = price_usage(result.tokens, model, overrides=price_overrides)
     if fmt == "json":
         result.data, problem = parse_json(text)
@@ -127,21 +163,52 @@ def send(
     return result
 
 
-def record_spend(ledger: Ledger, result: ClaudeResult, *, cell: str | None = None) -> None:
+def _estimate_output(result: ClaudeResult) -> int | None:
+    """The output tokens of an answer cut short, counted from what arrived (text and thinking),
+    when that is more than the usage reported so far; None when the report stands."""
+    from ..prompt import estimate_tokens
+
+    arrived = estimate_tokens(result.text) + estimate_tokens(result.thinking)
+    return arrived if arrived > result.tokens.output else None
+
+
+def record_spend(ledger: Ledger, result: ClaudeResult, *, cell: str | None = None) -> bool:
     """Write ``result``'s usage and cost to the spend ledger (nothing when no tokens were
-    reported). Call it after the answer is shown and kept: a ledger that cannot be written
-    then fails the cell without taking the answer with it."""
+    reported); True when it was written.
+
+    Call it after the answer is shown and kept. A ledger that cannot be written (locked,
+    damaged beyond repair, read-only, a full disk, a path that is a folder) costs no answer:
+    it is one warning line on stderr that says what to do, and False. Notices the ledger has
+    for the user (a damaged file moved aside) are shown once, the same way."""
     if not result.tokens:
-        return
-    ledger.record_usage(
-        model=result.model,
-        usage=result.usage,
-        cost=result.cost,
-        seconds=result.elapsed,
-        request_id=result.request_id,
-        kind="realtime",
-        cell=cell,
-    )
+        return True
+    try:
+        ledger.record_usage(
+            model=result.model,
+            usage=result.tokens,
+            cost=result.cost,
+            seconds=result.elapsed,
+            request_id=result.request_id,
+            kind="realtime" if result.output_estimate is None else ESTIMATED_KIND,
+            cell=cell,
+        )
+    except StorageError as error:
+        print(
+            f"Warning: the answer is kept, but its spend was not recorded "
+            f"(%claude_usage and the budget will not count it): {error}",
+            file=sys.stderr,
+        )
+        return False
+    finally:
+        show_ledger_notices(ledger)
+    return True
+
+
+def show_ledger_notices(ledger: Ledger) -> None:
+    """Print, once, what the ledger has to tell the user (a damaged file moved aside), one
+    warning line each on stderr."""
+    while ledger.notices:
+        print(f"Warning: {ledger.notices.pop(0)}", file=sys.stderr)
 
 
 def raise_outcome(result: ClaudeResult, fmt: str) -> None:
@@ -150,7 +217,7 @@ def raise_outcome(result: ClaudeResult, fmt: str) -> None:
     if result.failure is not None:
         raise result.failure
     if result.interrupted:
-        raise ClaudeInterrupted()
+        raise ClaudeInterrupted(PARTIAL_KEPT if result.text or result.thought else NOTHING_ARRIVED)
     if fmt == "json" and result.data is None and result.error:
         raise ClaudeError(result.error)
 
@@ -191,6 +258,8 @@ def final_output(result: ClaudeResult, fmt: str) -> tuple[dict[str, Any], dict[s
         "claude_magics": {
             "model": result.model,
             "usage": result.usage,
+            # An answer cut short before its final usage: the output tokens that arrived.
+            "output_tokens_estimate": result.output_estimate,
             "cost_usd": result.cost.total if result.cost else None,
             "request_id": result.request_id,
             "stop_reason": result.stop_reason,

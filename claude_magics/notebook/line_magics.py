@@ -94,11 +94,16 @@ def show_tokens(
     API for the model ``info`` describes (estimated where the server cannot count) and priced
     as input."""
     from ..prompt import render_value
+    from ..prompt.body import repair_surrogates
     from .checks import Counter
 
     model = info.id
-    text = render_value(
-        value, name=name, budget=value_budget, df_budget=df_budget, df_format=df_format
+    # Repaired as the body builder repairs a prompt (lone surrogates JSON cannot carry), so
+    # the count is of what a cell would send.
+    text, _ = repair_surrogates(
+        render_value(
+            value, name=name, budget=value_budget, df_budget=df_budget, df_format=df_format
+        )
     )
     counter = Counter(client, info)
     tokens = counter.count_tokens(model=model, messages=[{"role": "user", "content": text}])

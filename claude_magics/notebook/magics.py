@@ -9,6 +9,10 @@ Configuration is traits on this class (``%config ClaudeMagics.model = "..."`` or
 never a trait: it is read from the environment variable that ``api_key_env`` names, at request
 time.
 
+A refused setting (``%config ClaudeMagics.budget_usd = -1``, a key pasted into ``api_key_env``)
+fails the cell in one line and leaves the old value: :class:`SettingRefused`. Flags are split
+the way a shell splits them (``-s "You are a pandas expert"`` sends no quotes).
+
 The class is the door, not the house: each magic parses its flags, resolves them against the
 traits and hands over to plain functions: :mod:`.request` (flags to call options and the user
 turn), :mod:`.checks` (the model's rules, context window, budget, ``--count``), :mod:`.cell`
@@ -18,14 +22,19 @@ comes from ``self.catalog`` (``GET /v1/models`` and the bundled table), never fr
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import os
+import re
+import shlex
 import sys
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Dict, Enum, Float, Integer, Unicode, observe, validate
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Bool, Dict, Enum, Float, Integer, TraitError, Unicode, observe, validate
 
 from ..config import DEFAULTS
 from ..errors import ClaudeError
@@ -35,12 +44,103 @@ from .chat import DEFAULT_CHAT, ChatStore, Turn
 from .request import AUTO_THINKING
 
 if TYPE_CHECKING:
+    from traitlets.config import Config
+
     from ..api.client import Client
     from ..api.models import ModelCatalog, ModelInfo
     from ..cost.ledger import Ledger
+    from .chat import Conversation
     from .result import ClaudeResult
+    from .views import View
 
-__all__ = ["ClaudeInterrupted", "ClaudeMagics"]
+__all__ = ["ClaudeInterrupted", "ClaudeMagics", "SettingRefused", "parse_flags"]
+
+#: What an interrupt before the request left says (building the prompt, a slow ``__repr__``,
+#: counting tokens for the budget, asking for the model list).
+INTERRUPTED_BEFORE_SENDING = "Interrupted before the request was sent: nothing was sent."
+#: ... and after the answer was shown and kept, while its spend was being written (a ledger
+#: another program holds can keep the write waiting for ``ledger_busy_timeout``).
+INTERRUPTED_WHILE_RECORDING = (
+    "Interrupted while the spend was being recorded: the answer above is kept; its spend may "
+    "not be in the ledger."
+)
+
+
+class SettingRefused(BaseException):
+    """A setting was refused (``%config ClaudeMagics.budget_usd = -1``, a key pasted into
+    ``api_key_env``): the old value stays, and the cell fails with this one line.
+
+    A ``BaseException`` on purpose: IPython's ``%config`` calls ``update_config`` inside
+    ``except Exception`` and only logs what it catches, so an ``Exception`` would let the cell
+    succeed (and traitlets keeps a value whose validator raised anything but ``TraitError``).
+    The message never holds the refused value when it could be a key."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"SettingRefused: {self.message}"]
+
+
+# A key pasted where it does not belong: Anthropic keys start with "sk-".
+_KEY_LIKE = re.compile(r"sk-[A-Za-z0-9_\-]{4,}")
+
+
+def _without_keys(text: str, key: str | None) -> str:
+    """``text`` with anything that looks like an API key (and ``key`` itself) replaced."""
+    if key and len(key) >= 8:
+        text = text.replace(key, "<a key: not shown>")
+    return _KEY_LIKE.sub("<a key: not shown>", text)
+
+
+def parse_flags(magic: Callable[..., Any], line: str, name: str) -> argparse.Namespace:
+    """``line`` parsed by ``magic``'s ``@magic_arguments`` parser, split the way a shell
+    splits it: quotes group and are removed (``-s "You are a pandas expert"``, a quoted path
+    with spaces), a backslash escapes (except on Windows, where it separates folders).
+
+    IPython's ``parse_argstring`` keeps the quotes in the values (``arg_split`` is not posix),
+    so ``--stop "END"`` would stop at ``"END"``, quotes included. An unbalanced quote is a
+    one-line ``UsageError``; bad flags are too (IPython's parser raises it)."""
+    lexer = shlex.shlex(line, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    if os.name == "nt":
+        lexer.escape = ""
+    try:
+        argv = list(lexer)
+    except ValueError as error:
+        # The line is not echoed: it may hold anything the user typed.
+        raise UsageError(
+            f"%{name}: {str(error).lower()} in the flags; close the quote, or escape it "
+            "with a backslash"
+        ) from None
+    parser: argparse.ArgumentParser = magic.parser  # type: ignore[attr-defined]
+    return parser.parse_args(argv)
+
+
+class _Prepared(NamedTuple):
+    """What ``%%claude`` has ready to send: the body and what the cell keeps once answered."""
+
+    body: dict[str, Any]
+    #: The cell's user turn (key redacted, text repaired), kept in the conversation.
+    user_content: list[dict[str, Any]]
+    conversation: Conversation | None
+    #: The turn's key in the conversation (see ``request.turn_key``).
+    key: str
+    view: View
+
+
+@contextlib.contextmanager
+def _interrupts_say(message: str) -> Iterator[None]:
+    """Turn a kernel interrupt inside the block into one line (:class:`ClaudeInterrupted`),
+    not the traceback of wherever the signal landed (a ``__repr__``, ``time.sleep``, httpx)."""
+    try:
+        yield
+    except ClaudeInterrupted:
+        raise
+    except KeyboardInterrupt:
+        raise ClaudeInterrupted(message) from None
 
 
 @magics_class
@@ -125,6 +225,11 @@ class ClaudeMagics(Magics):
     ledger_path = Unicode(
         "", help="SQLite file of the spend ledger; empty means the user cache directory."
     ).tag(config=True)
+    ledger_busy_timeout = Float(
+        DEFAULTS.ledger_busy_timeout,
+        help="Seconds a ledger write waits for another program holding the file; then the "
+        "answer is kept and a warning says the spend was not recorded.",
+    ).tag(config=True)
     batch_poll_seconds = Float(
         DEFAULTS.batch_poll_seconds,
         help="Seconds between the first polls of a running batch (the wait then grows).",
@@ -164,13 +269,30 @@ class ClaudeMagics(Magics):
 
     # -- settings ------------------------------------------------------------------------------
 
+    # Validators raise TraitError, the only error on which traitlets rolls a value back when
+    # several are loaded together (update_config); anything else would leave it set.
+
     @validate("max_tokens", "df_token_budget", "value_token_budget", "cache_min_tokens")
     def _positive(self, proposal: Any) -> int | None:
         if proposal["value"] is None and proposal["trait"].allow_none:
             return None
         value = int(proposal["value"])
         if value < 1:
-            raise ValueError(f"{proposal['trait'].name} must be at least 1, got {value}")
+            raise TraitError(f"{proposal['trait'].name} must be at least 1, got {value}")
+        return value
+
+    @validate("timeout", "updates_per_second", "batch_poll_seconds", "batch_poll_max_seconds")
+    def _above_zero(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if not value > 0:
+            raise TraitError(f"{proposal['trait'].name} must be above 0, got {value}")
+        return value
+
+    @validate("max_retries", "ledger_busy_timeout", "lost_create_grace_seconds")
+    def _zero_or_more(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if not value >= 0:
+            raise TraitError(f"{proposal['trait'].name} must not be negative, got {value}")
         return value
 
     @validate("api_key_env")
@@ -178,11 +300,49 @@ class ClaudeMagics(Magics):
         value = str(proposal["value"])
         if value.startswith("sk-") or not value.replace("_", "").isalnum():
             # Someone pasted the key itself: refuse it without echoing it back.
-            raise ValueError(
+            raise TraitError(
                 "api_key_env names an environment variable (like ANTHROPIC_API_KEY); "
                 "it must not hold the key itself"
             )
         return value
+
+    def update_config(self, config: Config) -> None:
+        """Load ``config`` (``%config ClaudeMagics.x = v``); a refused value raises
+        :class:`SettingRefused` and every setting keeps its old value.
+
+        ``%config`` hands the same config to every configurable of the shell, catches what
+        they raise and only logs it; the refused entries are therefore also taken out of the
+        other configurables' copies, so a pasted key is kept nowhere."""
+        section_name = type(self).__name__
+        section = config.get(section_name, {})
+        traits = self.traits(config=True)
+        names = [name for name in section if name in traits]
+        before = {name: getattr(self, name) for name in names}
+        try:
+            super().update_config(config)
+        except (TraitError, ValueError, TypeError) as error:
+            for name, value in before.items():
+                self.set_trait(name, value)
+            refused = {name: section[name] for name in names}
+            self._forget_config(section_name, refused)
+            reason = _without_keys(str(error), os.environ.get(self.api_key_env))
+            raise SettingRefused(
+                f"{reason.rstrip('.')}; {', '.join(names) or 'the setting'} kept "
+                f"{'its value' if len(names) < 2 else 'their values'}."
+            ) from None
+
+    def _forget_config(self, section_name: str, refused: dict[str, Any]) -> None:
+        """Take ``refused`` entries out of every configurable's config (``%config`` merged
+        them into those it reached before this one)."""
+        for configurable in getattr(self.shell, "configurables", ()):
+            config = getattr(configurable, "config", None)
+            if config is None or section_name not in config:
+                continue
+            section = config[section_name]
+            for name, value in refused.items():
+                with contextlib.suppress(Exception):  # a value that cannot be compared
+                    if name in section and section[name] == value:
+                        del section[name]
 
     @observe("api_key_env", "base_url", "max_retries", "timeout", "api_version")
     def _drop_client(self, change: Any) -> None:
@@ -220,7 +380,7 @@ class ClaudeMagics(Magics):
         if self._ledger is None:
             from ..cost.ledger import Ledger
 
-            self._ledger = Ledger(self.ledger_path or None)
+            self._ledger = Ledger(self.ledger_path or None, busy_timeout=self.ledger_busy_timeout)
         return self._ledger
 
     @observe("ledger_path")
@@ -228,13 +388,20 @@ class ClaudeMagics(Magics):
         session = self._ledger.session if self._ledger is not None else None
         from ..cost.ledger import Ledger
 
-        self._ledger = Ledger(self.ledger_path or None, session=session)
+        self._ledger = Ledger(
+            self.ledger_path or None, session=session, busy_timeout=self.ledger_busy_timeout
+        )
+
+    @observe("ledger_busy_timeout")
+    def _ledger_timeout(self, change: Any) -> None:
+        if self._ledger is not None:
+            self._ledger.busy_timeout = change["new"]
 
     @validate("budget_usd", "confirm_above_usd")
     def _not_negative(self, proposal: Any) -> float | None:
         value = proposal["value"]
         if value is not None and value < 0:
-            raise ValueError(f"{proposal['trait'].name} must not be negative, got {value}")
+            raise TraitError(f"{proposal['trait'].name} must not be negative, got {value}")
         return value  # type: ignore[no-any-return]
 
     def _remember_cell(self, info: Any) -> None:
@@ -369,11 +536,11 @@ class ClaudeMagics(Magics):
             # Line magic: the whole line is the prompt, with the current defaults.
             if not line.strip():
                 raise UsageError("%claude needs a prompt, e.g. %claude What is a p-value?")
-            args = parse_argstring(self.claude, "")
+            args = parse_flags(self.claude, "", "claude")
             prompt = line
         else:
             try:
-                args = parse_argstring(self.claude, line)
+                args = parse_flags(self.claude, line, "%claude")
             except UsageError:
                 raise
             except SystemExit:  # pragma: no cover - argparse exits on --help
@@ -411,15 +578,66 @@ class ClaudeMagics(Magics):
 
     def _run(self, args: Any, prompt: str, line: str) -> None:
         """``%%claude`` without --batch: flags to request body, then check, send, keep, record."""
-        from ..api.models import cache_min_tokens
+        from . import cell
+
+        with self._explain_not_found(args), _interrupts_say(INTERRUPTED_BEFORE_SENDING):
+            prepared = self._prepare(args, prompt, line)
+        if prepared is None:
+            return  # --dry-run or --count: shown, nothing sent
+        fmt = args.format or ("json" if args.schema else "markdown")
+        with self._explain_not_found(args):
+            result = cell.send(
+                self.client,
+                prepared.body,
+                prepared.view,
+                stream=not args.no_stream,
+                fmt=fmt,
+                chat=args.chat or DEFAULT_CHAT,
+                price_overrides=self.price_overrides,
+            )
+        # The answer is shown; keep it (--out, the conversation) before anything is recorded
+        # about it, so a ledger that cannot be written never loses an answer already paid for
+        # (record_spend warns in one line and the cell goes on). An answer cut short by a
+        # broken stream is shown and recorded, but not kept.
+        if result.failure is None:
+            self.last_result = result
+            if args.out:
+                self._ip.user_ns[args.out] = result.data if fmt == "json" else result
+            if prepared.conversation is not None:
+                prepared.conversation.record(
+                    Turn.of_result(prepared.key, prepared.user_content, result)
+                )
+            if fmt == "code":
+                code = cell.extract_code(result.text)
+                if code:
+                    self._ip.set_next_input(code, replace=False)
+        with _interrupts_say(INTERRUPTED_WHILE_RECORDING):
+            cell.record_spend(self.ledger, result, cell=self._cell_label())
+        cell.raise_outcome(result, fmt)
+
+    @contextlib.contextmanager
+    def _explain_not_found(self, args: Any) -> Iterator[None]:
+        """A 404 about the model (retired, misspelt) gets the current line-up beside it."""
         from ..errors import NotFoundError
-        from ..prompt.body import add_cache_breakpoints, build_body, dry_run_text
+        from . import checks
+
+        try:
+            yield
+        except NotFoundError as exc:
+            checks.explain_not_found(exc, args.model or self.model, self.catalog)
+            raise
+
+    def _prepare(self, args: Any, prompt: str, line: str) -> _Prepared | None:
+        """Everything before sending: the body (the key redacted from it, its text repaired),
+        the model's rules, ``--dry-run`` and ``--count`` (which show and return None), the
+        context window, the budget and the view."""
+        from ..api.models import cache_min_tokens
+        from ..prompt.body import add_cache_breakpoints, build_body, dry_run_text, repair_surrogates
         from . import cell, checks, request
         from .views import display, make_view
 
         if args.once and (args.new or args.chat):
             raise UsageError("--once sends without history: it cannot go with --new or --chat")
-        fmt = args.format or ("json" if args.schema else "markdown")
         if args.out and not args.out.isidentifier():
             raise UsageError(f"--out {args.out}: not a valid variable name")
         namespace = self._ip.user_ns
@@ -443,6 +661,12 @@ class ClaudeMagics(Magics):
             sample=self.df_sample,
             seed=self.df_sample_seed,
         )
+        client = self.client
+        # What the conversation keeps is what was sent: no key (a {{os.environ}}, a dict that
+        # holds it) and no lone surrogates (a surrogateescape read), which no front end can
+        # show and JSON cannot carry.
+        user_content, hidden = client.redact_key(user_content)
+        user_content, _ = repair_surrogates(user_content)
         chat_name = args.chat or DEFAULT_CHAT
         conversation = None if args.once else self.chats.get(chat_name)
         if conversation is not None and args.new:
@@ -453,14 +677,19 @@ class ClaudeMagics(Magics):
         # the model (a prefill, which 4.6-and-later models refuse); answers keep only their
         # text, so no thinking block outlives the conversation it was made in.
         history = conversation.messages_before(key) if conversation is not None else []
-        body = build_body(options, history, user_content)
+        body, more = client.redact_key(build_body(options, history, user_content))
+        if hidden or more:
+            print(
+                f"Note: the API key ({client.api_key_env}) was in this request; it was replaced "
+                f"by <{client.api_key_env}: redacted> before anything was shown or sent.",
+                file=sys.stderr,
+            )
         if self.auto_cache and not args.no_cache:
             add_cache_breakpoints(
                 body,
                 min_tokens=cache_min_tokens(options.model, self.cache_min_tokens),
                 conversation=conversation is not None,
             )
-        client = self.client
         if args.dry_run:
             text = dry_run_text(
                 client.base_url + "/v1/messages", body, client.key_status(), client.api_version
@@ -470,58 +699,36 @@ class ClaudeMagics(Magics):
             except UsageError as refusal:
                 text += f"\n\nThis request would be refused before sending: {refusal}"
             display({"text/plain": text}, raw=True)
-            return
+            return None
         checks.check_rules(body, info, client.api_version)
         self._warn_if_deprecated(info)
-        try:
-            if args.count:
-                bundle = checks.count(
-                    client,
-                    body,
-                    info,
-                    cache_min_override=self.cache_min_tokens,
-                    price_overrides=self.price_overrides,
-                )
-                display(bundle, raw=True)
-                return
-            checks.check_context(client, body, info)
-            if self.budget_usd is not None:
-                checks.check_budget(client, body, info, self.price_overrides)
-            view = make_view(
-                self.display,
-                self.shell,
-                options.model,
-                self.updates_per_second,
-                price_overrides=self.price_overrides,
-            )
-            result = cell.send(
+        if args.count:
+            bundle = checks.count(
                 client,
                 body,
-                view,
-                stream=not args.no_stream,
-                fmt=fmt,
-                chat=chat_name,
+                info,
+                cache_min_override=self.cache_min_tokens,
                 price_overrides=self.price_overrides,
             )
-        except NotFoundError as exc:
-            # A retired or misspelt model: the API's 404, with the current line-up beside it.
-            checks.explain_not_found(exc, options.model, self.catalog)
-            raise
-        # The answer is shown; keep it (--out, the conversation) before anything is recorded
-        # about it, so a ledger that cannot be written never loses an answer already paid for.
-        # An answer cut short by a broken stream is shown and recorded, but not kept.
-        if result.failure is None:
-            self.last_result = result
-            if args.out:
-                self._ip.user_ns[args.out] = result.data if fmt == "json" else result
-            if conversation is not None:
-                conversation.record(Turn.of_result(key, user_content, result))
-            if fmt == "code":
-                code = cell.extract_code(result.text)
-                if code:
-                    self._ip.set_next_input(code, replace=False)
-        cell.record_spend(self.ledger, result, cell=self._cell_label())
-        cell.raise_outcome(result, fmt)
+            display(bundle, raw=True)
+            return None
+        # A request over the API's 32 MB is refused by the client with its size, whichever
+        # check first encodes it (count_tokens here, or the send): the context check only
+        # asks the API near the limit, and weighs images at their token cost, not their bytes.
+        checks.check_context(client, body, info)
+        if self.budget_usd is not None:
+            try:
+                checks.check_budget(client, body, info, self.price_overrides)
+            finally:
+                cell.show_ledger_notices(self.ledger)
+        view = make_view(
+            self.display,
+            self.shell,
+            options.model,
+            self.updates_per_second,
+            price_overrides=self.price_overrides,
+        )
+        return _Prepared(body, user_content, conversation, key, view)
 
     def _cell_label(self) -> str:
         count = getattr(self._ip, "execution_count", None)
@@ -546,7 +753,7 @@ class ClaudeMagics(Magics):
         """
         from .batch_magic import batch_command
 
-        batch_command(self.shell, parse_argstring(self.claude_batch, line))
+        batch_command(self.shell, parse_flags(self.claude_batch, line, "claude_batch"))
 
     @magic_arguments()
     @argument("--chat", default=DEFAULT_CHAT, help="Conversation to show.")
@@ -555,7 +762,7 @@ class ClaudeMagics(Magics):
         """Show a conversation's turns: %claude_history [--chat NAME]."""
         from .line_magics import show_history
 
-        args = parse_argstring(self.claude_history, line)
+        args = parse_flags(self.claude_history, line, "claude_history")
         show_history(self.chats.get(args.chat))
 
     @magic_arguments()
@@ -564,7 +771,7 @@ class ClaudeMagics(Magics):
     @line_magic
     def claude_reset(self, line: str) -> None:
         """Forget a conversation: %claude_reset [--chat NAME | --all]."""
-        args = parse_argstring(self.claude_reset, line)
+        args = parse_flags(self.claude_reset, line, "claude_reset")
         if args.all and args.chat:
             raise UsageError("%claude_reset takes --chat NAME or --all, not both")
         if args.all:
@@ -615,8 +822,13 @@ class ClaudeMagics(Magics):
         """This session's calls and totals as a DataFrame: %claude_usage [--all | --since DATE]."""
         from .line_magics import show_usage
 
-        args = parse_argstring(self.claude_usage, line)
-        show_usage(self.ledger, all_sessions=args.all, since=args.since)
+        args = parse_flags(self.claude_usage, line, "claude_usage")
+        try:
+            show_usage(self.ledger, all_sessions=args.all, since=args.since)
+        finally:
+            from .cell import show_ledger_notices
+
+            show_ledger_notices(self.ledger)
 
     @magic_arguments()
     @argument("--all", action="store_true", help="Legacy and deprecated models too.")
@@ -632,7 +844,7 @@ class ClaudeMagics(Magics):
         """
         from .line_magics import show_models
 
-        args = parse_argstring(self.claude_models, line)
+        args = parse_flags(self.claude_models, line, "claude_models")
         show_models(
             self.catalog,
             {"model": self.model, "job_model": self.job_model},

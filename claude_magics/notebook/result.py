@@ -86,6 +86,10 @@ class ClaudeResult:
     #: thinking). Known even when the thinking text is empty.
     thinking_seconds: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Output tokens counted locally from what arrived, for an answer cut short before the API
+    #: reported its final usage (None: the API's figure stands). :attr:`tokens`, the cost, the
+    #: status line (``≈N out``) and the ledger use it.
+    output_estimate: int | None = None
     #: The error that cut a streamed answer short (the connection broke, an ``error`` event):
     #: the partial answer is shown and recorded first, then the cell raises it.
     failure: Exception | None = field(default=None, repr=False, compare=False)
@@ -97,8 +101,10 @@ class ClaudeResult:
 
     @property
     def tokens(self) -> Usage:
-        """The usage as a :class:`~claude_magics.cost.usage.Usage`: tokens by kind."""
-        return Usage.from_api(self.message.get("usage"))
+        """The usage as a :class:`~claude_magics.cost.usage.Usage`: tokens by kind, with the
+        output estimate of an answer cut short (see :attr:`output_estimate`)."""
+        usage = Usage.from_api(self.message.get("usage"))
+        return usage if self.output_estimate is None else usage.with_output(self.output_estimate)
 
     @property
     def stop_reason(self) -> str | None:
@@ -132,6 +138,7 @@ class ClaudeResult:
             stop_reason=self.stop_reason,
             interrupted=self.interrupted,
             error=self.error,
+            output_estimated=self.output_estimate is not None,
         )
 
     def __repr__(self) -> str:
@@ -164,17 +171,20 @@ def status_line(
     interrupted: bool = False,
     error: str | None = None,
     streaming: bool = False,
+    output_estimated: bool = False,
 ) -> str:
     """One line about a call: model, tokens in and out, cache use, thinking, time, cost and how
     it ended. Thinking shows as "thinking… 3.2 s" while it lasts, then "thought 3.2 s" (just
-    "thought" when it was not timed): its text may be empty, its time is not."""
+    "thought" when it was not timed): its text may be empty, its time is not. Output tokens
+    counted locally (``streaming``, ``output_estimated``) read "≈N out"."""
     parts = [model, f"{usage.prompt:,} in"]
     if usage.cache_read:
         parts.append(f"{usage.cache_read:,} read from cache")
     if usage.cache_write:
         parts.append(f"{usage.cache_write:,} written to cache")
     # While streaming, output tokens are counted locally (the API reports them at the end).
-    parts.append(f"≈{usage.output:,} out" if streaming else f"{usage.output:,} out")
+    about = "≈" if streaming or output_estimated else ""
+    parts.append(f"{about}{usage.output:,} out")
     if still_thinking:
         # A live view re-renders only when events arrive, and thinking whose text is omitted
         # sends none until it ends: a time frozen at "0.0 s" would mislead, so it shows once
