@@ -18,6 +18,7 @@ The tree::
     └── APIError                     something went wrong talking to the API
         ├── APIConnectionError       the request did not get a response
         │   └── APITimeoutError      ... because it timed out
+        ├── APIResponseError         a 2xx whose body is not JSON
         ├── APIStreamError           a stream broke after it started (partial message kept)
         └── APIStatusError           the API answered 4xx/5xx; status_code, error_type, request_id
             ├── BadRequestError            400 invalid_request_error
@@ -44,6 +45,7 @@ from typing import Any
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIResponseError",
     "APIStatusError",
     "APIStreamError",
     "APITimeoutError",
@@ -198,6 +200,13 @@ class APITimeoutError(APIConnectionError):
         super().__init__(
             message, may_have_reached_server=may_have_reached_server, attempts=attempts
         )
+
+
+class APIResponseError(APIError):
+    """The server answered 2xx with a body that is not a JSON object (a proxy's error page, a
+    cut-off body): nothing usable came back. Sending again may be billed again."""
+
+    hint = "The server's answer was not the API's JSON; check ANTHROPIC_BASE_URL, or try again."
 
 
 class APIStreamError(APIError):

@@ -13,7 +13,12 @@ from typing import Any, ClassVar
 import pytest
 
 from claude_magics.api.client import Client
-from claude_magics.errors import APIStreamError, EndpointNotFoundError, NotFoundError
+from claude_magics.errors import (
+    APIResponseError,
+    APIStreamError,
+    EndpointNotFoundError,
+    NotFoundError,
+)
 
 MESSAGE: dict[str, Any] = {
     "id": "msg_gateway",
@@ -148,3 +153,21 @@ def test_a_count_the_server_marks_as_an_estimate_is_one(
     count = client.messages.count_tokens(model="m", messages=[], max_tokens=9, stream=True)
     assert count == 42
     assert count.estimated is estimated
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (200, "text/html", b"<html>proxy says hi</html>"),
+        (200, "application/json", b'{"type": "message", "content": ['),
+        (200, "application/json", b"[1, 2, 3]"),
+    ],
+)
+def test_a_2xx_that_is_not_a_json_object_is_one_line(
+    gateway: Any, answer: tuple[int, str, bytes]
+) -> None:
+    client, routes = gateway
+    routes["/v1/messages"] = answer
+    with pytest.raises(APIResponseError, match="answered 200 with") as caught:
+        client.messages.create(model="m", max_tokens=5, messages=[])
+    assert "\n" not in str(caught.value)

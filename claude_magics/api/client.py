@@ -28,6 +28,7 @@ import orjson
 from .._version import __version__
 from ..errors import (
     APIConnectionError,
+    APIResponseError,
     APIStatusError,
     APITimeoutError,
     EndpointNotFoundError,
@@ -129,7 +130,21 @@ def _error_from_response(response: httpx.Response, attempts: int) -> APIStatusEr
 
 
 def _api_object(response: httpx.Response) -> ApiObject:
-    obj = ApiObject(orjson.loads(response.read()))
+    request_id = response.headers.get("request-id")
+    try:
+        data = orjson.loads(response.read())
+    except (orjson.JSONDecodeError, httpx.HTTPError) as exc:
+        raise APIResponseError(
+            f"the server answered {response.status_code} with a body that is not JSON "
+            f"({type(exc).__name__})",
+            request_id=request_id,
+        ) from None
+    if not isinstance(data, dict):
+        raise APIResponseError(
+            f"the server answered {response.status_code} with JSON that is not an object",
+            request_id=request_id,
+        )
+    obj = ApiObject(data)
     obj.request_id = response.headers.get("request-id")
     obj.response_headers = dict(response.headers)
     return obj

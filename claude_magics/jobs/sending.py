@@ -45,7 +45,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..api.retry import should_retry
-from ..errors import APIConnectionError, APIError, APIStatusError, ClaudeError, StorageError
+from ..errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseError,
+    APIStatusError,
+    ClaudeError,
+    StorageError,
+)
 from .progress import say
 from .spend import Tally, row_spend
 from .store import ChunkRecord, OwedSpend, ResultRow
@@ -621,12 +628,8 @@ def run_realtime(job: JobState, prompts: list[int]) -> None:
             return job.client.request(
                 "POST", "/v1/messages", body=orjson.Fragment(job.params(prompt)), max_retries=0
             )
-        except ClaudeError:
-            raise
-        except (ValueError, TypeError) as exc:  # the body did not parse (JSONDecodeError)
-            raise _MalformedAnswer(
-                f"the answer was cut short or is not JSON ({type(exc).__name__}: {exc})"
-            ) from None
+        except APIResponseError as exc:  # a 2xx body cut short or not JSON
+            raise _MalformedAnswer(f"the answer was cut short or is not JSON ({exc})") from None
 
     def keep(outcome: Outcome[int]) -> None:
         nonlocal answered, last_spend
