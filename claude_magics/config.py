@@ -22,6 +22,7 @@ from .errors import ClaudeError, StorageError
 if TYPE_CHECKING:
     from .api.client import Client
     from .cost.ledger import Ledger
+    from .cost.replay import Replayer
 
 __all__ = [
     "DEFAULTS",
@@ -35,6 +36,7 @@ __all__ = [
     "in_ipython",
     "shared_client",
     "shared_ledger",
+    "shared_replayer",
 ]
 
 
@@ -69,6 +71,10 @@ class Settings:
     #: Seconds a write to the spend ledger waits for another process that holds the file
     #: before it gives up (a warning; the answer is kept).
     ledger_busy_timeout: float = 5.0
+    #: Show answers already paid for instead of paying again (``--fresh`` asks anew).
+    replay: bool = True
+    #: Most megabytes ``responses.sqlite`` may hold; the least recently used go first.
+    replay_max_mb: int = 300
 
 
 #: The built-in defaults (``%config`` and flags override them).
@@ -151,6 +157,24 @@ def shared_ledger() -> Ledger:
 
             _fallback["ledger"] = Ledger(busy_timeout=DEFAULTS.ledger_busy_timeout)
         return _fallback["ledger"]  # type: ignore[no-any-return]
+
+
+def shared_replayer() -> Replayer:
+    """The replay store and cassette of this session (the magics' when loaded), else one from
+    the defaults and the ``CLAUDE_MAGICS_CASSETTE`` / ``CLAUDE_MAGICS_REPLAY`` variables."""
+    magics = active_magics()
+    if magics is not None:
+        replayer: Replayer = magics.replayer
+        return replayer
+    with _lock:
+        if "replayer" not in _fallback:
+            from .cost.replay import Replayer, ReplayStore, cassette_from_environment
+
+            store = (
+                ReplayStore(max_bytes=DEFAULTS.replay_max_mb * 2**20) if DEFAULTS.replay else None
+            )
+            _fallback["replayer"] = Replayer(store, cassette_from_environment())
+        return _fallback["replayer"]  # type: ignore[no-any-return]
 
 
 class BudgetExceededError(ClaudeError):

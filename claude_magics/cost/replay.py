@@ -47,7 +47,9 @@ __all__ = [
     "CassetteMode",
     "ReplayStats",
     "ReplayStore",
+    "Replayer",
     "StoredAnswer",
+    "cassette_from_environment",
     "prompt_preview",
     "request_key",
 ]
@@ -347,3 +349,56 @@ class Cassette:
             temp = self.path.with_name(self.path.name + ".tmp")
             temp.write_bytes(b"\n".join(lines) + b"\n")
             os.replace(temp, self.path)
+
+
+class Replayer:
+    """What a cell or a job asks: the cassette first (when one is set), then the store.
+
+    ``replayer.lookup(key, body)`` gives a stored answer or None (a cassette in replay mode
+    raises :class:`ReplayMissError` instead of None); ``replayer.keep(key, body, message,
+    cost_usd)`` stores a fresh answer in both. ``store`` is None when replay is turned off
+    (``ClaudeMagics.replay = False``); a cassette still works then, since CI asks for it."""
+
+    def __init__(self, store: ReplayStore | None, cassette: Cassette | None = None) -> None:
+        self.store = store
+        self.cassette = cassette
+
+    def __repr__(self) -> str:
+        return f"Replayer(store={self.store!r}, cassette={self.cassette!r})"
+
+    @property
+    def active(self) -> bool:
+        return self.store is not None or self.cassette is not None
+
+    def lookup(self, key: str, body: Mapping[str, Any]) -> StoredAnswer | None:
+        if self.cassette is not None:
+            message = self.cassette.get(key, body)
+            if message is not None:
+                return StoredAnswer(message, 0.0, None, message.get("id"))
+            if self.cassette.mode == "record":
+                return None  # recording: always ask the API
+        return self.store.get(key) if self.store is not None else None
+
+    def keep(
+        self,
+        key: str,
+        body: Mapping[str, Any],
+        message: Mapping[str, Any],
+        cost_usd: float | None = None,
+    ) -> None:
+        if self.cassette is not None:
+            self.cassette.put(key, body, message)
+        if self.store is not None:
+            self.store.put(key, message, cost_usd=cost_usd)
+
+
+def cassette_from_environment() -> Cassette | None:
+    """The cassette CI asks for without editing the notebook: ``CLAUDE_MAGICS_CASSETTE=PATH``
+    and ``CLAUDE_MAGICS_REPLAY=record|replay|auto`` (default ``auto``)."""
+    path = os.environ.get("CLAUDE_MAGICS_CASSETTE")
+    if not path:
+        return None
+    mode = os.environ.get("CLAUDE_MAGICS_REPLAY", "auto").strip().lower()
+    if mode not in ("record", "replay", "auto"):
+        raise ReplayMissError(f"CLAUDE_MAGICS_REPLAY={mode!r}: use record, replay or auto")
+    return Cassette(path, mode)  # type: ignore[arg-type]

@@ -225,6 +225,15 @@ class ClaudeMagics(Magics):
     ledger_path = Unicode(
         "", help="SQLite file of the spend ledger; empty means the user cache directory."
     ).tag(config=True)
+    replay = Bool(
+        DEFAULTS.replay,
+        help="Show an answer already paid for (the same request, any session) instead of paying "
+        "again; --fresh asks anew.",
+    ).tag(config=True)
+    replay_max_mb = Integer(
+        DEFAULTS.replay_max_mb,
+        help="Most MB the replay store (responses.sqlite) may hold; least recently used go first.",
+    ).tag(config=True)
     ledger_busy_timeout = Float(
         DEFAULTS.ledger_busy_timeout,
         help="Seconds a ledger write waits for another program holding the file; then the "
