@@ -58,12 +58,23 @@ def load_ipython_extension(ipython: Any) -> None:
     Only IPython's own magic machinery is imported here; the client, pandas and ipywidgets load
     when a magic first needs them.
     """
-    from .notebook.magics import ClaudeMagics
+    from traitlets import TraitError
+
+    from .notebook.magics import ClaudeMagics, SettingRefused, _without_keys
 
     existing = _registered(ipython)
     if existing is not None:
         return
-    ipython.register_magics(ClaudeMagics(shell=ipython))
+    try:
+        magics = ClaudeMagics(shell=ipython)
+    except TraitError as error:
+        # A bad value in ipython_config.py (c.ClaudeMagics...): one line, never the value if
+        # it could be a key, instead of traitlets' traceback.
+        raise SettingRefused(
+            f"a ClaudeMagics setting in your IPython configuration is refused: "
+            f"{_without_keys(str(error), None)}"
+        ) from None
+    ipython.register_magics(magics)
     _register_accessor_when_pandas(ipython)
 
 

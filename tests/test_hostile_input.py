@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,3 +129,20 @@ def test_the_client_redacts_its_key_from_anything_it_is_given(
     assert "<ANTHROPIC_API_KEY: redacted>" in clean["messages"][0]["content"]
     assert "sk-ant-secret-0042" in body["messages"][0]["content"]  # the input is untouched
     assert client.redact_key({"plain": "text"}) == ({"plain": "text"}, 0)
+
+
+def test_a_refused_setting_in_the_ipython_config_is_one_line(shell: Any) -> None:
+    from traitlets.config import Config
+
+    from claude_magics.notebook.magics import SettingRefused
+
+    shell.config.ClaudeMagics = Config({"api_key_env": "sk-ant-pasted-by-mistake-0042"})
+    try:
+        with pytest.raises(SettingRefused) as caught:
+            shell.run_line_magic("load_ext", "claude_magics")
+        text = "".join(caught.value._render_traceback_())
+        assert "pasted-by-mistake" not in text
+        assert "\n" not in text and "api_key_env" in text
+    finally:
+        shell.config.pop("ClaudeMagics", None)
+        shell.extension_manager.loaded.discard("claude_magics")
