@@ -5,14 +5,10 @@ aside and a fresh ledger started."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from file_faults import held_by_another_process, tmpfs
 
 from claude_magics.cost.ledger import Ledger
 from claude_magics.cost.usage import Usage
@@ -61,54 +57,15 @@ def test_a_home_that_is_a_file(tmp_path: Path) -> None:
 def test_a_lock_held_by_another_process_for_too_long(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     _spend(Ledger(path))  # the file exists, with its table
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import sqlite3, sys, time
-                db = sqlite3.connect({str(path)!r}, isolation_level=None)
-                db.execute("BEGIN EXCLUSIVE")
-                print("locked", flush=True)
-                time.sleep(30)
-                """
-            ),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(StorageError) as caught:
-            _spend(Ledger(path, busy_timeout=0.2))
-        text = _one_line(caught.value)
-        assert "locked" in text and "another program holds it" in text
-    finally:
-        holder.kill()
-        holder.wait()
+    with held_by_another_process(path), pytest.raises(StorageError) as caught:
+        _spend(Ledger(path, busy_timeout=0.2))
+    text = _one_line(caught.value)
+    assert "locked" in text and "another program holds it" in text
     _spend(Ledger(path, busy_timeout=0.2))  # free again: written
 
 
-@contextmanager
-def _tmpfs(where: Path, options: str) -> Iterator[Path]:
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def test_a_full_disk(tmp_path: Path) -> None:
-    with _tmpfs(tmp_path / "small", "size=64k") as small:
+    with tmpfs(tmp_path / "small", "size=64k") as small:
         ledger = Ledger(small / "ledger.sqlite")
         (small / "filler").write_bytes(b"\0" * (64 * 1024 - 4096))
 
@@ -122,7 +79,7 @@ def test_a_full_disk(tmp_path: Path) -> None:
 
 
 def test_a_read_only_file_system(tmp_path: Path) -> None:
-    with _tmpfs(tmp_path / "ro", "ro,size=64k") as read_only:
+    with tmpfs(tmp_path / "ro", "ro,size=64k") as read_only:
         with pytest.raises(StorageError) as caught:
             _spend(Ledger(read_only / "ledger.sqlite"))
         assert "read-only" in _one_line(caught.value)

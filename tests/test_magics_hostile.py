@@ -12,9 +12,6 @@ import logging
 import os
 import re
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from file_faults import held_by_another_process, tmpfs
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
@@ -64,49 +62,11 @@ def run_cell(ip: InteractiveShell, source: str) -> tuple[Any, Any]:
 
 
 @contextmanager
-def _tmpfs(where: Path, options: str) -> Iterator[Path]:
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-@contextmanager
 def _locked_by_another_process(path: Path) -> Iterator[None]:
     """``path`` (a ledger) held with an exclusive lock by a second process until the end."""
     Ledger(path).calls()  # the file exists, with its table
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import sqlite3, time
-                db = sqlite3.connect({str(path)!r}, isolation_level=None)
-                db.execute("BEGIN EXCLUSIVE")
-                print("locked", flush=True)
-                time.sleep(60)
-                """
-            ),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
+    with held_by_another_process(path):
         yield
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 @contextmanager
@@ -131,11 +91,11 @@ def unusable_ledger(
         monkeypatch.setenv("CLAUDE_MAGICS_HOME", str(home))
         yield "could not be created as a folder", "point ClaudeMagics.ledger_path"
     elif how == "read-only":
-        with _tmpfs(tmp_path / "ro", "ro,size=64k") as read_only:
+        with tmpfs(tmp_path / "ro", "ro,size=64k") as read_only:
             magics.ledger_path = str(read_only / "ledger.sqlite")
             yield "the file system is read-only", "make it writable or move it"
     elif how == "full":
-        with _tmpfs(tmp_path / "small", "size=64k") as small:
+        with tmpfs(tmp_path / "small", "size=64k") as small:
             _fill(small / "filler")
             magics.ledger_path = str(small / "ledger.sqlite")
             yield "full", "free some space"
@@ -179,11 +139,14 @@ def test_a_ledger_that_cannot_be_written_costs_no_answer(
     assert final_outputs(captured)[-1]["text/plain"] == kept.text != ""
     assert magics.chats.get().turns[-1].assistant_text == kept.text
     assert magics.last_result is kept
-    # One warning line that says what happened and what to do; no traceback.
-    (warning,) = shown_lines(captured)
+    # One warning line that says what happened and what to do; no traceback. The replay
+    # store lives beside the ledger: when its folder is unusable too, it says so first, once.
+    *replay, warning = shown_lines(captured)
     assert warning.startswith("Warning: the answer is kept, but its spend was not recorded")
     assert what in warning
     assert todo in warning
+    assert len(replay) == (how in ("home is a file", "read-only", "full")), replay
+    assert all(r.endswith("Not replayed: asking the API.") and todo in r for r in replay)
     assert elapsed < 3  # a lock is waited for as long as ledger_busy_timeout, no longer
 
 

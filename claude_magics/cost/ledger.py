@@ -154,6 +154,7 @@ class Ledger:
         request_id: str | None = None,
         kind: str = "realtime",
         cell: str | None = None,
+        saved_usd: float | None = None,
     ) -> CallRecord:
         """Record one call from its ``usage`` (a :class:`Usage` or the API's object) and priced
         ``cost``; return the row. See :meth:`record_replay` for answers shown again."""
@@ -173,6 +174,7 @@ class Ledger:
             kind=kind,
             cache_hit_share=tokens.cache_hit_share or 0.0,
             prices_as_of=PRICES_AS_OF if cost is not None else None,
+            saved_usd=saved_usd,
         )
         self.record(record)
         return record
@@ -188,25 +190,16 @@ class Ledger:
     ) -> CallRecord:
         """Record an answer shown again from the replay store: kind ``replay``, $0, with what
         it cost when it was paid for (``saved``) so ``%claude_usage`` can say what replay saved."""
-        tokens = usage if isinstance(usage, Usage) else Usage.from_api(usage)
-        record = CallRecord(
-            time=time.time(),
-            session=self.session,
-            cell=cell,
+        return self.record_usage(
             model=model,
-            input_tokens=tokens.input,
-            output_tokens=tokens.output,
-            cache_write_tokens=tokens.cache_write,
-            cache_read_tokens=tokens.cache_read,
-            cost_usd=0.0,
+            usage=usage,
+            cost=Cost(0.0, 0.0, 0.0, 0.0),
             seconds=0.0,
             request_id=request_id,
             kind="replay",
-            cache_hit_share=tokens.cache_hit_share or 0.0,
+            cell=cell,
             saved_usd=saved.total if isinstance(saved, Cost) else saved,
         )
-        self.record(record)
-        return record
 
     def saved(self, *, session: str | None = None, since: float | None = None) -> float:
         """Dollars replay saved for the matching calls."""
