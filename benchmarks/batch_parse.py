@@ -4,7 +4,8 @@
 
 Ours: everything between the bytes of the results file and the labels column: each line
 parsed (orjson, as ``client.batches.results`` does), matched to its prompt by ``custom_id``,
-written to the job ledger (SQLite, a transaction every 5,000 lines, as it streams in), then
+written to the job ledger (SQLite, a transaction every 5,000 lines, as it streams in) and each
+answer kept for replay (``responses.sqlite``, in the same slices), then
 read back, each answer checked against the labels, and the categorical Series built on the
 original index with a status per row. Baseline: ``json.loads`` on each line and nothing else.
 
@@ -81,13 +82,15 @@ def new_job(folder: Path, n: int, run: int) -> Job:
         state="running",
         description="benchmark",
         spec={"task": task.to_spec(), "cacheable": True},
-        before=b"",
-        after=b"",
+        before=b'{"model":"claude-haiku-4-5","max_tokens":36,"messages":[{"role":"user","content":',
+        after=b"}]}",
     )
     store.create(record, texts=[""] * n, row_prompt=range(n), row_index=None)
     from claude_magics.api.client import Client
+    from claude_magics.cost.replay import Replayer, ReplayStore
 
-    return Job(store, record, client=Client(api_key="unused"), progress=False)
+    replayer = Replayer(ReplayStore(folder / f"responses-{run}.sqlite"))
+    return Job(store, record, client=Client(api_key="unused"), progress=False, replayer=replayer)
 
 
 def ours(job: Job, lines: list[bytes]) -> object:

@@ -23,6 +23,7 @@ import orjson
 from claude_magics.api.client import Client
 from claude_magics.config import Settings
 from claude_magics.cost.ledger import Ledger
+from claude_magics.cost.replay import Replayer, ReplayStore
 from claude_magics.emulator import Emulator
 from claude_magics.jobs import entry
 from claude_magics.jobs.job import Job
@@ -58,6 +59,8 @@ class Jobs:
     client: Client
     store: JobStore
     ledger: Ledger
+    #: The replay store of this test (``responses.sqlite`` beside the job store), no cassette.
+    replayer: Replayer
 
     def run(self, frame: Any, template: Any, task: Any, **options: Any) -> Job:
         options.setdefault("progress", False)
@@ -65,6 +68,7 @@ class Jobs:
         options.setdefault("client", self.client)
         options.setdefault("store", self.store)
         options.setdefault("ledger", self.ledger)
+        options.setdefault("replayer", self.replayer)
         return entry.run(frame, template, task, **options)
 
     def fresh_process_objects(self) -> tuple[JobStore, Client, Ledger]:
@@ -85,6 +89,9 @@ class Jobs:
             client=client,
             ledger=ledger,
             settings=FAST,
+            replayer=Replayer(ReplayStore(self.replayer.store.path))
+            if self.replayer.store
+            else None,
         )
 
     def creates(self) -> list[Any]:
@@ -147,6 +154,7 @@ def make_jobs(emulator: Emulator, tmp_path: Path) -> Jobs:
         _client(emulator),
         JobStore(tmp_path / "jobs.sqlite"),
         Ledger(tmp_path / "ledger.sqlite"),
+        Replayer(ReplayStore(tmp_path / "responses.sqlite")),
     )
 
 

@@ -317,7 +317,8 @@ def test_a_deprecated_model_warns_once_and_runs(ip: InteractiveShell, emulator: 
     )
     assert sent(emulator)[-1].status == 200
     # Once per model and session, whatever name it goes by.
-    assert run(ip, "--once -m claude-sonnet-4-5-20250929").stderr == ""
+    # --fresh: the same request again would be replayed, and this one must be sent.
+    assert run(ip, "--once --fresh -m claude-sonnet-4-5-20250929").stderr == ""
     assert run(ip, "--once -m claude-sonnet-4-5").stderr == ""
     opus = run(ip, "--once -m claude-opus-4-5").stderr
     assert "2027-01-22" in opus

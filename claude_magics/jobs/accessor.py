@@ -27,12 +27,17 @@ from .progress import say
 from .tasks import Task, extract_task, label_task, map_task
 
 if TYPE_CHECKING:
+    from ..api.client import Client
+    from ..cost.replay import Replayer
     from .estimate import TokenCount
 
 __all__ = ["ClaudeAccessor", "register"]
 
 # Passed through to ``entry.run``: where to send and store, and the settings to use.
-_KNOWN = ("client", "store", "ledger", "limits", "settings", "fresh", "progress", "what")
+_KNOWN = (
+    *("client", "store", "ledger", "limits", "settings", "fresh", "progress", "what"),
+    "replayer",
+)
 
 
 def _job_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -270,9 +275,13 @@ class ClaudeAccessor:
         system: str | None = None,
         max_tokens: int | None = None,
         compare: Sequence[str] | None = None,
+        client: Client | None = None,
+        replayer: Replayer | None = None,
     ) -> pd.DataFrame:
         """What the job would cost in realtime and as a batch, with and without caching, from
-        local token estimates; nothing is sent. The note is in ``.attrs["note"]``.
+        local token estimates; nothing is sent. The note is in ``.attrs["note"]``. Prompts
+        answered before (the replay store, a cassette) are not counted: the note says how many
+        would be replayed, at $0 (``client`` and ``replayer``: default the session's).
 
         ``model`` defaults to ``ClaudeMagics.job_model``. Beside its cost, an ``if MODEL ($)``
         column per model in ``compare`` prices the same tokens on that model; by default the
@@ -281,7 +290,7 @@ class ClaudeAccessor:
             df.claude.estimate("review", labels=["positive", "negative"])
             df.claude.estimate("review", labels=["positive", "negative"], compare=())
         """
-        from ..config import current_settings
+        from ..config import current_settings, shared_client
         from .estimate import comparison_models, estimate_job
 
         prompts = self._prompts(
@@ -296,7 +305,13 @@ class ClaudeAccessor:
         settings = current_settings()
         if compare is None:
             compare = comparison_models(prompts.model, settings.model)
-        return estimate_job(prompts, settings.price_overrides, compare=compare).frame()
+        replay = entry.prompts_replay(
+            prompts, client or shared_client(), entry.job_replayer(replayer, settings)
+        )
+        hits = replay.lookup(range(prompts.n_prompts)) if replay is not None else {}
+        return estimate_job(
+            prompts, settings.price_overrides, compare=compare, replayed=hits
+        ).frame()
 
     def count_tokens(
         self,

@@ -56,6 +56,9 @@ if TYPE_CHECKING:
     from ..api.client import Client
     from ..api.models import ModelCatalog, ModelInfo
     from ..cost.ledger import Ledger
+    from ..cost.replay import Replayer
+    from .replaying import JobReplay
+    from .rows import Prompts
     from .tasks import Task
 
 __all__ = [
@@ -139,6 +142,29 @@ def _confirm(what: str, expected: float | None, worst: float | None, threshold: 
         raise ConfirmationDeclined("Not confirmed: nothing was sent.")
 
 
+def job_replayer(replayer: Replayer | None, settings: Settings) -> Replayer | None:
+    """The replayer a job uses: the one given, else the session's (``config.shared_replayer``)
+    without its store when ``Settings.replay`` is off (a cassette still works: CI asks for
+    it). None when there is neither store nor cassette."""
+    from ..config import shared_replayer
+    from ..cost.replay import Replayer
+
+    chosen = replayer if replayer is not None else shared_replayer()
+    if not settings.replay and chosen.store is not None:
+        chosen = Replayer(None, chosen.cassette)
+    return chosen if chosen.active else None
+
+
+def prompts_replay(prompts: Prompts, client: Client, replayer: Replayer | None) -> JobReplay | None:
+    """The replay side of a job about to be made from ``prompts`` (None: no replay)."""
+    if replayer is None:
+        return None
+    from .replaying import JobReplay
+
+    before, after = prompts.template(batch=False)
+    return JobReplay(replayer, client, before, after, prompts.texts)
+
+
 def resolve_mode(mode: str, n_prompts: int, threshold: int) -> str:
     """``batch`` or ``realtime``: ``auto`` picks batches from ``threshold`` prompts up."""
     if mode not in ("auto", "batch", "realtime"):
@@ -167,6 +193,7 @@ def run(
     limits: BatchLimits | None = None,
     what: str | None = None,
     settings: Settings | None = None,
+    replayer: Replayer | None = None,
 ) -> Job:
     """Run ``task`` over the rows of ``frame``: the function behind ``df.claude.map``,
     ``label`` and ``extract``. Returns the job, finished unless ``wait=False``.
@@ -177,6 +204,12 @@ def run(
     inputs attaches to the job it started before (``fresh=True`` starts over). ``settings``
     replaces the current settings (``%config ClaudeMagics``) for this job: the job model, the
     thresholds, the poll timings, the price overrides.
+
+    **Replay.** Each distinct prompt is looked up first (``replayer``: default the session's
+    replay store and cassette, ``config.shared_replayer``): answers already paid for go into
+    the job's results at $0 (``source`` "replay"), and only the rest is sent, estimated,
+    confirmed and checked against the budget; ``mode="auto"`` picks by what is sent.
+    ``fresh=True`` looks nothing up. Every fresh answer is kept for replay.
     """
     from ..api.rules import check_request
     from ..config import check_budget, current_settings, shared_client, shared_ledger
@@ -189,9 +222,15 @@ def run(
     prompts = build_prompts(
         frame, row_template, task, model=model, max_tokens=max_tokens, system=system
     )
-    chosen = resolve_mode(mode, prompts.n_prompts, settings.batch_threshold)
-    store = store or default_store()
     client = client or shared_client()
+    replayer = job_replayer(replayer, settings)
+    replay = prompts_replay(prompts, client, replayer)
+    # Answers already paid for: looked up in bulk before anything else, since what is left to
+    # send decides the mode, the estimate and the confirmation.
+    hits = replay.lookup(range(prompts.n_prompts)) if replay is not None and not fresh else {}
+    misses = [n for n in range(prompts.n_prompts) if n not in hits]
+    chosen = resolve_mode(mode, len(misses), settings.batch_threshold)
+    store = store or default_store()
     if ledger is None:
         ledger = shared_ledger()
     limits = limits or BatchLimits()
@@ -200,7 +239,7 @@ def run(
         reason = f"this server ({client.base_url}) does not batch {model}"
         if mode == "batch":
             raise _no_batches(reason)
-        say(f"{reason}: sending the {prompts.n_prompts:,} requests in realtime instead.")
+        say(f"{reason}: sending the {len(misses):,} requests in realtime instead.")
         chosen = "realtime"
     batch = chosen == "batch"
     # Before anything is sent, and in one line: a max_tokens above the model's most, say. The
@@ -221,6 +260,7 @@ def run(
             progress=progress,
             limits=limits,
             settings=settings,
+            replayer=replayer,
         )
         if not job.done:
             say(
@@ -232,8 +272,11 @@ def run(
             say_if_busy(job)
         return job
 
-    estimate = estimate_job(prompts, settings.price_overrides)
-    label = what or f"This {task.kind} job ({prompts.n_prompts:,} requests, {chosen})"
+    if replay is not None:
+        replay.require(misses)  # a CI cassette without one of them: one line, nothing sent
+    estimate = estimate_job(prompts, settings.price_overrides, replayed=hits)
+    replayed = f"; {len(hits):,} more replayed at $0" if hits else ""
+    label = what or f"This {task.kind} job ({len(misses):,} requests, {chosen}{replayed})"
     worst = estimate.worst_case(chosen)
     check_budget(worst, label)
     if not yes and worst is not None and worst > settings.confirm_above_usd:
@@ -281,9 +324,13 @@ def run(
         settings=settings,
         texts=prompts.texts,
         row_prompt=prompts.row_prompt,
+        replayer=replayer,
+        replay=replay,
+        fresh=fresh,
     )
+    job.put_replayed(hits)
     try:
-        job.start()  # realtime: blocks until every request is answered or has failed
+        job.start(misses)  # realtime: blocks until every request is answered or has failed
     except KeyboardInterrupt as exc:
         if isinstance(exc, (JobDetached, JobInterrupted, StoppedWaiting)):
             raise
@@ -299,7 +346,7 @@ def run(
         reason = f"this server ({client.base_url}) has no Message Batches endpoint"
         if mode == "batch":
             raise _no_batches(reason) from None
-        say(f"{reason}: sending the {prompts.n_prompts:,} requests in realtime instead.")
+        say(f"{reason}: sending the {len(misses):,} requests in realtime instead.")
         return run(
             frame,
             template,
@@ -318,6 +365,7 @@ def run(
             limits=limits,
             what=what,
             settings=settings,
+            replayer=replayer,
         )
     if wait and job.mode == "batch":
         job.wait()
@@ -333,6 +381,7 @@ def attach(
     client: Client | None = None,
     ledger: Ledger | None = None,
     settings: Settings | None = None,
+    replayer: Replayer | None = None,
 ) -> Job:
     """The job with this id (or a unique prefix of it), from the job store; waits for its
     results unless ``wait=False`` (a realtime job sends what is left: the rows never sent,
@@ -346,13 +395,15 @@ def attach(
         raise JobNotFoundError(job_id, str(store.path))
     ledger = ledger if ledger is not None else shared_ledger()
     settle_owed(store, ledger)
+    settings = settings if settings is not None else current_settings()
     job = Job(
         store,
         record,
         client=client or shared_client(),
         ledger=ledger,
         progress=progress,
-        settings=settings if settings is not None else current_settings(),
+        settings=settings,
+        replayer=job_replayer(replayer, settings),
     )
     if wait:
         job.wait()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import html
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -104,6 +104,9 @@ class JobEstimate:
     overrides: Mapping[str, Any] | None = None
     #: Other models to price the same tokens on, beside the job's (to compare).
     compare: tuple[str, ...] = ()
+    #: Distinct prompts answered before (the replay store, a cassette): shown again at $0,
+    #: not sent, and not in ``prompts`` or any cost here.
+    replayed: int = 0
 
     @property
     def price(self) -> ModelPrice | None:
@@ -216,8 +219,14 @@ class JobEstimate:
         if self.compare:
             names = " and ".join(", ".join(self.compare).rsplit(", ", 1))
             compared = f"the 'if' columns price the same tokens on {names}; "
+        replayed = (
+            f" to send, {self.replayed:,} more replayed from answers already paid for (at $0)"
+            if self.replayed
+            else ""
+        )
         return (
-            f"{self.rows:,} rows, {self.prompts:,} distinct prompts, {self.model}; input tokens "
+            f"{self.rows:,} rows, {self.prompts:,} distinct prompts{replayed}, {self.model}; "
+            "input tokens "
             f"are local estimates, output is at most max_tokens={self.max_tokens:,} a request; "
             f"{cache}; {compared}prices as of {PRICES_AS_OF}."
         )
@@ -253,16 +262,24 @@ def estimate_job(
     overrides: Mapping[str, Any] | None = None,
     *,
     compare: Sequence[str] = (),
+    replayed: Collection[int] = (),
 ) -> JobEstimate:
     """What the job costs, from local estimates (nothing is sent); ``compare``: other models
-    to price the same tokens on."""
+    to price the same tokens on; ``replayed``: the prompts that will be replayed, not sent
+    (counted apart, at $0)."""
     from ..prompt import estimate_tokens
 
-    fresh = sum(estimate_tokens(text) + _TURN_OVERHEAD for text in prompts.texts)
+    skip = set(replayed)
+    fresh = sum(
+        estimate_tokens(text) + _TURN_OVERHEAD
+        for n, text in enumerate(prompts.texts)
+        if n not in skip
+    )
     return JobEstimate(
         model=prompts.model,
         rows=prompts.n_rows,
-        prompts=prompts.n_prompts,
+        prompts=prompts.n_prompts - len(skip),
+        replayed=len(skip),
         prefix_tokens=prompts.instruction_tokens,
         fresh_tokens=fresh,
         max_tokens=prompts.max_tokens,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..cost.pricing import price_usage
 from ..errors import ClaudeError
+from .replaying import REPLAY_SOURCE
 from .sending import Batches, run_realtime
 from .state import JobState
 from .store import ResultRow
@@ -105,14 +106,30 @@ class Job(JobState):
         with self.claimed(wait=wait) as mine:
             if not mine:
                 return self
-            todo = list(prompts) if prompts is not None else self.to_send()
+            # Prompts asked for by name (a retry) are always sent anew.
+            todo = list(prompts) if prompts is not None else self._replayed(self.to_send())
             if not todo:
+                if self.done:  # every prompt replayed: nothing was, or will be, sent
+                    self.set_state("done")
                 return self
             if self.mode == "batch":
                 Batches(self).send(todo)
             else:
                 run_realtime(self, todo)
         return self
+
+    def _replayed(self, todo: list[int]) -> list[int]:
+        """Put the answers already paid for among ``todo`` into the results (``replaying``)
+        and return the prompts still to send. A cassette in replay mode that lacks one of them
+        fails here, in one line, with nothing sent."""
+        replay = self.replay
+        if replay is None or self.fresh or not todo:
+            return todo
+        hits = replay.lookup(todo)
+        rest = [n for n in todo if n not in hits]
+        replay.require(rest)
+        self.put_replayed(hits)
+        return rest
 
     def refresh(self, bar: Progress | None = None) -> int:
         """Check the batches once; fetch the results of those that ended. Returns how many
@@ -193,7 +210,8 @@ class Job(JobState):
         A Series for one value column (``label``, text ``map``), else a DataFrame with one
         typed column per field and ``claude_status``. ``status=True`` returns a DataFrame with
         ``claude_status`` always, ``status=False`` never; ``usage=True`` adds tokens and cost
-        (a shared prompt's cost on its first row).
+        (a shared prompt's cost on its first row) and ``replayed``: whether the answer came
+        from the replay store or a cassette (its tokens as first billed; its cost here $0).
         """
         import pandas as pd
 
@@ -274,12 +292,14 @@ class Job(JobState):
     ) -> None:
         seen: set[int] = set()
         fields = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
-        data: dict[str, list[Any]] = {f: [] for f in (*fields, "cost_usd")}
+        data: dict[str, list[Any]] = {f: [] for f in (*fields, "cost_usd", "replayed")}
         batch = self.mode == "batch"
         for prompt in row_prompt:
             row = rows[prompt]
             first = prompt not in seen
             seen.add(prompt)
+            replayed = row is not None and row.source == REPLAY_SOURCE
+            data["replayed"].append(replayed)
             if row is None or not first:
                 for f in fields:
                     data[f].append(0)
@@ -290,6 +310,10 @@ class Job(JobState):
             data["output_tokens"].append(usage.output)
             data["cache_write_tokens"].append(usage.cache_write)
             data["cache_read_tokens"].append(usage.cache_read)
+            if replayed:
+                # Paid for by an earlier run: its tokens as billed then, nothing this time.
+                data["cost_usd"].append(0.0)
+                continue
             cost = price_usage(
                 usage, row.model or self.record.model, batch=batch, overrides=self.price_overrides
             )

@@ -37,7 +37,7 @@ once, since it was billed, but a re-run sends it again.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -462,9 +462,14 @@ class Batches:
         ``FLUSH_ROWS``, so that a crash in the middle loses at most the current slice.
         Returns how many lines carried someone else's ``custom_id``."""
         buffer: list[ResultRow] = []
+        # Answers kept for replay, with the message as it came: written with each slice.
+        answers: list[tuple[int, Mapping[str, Any], float | None]] = []
         foreign = 0
-        tag = self.job.tag
-        put = self.job.put_results
+        job = self.job
+        tag = job.tag
+        put = job.put_results
+        keeping = job.replay is not None
+        price = _batch_pricer(job) if keeping else None
         for line in lines:
             row = batch_result_row(line, tag, attempt, batch_id)
             if row is None:
@@ -473,12 +478,17 @@ class Batches:
             buffer.append(row)
             if tally is not None:
                 tally.add(row)
+            if price is not None and row.status == "succeeded":
+                answers.append((row.prompt, line["result"]["message"], price(row)))
             if len(buffer) >= FLUSH_ROWS:
                 put(buffer)
+                job.keep_answers(answers, final=True)
+                answers = []
                 if bar is not None:
                     bar.advance(len(buffer))
                 buffer = []
         put(buffer)
+        job.keep_answers(answers, final=True)
         if bar is not None:
             bar.advance(len(buffer))
         return foreign
@@ -591,6 +601,25 @@ class Batches:
         return canceled
 
 
+def _batch_pricer(job: JobState) -> Callable[[ResultRow], float | None]:
+    """What one batch result cost (kept with it for replay: what replaying it saves). Rows
+    of one job mostly share their token counts, so each distinct usage is priced once."""
+    from ..cost.pricing import price_usage
+
+    prices: dict[tuple[str, tuple[int, ...]], float | None] = {}
+
+    def price(row: ResultRow) -> float | None:
+        model = row.model or job.record.model
+        tokens = tuple(row[5:10])  # the five token counts of a ResultRow
+        key = (model, tokens)
+        if key not in prices:
+            cost = price_usage(row.usage, model, batch=True, overrides=job.price_overrides)
+            prices[key] = None if cost is None else cost.total
+        return prices[key]
+
+    return price
+
+
 # --------------------------------------------------------------------------------------------
 # Realtime
 
@@ -652,6 +681,9 @@ def run_realtime(job: JobState, prompts: list[int]) -> None:
             row = failed_row(outcome.item, f"errored:{kind}", str(error), "realtime", attempt)
         # In the store before anything else is sent: a process killed now has this answer.
         job.put_results([row], [owed] if owed is not None else None)
+        if owed is not None and response is not None:
+            cost = None if owed.cost is None else owed.cost.total
+            job.keep_answers([(outcome.item, response, cost)])
         answered += 1
         bar.advance(1)
         now = time.monotonic()
@@ -682,6 +714,7 @@ def run_realtime(job: JobState, prompts: list[int]) -> None:
     finally:
         job.save()
         job.write_spend()
+        job.keep_answers([], final=True)
         bar.close()
     if interrupted:
         job.set_state("interrupted")

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from ..config import DEFAULTS, Settings
+from ..cost.pricing import format_usd
 from ..errors import StorageError
 from .claim import Hold, take
 from .progress import say
@@ -40,6 +41,8 @@ from .wire import BatchLimits
 if TYPE_CHECKING:
     from ..api.client import Client
     from ..cost.ledger import Ledger
+    from ..cost.replay import Replayer, StoredAnswer
+    from .replaying import JobReplay
 
 __all__ = ["JobState"]
 
@@ -49,6 +52,12 @@ _State = TypeVar("_State", bound="JobState")
 # such a retry waits for a lock (the answers are safe in memory meanwhile: the job goes on).
 _SAVE_RETRY_SECONDS = 5.0
 _SAVE_RETRY_BUSY = 0.5
+
+# Fresh answers are kept for replay in writes of this many, or at least this often (seconds),
+# and at the end: a write per answer would be a transaction per row. A process killed between
+# two writes loses only those replay entries; the answers themselves are in the job store.
+_KEEP_ROWS = 500
+_KEEP_EVERY = 1.0
 
 # Results (and the spend they owe) the store could not take, per job, for this whole process:
 # a job object made later for the same job (the same call run again, an attach) has them too,
@@ -71,11 +80,19 @@ class JobState:
         settings: Settings | None = None,
         texts: list[str] | None = None,
         row_prompt: list[int] | None = None,
+        replayer: Replayer | None = None,
+        replay: JobReplay | None = None,
+        fresh: bool = False,
     ) -> None:
         """``limits``: how much one batch may hold (default: the API's). ``settings`` gives the
         poll timings and price overrides (default: the built-in defaults; ``run`` and ``attach``
         pass the current ones). ``texts`` and ``row_prompt``,
-        when the caller has them at hand, spare reading them back from the store."""
+        when the caller has them at hand, spare reading them back from the store.
+
+        ``replayer`` (the session's replay store and cassette; None: no replay) is asked for
+        answers already paid for before prompts are sent, and keeps every fresh answer;
+        ``replay``, when ``run`` made one for its estimate, spares computing the keys again.
+        ``fresh``: look nothing up (answers are still kept)."""
         self.store = store
         self.record = record
         self.client = client
@@ -100,6 +117,11 @@ class JobState:
         #: Batches (attempt, chunk) whose results this object holds though the store could
         #: not be told: not fetched again by this object.
         self.fetched_here: set[tuple[int, int]] = set()
+        self.replayer = replayer if replayer is not None and replayer.active else None
+        self.fresh = fresh
+        self._replay = replay
+        self._to_keep: list[tuple[int, Mapping[str, Any], float | None]] = []
+        self._kept_at = time.monotonic()
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -133,6 +155,95 @@ class JobState:
     def params(self, prompt: int) -> bytes:
         """The JSON request body of one distinct prompt, as sent."""
         return self.record.before + orjson.dumps(self.texts[prompt]) + self.record.after
+
+    # -- replay ----------------------------------------------------------------------------------
+
+    @property
+    def replay(self) -> JobReplay | None:
+        """This job's replay side (None: replay is off and no cassette is set)."""
+        if self._replay is None and self.replayer is not None:
+            from .replaying import JobReplay
+
+            self._replay = JobReplay(
+                self.replayer, self.client, self.record.before, self.record.after, self.texts
+            )
+        return self._replay
+
+    def keep_answers(
+        self, answers: list[tuple[int, Mapping[str, Any], float | None]], *, final: bool = False
+    ) -> None:
+        """Keep fresh answers ``(prompt, message, cost_usd)`` for replay, in bulk writes (see
+        ``_KEEP_ROWS``); ``final`` writes what is waiting. A store that cannot be written is
+        one line, once: the answers are in the job store and the result all the same."""
+        replay = self.replay
+        if replay is None:
+            return
+        self._to_keep.extend(answers)
+        now = time.monotonic()
+        if not self._to_keep or (
+            not final and len(self._to_keep) < _KEEP_ROWS and now - self._kept_at < _KEEP_EVERY
+        ):
+            return
+        waiting, self._to_keep = self._to_keep, []
+        self._kept_at = now
+        try:
+            replay.keep(waiting)
+        except (StorageError, OSError) as error:
+            self._warn(
+                "replay",
+                f"⚠ {self.id}: answers could not be kept for replay (they are in the job "
+                f"and its result; a later run may pay for them again). {error}",
+            )
+
+    def put_replayed(self, hits: Mapping[int, StoredAnswer]) -> None:
+        """Put answers already paid for into the job's results (source ``replay``, nothing
+        owed) and record them in the spend ledger: one ``replay`` row for all, at $0, with
+        what they cost when they were paid for."""
+        if not hits:
+            return
+        from ..cost.pricing import price_usage
+        from ..cost.usage import Usage
+        from .replaying import REPLAY_SOURCE
+        from .wire import message_row
+
+        rows = [message_row(n, hits[n].message, REPLAY_SOURCE, 0) for n in sorted(hits)]
+        self.put_results(rows)
+        usage, saved, priced = Usage(), 0.0, True
+        batch = self.mode == "batch"
+        for row, n in zip(rows, sorted(hits), strict=True):
+            usage += row.usage
+            cost = hits[n].cost_usd
+            if cost is None:  # a cassette's answer: priced as this job would have paid
+                paid = price_usage(
+                    row.usage,
+                    row.model or self.record.model,
+                    batch=batch,
+                    overrides=self.price_overrides,
+                )
+                cost = None if paid is None else paid.total
+            if cost is None:
+                priced = False
+            else:
+                saved += cost
+        if self.ledger is not None:
+            try:
+                self.ledger.record_replay(
+                    model=self.record.model,
+                    usage=usage,
+                    saved=saved if priced else None,
+                    request_id=f"{self.id}:replay",
+                )
+            except StorageError as error:
+                self._warn(
+                    "ledger",
+                    f"⚠ {self.id}: {len(rows):,} replayed answers are in the result but not "
+                    f"in the spend ledger. {error}",
+                )
+        say(
+            f"{self.id}: {len(rows):,} of {self.record.n_prompts:,} prompts replayed from "
+            f"answers already paid for, at $0"
+            + (f" (saved {format_usd(saved)})." if priced else ".")
+        )
 
     # -- results ---------------------------------------------------------------------------------
 

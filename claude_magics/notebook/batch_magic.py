@@ -96,6 +96,8 @@ def batch_cell(shell: Any, args: Any, template: str) -> None:
             max_tokens=args.max_tokens,
             mode=args.mode or "auto",
             yes=bool(args.yes),
+            # --fresh: ask every row anew (no replay, a new job), keeping the new answers.
+            fresh=bool(getattr(args, "fresh", False)),
         )
     except (PromptError, RequestNotAllowedError) as exc:
         raise UsageError(str(exc)) from None

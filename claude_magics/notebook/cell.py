@@ -2,6 +2,10 @@
 
     result = send(client, body, view, stream=True, fmt="markdown")  # streams, then shows
     record_spend(ledger, result, cell="In[3]")  # once the answer is kept; warns, never raises
+    keep_answer(replayer, key, body, result)     # for replay, last; warns, never raises
+
+    result = replay(stored, view, source="2026-12-02 14:03")  # an answer already paid for
+    record_replay(ledger, result, cell="In[3]")
 
 :func:`send` knows nothing of traitlets or IPython's ``Magics``: it takes a client, the request
 body and a view (any object with the methods of :class:`~.views.View`), streams the answer into
@@ -11,6 +15,10 @@ an answer already paid for is never lost to a spend ledger that cannot be writte
 that fails is one warning line on stderr, and the cell goes on. Last, :func:`raise_outcome`
 fails the cell when the call did not end well (interrupted, a broken stream, an answer that is
 not the JSON asked for), after all of that has happened.
+
+A request answered before (the replay store, a cassette) is shown by :func:`replay` through the
+same view calls and :func:`final_output` as a live answer, so the saved notebook, ``--out`` and
+the conversation cannot tell them apart; only the status line and ``metadata`` say "replayed".
 
 An answer cut short (interrupted, or a broken stream) before the API reported its final usage
 is priced and recorded with the output tokens that did arrive, estimated from the text and
@@ -27,13 +35,14 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..cost.pricing import price_usage
+from ..cost.pricing import Cost, price_usage
 from ..errors import APIStreamError, ClaudeError, StorageError
 from .result import ClaudeResult, ThinkingClock
 
 if TYPE_CHECKING:
     from ..api.client import Client
     from ..cost.ledger import Ledger
+    from ..cost.replay import Replayer, StoredAnswer
     from .views import View
 
 __all__ = [
@@ -41,11 +50,15 @@ __all__ = [
     "ClaudeInterrupted",
     "extract_code",
     "final_output",
+    "keep_answer",
     "parse_json",
     "raise_outcome",
+    "record_replay",
     "record_spend",
+    "replay",
     "send",
     "show_ledger_notices",
+    "show_replay_notices",
 ]
 
 #: How an answer is shown: ``-f/--format``.
@@ -163,6 +176,49 @@ def send(
     return result
 
 
+def replay(
+    stored: StoredAnswer,
+    view: View,
+    *,
+    source: str,
+    stream: bool = True,
+    fmt: str = "markdown",
+    chat: str | None = None,
+    price_overrides: Mapping[str, Any] | None = None,
+) -> ClaudeResult:
+    """Show ``stored`` (an answer already paid for) in ``view`` as :func:`send` shows a live
+    one, and return it: cost $0, ``saved_usd`` what it cost then (priced from its usage when
+    the store does not know), ``replayed_from`` is ``source``.
+
+    The view gets the calls a live answer gives it (``start`` when streamed, then ``finish``),
+    so a notebook shows the same outputs whether a cell was answered or replayed: nbval,
+    comparing a CI run against the recorded notebook, sees no difference."""
+    message = stored.message
+    text = "".join(b.get("text", "") for b in message.get("content", []) if b.get("type") == "text")
+    model = str(message.get("model") or "")
+    result = ClaudeResult(
+        text=text,
+        message=message,
+        model=model,
+        request_id=stored.request_id,
+        cost=Cost(0.0, 0.0, 0.0, 0.0),
+        chat=chat,
+        replayed_from=source,
+    )
+    saved = stored.cost_usd
+    if saved is None:
+        priced = price_usage(result.tokens, model, overrides=price_overrides)
+        saved = priced.total if priced is not None else None
+    result.saved_usd = saved
+    if fmt == "json":
+        result.data, result.error = parse_json(text)
+    bundle, metadata = final_output(result, fmt)
+    if stream:
+        view.start()
+    view.finish(result, bundle, metadata)
+    return result
+
+
 def _estimate_output(result: ClaudeResult) -> int | None:
     """The output tokens of an answer cut short, counted from what arrived (text and thinking),
     when that is more than the usage reported so far; None when the report stands."""
@@ -202,6 +258,58 @@ def record_spend(ledger: Ledger, result: ClaudeResult, *, cell: str | None = Non
     finally:
         show_ledger_notices(ledger)
     return True
+
+
+def record_replay(ledger: Ledger, result: ClaudeResult, *, cell: str | None = None) -> bool:
+    """Write a replayed answer to the spend ledger (kind ``replay``, $0, with what it saved);
+    like :func:`record_spend`, a ledger that cannot be written is one warning line."""
+    try:
+        ledger.record_replay(
+            model=result.model,
+            usage=result.tokens,
+            saved=result.saved_usd,
+            request_id=result.request_id,
+            cell=cell,
+        )
+    except StorageError as error:
+        print(
+            f"Warning: the replayed answer is shown, but it was not recorded "
+            f"(%claude_usage will not count what it saved): {error}",
+            file=sys.stderr,
+        )
+        return False
+    finally:
+        show_ledger_notices(ledger)
+    return True
+
+
+def keep_answer(
+    replayer: Replayer, key: str, body: Mapping[str, Any], result: ClaudeResult
+) -> bool:
+    """Keep a live answer for replay (the store, and the cassette when one records); True when
+    kept. Only a whole answer is kept: one interrupted, cut by a broken stream or not the JSON
+    asked for is asked again next time. Call it last: a store that cannot be written costs no
+    answer, only one warning line on stderr."""
+    if result.replayed or result.failure is not None or result.interrupted or result.error:
+        return False
+    try:
+        replayer.keep(key, body, result.message, result.cost.total if result.cost else None)
+    except (StorageError, OSError) as error:
+        print(
+            f"Warning: the answer is kept, but not for replay (a re-run will ask again): {error}",
+            file=sys.stderr,
+        )
+        return False
+    finally:
+        show_replay_notices(replayer)
+    return True
+
+
+def show_replay_notices(replayer: Replayer) -> None:
+    """Print, once, what the replay store has to tell (a damaged file moved aside)."""
+    store = replayer.store
+    while store is not None and store.notices:
+        print(f"Warning: {store.notices.pop(0)}", file=sys.stderr)
 
 
 def show_ledger_notices(ledger: Ledger) -> None:
@@ -271,6 +379,9 @@ def final_output(result: ClaudeResult, fmt: str) -> tuple[dict[str, Any], dict[s
             "seconds": round(result.elapsed, 3),
         }
     }
+    if result.replayed:
+        metadata["claude_magics"]["replayed_from"] = result.replayed_from
+        metadata["claude_magics"]["saved_usd"] = result.saved_usd
     footer = f"\n\n<sub>{status}</sub>"
     if fmt == "text":
         return {"text/plain": f"{result.text}\n\n[{result.status()}]"}, metadata

@@ -24,9 +24,19 @@ if TYPE_CHECKING:
     from ..api.client import Client
     from ..api.models import ModelCatalog, ModelInfo
     from ..cost.ledger import Ledger
+    from ..cost.replay import Cassette, Replayer
     from .chat import Conversation
 
-__all__ = ["show_config", "show_history", "show_models", "show_tokens", "show_usage"]
+__all__ = [
+    "clear_replays",
+    "show_cassette",
+    "show_config",
+    "show_history",
+    "show_models",
+    "show_replay_stats",
+    "show_tokens",
+    "show_usage",
+]
 
 
 def _show(markdown: str | None, plain: str) -> None:
@@ -171,7 +181,67 @@ def show_usage(ledger: Ledger, *, all_sessions: bool = False, since: str | None 
         + ("" if known.all() else f" (+{int((~known).sum())} calls of unknown cost)")
     )
     display(frame[_USAGE_COLUMNS])
-    _show(None, totals)
+    _show(None, totals + "\n" + _saved_line(ledger))
+
+
+def _saved_line(ledger: Ledger) -> str:
+    """What replay saved this session and overall, in one line."""
+    session, overall = ledger.saved(session=ledger.session), ledger.saved()
+    return (
+        f"Replay saved {format_usd(session)} this session, {format_usd(overall)} overall "
+        "(answers already paid for, shown again for $0)."
+    )
+
+
+def _when(epoch: float | None) -> str:
+    import time
+
+    return "—" if epoch is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+
+
+def show_replay_stats(replayer: Replayer, ledger: Ledger) -> None:
+    """``%claude_replay stats``: the store's entries, size and age, the cassette, and what
+    replay saved this session and overall."""
+    lines = []
+    store = replayer.store
+    if store is None:
+        lines.append("Replay is off (ClaudeMagics.replay = False): answers are not stored.")
+    else:
+        stats = store.stats()
+        lines.append(
+            f"{stats.entries:,} answer{'' if stats.entries == 1 else 's'} stored, "
+            f"{stats.bytes / 2**20:.1f} MB of {store.max_bytes / 2**20:.0f} MB "
+            f"(oldest {_when(stats.oldest)}, newest {_when(stats.newest)}) in {store.path}"
+        )
+    cassette = replayer.cassette
+    if cassette is not None:
+        lines.append(
+            f"Cassette {cassette.path} ({cassette.mode}): {len(cassette):,} recorded answers."
+        )
+    lines.append(_saved_line(ledger))
+    _show(None, "\n".join(lines))
+
+
+def clear_replays(replayer: Replayer, *, older_than_days: float | None = None) -> None:
+    """``%claude_replay clear``: forget stored answers (all, or older than some days)."""
+    if older_than_days is not None and older_than_days < 0:
+        raise UsageError(f"--older-than {older_than_days:g}: use a number of days, 0 or more")
+    if replayer.store is None:
+        _show(None, "Replay is off (ClaudeMagics.replay = False): nothing is stored.")
+        return
+    count = replayer.store.clear(older_than_days=older_than_days)
+    scope = "" if older_than_days is None else f" older than {older_than_days:g} days"
+    _show(None, f"Forgot {count:,} stored answer{'' if count == 1 else 's'}{scope}.")
+
+
+def show_cassette(cassette: Cassette) -> None:
+    """What ``%claude_replay cassette PATH`` set: the file, its mode and what it holds."""
+    what = {
+        "record": "every answer is asked of the API and written to it",
+        "replay": "answers come only from it; a request it lacks fails, and nothing is sent",
+        "auto": "answers come from it when it has them; the rest are asked and written to it",
+    }[cassette.mode]
+    _show(None, f"Cassette {cassette.path} ({cassette.mode}, {len(cassette):,} answers): {what}.")
 
 
 def _thinking_kinds(info: ModelInfo) -> str:

@@ -37,7 +37,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, Integer, TraitError, Unicode, observe, validate
 
 from ..config import DEFAULTS
-from ..errors import ClaudeError
+from ..errors import ClaudeError, StorageError
 from ..model_table import EFFORT_LEVELS
 from .cell import FORMATS, ClaudeInterrupted
 from .chat import DEFAULT_CHAT, ChatStore, Turn
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from ..api.client import Client
     from ..api.models import ModelCatalog, ModelInfo
     from ..cost.ledger import Ledger
+    from ..cost.replay import Cassette, Replayer, StoredAnswer
     from .chat import Conversation
     from .result import ClaudeResult
     from .views import View
@@ -129,6 +130,10 @@ class _Prepared(NamedTuple):
     #: The turn's key in the conversation (see ``request.turn_key``).
     key: str
     view: View
+    #: The request's replay key (None when replay is off and no cassette is set).
+    replay_key: str | None = None
+    #: The answer already paid for, shown instead of asking again (None: ask the API).
+    stored: StoredAnswer | None = None
 
 
 @contextlib.contextmanager
@@ -260,6 +265,11 @@ class ClaudeMagics(Magics):
         self._client: Client | None = None
         self._ledger: Ledger | None = None
         self._catalog: ModelCatalog | None = None
+        self._replayer: Replayer | None = None
+        #: The cassette ``%claude_replay cassette`` chose (None with ``off``); until it is
+        #: used, the environment's (``CLAUDE_MAGICS_CASSETTE``) applies.
+        self._cassette: Cassette | None = None
+        self._cassette_chosen = False
         self._cell_id: str | None = None
         #: Deprecated models already warned about this session (one warning each).
         self._warned: set[str] = set()
@@ -281,7 +291,9 @@ class ClaudeMagics(Magics):
     # Validators raise TraitError, the only error on which traitlets rolls a value back when
     # several are loaded together (update_config); anything else would leave it set.
 
-    @validate("max_tokens", "df_token_budget", "value_token_budget", "cache_min_tokens")
+    @validate(
+        "max_tokens", "df_token_budget", "value_token_budget", "cache_min_tokens", "replay_max_mb"
+    )
     def _positive(self, proposal: Any) -> int | None:
         if proposal["value"] is None and proposal["trait"].allow_none:
             return None
@@ -400,6 +412,39 @@ class ClaudeMagics(Magics):
         self._ledger = Ledger(
             self.ledger_path or None, session=session, busy_timeout=self.ledger_busy_timeout
         )
+        self._replayer = None  # the store lives beside the ledger
+
+    @property
+    def replayer(self) -> Replayer:
+        """Answers already paid for: ``responses.sqlite`` beside the spend ledger (none when
+        ``replay`` is False) and the cassette, if one is set (``%claude_replay cassette`` or
+        ``CLAUDE_MAGICS_CASSETTE``). Shared with df.claude jobs (``config.shared_replayer``)."""
+        if self._replayer is None:
+            from ..cost.replay import Replayer, ReplayStore, cassette_from_environment
+
+            store = (
+                ReplayStore(
+                    self.ledger.path.parent / "responses.sqlite",
+                    max_bytes=self.replay_max_mb * 2**20,
+                    busy_timeout=self.ledger_busy_timeout,
+                )
+                if self.replay
+                else None
+            )
+            cassette = self._cassette if self._cassette_chosen else cassette_from_environment()
+            self._replayer = Replayer(store, cassette)
+        return self._replayer
+
+    def use_cassette(self, cassette: Cassette | None) -> None:
+        """Answer from (and record to) ``cassette`` from now on; None: no cassette, whatever
+        the environment says."""
+        self._cassette = cassette
+        self._cassette_chosen = True
+        self._replayer = None
+
+    @observe("replay", "replay_max_mb")
+    def _drop_replayer(self, change: Any) -> None:
+        self._replayer = None
 
     @observe("ledger_busy_timeout")
     def _ledger_timeout(self, change: Any) -> None:
@@ -467,6 +512,12 @@ class ClaudeMagics(Magics):
     @argument("--new", action="store_true", help="Start the conversation afresh.")
     @argument("--once", action="store_true", help="Send without history and keep no turn.")
     @argument("--no-stream", action="store_true", help="Wait for the whole answer.")
+    @argument(
+        "--fresh",
+        action="store_true",
+        help="Ask anew even when this exact request was answered before (and keep the new "
+        "answer for replay).",
+    )
     @argument("--dry-run", action="store_true", help="Show the exact request; send nothing.")
     @argument(
         "--image",
@@ -526,6 +577,9 @@ class ClaudeMagics(Magics):
 
             %claude What is a p-value, in one sentence?
 
+            %%claude --fresh
+            Give me another title for this talk.
+
         ``{{name}}``, ``{{name.attr}}``, ``{{name[0]}}``, ``{{In[3]}}``, ``{{Out[3]}}`` and
         ``{{_error}}`` (the last exception) are replaced by their values; everything else in the
         cell, braces included, is sent as written. Consecutive cells form one conversation
@@ -540,6 +594,11 @@ class ClaudeMagics(Magics):
         flag is one line saying what to use instead. New models return thinking without its
         text: the status line says how long they thought, ``--show-thinking`` asks for a
         summary. A deprecated model gets a one-line warning naming its retirement date.
+
+        An exact request answered before (this session or an earlier one, against the same
+        server) is replayed: the stored answer is shown at once, for $0, and the status line
+        says "replayed from ..."; ``--fresh`` asks anew. ``%config ClaudeMagics.replay = False``
+        turns it off; ``%claude_replay`` shows the store and sets a cassette for CI.
         """
         if cell is None:
             # Line magic: the whole line is the prompt, with the current defaults.
@@ -594,16 +653,27 @@ class ClaudeMagics(Magics):
         if prepared is None:
             return  # --dry-run or --count: shown, nothing sent
         fmt = args.format or ("json" if args.schema else "markdown")
-        with self._explain_not_found(args):
-            result = cell.send(
-                self.client,
-                prepared.body,
+        if prepared.stored is not None:
+            result = cell.replay(
+                prepared.stored,
                 prepared.view,
+                source=self._replayed_from(prepared.stored),
                 stream=not args.no_stream,
                 fmt=fmt,
                 chat=args.chat or DEFAULT_CHAT,
                 price_overrides=self.price_overrides,
             )
+        else:
+            with self._explain_not_found(args):
+                result = cell.send(
+                    self.client,
+                    prepared.body,
+                    prepared.view,
+                    stream=not args.no_stream,
+                    fmt=fmt,
+                    chat=args.chat or DEFAULT_CHAT,
+                    price_overrides=self.price_overrides,
+                )
         # The answer is shown; keep it (--out, the conversation) before anything is recorded
         # about it, so a ledger that cannot be written never loses an answer already paid for
         # (record_spend warns in one line and the cell goes on). An answer cut short by a
@@ -621,8 +691,48 @@ class ClaudeMagics(Magics):
                 if code:
                     self._ip.set_next_input(code, replace=False)
         with _interrupts_say(INTERRUPTED_WHILE_RECORDING):
-            cell.record_spend(self.ledger, result, cell=self._cell_label())
+            if result.replayed:
+                cell.record_replay(self.ledger, result, cell=self._cell_label())
+            else:
+                cell.record_spend(self.ledger, result, cell=self._cell_label())
+                # Last: the answer is shown, kept and its spend recorded before the replay
+                # store is written, so a store that fails costs nothing but a warning.
+                if prepared.replay_key is not None:
+                    cell.keep_answer(self.replayer, prepared.replay_key, prepared.body, result)
         cell.raise_outcome(result, fmt)
+
+    def _replayed_from(self, stored: StoredAnswer) -> str:
+        """When (or where) a replayed answer was paid for, for its status line."""
+        import time
+
+        if stored.created <= 0:  # a cassette keeps no times: they would change every run
+            cassette = self.replayer.cassette
+            return f"the cassette {cassette.path.name}" if cassette is not None else "a cassette"
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(stored.created))
+
+    def _look_up(self, args: Any, body: dict[str, Any]) -> tuple[str | None, StoredAnswer | None]:
+        """The request's replay key and the answer already paid for, if any. ``--fresh`` asks
+        anew (the new answer replaces the old). A cassette in replay mode that has no answer
+        raises ``ReplayMissError``: one line, and nothing is sent."""
+        from ..cost.replay import request_key
+        from .cell import show_replay_notices
+
+        replayer = self.replayer
+        if not replayer.active:
+            return None, None
+        client = self.client
+        key = request_key(body, base_url=client.base_url, api_version=client.api_version)
+        if args.fresh:
+            return key, None
+        try:
+            return key, replayer.lookup(key, body)
+        except StorageError as error:
+            # A store that cannot be read costs this cell its replay, nothing more: ask the
+            # API, and do not try to keep the answer there either (one warning is enough).
+            print(f"Warning: {error} Not replayed: asking the API.", file=sys.stderr)
+            return None, None
+        finally:
+            show_replay_notices(replayer)
 
     @contextlib.contextmanager
     def _explain_not_found(self, args: Any) -> Iterator[None]:
@@ -721,6 +831,18 @@ class ClaudeMagics(Magics):
             )
             display(bundle, raw=True)
             return None
+        replay_key, stored = self._look_up(args, body)
+        view = make_view(
+            self.display,
+            self.shell,
+            options.model,
+            self.updates_per_second,
+            price_overrides=self.price_overrides,
+        )
+        if stored is not None:
+            # An answer already paid for: it costs $0, so no budget refuses it, and nothing
+            # (not even a token count near the context limit) is asked of the server.
+            return _Prepared(body, user_content, conversation, key, view, replay_key, stored)
         # A request over the API's 32 MB is refused by the client with its size, whichever
         # check first encodes it (count_tokens here, or the send): the context check only
         # asks the API near the limit, and weighs images at their token cost, not their bytes.
@@ -730,14 +852,7 @@ class ClaudeMagics(Magics):
                 checks.check_budget(client, body, info, self.price_overrides)
             finally:
                 cell.show_ledger_notices(self.ledger)
-        view = make_view(
-            self.display,
-            self.shell,
-            options.model,
-            self.updates_per_second,
-            price_overrides=self.price_overrides,
-        )
-        return _Prepared(body, user_content, conversation, key, view)
+        return _Prepared(body, user_content, conversation, key, view, replay_key)
 
     def _cell_label(self) -> str:
         count = getattr(self._ip, "execution_count", None)
@@ -837,6 +952,65 @@ class ClaudeMagics(Magics):
         finally:
             from .cell import show_ledger_notices
 
+            show_ledger_notices(self.ledger)
+
+    @magic_arguments()
+    @argument("command", choices=("stats", "clear", "cassette"), help="What to do.")
+    @argument("path", nargs="?", help="cassette: the JSON-lines file, or 'off'.")
+    @argument(
+        "--older-than", type=float, metavar="DAYS", help="clear: only answers older than this."
+    )
+    @argument(
+        "--mode",
+        choices=("record", "replay", "auto"),
+        default="auto",
+        help="cassette: record (ask and write), replay (answer only from the file), auto.",
+    )
+    @line_magic
+    def claude_replay(self, line: str) -> None:
+        """Answers already paid for: %claude_replay stats | clear [--older-than DAYS] |
+        cassette PATH [--mode record|replay|auto] | cassette off.
+
+        Examples::
+
+            %claude_replay stats
+            %claude_replay clear --older-than 30
+            %claude_replay cassette answers.jsonl --mode record   # commit the file
+            %claude_replay cassette answers.jsonl --mode replay   # CI: no key, nothing sent
+            %claude_replay cassette off
+
+        CI can set ``CLAUDE_MAGICS_CASSETTE=PATH`` and ``CLAUDE_MAGICS_REPLAY=replay`` instead
+        of editing the notebook; ``%claude_replay cassette`` overrides them for the session.
+        """
+        from . import line_magics
+
+        args = parse_flags(self.claude_replay, line, "claude_replay")
+        if args.command != "cassette" and args.path:
+            raise UsageError(f"%claude_replay {args.command} takes no path")
+        if args.command != "clear" and args.older_than is not None:
+            raise UsageError("--older-than goes with %claude_replay clear")
+        if args.command == "cassette":
+            if not args.path:
+                raise UsageError("%claude_replay cassette needs a PATH (or off)")
+            if args.path == "off":
+                self.use_cassette(None)
+                print("No cassette: answers come from the API and the replay store.")
+                return
+            from ..cost.replay import Cassette
+
+            cassette = Cassette(args.path, args.mode)
+            self.use_cassette(cassette)
+            line_magics.show_cassette(cassette)
+            return
+        try:
+            if args.command == "clear":
+                line_magics.clear_replays(self.replayer, older_than_days=args.older_than)
+            else:
+                line_magics.show_replay_stats(self.replayer, self.ledger)
+        finally:
+            from .cell import show_ledger_notices, show_replay_notices
+
+            show_replay_notices(self.replayer)
             show_ledger_notices(self.ledger)
 
     @magic_arguments()

@@ -93,6 +93,11 @@ class ClaudeResult:
     #: The error that cut a streamed answer short (the connection broke, an ``error`` event):
     #: the partial answer is shown and recorded first, then the cell raises it.
     failure: Exception | None = field(default=None, repr=False, compare=False)
+    #: Where a replayed answer comes from ("2026-12-02 14:03", "the cassette ci.jsonl"); None
+    #: for an answer asked of the API now. A replay costs $0 (``cost``); ``saved_usd`` is
+    #: what it cost when it was paid for.
+    replayed_from: str | None = None
+    saved_usd: float | None = None
 
     @property
     def usage(self) -> dict[str, Any]:
@@ -126,7 +131,17 @@ class ClaudeResult:
             block.get("type") in THINKING_BLOCKS for block in self.message.get("content", [])
         )
 
+    @property
+    def replayed(self) -> bool:
+        """Whether the answer was shown again from the replay store or a cassette."""
+        return self.replayed_from is not None
+
     def status(self) -> str:
+        if self.replayed_from is not None:
+            return (
+                f"replayed from {self.replayed_from} · $0 (saved {format_usd(self.saved_usd)}) "
+                "· --fresh for a new answer"
+            )
         return status_line(
             self.model,
             self.tokens,

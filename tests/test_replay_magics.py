@@ -1,0 +1,275 @@
+"""Replay in ``%%claude``: an answer already paid for is shown again for $0, in a real IPython
+shell against the emulator over sockets; the emulator's request log says what was sent."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+from shell_support import magics_of
+
+from claude_magics.emulator import Emulator
+from claude_magics.notebook.result import ClaudeResult
+from claude_magics.pytest_plugin import TEST_API_KEY
+
+PROMPT = "Name three prime numbers. [[reply_tokens=20]]"
+
+
+def sent(emulator: Emulator) -> int:
+    """How many answers were asked of the emulator."""
+    return sum(1 for r in emulator.requests if r.path == "/v1/messages")
+
+
+def run_cell(ip: InteractiveShell, source: str) -> tuple[Any, Any]:
+    """Run ``source`` as a notebook cell: IPython shows any error itself, as a user sees it."""
+    with capture_output() as captured:
+        result = ip.run_cell(source)  # type: ignore[no-untyped-call]
+    return result, captured
+
+
+def answer(ip: InteractiveShell, line: str = "", prompt: str = PROMPT) -> tuple[Any, Any]:
+    """``%%claude line`` / ``prompt`` as a cell; the cell must succeed."""
+    result, captured = run_cell(ip, f"%%claude {line}\n{prompt}")
+    assert result.success, captured.stdout + captured.stderr
+    return result, captured
+
+
+def final(captured: Any) -> dict[str, Any]:
+    """The last static output of a cell (what the saved notebook keeps of the answer)."""
+    outputs = [o for o in captured.outputs if not getattr(o, "update", False)]
+    return outputs[-1].data  # type: ignore[no-any-return]
+
+
+def restart(ip: InteractiveShell) -> None:
+    """What a kernel restart does to the extension: a new ClaudeMagics, a new ledger session,
+    no conversation; the files under CLAUDE_MAGICS_HOME stay."""
+    ip.run_line_magic("unload_ext", "claude_magics")
+    ip.run_line_magic("load_ext", "claude_magics")
+    magics_of(ip).display = "markdown"
+
+
+def test_a_cell_run_again_after_a_restart_is_replayed_not_sent(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    _, first = answer(ip, "--out t_first")
+    assert sent(emulator) == 1
+    session = magics_of(ip).ledger.session
+    restart(ip)
+    assert magics_of(ip).ledger.session != session
+    _, second = answer(ip, "--out t_second")
+    assert sent(emulator) == 1  # nothing asked: the stored answer is shown
+    live, replayed = ip.user_ns["t_first"], ip.user_ns["t_second"]
+    assert isinstance(replayed, ClaudeResult)
+    assert replayed.text == live.text != ""
+    assert replayed.message == live.message
+    # The same outputs: placeholder then answer, the same text; only the status line differs.
+    statics = [[o for o in c.outputs if not getattr(o, "update", False)] for c in (first, second)]
+    assert len(statics[0]) == len(statics[1]) == 2
+    assert final(second)["text/plain"] == final(first)["text/plain"]
+    markdown = final(second)["text/markdown"]
+    assert markdown.startswith(live.text)
+    assert "replayed from " in markdown and "· $0 (saved $" in markdown
+    assert "--fresh for a new answer" in markdown
+    when = time.strftime("%Y-%m-%d", time.localtime())
+    assert f"replayed from {when}" in replayed.status()
+    assert replayed.saved_usd == pytest.approx(live.cost.total)
+    assert replayed.cost is not None and replayed.cost.total == 0
+    # The conversation holds the replayed turn as it would hold a live one.
+    assert magics_of(ip).chats.get().turns[-1].assistant_text == live.text
+
+
+def test_fresh_asks_anew_and_replay_off_always_sends(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    answer(ip, "--once")
+    answer(ip, "--once")
+    assert sent(emulator) == 1
+    _, fresh = answer(ip, "--once --fresh")
+    assert sent(emulator) == 2
+    assert "replayed" not in final(fresh)["text/markdown"]
+    magics_of(ip).replay = False
+    answer(ip, "--once")
+    answer(ip, "--once")
+    assert sent(emulator) == 4
+    magics_of(ip).replay = True
+    answer(ip, "--once")
+    assert sent(emulator) == 4
+
+
+def test_dry_run_and_count_never_replay(ip: InteractiveShell, emulator: Emulator) -> None:
+    answer(ip, "--once")
+    _, dry = answer(ip, "--once --dry-run")
+    assert "replayed" not in str(dry.outputs[-1].data)
+    assert "/v1/messages" in dry.outputs[-1].data["text/plain"]
+    before = len(emulator.requests)
+    answer(ip, "--once --count")
+    assert [r.path for r in emulator.requests[before:]] == ["/v1/messages/count_tokens"]
+    assert sent(emulator) == 1
+
+
+def test_a_follow_up_is_replayed_only_when_its_history_is_the_same(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    def conversation(first_prompt: str) -> list[str]:
+        magics = magics_of(ip)
+        magics._cell_id = "cell-a"
+        _, a = answer(ip, "", first_prompt)
+        magics._cell_id = "cell-b"
+        _, b = answer(ip, "", "And two more? [[reply_tokens=8]]")
+        return [final(a)["text/markdown"], final(b)["text/markdown"]]
+
+    conversation("Name a prime. [[reply_tokens=8]]")
+    assert sent(emulator) == 2
+    restart(ip)
+    a, b = conversation("Name a prime. [[reply_tokens=8]]")
+    assert sent(emulator) == 2
+    assert "replayed from" in a and "replayed from" in b
+    restart(ip)
+    a, b = conversation("Name an even prime. [[reply_tokens=8]]")  # the earlier cell changed
+    assert sent(emulator) == 4
+    assert "replayed" not in a and "replayed" not in b
+    # The follow-up was sent with the new history.
+    last = [r for r in emulator.requests if r.path == "/v1/messages"][-1].body
+    assert "even prime" in str(last["messages"][0])
+
+
+def test_the_ledger_records_replays_and_claude_usage_shows_what_they_saved(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    _, _ = answer(ip, "--once --out t_live")
+    cost = ip.user_ns["t_live"].cost.total
+    restart(ip)
+    magics_of(ip).budget_usd = 0.0  # nothing left to spend: a replay costs nothing
+    answer(ip, "--once")
+    assert sent(emulator) == 1
+    ledger = magics_of(ip).ledger
+    (row,) = ledger.calls(session=ledger.session)
+    assert (row.kind, row.cost_usd) == ("replay", 0.0)
+    assert row.saved_usd == pytest.approx(cost)
+    assert ledger.saved(session=ledger.session) == pytest.approx(cost)
+    with capture_output() as captured:
+        ip.run_line_magic("claude_usage", "")
+    from claude_magics.cost.pricing import format_usd
+
+    saved = format_usd(cost)
+    assert (
+        f"Replay saved {saved} this session, {saved} overall"
+        in captured.outputs[-1].data["text/plain"]
+    )
+    with capture_output() as captured:
+        ip.run_line_magic("claude_replay", "stats")
+    stats = captured.outputs[-1].data["text/plain"]
+    assert stats.startswith("1 answer stored, ")
+    assert f"Replay saved {saved} this session" in stats
+    with capture_output() as captured:
+        ip.run_line_magic("claude_replay", "clear --older-than 1")
+    assert "Forgot 0 stored answers older than 1 days." in captured.stdout + str(
+        captured.outputs[-1].data
+    )
+    with capture_output() as captured:
+        ip.run_line_magic("claude_replay", "clear")
+    assert "Forgot 1 stored answer." in captured.outputs[-1].data["text/plain"]
+    magics_of(ip).budget_usd = None
+    answer(ip, "--once")
+    assert sent(emulator) == 2
+
+
+def test_a_cassette_recorded_then_replayed_with_the_emulator_stopped(
+    ip: InteractiveShell,
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cassette = tmp_path / "answers.jsonl"
+    ip.run_line_magic("claude_replay", f"cassette {cassette} --mode record")
+    magics_of(ip)._cell_id = "cell-a"
+    _, first = answer(ip, "--out t_a")
+    magics_of(ip)._cell_id = "cell-b"
+    _, second = answer(ip, "--out t_b", "Which is the largest? [[reply_tokens=6]]")
+    assert sent(emulator) == 2
+    recorded = cassette.read_bytes()
+    assert recorded.count(b"\n") == 2
+    assert cassette.read_bytes() == recorded  # nothing that changes between runs
+    # CI: the emulator is gone (its URL still set), a fresh home, no key.
+    emulator.stop()
+    monkeypatch.setenv("CLAUDE_MAGICS_HOME", str(tmp_path / "ci-home"))
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    restart(ip)
+    ip.run_line_magic("claude_replay", f"cassette {cassette} --mode replay")
+    started = time.monotonic()
+    magics_of(ip)._cell_id = "cell-a"
+    _, again_first = answer(ip, "--out t_a2")
+    magics_of(ip)._cell_id = "cell-b"
+    _, again_second = answer(ip, "--out t_b2", "Which is the largest? [[reply_tokens=6]]")
+    assert time.monotonic() - started < 2  # no connection tried, no model list waited for
+    assert final(again_first)["text/plain"] == final(first)["text/plain"]
+    assert final(again_second)["text/plain"] == final(second)["text/plain"]
+    assert "replayed from the cassette answers.jsonl" in final(again_second)["text/markdown"]
+    assert cassette.read_bytes() == recorded
+    # A request the cassette lacks: one line that names it, and nothing sent.
+    result, captured = run_cell(ip, "%%claude --once\nSomething never recorded")
+    assert not result.success
+    lines = [line for line in (captured.stdout + captured.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ReplayMissError: no recorded answer for claude-sonnet-5-5")
+    assert "«Something never recorded»" in lines[0] and "--mode record" in lines[0]
+
+
+def test_a_miss_in_replay_mode_sends_nothing(
+    ip: InteractiveShell, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAUDE_MAGICS_CASSETTE", str(tmp_path / "empty.jsonl"))
+    monkeypatch.setenv("CLAUDE_MAGICS_REPLAY", "replay")
+    restart(ip)  # the environment is read when the extension first replays
+    before = len(emulator.requests)
+    result, captured = run_cell(ip, "%%claude\nAnything at all")
+    assert not result.success
+    assert "ReplayMissError: no recorded answer" in captured.stdout + captured.stderr
+    # The model list may be asked for (a fresh session); the request is not.
+    assert [r.path for r in emulator.requests[before:]] in ([], ["/v1/models"])
+    ip.run_line_magic("claude_replay", "cassette off")
+    answer(ip, "", "Anything at all")
+    assert sent(emulator) == 1
+
+
+def test_the_key_is_in_neither_store(
+    ip: InteractiveShell, emulator: Emulator, tmp_path: Path
+) -> None:
+    cassette = tmp_path / "answers.jsonl"
+    ip.run_line_magic("claude_replay", f"cassette {cassette} --mode auto")
+    ip.user_ns["t_secret"] = TEST_API_KEY
+    with capture_output():
+        ip.run_cell("%%claude --once\nRepeat this back: {{t_secret}} [[reply_tokens=30]]")
+    answer(ip, "--once")
+    assert sent(emulator) == 2
+    store = magics_of(ip).replayer.store
+    assert store is not None and store.stats().entries == 2
+    for path in (store.path, cassette):
+        assert path.exists()
+        assert TEST_API_KEY.encode() not in path.read_bytes()
+    with sqlite3.connect(store.path) as db:
+        for (blob,) in db.execute("SELECT message FROM responses"):
+            assert TEST_API_KEY.encode() not in blob
+
+
+def test_a_store_that_cannot_be_written_loses_no_answer(
+    ip: InteractiveShell, emulator: Emulator, tmp_path: Path
+) -> None:
+    magics = magics_of(ip)
+    answer(ip, "--once")  # the store exists now
+    store = magics.replayer.store
+    assert store is not None
+    store.path.unlink()
+    store.path.mkdir()  # a folder where the file was: every write fails
+    result, captured = run_cell(ip, "%%claude --once --out t_kept\nNew question [[reply_tokens=5]]")
+    assert result.success
+    assert ip.user_ns["t_kept"].text
+    lines = [line for line in captured.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Warning: ")
+    assert "Not replayed: asking the API." in lines[0]
+    assert sent(emulator) == 2
