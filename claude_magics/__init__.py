@@ -60,7 +60,8 @@ def load_ipython_extension(ipython: Any) -> None:
     """
     from traitlets import TraitError
 
-    from .notebook.magics import ClaudeMagics, SettingRefused, _without_keys
+    from .notebook.magics import ClaudeMagics
+    from .notebook.settings import SettingRefused, _without_keys
 
     existing = _registered(ipython)
     if existing is not None:

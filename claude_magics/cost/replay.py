@@ -71,6 +71,9 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 CREATE INDEX IF NOT EXISTS responses_used ON responses(used);
 """
+# A replay store is a cache of answers that the job store and the notebook also keep: losing
+# the last writes to a power cut costs a re-ask, never an answer, so it need not sync each one.
+_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
 
 
 def _without_cache_marks(value: Any) -> Any:
@@ -170,6 +173,8 @@ class ReplayStore:
             if notice:
                 self.notices.append(notice)
             try:
+                for pragma in _PRAGMAS:
+                    db.execute(pragma)
                 with db:
                     yield db
             except (sqlite3.Error, OSError) as error:
@@ -239,9 +244,18 @@ class ReplayStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            self._evict(db)
+            self._evict(db, sum(row[6] for row in rows))
 
-    def _evict(self, db: sqlite3.Connection) -> None:
+    def _evict(self, db: sqlite3.Connection, added: int) -> None:
+        # The file's size bounds the answers' size: only when it nears the cap is the exact
+        # total worth a scan (a job's 100,000 answers come in many writes).
+        on_disk = sum(
+            f.stat().st_size
+            for f in (self.path, self.path.with_name(self.path.name + "-wal"))
+            if f.exists()
+        )
+        if on_disk + added <= self.max_bytes:
+            return
         (total,) = db.execute("SELECT COALESCE(SUM(size), 0) FROM responses").fetchone()
         if total <= self.max_bytes:
             return
@@ -332,15 +346,21 @@ class Cassette:
 
     def put(self, key: str, body: Mapping[str, Any], message: Mapping[str, Any]) -> None:
         """Record ``message`` for ``key`` and rewrite the file, sorted and stable."""
-        if self.mode == "replay":
+        self.put_many([(key, body, message)])
+
+    def put_many(self, items: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> None:
+        """Record many answers ``(key, body, message)`` with one rewrite of the file (a job's
+        answers: one write per slice, not one per row)."""
+        if self.mode == "replay" or not items:
             return
         with self._lock:
-            self._entries[key] = {
-                "key": key,
-                "model": body.get("model"),
-                "prompt": prompt_preview(body),
-                "message": dict(message),
-            }
+            for key, body, message in items:
+                self._entries[key] = {
+                    "key": key,
+                    "model": body.get("model"),
+                    "prompt": prompt_preview(body),
+                    "message": dict(message),
+                }
             lines = [
                 orjson.dumps(self._entries[k], option=orjson.OPT_SORT_KEYS)
                 for k in sorted(self._entries)

@@ -183,8 +183,7 @@ class JobReplay:
         keys = self.keys()
         cassette = self.replayer.cassette
         if cassette is not None and cassette.mode != "replay":
-            for n, message, _ in answers:
-                cassette.put(keys[n], self.body(n), message)
+            cassette.put_many([(keys[n], self.body(n), message) for n, message, _ in answers])
         if self.replayer.store is not None:
             self.replayer.store.put_many([(keys[n], message, cost) for n, message, cost in answers])
 

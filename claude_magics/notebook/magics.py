@@ -17,7 +17,10 @@ The class is the door, not the house: each magic parses its flags, resolves them
 traits and hands over to plain functions: :mod:`.request` (flags to call options and the user
 turn), :mod:`.checks` (the model's rules, context window, budget, ``--count``), :mod:`.cell`
 (send, stream, show, record), :mod:`.line_magics` and :mod:`.batch_magic`. What a model accepts
-comes from ``self.catalog`` (``GET /v1/models`` and the bundled table), never from here.
+comes from ``self.catalog`` (``GET /v1/models`` and the bundled table), never from here. The
+traits themselves are in :mod:`.settings`. This module is a little over 600 lines because the
+``%%claude`` flags (some 80 lines of declarations) and the ``?`` help with its examples live
+with the magic they describe, as IPython's own magics keep them.
 """
 
 from __future__ import annotations
@@ -25,31 +28,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import shlex
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, Dict, Enum, Float, Integer, TraitError, Unicode, observe, validate
 
-from ..config import DEFAULTS
 from ..errors import ClaudeError, StorageError
 from ..model_table import EFFORT_LEVELS
 from .cell import FORMATS, ClaudeInterrupted
 from .chat import DEFAULT_CHAT, ChatStore, Turn
 from .request import AUTO_THINKING
+from .settings import ClaudeSettings, SettingRefused
 
 if TYPE_CHECKING:
-    from traitlets.config import Config
-
-    from ..api.client import Client
-    from ..api.models import ModelCatalog, ModelInfo
-    from ..cost.ledger import Ledger
-    from ..cost.replay import Cassette, Replayer, StoredAnswer
+    from ..api.models import ModelInfo
+    from ..cost.replay import StoredAnswer
     from .chat import Conversation
     from .result import ClaudeResult
     from .views import View
@@ -65,34 +62,6 @@ INTERRUPTED_WHILE_RECORDING = (
     "Interrupted while the spend was being recorded: the answer above is kept; its spend may "
     "not be in the ledger."
 )
-
-
-class SettingRefused(BaseException):
-    """A setting was refused (``%config ClaudeMagics.budget_usd = -1``, a key pasted into
-    ``api_key_env``): the old value stays, and the cell fails with this one line.
-
-    A ``BaseException`` on purpose: IPython's ``%config`` calls ``update_config`` inside
-    ``except Exception`` and only logs what it catches, so an ``Exception`` would let the cell
-    succeed (and traitlets keeps a value whose validator raised anything but ``TraitError``).
-    The message never holds the refused value when it could be a key."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"SettingRefused: {self.message}"]
-
-
-# A key pasted where it does not belong: Anthropic keys start with "sk-".
-_KEY_LIKE = re.compile(r"sk-[A-Za-z0-9_\-]{4,}")
-
-
-def _without_keys(text: str, key: str | None) -> str:
-    """``text`` with anything that looks like an API key (and ``key`` itself) replaced."""
-    if key and len(key) >= 8:
-        text = text.replace(key, "<a key: not shown>")
-    return _KEY_LIKE.sub("<a key: not shown>", text)
 
 
 def parse_flags(magic: Callable[..., Any], line: str, name: str) -> argparse.Namespace:
@@ -149,127 +118,12 @@ def _interrupts_say(message: str) -> Iterator[None]:
 
 
 @magics_class
-class ClaudeMagics(Magics):
+class ClaudeMagics(ClaudeSettings):
     """Claude in IPython. Settings are traits: ``%config ClaudeMagics`` lists them."""
-
-    model = Unicode(DEFAULTS.model, help="Model used when -m is not given.").tag(config=True)
-    job_model = Unicode(
-        DEFAULTS.job_model,
-        help="Model of DataFrame jobs (df.claude.label/extract/map, --batch) when none is given.",
-    ).tag(config=True)
-    api_version = Enum(
-        ["2023-06-01", "2026-10-21"],
-        default_value=DEFAULTS.api_version,
-        help="The anthropic-version header; 2026-10-21 takes no temperature, top_p or top_k.",
-    ).tag(config=True)
-    max_tokens = Integer(
-        DEFAULTS.max_tokens, help="Most tokens an answer may have (--max-tokens)."
-    ).tag(config=True)
-    system = Unicode("", help="System prompt used when -s is not given.").tag(config=True)
-    show_thinking = Bool(
-        False,
-        help="Ask for summarized thinking text whenever a cell thinks (new models return "
-        "none unless asked); --show-thinking does it for one cell.",
-    ).tag(config=True)
-    display = Enum(
-        ["auto", "widget", "markdown", "plain"],
-        default_value="auto",
-        help="How answers stream: a live widget, live Markdown, or plain text (auto picks).",
-    ).tag(config=True)
-    df_token_budget = Integer(
-        4000, help="Tokens a DataFrame may take in a prompt; rows beyond it are summarised."
-    ).tag(config=True)
-    value_token_budget = Integer(
-        8000, help="Tokens any other {{value}} may take before it is cut with a marker."
-    ).tag(config=True)
-    df_format = Enum(
-        ["csv", "markdown"], default_value="csv", help="How DataFrame rows are written."
-    ).tag(config=True)
-    df_sample = Bool(
-        False,
-        help="When a DataFrame is cut to its budget, show a seeded random sample of rows "
-        "instead of the head and tail.",
-    ).tag(config=True)
-    df_sample_seed = Integer(0, help="Seed of the row sample (df_sample).").tag(config=True)
-    auto_cache = Bool(
-        True, help="Add prompt-caching breakpoints automatically (--no-cache turns it off)."
-    ).tag(config=True)
-    cache_min_tokens = Integer(
-        None,
-        allow_none=True,
-        help="Shortest prefix worth a cache breakpoint; None (the default) uses each model's own "
-        "minimum (4,096 on Haiku 4.5, 1,024 on Sonnet 4.6, ...).",
-    ).tag(config=True)
-    updates_per_second = Float(15.0, help="Most re-renders a second of a streaming answer.").tag(
-        config=True
-    )
-    api_key_env = Unicode(
-        "ANTHROPIC_API_KEY",
-        help="Name of the environment variable holding the key (never the key).",
-    ).tag(config=True)
-    base_url = Unicode(
-        "", help="API base URL; empty means ANTHROPIC_BASE_URL, else https://api.anthropic.com."
-    ).tag(config=True)
-    max_retries = Integer(2, help="Retries after a failed request (429, 5xx, connection).").tag(
-        config=True
-    )
-    timeout = Float(600.0, help="Seconds to wait for a response.").tag(config=True)
-    budget_usd = Float(
-        DEFAULTS.budget_usd,
-        allow_none=True,
-        help="Most dollars this session may spend; calls whose worst case passes it are refused.",
-    ).tag(config=True)
-    confirm_above_usd = Float(
-        DEFAULTS.confirm_above_usd,
-        help="DataFrame jobs estimated above this ask for confirmation (yes=True skips).",
-    ).tag(config=True)
-    batch_threshold = Integer(
-        DEFAULTS.batch_threshold,
-        help="mode='auto' uses the Batches API (half price) from this many requests up.",
-    ).tag(config=True)
-    ledger_path = Unicode(
-        "", help="SQLite file of the spend ledger; empty means the user cache directory."
-    ).tag(config=True)
-    replay = Bool(
-        DEFAULTS.replay,
-        help="Show an answer already paid for (the same request, any session) instead of paying "
-        "again; --fresh asks anew.",
-    ).tag(config=True)
-    replay_max_mb = Integer(
-        DEFAULTS.replay_max_mb,
-        help="Most MB the replay store (responses.sqlite) may hold; least recently used go first.",
-    ).tag(config=True)
-    ledger_busy_timeout = Float(
-        DEFAULTS.ledger_busy_timeout,
-        help="Seconds a ledger write waits for another program holding the file; then the "
-        "answer is kept and a warning says the spend was not recorded.",
-    ).tag(config=True)
-    batch_poll_seconds = Float(
-        DEFAULTS.batch_poll_seconds,
-        help="Seconds between the first polls of a running batch (the wait then grows).",
-    ).tag(config=True)
-    batch_poll_max_seconds = Float(
-        DEFAULTS.batch_poll_max_seconds, help="Longest wait between two polls of a batch."
-    ).tag(config=True)
-    lost_create_grace_seconds = Float(
-        DEFAULTS.lost_create_grace_seconds,
-        help="How long a batch whose create answer was lost may take to show in the batch list.",
-    ).tag(config=True)
-    price_overrides = Dict(
-        help="Prices to use instead of the built-in table: {model: (input, output)} $/MTok."
-    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.chats = ChatStore()
-        self._client: Client | None = None
-        self._ledger: Ledger | None = None
-        self._catalog: ModelCatalog | None = None
-        self._replayer: Replayer | None = None
-        #: The cassette ``%claude_replay cassette`` chose (None with ``off``); until it is
-        #: used, the environment's (``CLAUDE_MAGICS_CASSETTE``) applies.
-        self._cassette: Cassette | None = None
-        self._cassette_chosen = False
         self._cell_id: str | None = None
         #: Deprecated models already warned about this session (one warning each).
         self._warned: set[str] = set()
@@ -285,178 +139,6 @@ class ClaudeMagics(Magics):
     def _ip(self) -> Any:
         """The shell (always set once registered; typed loosely, as IPython is)."""
         return self.shell
-
-    # -- settings ------------------------------------------------------------------------------
-
-    # Validators raise TraitError, the only error on which traitlets rolls a value back when
-    # several are loaded together (update_config); anything else would leave it set.
-
-    @validate(
-        "max_tokens", "df_token_budget", "value_token_budget", "cache_min_tokens", "replay_max_mb"
-    )
-    def _positive(self, proposal: Any) -> int | None:
-        if proposal["value"] is None and proposal["trait"].allow_none:
-            return None
-        value = int(proposal["value"])
-        if value < 1:
-            raise TraitError(f"{proposal['trait'].name} must be at least 1, got {value}")
-        return value
-
-    @validate("timeout", "updates_per_second", "batch_poll_seconds", "batch_poll_max_seconds")
-    def _above_zero(self, proposal: Any) -> float:
-        value = float(proposal["value"])
-        if not value > 0:
-            raise TraitError(f"{proposal['trait'].name} must be above 0, got {value}")
-        return value
-
-    @validate("max_retries", "ledger_busy_timeout", "lost_create_grace_seconds")
-    def _zero_or_more(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if not value >= 0:
-            raise TraitError(f"{proposal['trait'].name} must not be negative, got {value}")
-        return value
-
-    @validate("api_key_env")
-    def _not_a_key(self, proposal: Any) -> str:
-        value = str(proposal["value"])
-        if value.startswith("sk-") or not value.replace("_", "").isalnum():
-            # Someone pasted the key itself: refuse it without echoing it back.
-            raise TraitError(
-                "api_key_env names an environment variable (like ANTHROPIC_API_KEY); "
-                "it must not hold the key itself"
-            )
-        return value
-
-    def update_config(self, config: Config) -> None:
-        """Load ``config`` (``%config ClaudeMagics.x = v``); a refused value raises
-        :class:`SettingRefused` and every setting keeps its old value.
-
-        ``%config`` hands the same config to every configurable of the shell, catches what
-        they raise and only logs it; the refused entries are therefore also taken out of the
-        other configurables' copies, so a pasted key is kept nowhere."""
-        section_name = type(self).__name__
-        section = config.get(section_name, {})
-        traits = self.traits(config=True)
-        names = [name for name in section if name in traits]
-        before = {name: getattr(self, name) for name in names}
-        try:
-            super().update_config(config)
-        except (TraitError, ValueError, TypeError) as error:
-            for name, value in before.items():
-                self.set_trait(name, value)
-            refused = {name: section[name] for name in names}
-            self._forget_config(section_name, refused)
-            reason = _without_keys(str(error), os.environ.get(self.api_key_env))
-            raise SettingRefused(
-                f"{reason.rstrip('.')}; {', '.join(names) or 'the setting'} kept "
-                f"{'its value' if len(names) < 2 else 'their values'}."
-            ) from None
-
-    def _forget_config(self, section_name: str, refused: dict[str, Any]) -> None:
-        """Take ``refused`` entries out of every configurable's config (``%config`` merged
-        them into those it reached before this one)."""
-        for configurable in getattr(self.shell, "configurables", ()):
-            config = getattr(configurable, "config", None)
-            if config is None or section_name not in config:
-                continue
-            section = config[section_name]
-            for name, value in refused.items():
-                with contextlib.suppress(Exception):  # a value that cannot be compared
-                    if name in section and section[name] == value:
-                        del section[name]
-
-    @observe("api_key_env", "base_url", "max_retries", "timeout", "api_version")
-    def _drop_client(self, change: Any) -> None:
-        if self._client is not None:
-            self._client.close()
-        self._client = None
-        self._catalog = None
-
-    @property
-    def client(self) -> Client:
-        if self._client is None:
-            from ..api.client import Client
-
-            self._client = Client(
-                base_url=self.base_url or None,
-                api_key_env=self.api_key_env,
-                max_retries=self.max_retries,
-                timeout=self.timeout,
-                api_version=self.api_version,
-            )
-        return self._client
-
-    @property
-    def catalog(self) -> ModelCatalog:
-        """The models the API serves (``GET /v1/models``), asked once per client."""
-        if self._catalog is None:
-            from ..api.models import ModelCatalog
-
-            self._catalog = ModelCatalog(self.client)
-        return self._catalog
-
-    @property
-    def ledger(self) -> Ledger:
-        """The spend ledger (SQLite), shared with df.claude jobs of this session."""
-        if self._ledger is None:
-            from ..cost.ledger import Ledger
-
-            self._ledger = Ledger(self.ledger_path or None, busy_timeout=self.ledger_busy_timeout)
-        return self._ledger
-
-    @observe("ledger_path")
-    def _drop_ledger(self, change: Any) -> None:
-        session = self._ledger.session if self._ledger is not None else None
-        from ..cost.ledger import Ledger
-
-        self._ledger = Ledger(
-            self.ledger_path or None, session=session, busy_timeout=self.ledger_busy_timeout
-        )
-        self._replayer = None  # the store lives beside the ledger
-
-    @property
-    def replayer(self) -> Replayer:
-        """Answers already paid for: ``responses.sqlite`` beside the spend ledger (none when
-        ``replay`` is False) and the cassette, if one is set (``%claude_replay cassette`` or
-        ``CLAUDE_MAGICS_CASSETTE``). Shared with df.claude jobs (``config.shared_replayer``)."""
-        if self._replayer is None:
-            from ..cost.replay import Replayer, ReplayStore, cassette_from_environment
-
-            store = (
-                ReplayStore(
-                    self.ledger.path.parent / "responses.sqlite",
-                    max_bytes=self.replay_max_mb * 2**20,
-                    busy_timeout=self.ledger_busy_timeout,
-                )
-                if self.replay
-                else None
-            )
-            cassette = self._cassette if self._cassette_chosen else cassette_from_environment()
-            self._replayer = Replayer(store, cassette)
-        return self._replayer
-
-    def use_cassette(self, cassette: Cassette | None) -> None:
-        """Answer from (and record to) ``cassette`` from now on; None: no cassette, whatever
-        the environment says."""
-        self._cassette = cassette
-        self._cassette_chosen = True
-        self._replayer = None
-
-    @observe("replay", "replay_max_mb")
-    def _drop_replayer(self, change: Any) -> None:
-        self._replayer = None
-
-    @observe("ledger_busy_timeout")
-    def _ledger_timeout(self, change: Any) -> None:
-        if self._ledger is not None:
-            self._ledger.busy_timeout = change["new"]
-
-    @validate("budget_usd", "confirm_above_usd")
-    def _not_negative(self, proposal: Any) -> float | None:
-        value = proposal["value"]
-        if value is not None and value < 0:
-            raise TraitError(f"{proposal['trait'].name} must not be negative, got {value}")
-        return value  # type: ignore[no-any-return]
 
     def _remember_cell(self, info: Any) -> None:
         self._cell_id = getattr(info, "cell_id", None)
