@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["held_by_another_process", "tmpfs"]
+__all__ = ["held_by_another_process", "start_lock_holder", "tmpfs"]
 
 
-@contextmanager
-def held_by_another_process(path: Path) -> Iterator[subprocess.Popen[str]]:
-    """``path`` (an existing SQLite file) held with an exclusive lock by a second process until
-    the block ends."""
+def start_lock_holder(path: Path) -> subprocess.Popen[str]:
+    """A second process holding an exclusive lock on ``path`` (an existing SQLite file) until
+    it is killed; returns once the lock is held."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -36,9 +35,17 @@ def held_by_another_process(path: Path) -> Iterator[subprocess.Popen[str]]:
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+@contextmanager
+def held_by_another_process(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """``path`` (an existing SQLite file) held with an exclusive lock by a second process until
+    the block ends."""
+    holder = start_lock_holder(path)
     try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
         yield holder
     finally:
         holder.kill()

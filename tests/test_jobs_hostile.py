@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ import orjson
 import pandas as pd
 import pytest
 from batch_support import FAST, LABELS, REVIEWS, Jobs, user_text
+from file_faults import start_lock_holder
 
 import claude_magics.jobs.accessor  # noqa: F401  (registers df.claude)
 from claude_magics.api.client import Client
@@ -107,7 +107,7 @@ def test_a_job_store_locked_by_another_process_is_one_line_before_anything_is_se
 ) -> None:
     jobs.run(rows(1), "review", label_task(LABELS), mode="realtime")  # the file exists
     sent = len(jobs.messages())
-    holder = _hold_lock(jobs.store.path)
+    holder = start_lock_holder(jobs.store.path)
     try:
         with pytest.raises(StorageError) as caught:
             jobs.run(
@@ -153,7 +153,7 @@ class _LockAfter:
 
     def lock(self) -> None:
         if self.holder is None:
-            self.holder = _hold_lock(self._path)
+            self.holder = start_lock_holder(self._path)
 
     def release(self) -> None:
         if self.holder is not None:
@@ -171,29 +171,6 @@ class _LockingBatches:
     def results(self, batch_id: str) -> Any:
         self._owner.lock()
         return self._owner._client.batches.results(batch_id)
-
-
-def _hold_lock(path: Path) -> subprocess.Popen[str]:
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import sqlite3, time
-                db = sqlite3.connect({str(path)!r}, isolation_level=None)
-                db.execute("BEGIN EXCLUSIVE")
-                print("locked", flush=True)
-                time.sleep(60)
-                """
-            ),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None
-    assert holder.stdout.readline().strip() == "locked"
-    return holder
 
 
 def test_answers_paid_for_are_kept_when_the_job_store_is_locked_mid_job(
