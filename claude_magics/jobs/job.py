@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..cost.pricing import price_usage
 from ..errors import ClaudeError
+from .realtime import run_realtime
 from .replaying import REPLAY_SOURCE
-from .sending import Batches, run_realtime
+from .sending import Batches
 from .state import JobState
 from .store import ResultRow
 

@@ -48,27 +48,23 @@ from ..api.retry import should_retry
 from ..errors import (
     APIConnectionError,
     APIError,
-    APIResponseError,
     APIStatusError,
     ClaudeError,
     StorageError,
 )
 from .progress import say
-from .spend import Tally, row_spend
-from .store import ChunkRecord, OwedSpend, ResultRow
+from .spend import Tally
+from .store import ChunkRecord, ResultRow
 from .wire import (
     batch_body,
     batch_result_row,
     failed_row,
-    message_row,
     prompt_of,
     request_items,
     split_requests,
 )
 
 if TYPE_CHECKING:
-    from ..api.client import ApiObject
-    from ..api.fanout import Outcome
     from .progress import Progress
     from .state import JobState
 
@@ -81,7 +77,6 @@ __all__ = [
     "JobInterrupted",
     "JobWaitError",
     "JobWaitTimeout",
-    "run_realtime",
 ]
 
 #: Results are written to the job store in transactions of this many rows.
@@ -97,7 +92,7 @@ MAX_FAILED_POLLS = 20
 _CLOCK_SKEW = 600.0
 # Realtime: seconds between two writes of the answers' spend to the ledger (the answers
 # themselves are stored one by one, with the spend they owe).
-_SPEND_EVERY = 1.0
+SPEND_EVERY = 1.0
 
 
 def _attach_hint(job_id: str) -> str:
@@ -618,105 +613,3 @@ def _batch_pricer(job: JobState) -> Callable[[ResultRow], float | None]:
         return prices[key]
 
     return price
-
-
-# --------------------------------------------------------------------------------------------
-# Realtime
-
-
-class _MalformedAnswer(APIError):
-    """A 2xx response whose body is not a message (cut short, not JSON, another shape)."""
-
-    error_type = "malformed_response"
-
-
-def _is_message(response: Any) -> bool:
-    content = response.get("content") if isinstance(response, Mapping) else None
-    return isinstance(content, list) and all(isinstance(block, Mapping) for block in content)
-
-
-def run_realtime(job: JobState, prompts: list[int]) -> None:
-    """Send ``prompts`` as concurrent ``/v1/messages`` calls (blocking, with progress), storing
-    every answer as it arrives. An interrupt keeps what came and raises :class:`JobInterrupted`.
-    """
-    from ..api.fanout import run_concurrently
-    from ..prompt import estimate_tokens
-    from .progress import Progress
-
-    record = job.record
-    done_before = record.n_prompts - len(prompts)
-    bar = Progress(
-        record.n_prompts, f"{job.id} realtime", enabled=job.progress, initial=done_before
-    )
-    last_spend = time.monotonic()
-    answered = 0
-    attempt = job.store.next_attempt(job.id)
-
-    def send(prompt: int) -> ApiObject:
-        try:
-            return job.client.request(
-                "POST", "/v1/messages", body=orjson.Fragment(job.params(prompt)), max_retries=0
-            )
-        except APIResponseError as exc:  # a 2xx body cut short or not JSON
-            raise _MalformedAnswer(f"the answer was cut short or is not JSON ({exc})") from None
-
-    def keep(outcome: Outcome[int]) -> None:
-        nonlocal answered, last_spend
-        owed: OwedSpend | None = None
-        response = outcome.response
-        if response is not None and _is_message(response):
-            row = message_row(outcome.item, response, response.request_id or "", attempt)
-            owed = row_spend(
-                row,
-                kind="realtime",
-                model=record.model,
-                overrides=job.price_overrides,
-                seconds=outcome.seconds,
-            )
-        else:
-            error: Any = outcome.error or _MalformedAnswer("the answer is not a message")
-            kind = getattr(error, "error_type", None) or (
-                "connection_error" if isinstance(error, APIConnectionError) else "api_error"
-            )
-            row = failed_row(outcome.item, f"errored:{kind}", str(error), "realtime", attempt)
-        # In the store before anything else is sent: a process killed now has this answer.
-        job.put_results([row], [owed] if owed is not None else None)
-        if owed is not None and response is not None:
-            cost = None if owed.cost is None else owed.cost.total
-            job.keep_answers([(outcome.item, response, cost)])
-        answered += 1
-        bar.advance(1)
-        now = time.monotonic()
-        if now - last_spend >= _SPEND_EVERY:
-            job.write_spend()
-            last_spend = now
-        job.check_claim()
-
-    cacheable = bool(record.spec.get("cacheable"))
-    # What each request costs against an input-token budget: cache reads do not count.
-    shared = 0 if cacheable else int(record.spec.get("instruction_tokens") or 0)
-    fresh_tokens = {n: shared + estimate_tokens(job.texts[n]) for n in prompts}
-    interrupted = False
-    try:
-        run_concurrently(
-            prompts,
-            send,
-            on_outcome=keep,
-            weight=lambda n: float(fresh_tokens[n]),
-            first_alone=cacheable,
-            max_attempts=MAX_ATTEMPTS,
-            # One backoff for every retry the package makes: the client's.
-            initial_backoff=job.client.initial_retry_delay,
-            max_backoff=job.client.max_retry_delay,
-        )
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        job.save()
-        job.write_spend()
-        job.keep_answers([], final=True)
-        bar.close()
-    if interrupted:
-        job.set_state("interrupted")
-        raise JobInterrupted(job, done_before + answered, record.n_prompts) from None
-    job.set_state("done")
