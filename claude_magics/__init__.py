@@ -2,7 +2,7 @@
 
     %load_ext claude_magics             # then: %%claude, %claude, %claude_history, ...
     from claude_magics import Client
-    Client().messages.create(model="claude-sonnet-4-6", max_tokens=256, messages=[...])
+    Client().messages.create(model=MODEL, max_tokens=256, messages=[...])
 
 Importing this package is cheap on purpose: it pulls in neither httpx, pandas, ipywidgets nor
 the emulator. Names below are resolved on first use.

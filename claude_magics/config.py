@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import sys
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from .cost.pricing import format_usd
 from .errors import ClaudeError, StorageError
+from .model_table import load as load_models
 
 if TYPE_CHECKING:
     from .api.client import Client
@@ -48,11 +49,11 @@ class Settings:
     the default it finds here, and :func:`current_settings` reads the traits back by name.
     """
 
-    #: ``%%claude`` cells: a current Sonnet.
-    model: str = "claude-sonnet-5-5"
+    #: ``%%claude`` cells: a current Sonnet (the model table's ``defaults.model``).
+    model: str = field(default_factory=lambda: load_models().defaults["model"])
     #: DataFrame jobs (label, extract, map, ``--batch``): the model sold for classification
-    #: and extraction, a tenth of Haiku 4.5's price.
-    job_model: str = "claude-haiku-5-5"
+    #: and extraction (the model table's ``defaults.job_model``).
+    job_model: str = field(default_factory=lambda: load_models().defaults["job_model"])
     max_tokens: int = 4096
     #: The ``anthropic-version`` header: ``2023-06-01`` (every model accepts it) or
     #: ``2026-10-21`` (no sampling parameters on any model).

@@ -1,8 +1,9 @@
 """The bundled model table (``data/models.json``): each model's limits, rules and status.
 
-    table = load()                              # read once per process
-    table.find("claude-haiku-4-5").max_tokens   # aliases resolve: 64000
-    table.find_retired("claude-opus-4-1")       # RetiredModel(..., replacement="claude-opus-5-5")
+    table = load()                      # read once per process
+    table.find(name).max_tokens         # an id or an alias
+    table.find_retired(name)            # RetiredModel(..., replacement=...) or None
+    table.defaults["model"], table.defaults["job_model"]   # what cells and jobs use by default
 
 One fact, one place: the emulator serves this table and the client falls back on it when
 ``GET /v1/models`` cannot be asked (the API stays the authority at run time). A leaf module:
@@ -279,6 +280,8 @@ class ModelTable:
     models: tuple[ModelEntry, ...]
     retired: tuple[RetiredModel, ...] = ()
     notes: tuple[str, ...] = ()
+    #: The models the package uses when none is given: ``model`` (cells), ``job_model`` (jobs).
+    defaults: Mapping[str, str] = field(default_factory=dict)
     _by_name: dict[str, ModelEntry] = field(init=False, repr=False, compare=False)
     _retired_by_name: dict[str, RetiredModel] = field(init=False, repr=False, compare=False)
 
@@ -293,6 +296,9 @@ class ModelTable:
         clash = sorted(set(retired) & set(by_name))
         if clash:
             raise ValueError(f"served and retired at once: {', '.join(clash)}")
+        for role, name in self.defaults.items():
+            if name not in by_name:
+                raise ValueError(f"defaults.{role}: {name!r} is not a served model")
         object.__setattr__(self, "_by_name", by_name)
         object.__setattr__(self, "_retired_by_name", retired)
 
@@ -311,13 +317,15 @@ class ModelTable:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelTable:
         data = _mapping(data, "table")
-        _unknown(data, {"as_of", "source", "models", "retired", "notes"}, "table")
+        _unknown(data, {"as_of", "source", "defaults", "models", "retired", "notes"}, "table")
+        defaults = _mapping(data.get("defaults", {}), "defaults")
         return cls(
             as_of=_str(data.get("as_of"), "as_of"),
             source=_str(data.get("source"), "source"),
             models=tuple(ModelEntry.from_dict(m) for m in data.get("models", ())),
             retired=tuple(RetiredModel.from_dict(r) for r in data.get("retired", ())),
             notes=_strings(data.get("notes", []), "notes"),
+            defaults={str(k): _str(v, f"defaults.{k}") for k, v in defaults.items()},
         )
 
 

@@ -107,3 +107,26 @@ def test_without_a_key_the_table_answers_until_there_is_one(
     assert catalog.unavailable and "NO_KEY_YET" in catalog.unavailable
     monkeypatch.setenv("NO_KEY_YET", "sk-now-there-is-one")
     assert catalog.get("claude-haiku-5-5").source == "api"
+
+
+def test_the_default_models_come_from_the_table_and_are_current() -> None:
+    from claude_magics.config import DEFAULTS
+
+    table = load()
+    assert DEFAULTS.model == table.defaults["model"]
+    assert DEFAULTS.job_model == table.defaults["job_model"]
+    current = {entry.id for entry in table.active()}
+    assert {DEFAULTS.model, DEFAULTS.job_model} <= current
+
+
+def test_a_default_that_names_no_served_model_is_refused() -> None:
+    import json
+
+    from claude_magics.model_table import ModelTable
+
+    data = json.loads(
+        (Path(__file__).parents[1] / "claude_magics" / "data" / "models.json").read_text()
+    )
+    data["defaults"]["model"] = "claude-retired-1"
+    with pytest.raises(ValueError, match=r"defaults.model: 'claude-retired-1' is not a served"):
+        ModelTable.from_dict(data)

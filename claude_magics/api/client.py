@@ -1,7 +1,7 @@
 """The one HTTP client everything in claude_magics uses to talk to the Messages API.
 
     client = Client()                       # key from ANTHROPIC_API_KEY, read at request time
-    with client.messages.stream(model="claude-sonnet-4-6", max_tokens=512, messages=msgs) as s:
+    with client.messages.stream(model=MODEL, max_tokens=512, messages=msgs) as s:
         for text in s.text_stream: print(text, end="")
 
 Built on an injectable ``httpx.Client`` (or transport), with the retry rules of the official

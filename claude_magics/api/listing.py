@@ -1,6 +1,6 @@
 """Paginated listings: ``client.models`` and ``client.batches`` (the Message Batches API).
 
-client.models.list(), client.models.get("claude-haiku-4-5"), client.models.iter_all()
+client.models.list(), client.models.get(model_id), client.models.iter_all()
 batch = client.batches.create([{"custom_id": "row-1", "params": {...}}])
 with client.batches.results(batch["id"]) as lines: ...
 """

@@ -3,9 +3,9 @@ bundled table (``data/models.json``) as the offline fallback and the source of t
 API does not report.
 
     catalog = ModelCatalog(client)           # one per session; the list is fetched once
-    info = catalog.get("claude-haiku-4-5")   # ModelInfo: limits, capabilities, rules, status
+    info = catalog.get(model)                # ModelInfo: limits, capabilities, rules, status
     info.max_input_tokens, info.effort_levels, info.rejects_sampling, info.cache_min_tokens
-    cache_min_tokens("claude-haiku-4-5")     # -> 4096: shorter prefixes are not cached
+    cache_min_tokens(model)                  # shorter prefixes are not cached
 
 Limits and capabilities (``max_input_tokens``, ``max_tokens``, thinking types, effort levels,
 image and PDF input, structured outputs, batch, citations) come from the API when it answers:
@@ -52,7 +52,7 @@ _SNAPSHOT = re.compile(r"-\d{8}$")
 
 
 def canonical_model(model: str) -> str:
-    """``model`` without its snapshot date (``claude-haiku-4-5-20251001``: ``claude-haiku-4-5``)."""
+    """``model`` without a ``-YYYYMMDD`` snapshot date: the alias the table lists it under."""
     return _SNAPSHOT.sub("", model)
 
 

@@ -1,7 +1,7 @@
 """A request checked against its model's rules before it is sent: one line instead of a 400.
 
     check_request(body, catalog.get(body["model"]), api_version="2023-06-01")
-    # -> raises RequestNotAllowedError("claude-opus-5-5 takes no thinking budget: ...")
+    # -> raises RequestNotAllowedError("<model> takes no thinking budget: ...")
 
 The rules are the model's (limits and capabilities from ``GET /v1/models``; what the API does
 not report from the bundled table) and the API version's. Only what is known refuses: a model

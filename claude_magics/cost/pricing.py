@@ -1,8 +1,8 @@
 """What a call cost, from its ``usage`` and a dated price table: the one place usage is priced.
 
-    cost = price_usage(Usage.from_api(message["usage"]), "claude-sonnet-5-5")  # None: unknown
+    cost = price_usage(Usage.from_api(message["usage"]), message["model"])  # None: unknown
     cost.total, cost.input, cost.output, cost.cache_write, cost.cache_read
-    worst_case_usd("claude-sonnet-5-5", input_tokens=12_000, max_output=4096, cache_write="5m")
+    worst_case_usd(model, input_tokens=12_000, max_output=4096, cache_write="5m")
 
 Prices are data: ``claude_magics/data/prices.json``, dated (``PRICES_AS_OF``), read once, with
 each model's input, output, 5-minute and 1-hour cache-write and cache-read prices, and tiers by
@@ -124,8 +124,8 @@ def _override(value: Any) -> ModelPrice:
 
 
 def model_price(model: str, overrides: Mapping[str, Any] | None = None) -> ModelPrice | None:
-    """The price of ``model`` (a dated id such as ``claude-haiku-4-5-20251001`` maps to its
-    alias), or None when it is not in the table."""
+    """The price of ``model`` (a snapshot id with a ``-YYYYMMDD`` date maps to its alias), or
+    None when it is not in the table."""
     for name in (model, _DATED.sub("", model)):
         if overrides and name in overrides:
             return _override(overrides[name])

@@ -56,8 +56,8 @@ class ClaudeAccessor:
     "realtime"), ``yes`` (skip the cost confirmation), ``wait`` (False: return the job),
     ``status`` (True: a DataFrame with ``claude_status``), ``usage`` (tokens and cost per row).
 
-    Without ``model``, jobs use ``ClaudeMagics.job_model`` (``claude-haiku-5-5`` unless
-    ``%config`` says otherwise: the small model sold for labeling and extraction), not the
+    Without ``model``, jobs use ``ClaudeMagics.job_model`` (the model table's
+    small model sold for labeling and extraction, unless ``%config`` says otherwise), not the
     ``%%claude`` cells' model; ``estimate`` shows what a bigger model would cost beside it.
     Every request is checked against the model's rules before anything is sent.
     """
@@ -174,7 +174,7 @@ class ClaudeAccessor:
         ``ClaudeMagics.job_model``.
 
             df["topic"] = df.claude.label("ticket", ["billing", "bug", "other"], mode="batch")
-            df["topic"] = df.claude.label("ticket", ["billing", "bug"], model="claude-sonnet-5-5")
+            df["topic"] = df.claude.label("ticket", ["billing", "bug"], model=big_model)
         """
         return self._run(
             template_or_column,

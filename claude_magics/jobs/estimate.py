@@ -1,6 +1,6 @@
 """What a DataFrame job will send and cost, before anything is sent.
 
-    estimate_job(prompts, compare=("claude-sonnet-5-5",)).frame()   # four ways, two models
+    estimate_job(prompts, compare=(settings.model,)).frame()   # four ways, two models
     count_prompt_tokens(prompts, client, df.index)   # input tokens per row (count_tokens)
 
 ``estimate_job`` is local and instant: input tokens by ``prompt.estimate_tokens`` (an estimate,

@@ -1,7 +1,7 @@
 """DataFrame rows into Messages API requests: the row template and the distinct prompts.
 
     template = make_template(df.columns, "Classify: {{review}}", task)
-    prompts = build_prompts(df, template, task, model="claude-haiku-4-5")
+    prompts = build_prompts(df, template, task, model=settings.job_model)
     prompts.row_prompt[i], prompts.params(n, batch=True)    # row -> prompt number -> bytes
 
 A row template uses the ``{{column}}`` references of ``%%claude`` cells (parsed by ``prompt``).

@@ -1,6 +1,6 @@
 """What DataFrame jobs spend: priced as billed, and written to the spend ledger exactly once.
 
-    tally = Tally(kind="batch", overrides=None, model="claude-haiku-5-5"); tally.add(row)
+    tally = Tally(kind="batch", overrides=None, model=job.model); tally.add(row)
     store.finish_fetch(chunk, tally.owed(seconds=3600.0, request_id="msgbatch_..."))
     dollars = write_owed(store, job_id, ledger)     # ledger rows, then forgotten in the store
 

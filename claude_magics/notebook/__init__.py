@@ -1,7 +1,7 @@
 """Claude in a notebook: the ``%%claude`` magics and everything they show.
 
     %load_ext claude_magics
-    %%claude --model claude-haiku-5-5
+    %%claude --max-tokens 300
     Summarise {{df}}
 
 * :mod:`.magics`: ``ClaudeMagics``: traits (the configuration), flags and dispatch only;

@@ -1,7 +1,7 @@
 """``ClaudeMagics``: ``%%claude``, ``%claude`` and the ``%claude_*`` line magics.
 
     %load_ext claude_magics
-    %%claude -m claude-haiku-5-5
+    %%claude -m MODEL
     Why is {{df}} skewed?
 
 Configuration is traits on this class (``%config ClaudeMagics.model = "..."`` or
@@ -239,7 +239,7 @@ class ClaudeMagics(ClaudeSettings):
             %%claude
             Explain what this does: {{In[3]}}
 
-            %%claude -m claude-haiku-5-5 --max-tokens 300
+            %%claude --max-tokens 300
             Summarise {{df}} in three bullet points.
 
             %%claude --new -s "You are a pandas expert" -f code

@@ -1,8 +1,8 @@
 """From a ``%%claude`` cell's flags and text to what it sends: call options, the user turn and
 the key of the cell's turn in its conversation.
 
-    options = call_options(args, user_ns, model="claude-sonnet-5-5", max_tokens=4096, system="",
-                           info=catalog.get("claude-sonnet-5-5"))
+    options = call_options(args, user_ns, model=magics.model, max_tokens=4096, system="",
+                           info=catalog.get(magics.model))
     content = user_content(args, cell, user_ns, value_budget=8000, df_budget=4000, ...)
 
 ``args`` are the parsed flags of ``%%claude``; values that a flag leaves out come from the

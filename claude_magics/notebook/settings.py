@@ -1,6 +1,6 @@
 """The settings of ``%%claude``: every ``ClaudeMagics`` trait, checked, and what they build.
 
-    %config ClaudeMagics.model = "claude-haiku-5-5"  # or c.ClaudeMagics.model in ipython_config
+    %config ClaudeMagics.max_tokens = 2048  # or c.ClaudeMagics.max_tokens in ipython_config
     %config ClaudeMagics.budget_usd = -1             # SettingRefused: one line, the old value stays
 
 ``ClaudeSettings`` holds the traits (defaults from :data:`claude_magics.config.DEFAULTS`), their

@@ -1,6 +1,6 @@
 """How a call is shown: live while it streams, then as a static output that survives saving.
 
-    view = make_view("auto", shell, model="claude-sonnet-5-5")
+    view = make_view("auto", shell, model=model)
     view.start(); view.event(event, accumulator); ...; view.finish(result, bundle, metadata)
 
 Three views share one interface, the :class:`View` protocol (``cell.send`` drives any object

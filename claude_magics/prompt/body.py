@@ -1,7 +1,7 @@
 """The one place that builds Messages API request bodies: the user turn, then the whole body.
 
     content = build_user_content("Why is {{df.columns[0]}} empty?", shell.user_ns)
-    body = build_body(CallOptions(model="claude-sonnet-4-6", max_tokens=1024), history, content)
+    body = build_body(CallOptions(model=model, max_tokens=1024), history, content)
     add_cache_breakpoints(body, min_tokens=1024)
 
 The user turn is the attachments first (Anthropic recommends documents and images before the
