@@ -118,6 +118,31 @@ def test_stream_thinking_signature_and_tool_input(client: Client) -> None:
     assert stops[-1].block["input"] == tool_use["input"]
 
 
+def test_stream_folds_server_tool_blocks_and_their_usage(client: Client) -> None:
+    """Server tool results arrive whole in content_block_start and citations as deltas: the
+    accumulator rebuilds the same message as the non-streaming call, usage included."""
+    tools = [
+        {"type": "web_search_20250305", "name": "web_search"},
+        {"type": "code_execution_20250825", "name": "code_execution"},
+    ]
+    params: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 1000,
+        "tools": tools,
+        "messages": ask("Search the web for the latest otter news. Then compute 6 * 7."),
+    }
+    with client.messages.stream(**params) as stream:
+        list(stream)
+    plain = client.messages.create(**params)
+    message = stream.message
+    types = [b["type"] for b in message["content"]]
+    assert {"web_search_tool_result", "bash_code_execution_tool_result"} <= set(types)
+    assert message["content"] == plain["content"]
+    assert message["usage"] == plain["usage"]
+    assert message["usage"]["server_tool_use"]["web_search_requests"] == 1
+    assert message["container"]["id"] == plain["container"]["id"]
+
+
 def test_max_tokens_and_stop_sequences(client: Client, emulator: Emulator) -> None:
     cut = client.messages.create(model=MODEL, max_tokens=5, messages=ask("Hi [[reply_tokens=50]]"))
     assert cut["stop_reason"] == "max_tokens"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from claude_magics.cost import pricing
 from claude_magics.cost.ledger import Ledger
 from claude_magics.cost.pricing import (
     PRICES_AS_OF,
+    SERVER_TOOL_PRICES,
     ModelPrice,
     format_usd,
     model_price,
@@ -178,3 +182,70 @@ def test_the_ledger_records_which_price_table_priced_each_call(tmp_path: Path) -
     calls = ledger.calls()
     assert [c.prices_as_of for c in calls] == [None, PRICES_AS_OF, None]
     assert calls[1].cost_usd == pytest.approx((1000 * 2 + 10 * 10) / MILLION)
+
+
+def test_web_searches_cost_a_fee_per_search_that_batches_do_not_halve() -> None:
+    assert SERVER_TOOL_PRICES.web_search == pytest.approx(0.01)  # $10 per 1,000 searches
+    assert SERVER_TOOL_PRICES.web_fetch == 0  # tokens only
+    tokens = Usage(input=20_000, output=500)
+    searched = replace(tokens, web_search_requests=3, web_fetch_requests=2)
+    plain, with_fee = (
+        price_usage(tokens, "claude-sonnet-5-5"),
+        price_usage(searched, "claude-sonnet-5-5"),
+    )
+    assert plain is not None and with_fee is not None
+    assert with_fee.total - plain.total == pytest.approx(0.03)
+    assert with_fee.server_tools == pytest.approx(0.03)
+    batch_plain = price_usage(tokens, "claude-sonnet-5-5", batch=True)
+    batch_fee = price_usage(searched, "claude-sonnet-5-5", batch=True)
+    assert batch_plain is not None and batch_fee is not None
+    assert batch_plain.total == pytest.approx(plain.total / 2)  # tokens halved...
+    assert batch_fee.total - batch_plain.total == pytest.approx(0.03)  # ...the fee is not
+    assert (with_fee + with_fee).server_tools == pytest.approx(0.06)
+    # The API's usage object prices the same as the value type.
+    assert price_usage(searched.to_api(), "claude-sonnet-5-5") == with_fee
+
+
+def test_the_price_table_records_server_tools() -> None:
+    table = json.loads(
+        (Path(pricing.__file__).parent.parent / "data" / "prices.json").read_text("utf-8")
+    )
+    tools = table["server_tools"]
+    assert tools["web_search"]["usd_per_1000_requests"] == 10.0
+    assert tools["code_execution"]["usd_per_container_hour"] == 0.05
+    assert tools["code_execution"]["free_container_hours_per_day"] == 50
+    assert tools["code_execution"]["priced_per_request"] is False
+
+
+def test_the_ledger_keeps_enough_to_price_a_call_again(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    # A ledger from before the server-tool columns (and the 1-hour split) still opens.
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE calls (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, session "
+        "TEXT NOT NULL, cell TEXT, model TEXT NOT NULL, input_tokens INTEGER NOT NULL, "
+        "output_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL, cache_read_tokens "
+        "INTEGER NOT NULL, cost_usd REAL, seconds REAL NOT NULL, request_id TEXT, kind TEXT NOT "
+        "NULL, cache_hit_share REAL NOT NULL, prices_as_of TEXT, saved_usd REAL)"
+    )
+    old.execute(
+        "INSERT INTO calls VALUES (NULL, 1.0, 'old', NULL, 'claude-haiku-4-5', 10, 2, 5, 0, "
+        "0.1, 1.0, NULL, 'realtime', 0.0, NULL, NULL)"
+    )
+    old.commit()
+    old.close()
+    ledger = Ledger(path, session="new")
+    usage = Usage(
+        input=5000, output=300, cache_write_1h=1000, cache_write_5m=200, web_search_requests=3
+    )
+    cost = price_usage(usage, "claude-sonnet-5-5", batch=True)
+    ledger.record_usage(
+        model="claude-sonnet-5-5", usage=usage, cost=cost, seconds=2.0, kind="batch"
+    )
+    before, row = ledger.calls()
+    assert before.usage == Usage(input=10, output=2, cache_write_5m=5)  # zeros where unknown
+    assert row.usage == usage
+    assert (row.web_search_requests, row.web_fetch_requests) == (3, 0)
+    again = price_usage(row.usage, row.model, batch=row.kind == "batch")
+    assert again is not None and cost is not None
+    assert row.cost_usd == pytest.approx(again.total) == pytest.approx(cost.total)

@@ -114,3 +114,22 @@ def test_cache_minimum_per_model_with_an_override() -> None:
     assert cache_min_tokens("claude-sonnet-4-6") == 1024
     assert cache_min_tokens("claude-sonnet-4-6", override=3000) == 3000
     assert cache_min_tokens("some-proxy-model") == DEFAULT_CACHE_MIN_TOKENS
+
+
+def test_server_tool_requests_are_read_added_and_written_back() -> None:
+    api = {
+        "input_tokens": 900,
+        "output_tokens": 40,
+        "server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 1},
+    }
+    usage = Usage.from_api(api)
+    assert (usage.web_search_requests, usage.web_fetch_requests) == (3, 1)
+    assert usage.to_api()["server_tool_use"] == api["server_tool_use"]
+    assert Usage.from_api(usage.to_api()) == usage
+    assert usage.with_output(7).web_search_requests == 3
+    total = usage + Usage(web_search_requests=2)
+    assert (total.web_search_requests, total.web_fetch_requests) == (5, 1)
+    assert Usage(web_search_requests=1)  # a search alone is usage worth recording
+    # No server tools, or a null server_tool_use: zeros, and the API shape stays as it was.
+    assert Usage.from_api({"input_tokens": 1, "server_tool_use": None}).web_search_requests == 0
+    assert "server_tool_use" not in Usage(input=1).to_api()

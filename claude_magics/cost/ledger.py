@@ -6,9 +6,14 @@
     ledger.spent(session=ledger.session)                # their total in dollars
 
 One row per call: time, session, notebook cell, model, tokens by kind, cost, time taken, request
-id, realtime or batch, and the share of input read from cache. The file location comes from the
-``path`` argument, else ``$CLAUDE_MAGICS_HOME/ledger.sqlite``, else the user cache directory.
-Writes are small transactions; the file is opened per operation, so two kernels can share it.
+id, realtime or batch, the share of input read from cache, and the web searches and fetches the
+API ran: enough to price the call again (``price_usage(row.usage, row.model, batch=...)``).
+Older files gain the newer columns when first opened (columns are only ever added; rows written
+before a column existed read 0 there, so their cache writes re-price as 5-minute ones).
+
+The file location comes from the ``path`` argument, else ``$CLAUDE_MAGICS_HOME/ledger.sqlite``,
+else the user cache directory. Writes are small transactions; the file is opened per operation,
+so two kernels can share it.
 """
 
 from __future__ import annotations
@@ -47,7 +52,10 @@ CREATE TABLE IF NOT EXISTS calls (
     kind TEXT NOT NULL,
     cache_hit_share REAL NOT NULL,
     prices_as_of TEXT,
-    saved_usd REAL
+    saved_usd REAL,
+    cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0,
+    web_search_requests INTEGER NOT NULL DEFAULT 0,
+    web_fetch_requests INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS calls_time ON calls(time);
 CREATE INDEX IF NOT EXISTS calls_session ON calls(session);
@@ -75,6 +83,25 @@ class CallRecord:
     prices_as_of: str | None = None
     #: For kind "replay": what the answer cost when it was paid for (what replay saved).
     saved_usd: float | None = None
+    #: The part of ``cache_write_tokens`` written for an hour (the rest: 5 minutes).
+    cache_write_1h_tokens: int = 0
+    #: Server tool requests the API ran for the call (web searches carry a fee of their own).
+    web_search_requests: int = 0
+    web_fetch_requests: int = 0
+
+    @property
+    def usage(self) -> Usage:
+        """The call's usage, as priced (``price_usage(record.usage, record.model, ...)``)."""
+        one_hour = min(self.cache_write_1h_tokens, self.cache_write_tokens)
+        return Usage(
+            input=self.input_tokens,
+            output=self.output_tokens,
+            cache_write_5m=self.cache_write_tokens - one_hour,
+            cache_write_1h=one_hour,
+            cache_read=self.cache_read_tokens,
+            web_search_requests=self.web_search_requests,
+            web_fetch_requests=self.web_fetch_requests,
+        )
 
 
 _COLUMNS = [f.name for f in fields(CallRecord)]
@@ -85,7 +112,13 @@ _SETTING = "ClaudeMagics.ledger_path (or CLAUDE_MAGICS_HOME)"
 def _add_missing_columns(db: sqlite3.Connection) -> None:
     """Bring a ledger written by an older version up to date (columns are only ever added)."""
     present = {row[1] for row in db.execute("PRAGMA table_info(calls)")}
-    for column, kind in (("prices_as_of", "TEXT"), ("saved_usd", "REAL")):
+    for column, kind in (
+        ("prices_as_of", "TEXT"),
+        ("saved_usd", "REAL"),
+        ("cache_write_1h_tokens", "INTEGER NOT NULL DEFAULT 0"),
+        ("web_search_requests", "INTEGER NOT NULL DEFAULT 0"),
+        ("web_fetch_requests", "INTEGER NOT NULL DEFAULT 0"),
+    ):
         if column not in present:
             db.execute(f"ALTER TABLE calls ADD COLUMN {column} {kind}")
 
@@ -175,6 +208,9 @@ class Ledger:
             cache_hit_share=tokens.cache_hit_share or 0.0,
             prices_as_of=PRICES_AS_OF if cost is not None else None,
             saved_usd=saved_usd,
+            cache_write_1h_tokens=tokens.cache_write_1h,
+            web_search_requests=tokens.web_search_requests,
+            web_fetch_requests=tokens.web_fetch_requests,
         )
         self.record(record)
         return record

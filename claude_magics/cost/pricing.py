@@ -11,7 +11,13 @@ and writes included, passes 100,000 tokens; each request on its own). ``override
 ``ClaudeMagics.price_overrides`` setting) maps a model to ``(input, output)`` dollars per million
 tokens (cache prices then follow the usual ratios) or to a dict with any of the table's fields. A
 model missing from both has an unknown cost: ``None``, never a guess. Message Batches halve
-every price (``BATCH_MULTIPLIER``).
+every token price (``BATCH_MULTIPLIER``).
+
+Server tools have prices of their own in the table's ``server_tools`` section
+(`SERVER_TOOL_PRICES`): web search costs a fee per search (``usage.server_tool_use``), which
+the batch discount does not touch, on top of its results' tokens (already in ``input_tokens``);
+web fetch costs only tokens. Code execution is billed per container-hour after a daily free
+allowance; usage does not report container time, so no call is priced for it.
 """
 
 from __future__ import annotations
@@ -34,9 +40,11 @@ __all__ = [
     "CACHE_WRITE_5M_MULTIPLIER",
     "PRICES",
     "PRICES_AS_OF",
+    "SERVER_TOOL_PRICES",
     "Cost",
     "ModelPrice",
     "PriceTier",
+    "ServerToolPrices",
     "format_usd",
     "model_price",
     "price_table",
@@ -102,15 +110,40 @@ class ModelPrice:
         return cls(**values, tiers=tiers)
 
 
+@dataclass(frozen=True)
+class ServerToolPrices:
+    """Dollars per request of the server tools billed per request (the same on every model)."""
+
+    web_search: float = 0.0
+    web_fetch: float = 0.0
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> ServerToolPrices:
+        """From the price file's ``server_tools`` section (prices per 1,000 requests)."""
+
+        def per_request(name: str) -> float:
+            entry = data.get(name) or {}
+            return float(entry.get("usd_per_1000_requests", 0.0)) / 1000
+
+        return cls(web_search=per_request("web_search"), web_fetch=per_request("web_fetch"))
+
+
+@functools.cache
+def _price_data() -> dict[str, Any]:
+    return json.loads(_PRICE_FILE.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
 @functools.cache
 def price_table() -> tuple[str, float, dict[str, ModelPrice]]:
     """(as-of date, batch multiplier, prices by model) from the bundled price file."""
-    data = json.loads(_PRICE_FILE.read_text(encoding="utf-8"))
+    data = _price_data()
     models = {name: ModelPrice.from_data(entry) for name, entry in data["models"].items()}
     return str(data["as_of"]), float(data["batch_discount"]), models
 
 
 PRICES_AS_OF, BATCH_MULTIPLIER, PRICES = price_table()
+#: Per-request prices of server tools, from the same dated table.
+SERVER_TOOL_PRICES = ServerToolPrices.from_data(_price_data().get("server_tools") or {})
 
 _DATED = re.compile(r"-\d{8}$")
 
@@ -136,17 +169,19 @@ def model_price(model: str, overrides: Mapping[str, Any] | None = None) -> Model
 
 @dataclass(frozen=True)
 class Cost:
-    """The dollar cost of one call, by kind of token."""
+    """The dollar cost of one call, by kind of token, plus the fees of server tools
+    (``server_tools``: web searches, never discounted)."""
 
     input: float
     output: float
     cache_write: float
     cache_read: float
     batch: bool = False
+    server_tools: float = 0.0
 
     @property
     def total(self) -> float:
-        return self.input + self.output + self.cache_write + self.cache_read
+        return self.input + self.output + self.cache_write + self.cache_read + self.server_tools
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(
@@ -155,6 +190,7 @@ class Cost:
             self.cache_write + other.cache_write,
             self.cache_read + other.cache_read,
             self.batch and other.batch,
+            self.server_tools + other.server_tools,
         )
 
     def __str__(self) -> str:
@@ -173,7 +209,8 @@ def price_usage(
     the model's price is unknown. Every cost the package shows or records comes from here.
 
     ``usage`` may be the sum of ``requests`` requests (a job's estimate): a prompt-length tier
-    is then chosen by the average prompt, since each request is billed on its own."""
+    is then chosen by the average prompt, since each request is billed on its own. Web searches
+    add their fee per search (`SERVER_TOOL_PRICES`), which the batch discount does not halve."""
     price = model_price(model, overrides)
     if price is None:
         return None
@@ -190,6 +227,8 @@ def price_usage(
         * factor,
         cache_read=tokens.cache_read * rates.cache_read * factor,
         batch=batch,
+        server_tools=tokens.web_search_requests * SERVER_TOOL_PRICES.web_search
+        + tokens.web_fetch_requests * SERVER_TOOL_PRICES.web_fetch,
     )
 
 

@@ -17,7 +17,8 @@ know yet.
 Modules: `core` (Emulator), `options` (EmulatorOptions, Fault), `app` (endpoints and state),
 `server` (HTTP), `validation` (request shapes), `rules` (per model, API version and
 conversation), `catalog` (the served models), `tokens` (token accounting), `media`,
-`generation`, `instances` (JSON Schema instances), `caching`, `ratelimit`, `batches`, `errors`.
+`generation`, `server_tools` (tool definitions; web search, fetch and code execution on fake
+data), `instances` (JSON Schema instances), `caching`, `ratelimit`, `batches`, `errors`.
 Names below load on first use (PEP 562), so ``import claude_magics.emulator`` costs next to
 nothing.
 """

@@ -21,6 +21,7 @@ from .catalog import register
 from .core import Emulator
 from .generation import AUTO_TOOL_RULE
 from .options import EmulatorOptions, Fault
+from .server_tools import SERVER_TOOL_RULE
 
 __all__ = ["main"]
 
@@ -49,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
             "and rules; retired ids answer 404 naming their replacement. --model registers one "
             "more, taking the rules of the newest model of its family (claude-opus-*, "
             "claude-sonnet-*, claude-haiku-*, claude-fable-*; otherwise Sonnet).\n\n"
-            f"Tool calls: {AUTO_TOOL_RULE}"
+            f"Tool calls: {AUTO_TOOL_RULE}\n\n"
+            f"Server tools: {SERVER_TOOL_RULE}"
         ),
         formatter_class=_Formatter,
     )

@@ -33,6 +33,7 @@ from .generation import (
     build_reply,
     derived_id,
     message_json,
+    reply_usage,
     stream_events,
 )
 from .options import EmulatorOptions, Fault
@@ -477,15 +478,9 @@ class App:
                 raise self._rate_limited(denied, now)
             self.cache.commit(plan, now)
             scripted = self.replies.popleft() if self.replies else None
-        reply = build_reply(prompt, scripted, options.default_reply_tokens)
+        reply = build_reply(prompt, scripted, options.default_reply_tokens, now)
         self.limiter.spend_output(now, reply.output_tokens)
-        usage = {
-            **plan.usage_fields(),
-            "output_tokens": reply.output_tokens,
-            "inference_geo": prompt.body.get("inference_geo"),
-            "server_tool_use": None,
-            "service_tier": "standard",
-        }
+        usage = reply_usage(reply, prompt, plan.usage_fields(), "standard")
         headers = {**self.limiter.headers(now), **self._ignored_header(prompt)}
         message_id = random_id("msg_")
         if not prompt.stream:
@@ -729,14 +724,13 @@ class App:
             result: dict[str, Any]
             if outcome == "succeeded":
                 assert item.prompt is not None and item.usage is not None
-                reply = build_reply(item.prompt, None, batch.timing.default_reply_tokens)
-                usage = {
-                    **item.usage,
-                    "output_tokens": reply.output_tokens,
-                    "inference_geo": item.prompt.body.get("inference_geo"),
-                    "server_tool_use": None,
-                    "service_tier": "batch",
-                }
+                reply = build_reply(
+                    item.prompt,
+                    None,
+                    batch.timing.default_reply_tokens,
+                    batch.finish_time(index),
+                )
+                usage = reply_usage(reply, item.prompt, item.usage, "batch")
                 message_id = derived_id("msg_", batch.id, item.custom_id)
                 message = message_json(reply, item.prompt, usage, message_id)
                 result = {"type": "succeeded", "message": message}

@@ -15,11 +15,13 @@ starts by quoting the first words of the last user message. ``max_tokens`` cuts 
 order: thinking, text, tool call; a tool call that does not fit entirely is dropped) and
 ``stop_sequences`` cut text before the first occurrence. Thinking (enabled or adaptive) comes
 first with a signature (its text left empty where the display is ``omitted``, the default of
-the newest models); tools are called when ``tool_choice`` forces one, or under ``auto`` by
-`AUTO_TOOL_RULE`; ``output_config.format`` makes the text a JSON document valid against the
-schema; documents with citations enabled are cited by the text. Models whose table entry says
-``text_between_tools: "thinking"`` (Opus 5.5, Sonnet 5.5) put the words before a tool call in a
-thinking block instead of a text block.
+the newest models); server tools (web search, web fetch, code execution) run by
+`SERVER_TOOL_RULE` (see `server_tools`); client tools are called when ``tool_choice`` forces
+one, or under ``auto`` by `AUTO_TOOL_RULE`, several in one turn when the message names several;
+a turn of tool results is answered with text that quotes them; ``output_config.format`` makes
+the text a JSON document valid against the schema; documents with citations enabled are cited
+by the text. Models whose table entry says ``text_between_tools: "thinking"`` (Opus 5.5,
+Sonnet 5.5) put the words before a tool call in a thinking block instead of a text block.
 """
 
 from __future__ import annotations
@@ -33,14 +35,17 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from .catalog import token_ratio
 from .instances import satisfying_instance
+from .server_tools import ServerRequest, ServerTurn, run_server_tools
 from .tokens import count_pieces, pieces
-from .validation import Document, Prompt
+from .validation import Document, Prompt, ToolResult
 
 __all__ = [
     "AUTO_TOOL_RULE",
     "Event",
     "Reply",
+    "ResultBlock",
     "ScriptedReply",
     "TextBlock",
     "ThinkingBlock",
@@ -49,6 +54,7 @@ __all__ = [
     "derived_id",
     "encode_frame",
     "message_json",
+    "reply_usage",
     "stream_events",
 ]
 
@@ -110,14 +116,21 @@ _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 #: How the emulator decides, under ``tool_choice: auto``, whether a message calls a tool. Shown
 #: by ``python -m claude_magics.emulator --help`` and in the README.
 AUTO_TOOL_RULE = (
-    "Under tool_choice auto (the default when tools are given), the emulator calls a tool when "
-    "the last user message names it, or else when the message shares at least one content word "
-    "with the tool's name or description. Content words are runs of letters of three or more, "
-    "lower-cased, a final 's' dropped (not 'ss'), common English words such as 'the', 'what' "
-    "and 'please' left out. The tool sharing the most words is called (the first listed on a "
-    "tie), with an input generated to satisfy its input_schema. A user turn that returns tool "
-    "results (and asks nothing new) is answered with text, so tool loops end."
+    "Under tool_choice auto (the default when tools are given), the emulator calls every tool "
+    "the last user message names, in the order they are first named, each with its own id "
+    "(only the first when tool_choice sets disable_parallel_tool_use). When the message names "
+    "none, it calls the one tool that shares the most content words with it through the tool's "
+    "name or description (the first listed on a tie; none when no word is shared). Content "
+    "words are runs of letters of three or more, lower-cased, a final 's' dropped (not 'ss'), "
+    "common English words such as 'the', 'what' and 'please' left out. Every input is generated "
+    "to satisfy the tool's input_schema, with the optional properties whose names the message "
+    "uses (an enum value named in the message is preferred); the others are left out. "
+    "A user turn that returns tool results (and asks "
+    "nothing new) is answered with text, so tool loops end: it names the tools that were "
+    "called and quotes each result's text (whitespace collapsed, its first 200 characters, "
+    "'...' when cut), saying which results were errors (is_error)."
 )
+_QUOTED_RESULT_CHARS = 200
 _WORD = re.compile(r"[a-z]{3,}")
 # One string split on spaces: 120 quoted words would fill a screen.
 _STOP_TEXT = (
@@ -161,13 +174,24 @@ class ToolUseBlock:
     name: str
     input: dict[str, Any]
     json_text: str = ""
+    server: bool = False  # a server_tool_use block (the API runs the tool)
 
     def __post_init__(self) -> None:
         if not self.json_text:
             self.json_text = orjson.dumps(self.input).decode()
 
 
-Block = TextBlock | ThinkingBlock | ToolUseBlock
+@dataclass
+class ResultBlock:
+    """A server tool's result (web_search_tool_result...), sent whole: it costs no output
+    tokens, and its ``input_tokens`` are billed as input."""
+
+    content: dict[str, Any]
+    input_tokens: int
+    counter: str | None = None  # the usage.server_tool_use field it counts in
+
+
+Block = TextBlock | ThinkingBlock | ToolUseBlock | ResultBlock
 
 
 @dataclass
@@ -177,6 +201,10 @@ class Reply:
     stop_sequence: str | None = None
     stop_details: dict[str, Any] | None = None
     output_tokens: int = 0
+    #: usage.server_tool_use (None when the request offers neither web search nor web fetch).
+    server_tool_use: dict[str, int] | None = None
+    server_input_tokens: int = 0  # what the server tool results add to input_tokens
+    container: dict[str, Any] | None = None
 
 
 class Event(NamedTuple):
@@ -304,12 +332,15 @@ def _content_words(text: str) -> set[str]:
     return words
 
 
-def _tool_named(prompt: Prompt) -> dict[str, Any] | None:
+def _tools_named(prompt: Prompt) -> list[dict[str, Any]]:
+    """The tools the last user message names, in the order they are first named."""
     text = prompt.last_user_text.lower()
+    found: list[tuple[int, dict[str, Any]]] = []
     for tool in prompt.tools:
-        if re.search(rf"(?<![\w-]){re.escape(tool['name'].lower())}(?![\w-])", text):
-            return tool
-    return None
+        match = re.search(rf"(?<![\w-]){re.escape(tool['name'].lower())}(?![\w-])", text)
+        if match is not None:
+            found.append((match.start(), tool))
+    return [tool for _, tool in sorted(found, key=lambda pair: pair[0])]
 
 
 def _tool_fitting(prompt: Prompt) -> dict[str, Any] | None:
@@ -326,19 +357,69 @@ def _tool_fitting(prompt: Prompt) -> dict[str, Any] | None:
     return best
 
 
-def _choose_tool(prompt: Prompt, rng: random.Random) -> tuple[dict[str, Any] | None, bool]:
-    """The tool to call (if any) and whether the call is forced."""
+def _choose_tools(prompt: Prompt, rng: random.Random) -> tuple[list[dict[str, Any]], bool]:
+    """The client tools to call (several when the message names several) and whether the
+    call is forced."""
     if not prompt.tools:
-        return None, False
+        return [], False
     choice = prompt.tool_choice or {"type": "auto"}
     kind = choice["type"]
-    if kind == "tool":
-        return next(t for t in prompt.tools if t["name"] == choice["name"]), True
+    if kind == "tool":  # a server tool named here is run by `run_server_tools` instead
+        return [t for t in prompt.tools if t["name"] == choice["name"]], True
+    if kind == "none" or (kind == "auto" and prompt.answers_tool_results):
+        return [], False
+    named = _tools_named(prompt)
+    if named and choice.get("disable_parallel_tool_use"):
+        named = named[:1]
+    if named:
+        return named, kind == "any"
+    fitting = _tool_fitting(prompt)
     if kind == "any":
-        return _tool_named(prompt) or _tool_fitting(prompt) or rng.choice(prompt.tools), True
-    if kind == "auto" and not prompt.answers_tool_results:
-        return _tool_named(prompt) or _tool_fitting(prompt), False
-    return None, False
+        return [fitting or rng.choice(prompt.tools)], True
+    return ([fitting] if fitting is not None else []), False
+
+
+def _server_turn(prompt: Prompt, now: float | None) -> ServerTurn | None:
+    """The server tools this request runs (None: none), by `SERVER_TOOL_RULE`."""
+    choice = prompt.tool_choice or {"type": "auto"}
+    if not prompt.server_tools or choice["type"] == "none" or prompt.answers_tool_results:
+        return None
+    forced: str | None = None
+    if choice["type"] == "tool":
+        if any(t["name"] == choice["name"] for t in prompt.tools):
+            return None  # a client tool is forced
+        forced = choice["name"]
+    elif choice["type"] == "any" and not prompt.tools:
+        forced = prompt.server_tools[0]["name"]
+    request = ServerRequest(
+        tools=prompt.server_tools,
+        text=_DIRECTIVE.sub(" ", prompt.question),
+        seed=prompt.seed,
+        ratio=token_ratio(prompt.spec),
+        forced=forced,
+        documents=len(prompt.documents),
+        container=prompt.body.get("container"),
+        now=now,
+    )
+    return run_server_tools(request, lambda k: derived_id("srvtoolu_", prompt.seed, "server", k))
+
+
+def _results_summary(results: list[ToolResult]) -> str:
+    """The answer to a turn of tool results: which tools ran and what each returned."""
+    names = list(dict.fromkeys(r.name for r in results))
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    parts = [f"I called {listed}."]
+    for result in results:
+        said = " ".join(result.text.split())
+        if len(said) > _QUOTED_RESULT_CHARS:
+            said = said[:_QUOTED_RESULT_CHARS] + "..."
+        if result.is_error:
+            parts.append(f'{result.name} returned an error: "{said}".')
+        elif said:
+            parts.append(f'{result.name} returned: "{said}".')
+        else:
+            parts.append(f"{result.name} returned nothing.")
+    return " ".join(parts)
 
 
 def _citations(documents: list[Document]) -> list[dict[str, Any]]:
@@ -397,13 +478,22 @@ def _cut(text: str, budget: int) -> tuple[str, int, bool]:
     return "".join(pieces(text)[:budget]), budget, True
 
 
-def build_reply(prompt: Prompt, scripted: ScriptedReply | None, default_tokens: int) -> Reply:
-    """Decide the reply's blocks, then apply stop sequences and max_tokens."""
+def build_reply(
+    prompt: Prompt,
+    scripted: ScriptedReply | None,
+    default_tokens: int,
+    now: float | None = None,
+) -> Reply:
+    """Decide the reply's blocks, then apply stop sequences and max_tokens.
+
+    ``now`` (the emulator clock) dates what server tools return (a fetch's ``retrieved_at``,
+    a code execution container's expiry); without it those are left out."""
     rng = random.Random(prompt.seed)
     length, refusal = _directives(prompt.last_user_text)
     blocks: list[Block] = []
     stop_reason = "end_turn"
     stop_details: dict[str, Any] | None = None
+    container: dict[str, Any] | None = None
 
     thinking_text: str | None = None
     if scripted is not None and scripted.thinking is not None:
@@ -445,34 +535,44 @@ def build_reply(prompt: Prompt, scripted: ScriptedReply | None, default_tokens: 
             "category": None,
             "explanation": "The emulator refused because the message contains [[refusal]].",
         }
+    elif (server := _server_turn(prompt, now)) is not None:
+        _say_before_tools(blocks, server.preamble, prompt)
+        for ran in server.calls:
+            blocks.append(ToolUseBlock(ran.id, ran.name, ran.input, server=True))
+            blocks.append(ResultBlock(ran.result, ran.input_tokens, ran.counter))
+        blocks += [TextBlock(text, citations) for text, citations in server.answer]
+        container = server.container
     else:
-        tool, forced = _choose_tool(prompt, rng)
-        if tool is not None:
+        tools, forced = _choose_tools(prompt, rng)
+        if tools:
             if not forced:
-                preamble = f"I'll use the {tool['name']} tool."
-                if prompt.spec.text_between_tools == "text":
-                    blocks.append(TextBlock(preamble))
-                elif not blocks:  # these models say it in a thinking block (a new one if needed)
-                    blocks.append(
-                        ThinkingBlock(
-                            thinking="" if prompt.thinking_display == "omitted" else preamble,
-                            signature=_signature(prompt.seed, preamble),
-                            tokens=count_pieces(preamble),
-                        )
-                    )
-            tool_rng = random.Random(prompt.seed ^ int.from_bytes(tool["name"].encode()[:8], "big"))
-            arguments = satisfying_instance(tool["input_schema"], tool_rng, prompt.last_user_text)
-            blocks.append(
-                ToolUseBlock(
-                    id=derived_id("toolu_", prompt.seed, tool["name"]),
-                    name=tool["name"],
-                    input=arguments if isinstance(arguments, dict) else {},
+                listed = " and ".join(t["name"] for t in tools)
+                _say_before_tools(
+                    blocks, f"I'll use the {listed} tool{'s' * (len(tools) > 1)}.", prompt
                 )
-            )
+            for tool in tools:
+                seed = prompt.seed ^ int.from_bytes(tool["name"].encode()[:8], "big")
+                arguments = satisfying_instance(
+                    tool["input_schema"],
+                    random.Random(seed),
+                    prompt.last_user_text,
+                    hinted_optionals=True,
+                )
+                blocks.append(
+                    ToolUseBlock(
+                        id=derived_id("toolu_", prompt.seed, tool["name"]),
+                        name=tool["name"],
+                        input=arguments if isinstance(arguments, dict) else {},
+                    )
+                )
             stop_reason = "tool_use"
         elif prompt.output_schema is not None:
             value = satisfying_instance(prompt.output_schema, rng, prompt.last_user_text)
             blocks.append(TextBlock(orjson.dumps(value).decode()))
+        elif prompt.tool_results:
+            summary = _results_summary(prompt.tool_results)
+            text = summary if length is None else compose(summary.split(), length, rng, _REPLY_BANK)
+            blocks.append(TextBlock(text))
         elif length is None and _CODE_REQUEST.search(_DIRECTIVE.sub(" ", prompt.last_user_text)):
             # Asked for code: answer the way a model does, with a fenced block, so notebooks
             # that show code (``%%claude -f code``) have code to show offline too.
@@ -492,7 +592,31 @@ def build_reply(prompt: Prompt, scripted: ScriptedReply | None, default_tokens: 
 
     reply = Reply(stop_reason=stop_reason, stop_details=stop_details)
     _finish(reply, blocks, prompt)
+    results = [b for b in reply.blocks if isinstance(b, ResultBlock)]
+    if any(t["name"] in ("web_search", "web_fetch") for t in prompt.server_tools):
+        reply.server_tool_use = {
+            "web_search_requests": sum(b.counter == "web_search_requests" for b in results),
+            "web_fetch_requests": sum(b.counter == "web_fetch_requests" for b in results),
+        }
+    reply.server_input_tokens = sum(b.input_tokens for b in results)
+    if any(b.content["type"].endswith("code_execution_tool_result") for b in results):
+        reply.container = container
     return reply
+
+
+def _say_before_tools(blocks: list[Block], words: str, prompt: Prompt) -> None:
+    """The words before tool calls: a text block, or on models whose table says
+    ``text_between_tools: "thinking"`` a thinking block (a new one if none opens the reply)."""
+    if prompt.spec.text_between_tools == "text":
+        blocks.append(TextBlock(words))
+    elif not blocks:
+        blocks.append(
+            ThinkingBlock(
+                thinking="" if prompt.thinking_display == "omitted" else words,
+                signature=_signature(prompt.seed, words),
+                tokens=count_pieces(words),
+            )
+        )
 
 
 def _finish(reply: Reply, blocks: list[Block], prompt: Prompt) -> None:
@@ -530,6 +654,8 @@ def _finish(reply: Reply, blocks: list[Block], prompt: Prompt) -> None:
                 reply.stop_details = None
                 reply.output_tokens = used
                 return
+        elif isinstance(block, ResultBlock):
+            reply.blocks.append(block)  # input to the model, not output
         else:
             cost = count_pieces(block.json_text)
             if used + cost > budget:
@@ -553,8 +679,10 @@ def block_json(block: Block) -> dict[str, Any]:
         return {"type": "text", "text": block.text, "citations": block.citations}
     if isinstance(block, ThinkingBlock):
         return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    if isinstance(block, ResultBlock):
+        return dict(block.content)
     return {
-        "type": "tool_use",
+        "type": "server_tool_use" if block.server else "tool_use",
         "id": block.id,
         "name": block.name,
         "input": block.input,
@@ -575,8 +703,23 @@ def message_json(
         "stop_reason": reply.stop_reason,
         "stop_sequence": reply.stop_sequence,
         "stop_details": reply.stop_details,
-        "container": None,
+        "container": reply.container,
         "usage": usage,
+    }
+
+
+def reply_usage(
+    reply: Reply, prompt: Prompt, cache_usage: dict[str, Any], service_tier: str
+) -> dict[str, Any]:
+    """The Usage object of ``reply``: the prompt cache's figures (``PromptCache`` plan), the
+    output, and the server tools' requests, whose results count as input tokens."""
+    return {
+        **cache_usage,
+        "input_tokens": cache_usage["input_tokens"] + reply.server_input_tokens,
+        "output_tokens": reply.output_tokens,
+        "inference_geo": prompt.body.get("inference_geo"),
+        "server_tool_use": reply.server_tool_use,
+        "service_tier": service_tier,
     }
 
 
@@ -621,7 +764,15 @@ def stream_events(
     tokens_per_delta: int,
 ) -> list[Event]:
     """The SSE events (pings excluded) that stream ``reply``; they fold to `message_json`."""
-    start_usage = dict(usage, output_tokens=1)
+    # The stream starts before any server tool runs: its results and requests come at the end.
+    start_usage = dict(
+        usage,
+        input_tokens=usage["input_tokens"] - reply.server_input_tokens,
+        output_tokens=1,
+        server_tool_use=None
+        if reply.server_tool_use is None
+        else dict.fromkeys(reply.server_tool_use, 0),
+    )
     start = message_json(Reply(), prompt, start_usage, message_id)
     start.update(stop_reason=None, stop_sequence=None, stop_details=None)
     events = [_event({"type": "message_start", "message": start})]
@@ -632,6 +783,8 @@ def stream_events(
                 cite = {"type": "citations_delta", "citation": citation}
                 events.append(_event(_delta_data(index, cite), is_delta=True))
             events += _deltas(index, "text_delta", pieces(block.text), tokens_per_delta)
+        elif isinstance(block, ResultBlock):
+            events.append(_start(index, block_json(block)))  # whole, no deltas
         elif isinstance(block, ThinkingBlock):
             events.append(_start(index, {"type": "thinking", "thinking": "", "signature": ""}))
             events += _deltas(index, "thinking_delta", pieces(block.thinking), tokens_per_delta)
@@ -640,14 +793,7 @@ def stream_events(
             hidden = block.tokens if not block.thinking else 0
             events.append(signature._replace(tokens=hidden))
         else:
-            tool = {
-                "type": "tool_use",
-                "id": block.id,
-                "name": block.name,
-                "input": {},
-                "caller": {"type": "direct"},
-            }
-            events.append(_start(index, tool))
+            events.append(_start(index, {**block_json(block), "input": {}}))
             # The first input_json_delta is empty, as the API sends it.
             (first,) = _deltas(index, "input_json_delta", [""], 1)
             events.append(first._replace(tokens=0))
@@ -657,14 +803,14 @@ def stream_events(
         "stop_reason": reply.stop_reason,
         "stop_sequence": reply.stop_sequence,
         "stop_details": reply.stop_details,
-        "container": None,
+        "container": reply.container,
     }
     final_usage = {
         "input_tokens": usage["input_tokens"],
         "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
         "cache_read_input_tokens": usage["cache_read_input_tokens"],
         "output_tokens": usage["output_tokens"],
-        "server_tool_use": None,
+        "server_tool_use": usage["server_tool_use"],
     }
     events.append(_event({"type": "message_delta", "delta": delta, "usage": final_usage}))
     events.append(_event({"type": "message_stop"}))

@@ -55,10 +55,16 @@ def generate_instance(
     schema: Schema,
     seed: int | random.Random = 0,
     hint_text: str = "",
+    *,
+    hinted_optionals: bool = False,
 ) -> Any:
-    """A value valid against ``schema`` (refs resolve against ``schema`` itself)."""
+    """A value valid against ``schema`` (refs resolve against ``schema`` itself).
+
+    ``hinted_optionals`` (tool inputs) leaves out an optional property unless its name (with
+    ``_`` read as a space) is a word of ``hint_text``: a model passes what the request asks for,
+    not every optional argument a tool has."""
     rng = seed if isinstance(seed, random.Random) else random.Random(seed)
-    return _Generator(schema, rng, hint_text).generate(schema, 0)
+    return _Generator(schema, rng, hint_text, hinted_optionals).generate(schema, 0)
 
 
 def schema_problem(schema: Schema) -> str | None:
@@ -79,14 +85,20 @@ def schema_problem(schema: Schema) -> str | None:
     )
 
 
-def satisfying_instance(schema: Schema, seed: int | random.Random, hint_text: str = "") -> Any:
+def satisfying_instance(
+    schema: Schema,
+    seed: int | random.Random,
+    hint_text: str = "",
+    *,
+    hinted_optionals: bool = False,
+) -> Any:
     """`generate_instance`, checked: a value valid against ``schema``.
 
     When the seeded attempt fails, the probe value of `schema_problem` (seed 0, no hint) is
     returned; callers check schemas with `schema_problem` first, so that one is valid.
     """
     try:
-        value = generate_instance(schema, seed, hint_text)
+        value = generate_instance(schema, seed, hint_text, hinted_optionals=hinted_optionals)
         if matches(schema, value):
             return value
     except Exception:  # the probe below is known to work
@@ -329,10 +341,13 @@ def _is_terminal(schema: Schema) -> bool:
 
 
 class _Generator:
-    def __init__(self, root: Schema, rng: random.Random, hint_text: str) -> None:
+    def __init__(
+        self, root: Schema, rng: random.Random, hint_text: str, hinted_optionals: bool = False
+    ) -> None:
         self.root = root
         self.rng = rng
         self.hint = hint_text
+        self.hinted_optionals = hinted_optionals
         self.checker = _Checker(root)
         self.work = 0
 
@@ -641,6 +656,13 @@ class _Generator:
             out.append(value)
         return out
 
+    def _wanted(self, key: str) -> bool:
+        """Whether an optional property goes in (always, unless only hinted ones do)."""
+        if not self.hinted_optionals:
+            return True
+        words = re.escape(key.replace("_", " ")).replace(r"\ ", r"[\s_]+")
+        return re.search(rf"(?<![\w-]){words}(?![\w-])", self.hint, re.IGNORECASE) is not None
+
     def _object(self, schema: Mapping[str, Any], depth: int) -> dict[str, Any]:
         props: Mapping[str, Any] = schema.get("properties", {})
         required = list(schema.get("required", []))
@@ -649,7 +671,7 @@ class _Generator:
         max_props = schema.get("maxProperties")
         keys = list(required)
         if depth < _SOFT_DEPTH:
-            keys += [k for k in props if k not in keys]
+            keys += [k for k in props if k not in keys and self._wanted(k)]
         for key, needed in schema.get("dependentRequired", {}).items():
             if key in keys:
                 keys += [n for n in needed if n not in keys]

@@ -3,6 +3,7 @@
     context = RequestContext.from_headers(headers, query)   # 400 for an unknown version
     thinking = check_model_rules(body, spec, max_tokens, requested, effort, choice)
     check_version_rules(body, context); check_tool_turns(messages, thinking is not None)
+    check_tool_types(body["tools"], spec)    # server tools the model cannot use
 
 `validation` checks shapes; this module checks what depends on the model (from the model
 table: thinking types, effort levels, sampling, prefill, forced tool_choice, output limit), on
@@ -28,6 +29,7 @@ __all__ = [
     "RequestContext",
     "check_model_rules",
     "check_tool_turns",
+    "check_tool_types",
     "check_version_rules",
 ]
 
@@ -206,6 +208,18 @@ def check_model_rules(
     return thinking
 
 
+def check_tool_types(tools: list[dict[str, Any]], spec: ModelEntry) -> None:
+    """Tools the model's capabilities rule out: code execution where it is not supported."""
+    for i, tool in enumerate(tools):
+        kind = tool.get("type")
+        code = isinstance(kind, str) and kind.startswith("code_execution_")
+        if code and not spec.capabilities.code_execution:
+            _fail(
+                f"tools.{i}.type: '{kind}' is not supported on {spec.id} (its capabilities say "
+                "code_execution is not supported)"
+            )
+
+
 # --------------------------------------------------------------------------- per API version
 
 
@@ -246,16 +260,57 @@ def _blocks(message: Mapping[str, Any], kind: str) -> list[tuple[int, dict[str, 
     return [(j, b) for j, b in enumerate(content) if b.get("type") == kind]
 
 
+def _leading_results(message: Mapping[str, Any]) -> set[str]:
+    """The tool_use ids answered by the tool_result blocks that open a user message (results
+    after any other block answer nothing: the API wants them first)."""
+    content = message["content"]
+    answered: set[str] = set()
+    for block in content if isinstance(content, list) else ():
+        if block.get("type") != "tool_result":
+            break
+        answered.add(block["tool_use_id"])
+    return answered
+
+
+def _check_server_pairs(i: int, message: Mapping[str, Any], seen: set[str]) -> None:
+    """Call ids are unique in the conversation; a server tool's result follows its call in
+    the same assistant message."""
+    content = message["content"]
+    calls: set[str] = set()
+    for j, block in enumerate(content if isinstance(content, list) else ()):
+        kind = block.get("type")
+        if kind in ("tool_use", "server_tool_use"):
+            ident = block.get("id")
+            if ident in seen:
+                _fail(f"messages.{i}.content.{j}: `tool_use` ids must be unique")
+            if isinstance(ident, str):
+                seen.add(ident)
+                calls.add(ident)
+        elif isinstance(kind, str) and kind.endswith("_tool_result"):
+            ident = block.get("tool_use_id")
+            if ident not in calls:
+                _fail(
+                    f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `{kind}` "
+                    f"blocks: {ident}. Each `{kind}` block must have a corresponding "
+                    "`server_tool_use` block before it."
+                )
+
+
 def check_tool_turns(messages: list[dict[str, Any]], thinking_on: bool) -> None:
-    """Tool calls and results must pair up turn by turn; with thinking on, the assistant turn
-    that a trailing tool result answers must start with its thinking block."""
+    """Tool calls and results must pair up turn by turn: every ``tool_use`` answered by a
+    ``tool_result`` at the start of the next user message, every result answering a call of
+    the message before, call ids unique, server tool results after their calls. With thinking
+    on, the assistant turn that a trailing tool result answers must start with its thinking
+    block."""
+    seen: set[str] = set()
     for i, message in enumerate(messages):
         if message["role"] == "assistant":
+            _check_server_pairs(i, message, seen)
             calls = [b["id"] for _, b in _blocks(message, "tool_use")]
             following = messages[i + 1] if i + 1 < len(messages) else None
             answered = set()
             if following is not None and following["role"] == "user":
-                answered = {b["tool_use_id"] for _, b in _blocks(following, "tool_result")}
+                answered = _leading_results(following)
             missing = [c for c in calls if c not in answered]
             if missing:
                 _fail(

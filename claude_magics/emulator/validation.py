@@ -33,8 +33,10 @@ from .rules import (
     RequestContext,
     check_model_rules,
     check_tool_turns,
+    check_tool_types,
     check_version_rules,
 )
+from .server_tools import RUN_TYPES, check_definition
 
 __all__ = [
     "COUNT_FIELDS",
@@ -42,6 +44,7 @@ __all__ = [
     "Document",
     "Prompt",
     "RequestContext",
+    "ToolResult",
     "parse_request",
     "request_seed",
 ]
@@ -80,7 +83,8 @@ _BLOCK_KEYS: dict[str, frozenset[str]] = {
     "tool_use": frozenset({"type", "id", "name", "input", "cache_control", "caller"}),
     "tool_result": frozenset({"type", "tool_use_id", "content", "is_error", "cache_control"}),
 }
-# Server-side tool blocks are accepted as they are: the emulator never runs server tools.
+# Server tool blocks passed back in assistant turns are the API's own output: accepted as sent
+# (their pairing is checked in `rules.check_tool_turns`).
 _OPAQUE_BLOCKS = frozenset(
     {
         "server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
@@ -112,6 +116,15 @@ class Document:
     block_texts: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ToolResult:
+    """A tool_result of the last user turn, with the name of the tool call it answers."""
+
+    name: str
+    text: str  # its text content (other blocks as [image], [document]...)
+    is_error: bool
+
+
 @dataclass
 class Prompt:
     """A validated request: what generation, caching and billing need."""
@@ -125,6 +138,7 @@ class Prompt:
     input_tokens: int
     stop_sequences: list[str]
     tools: list[dict[str, Any]]  # custom (client) tools only
+    server_tools: list[dict[str, Any]]  # the server tools the emulator runs (RUN_TYPES)
     tool_choice: dict[str, Any] | None
     # The thinking that happens (an always-on model thinks unasked), None when off; and
     # whether its text is shown ("summarized") or left empty ("omitted").
@@ -135,6 +149,10 @@ class Prompt:
     last_user_text: str
     # True when the last user turn returns tool results and asks nothing new.
     answers_tool_results: bool
+    # The tool results of the last user turn, in order (empty when it has none).
+    tool_results: list[ToolResult]
+    # The last user message's own words: its text, without tool results' content.
+    question: str
     seed: int
     context: RequestContext = field(default_factory=RequestContext)
     ignored: tuple[str, ...] = ()  # beta fields accepted but not acted on
@@ -418,13 +436,15 @@ class _Parser:
         for i, block in enumerate(system):
             self.block(block, f"system.{i}", ("text",))
 
-    def tools(self) -> tuple[list[dict[str, Any]], set[str]]:
+    def tools(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], set[str]]:
+        """The custom tools, the server tools the emulator runs, and every tool name."""
         tools = self.body.get("tools")
         if tools is None:
-            return [], set()
+            return [], [], set()
         if not isinstance(tools, list):
             _fail("tools: Input should be a valid list")
         custom: list[dict[str, Any]] = []
+        server: list[dict[str, Any]] = []
         names: set[str] = set()
         for i, raw in enumerate(tools):
             path = f"tools.{i}"
@@ -444,11 +464,15 @@ class _Parser:
                 custom.append(tool)
             elif not isinstance(kind, str):
                 _fail(f"{path}.type: Input should be a valid string")
+            else:
+                check_definition(tool, path)
+                if kind in RUN_TYPES:
+                    server.append(tool)
             self._cache_control(tool, path)
             if name in names:
                 _fail("tools: Tool names must be unique.")
             names.add(name)
-        return custom, names
+        return custom, server, names
 
     def tool_choice(self, names: set[str]) -> dict[str, Any] | None:
         choice = self.body.get("tool_choice")
@@ -599,7 +623,8 @@ class _Parser:
             self._cache_control(body, "")
 
 
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
+def _last_user_text(messages: list[dict[str, Any]], *, results: bool = True) -> str:
+    """The last user message's text; ``results``: with its tool results' string content."""
     for message in reversed(messages):
         if message["role"] != "user":
             continue
@@ -607,11 +632,46 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
         if isinstance(content, str):
             return content
         parts = [b["text"] for b in content if b.get("type") == "text"]
-        for block in content:
+        for block in content if results else ():
             if block.get("type") == "tool_result" and isinstance(block.get("content"), str):
                 parts.append(block["content"])
         return "\n".join(parts)
     return ""
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    """What a block inside a tool result says, as text."""
+    kind = block.get("type")
+    if kind == "text":
+        return str(block["text"])
+    if kind == "search_result":
+        return " ".join(str(b.get("text", "")) for b in block["content"])
+    return f"[{kind}]"
+
+
+def _tool_results(messages: list[dict[str, Any]]) -> list[ToolResult]:
+    """The tool results of the last message (a user turn), named after their tool calls."""
+    last = messages[-1]
+    if last["role"] != "user" or isinstance(last["content"], str) or len(messages) < 2:
+        return []
+    previous = messages[-2]["content"]
+    names = (
+        {}
+        if isinstance(previous, str)
+        else {b["id"]: b["name"] for b in previous if b.get("type") == "tool_use"}
+    )
+    found = []
+    for block in last["content"]:
+        if block.get("type") != "tool_result":
+            continue
+        content = block.get("content")
+        if isinstance(content, list):
+            text = " ".join(_block_text(b) for b in content)
+        else:
+            text = content or ""
+        name = names.get(block["tool_use_id"], "a tool")
+        found.append(ToolResult(name, text, bool(block.get("is_error"))))
+    return found
 
 
 def request_seed(body: dict[str, Any]) -> int:
@@ -721,7 +781,7 @@ def parse_request(
             _fail("max_tokens: Input should be greater than or equal to 1")
     messages = parser.messages()
     parser.system()
-    custom_tools, names = parser.tools()
+    custom_tools, server_tools, names = parser.tools()
     choice = parser.tool_choice(names)
     requested_thinking = parser.thinking()
     effort, output_schema = parser.output_config()
@@ -735,7 +795,10 @@ def parse_request(
     spec = catalog.lookup(model)
     check_version_rules(body, context)
     thinking = check_model_rules(body, spec, max_tokens, requested_thinking, effort, choice)
+    check_tool_types(body.get("tools") or [], spec)
     check_tool_turns(messages, thinking is not None)
+    if not body.get("tools") and _has_tool_blocks(messages):
+        _fail("Requests which include `tool_use` or `tool_result` blocks must define tools.")
     _check_schemas(custom_tools, output_schema)
     segments = tokens.request_segments(
         body, spec.id, token_ratio(spec), parser.images, parser.pdfs, output_schema
@@ -763,6 +826,7 @@ def parse_request(
         input_tokens=total,
         stop_sequences=list(body.get("stop_sequences") or ()),
         tools=custom_tools,
+        server_tools=server_tools,
         tool_choice=choice,
         thinking=thinking,
         thinking_display=display,
@@ -770,7 +834,20 @@ def parse_request(
         documents=_documents(parser, messages),
         last_user_text=_last_user_text(messages),
         answers_tool_results=_answers_tool_results(messages),
+        tool_results=_tool_results(messages),
+        question=_last_user_text(messages, results=False),
         seed=request_seed(body),
         context=context,
         ignored=ignored,
     )
+
+
+def _has_tool_blocks(messages: list[dict[str, Any]]) -> bool:
+    """Whether any turn holds a tool call or result (the API then wants ``tools`` defined)."""
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list) and any(
+            isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result") for b in content
+        ):
+            return True
+    return False
