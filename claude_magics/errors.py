@@ -14,6 +14,7 @@ The tree::
     ├── StorageError                 the ledger or job store could not be opened or written
     ├── ReplayMissError              a cassette in replay mode lacks an answer
     ├── PromptError                  the cell cannot become a prompt (bad reference, attachment)
+    ├── ToolDescriptionError         a function that cannot be offered to Claude as a tool
     ├── JobNotFoundError             no DataFrame job with that id in the job ledger; job_id
     └── APIError                     something went wrong talking to the API
         ├── APIConnectionError       the request did not get a response
@@ -68,6 +69,7 @@ __all__ = [
     "RequestBodyError",
     "RequestTooLargeError",
     "StorageError",
+    "ToolDescriptionError",
     "status_error_class",
 ]
 
@@ -95,6 +97,12 @@ class ClaudeError(Exception):
 class PromptError(ClaudeError, ValueError):
     """The cell cannot be turned into a prompt: a bad reference, or an attachment the API would
     refuse. The message is one line saying what is wrong; the magic shows it as a UsageError."""
+
+
+class ToolDescriptionError(ClaudeError, ValueError):
+    """A function cannot be offered to Claude as a tool (``--tools f``): no type hint the API
+    can describe, ``*args``, a name the API refuses, two tools with one name. The message is one
+    line naming the tool and what to change; the magic shows it as a UsageError."""
 
 
 class JobNotFoundError(ClaudeError):

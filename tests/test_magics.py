@@ -503,6 +503,10 @@ def test_help_has_examples(ip: InteractiveShell) -> None:
     assert re.search(r"--count\s+Count the request's tokens and cost; send nothing\.", shown)
     assert re.search(r"--thinking <\[adaptive\|BUDGET\]>\s+Extended thinking: 'adaptive'", shown)
     assert re.search(r"--show-thinking\s+Ask for the thinking text", shown)
+    # The tool flags, and how the loop ends.
+    assert "%%claude --inspect" in shown and "%%claude --python" in shown
+    assert re.search(r"--tools <F,G>\s+Let Claude call these notebook functions\.", shown)
+    assert "[y/N]" in shown and "%claude_fix" in shown
 
 
 def test_auto_cache_marks_long_conversation(ip: InteractiveShell, emulator: Emulator) -> None:

@@ -90,6 +90,7 @@ class ModelInfo:
     structured_outputs: bool | None = None
     batch: bool | None = None
     citations: bool | None = None
+    code_execution: bool | None = None
     #: The bundled table's entry (rules, status, cache minimum), when it knows the model.
     entry: model_table.ModelEntry | None = field(default=None, compare=False)
     #: Where the limits came from: "api", "cache" (the API, earlier), "bundled" or "unknown".
@@ -110,6 +111,7 @@ class ModelInfo:
             structured_outputs=caps.structured_outputs,
             batch=caps.batch,
             citations=caps.citations,
+            code_execution=caps.code_execution,
             entry=entry,
             source="bundled",
         )
@@ -136,7 +138,14 @@ class ModelInfo:
                     for level in model_table.EFFORT_LEVELS
                     if _supported(effort) and _supported(effort.get(level))
                 )
-            for name in ("image_input", "pdf_input", "structured_outputs", "batch", "citations"):
+            for name in (
+                "image_input",
+                "pdf_input",
+                "structured_outputs",
+                "batch",
+                "citations",
+                "code_execution",
+            ):
                 flags[name] = _supported(caps.get(name))
         fallback = cls.from_entry(entry, model_id) if entry is not None else cls(id=model_id)
 
@@ -159,6 +168,7 @@ class ModelInfo:
             structured_outputs=pick(flags.get("structured_outputs"), fallback.structured_outputs),
             batch=pick(flags.get("batch"), fallback.batch),
             citations=pick(flags.get("citations"), fallback.citations),
+            code_execution=pick(flags.get("code_execution"), fallback.code_execution),
             entry=entry,
             source=source,
         )

@@ -147,6 +147,14 @@ def check_request(body: Mapping[str, Any], info: ModelInfo, api_version: str) ->
             f"{model} cannot be forced to call a tool: use tool_choice auto, or "
             "structured output (--schema) for a fixed shape"
         )
+    tools = [t for t in body.get("tools") or () if isinstance(t, Mapping)]
+    if info.code_execution is False and any(
+        str(t.get("type", "")).startswith("code_execution_") for t in tools
+    ):
+        raise RequestNotAllowedError(
+            f"{model} cannot run code in Anthropic's sandbox: drop --code-execution, or use a "
+            "model whose capabilities list code_execution (%claude_models)"
+        )
     kinds = {block.get("type") for block in _blocks(body.get("messages"))}
     if "image" in kinds and info.image_input is False:
         raise RequestNotAllowedError(f"{model} takes no images: use a model that reads them")

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..cost.pricing import Cost, price_usage
 from ..errors import APIStreamError, ClaudeError, StorageError
+from .content import answer_text, steps_text
 from .result import ClaudeResult, ThinkingClock
 
 if TYPE_CHECKING:
@@ -379,28 +380,46 @@ def final_output(result: ClaudeResult, fmt: str) -> tuple[dict[str, Any], dict[s
             "seconds": round(result.elapsed, 3),
         }
     }
+    facts: dict[str, Any] = metadata["claude_magics"]
     if result.replayed:
-        metadata["claude_magics"]["replayed_from"] = result.replayed_from
-        metadata["claude_magics"]["saved_usd"] = result.saved_usd
+        facts["replayed_from"] = result.replayed_from
+        facts["saved_usd"] = result.saved_usd
+    steps_md, steps_plain = steps_text(result)
+    if steps_md is not None:
+        facts["tool_steps"] = [
+            {"tool": s.tool, "input": s.input, "summary": s.summary, "is_error": s.is_error}
+            for s in result.steps
+        ]
+        facts["loop_calls"] = result.loop_calls
+        facts["loop_cost_usd"] = result.loop_cost_usd
+        if result.loop_note:
+            facts["loop_note"] = result.loop_note
+    # A tool loop's steps go above the answer, in every format.
+    head_md = f"{steps_md}\n\n" if steps_md else ""
+    head_plain = f"{steps_plain}\n\n" if steps_plain else ""
     footer = f"\n\n<sub>{status}</sub>"
     if fmt == "text":
-        return {"text/plain": f"{result.text}\n\n[{result.status()}]"}, metadata
+        return {"text/plain": f"{head_plain}{result.text}\n\n[{result.status()}]"}, metadata
     if fmt == "code":
         code = extract_code(result.text)
         return {
-            "text/markdown": f"```python\n{code}\n```{footer}",
-            "text/plain": code,
+            "text/markdown": f"{head_md}```python\n{code}\n```{footer}",
+            "text/plain": head_plain + code,
         }, metadata
     if fmt == "json" and result.data is not None:
         pretty = json.dumps(result.data, indent=2, ensure_ascii=False)
         return {
-            "text/markdown": f"```json\n{pretty}\n```{footer}",
-            "text/plain": pretty,
+            "text/markdown": f"{head_md}```json\n{pretty}\n```{footer}",
+            "text/plain": head_plain + pretty,
         }, metadata
-    md = result.text
+    # Citations as numbered footnotes, searches and sandbox runs in place (--web and
+    # --code-execution); a plain answer is its text.
+    rich_md, rich_plain = answer_text(result.message)
+    md = rich_md if rich_md is not None else result.text
+    plain = rich_plain if rich_plain is not None else result.text
     if result.thought:
         md = _thinking_section(result) + md
-    return {"text/markdown": md + footer, "text/plain": result.text}, metadata
+    return {"text/markdown": head_md + md + footer, "text/plain": head_plain + plain}, metadata
 
 
 def _thinking_section(result: ClaudeResult) -> str:

@@ -13,6 +13,14 @@ What a request carries is valid on every model: the history, then the cell's own
 it never ends with an assistant turn (a prefill, refused by 4.6-and-later models); and answers
 keep only their text, so no thinking block outlives the conversation it was made in (new models
 bind thinking blocks to the exact turns before them, which a re-run changes).
+
+A cell that ran a tool loop keeps the loop too (:attr:`Turn.exchange`: each assistant turn with
+its tool calls, each user turn with their results), so the next cell's request is valid: every
+``tool_use`` answered by its ``tool_result``, the tools they name still defined
+(:meth:`Conversation.tools`; a cell without tools sends them with ``tool_choice: none``), and a
+loop stopped early (the step limit, a declined snippet) continued by the next cell's words in
+the same user turn as the results. Thinking blocks stay only in the last assistant turn of a loop
+left open, the one place the API needs them back.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_CHAT", "ChatStore", "Conversation", "Turn"]
 
 DEFAULT_CHAT = "default"
+_THINKING = ("thinking", "redacted_thinking")
 
 
 @dataclass
@@ -40,9 +49,21 @@ class Turn:
     model: str = ""
     usage: Usage = field(default_factory=Usage)
     interrupted: bool = False
+    #: The tool loop between the user's turn and the answer, as sent (empty without tools).
+    exchange: list[dict[str, Any]] = field(default_factory=list)
+    #: The tool definitions the exchange was made with (the next request must define them).
+    tools: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def of_result(cls, key: str, user: list[dict[str, Any]], result: ClaudeResult) -> Turn:
+    def of_result(
+        cls,
+        key: str,
+        user: list[dict[str, Any]],
+        result: ClaudeResult,
+        *,
+        exchange: list[dict[str, Any]] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> Turn:
         """The turn of a cell whose answer is ``result`` (a partial one when interrupted).
 
         Only the answer's text is kept: its thinking blocks are signed for the conversation as
@@ -55,6 +76,8 @@ class Turn:
             model=result.model,
             usage=result.tokens,
             interrupted=result.interrupted,
+            exchange=list(exchange or ()),
+            tools=list(tools or ()) if exchange else [],
         )
 
     @property
@@ -65,8 +88,20 @@ class Turn:
     def assistant_text(self) -> str:
         return "".join(b.get("text", "") for b in self.assistant if b.get("type") == "text")
 
+    @property
+    def open_loop(self) -> bool:
+        """Whether the turn ends with tool results and no answer (a loop stopped early)."""
+        return not self.assistant and bool(self.exchange) and self.exchange[-1]["role"] == "user"
+
     def messages(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = [{"role": "user", "content": self.user}]
+        last = len(self.exchange) - 2 if self.open_loop else -1
+        for index, message in enumerate(self.exchange):
+            if message["role"] == "assistant" and index != last:
+                # Thinking is signed for the loop as it ran; only an open loop needs it back.
+                content = [b for b in message["content"] if b.get("type") not in _THINKING]
+                message = {"role": "assistant", "content": content}
+            out.append(message)
         if self.assistant:
             out.append({"role": "assistant", "content": self.assistant})
         return out
@@ -92,8 +127,33 @@ class Conversation:
         turns = self.turns if index is None else self.turns[:index]
         messages: list[dict[str, Any]] = []
         for turn in turns:
-            messages.extend(turn.messages())
+            for message in turn.messages():
+                if messages and messages[-1]["role"] == message["role"] == "user":
+                    # A loop left open, then the next cell's words: one user turn, the tool
+                    # results first (the API wants them at the start of the turn).
+                    merged = [*messages[-1]["content"], *message["content"]]
+                    messages[-1] = {"role": "user", "content": merged}
+                else:
+                    messages.append(message)
         return messages
+
+    def tools(self, key: str) -> list[dict[str, Any]]:
+        """The tool definitions the turns before ``key`` were made with (by name, the latest
+        wins): a request whose history holds tool calls must define the tools they name."""
+        index = self.index_of(key)
+        turns = self.turns if index is None else self.turns[:index]
+        named: dict[str, dict[str, Any]] = {}
+        for turn in turns:
+            for tool in turn.tools:
+                named[str(tool.get("name"))] = tool
+        return list(named.values())
+
+    def ends_open(self, key: str) -> bool:
+        """Whether the turn before ``key`` is a tool loop left open (the next user words join
+        its results)."""
+        index = self.index_of(key)
+        turns = self.turns if index is None else self.turns[:index]
+        return bool(turns) and turns[-1].open_loop
 
     def record(self, turn: Turn) -> None:
         """Add a turn, replacing the earlier turn of the same cell in place."""

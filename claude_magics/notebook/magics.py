@@ -13,14 +13,14 @@ A refused setting (``%config ClaudeMagics.budget_usd = -1``, a key pasted into `
 fails the cell in one line and leaves the old value: :class:`SettingRefused`. Flags are split
 the way a shell splits them (``-s "You are a pandas expert"`` sends no quotes).
 
-The class is the door, not the house: each magic parses its flags, resolves them against the
-traits and hands over to plain functions: :mod:`.request` (flags to call options and the user
-turn), :mod:`.checks` (the model's rules, context window, budget, ``--count``), :mod:`.cell`
-(send, stream, show, record), :mod:`.line_magics` and :mod:`.batch_magic`. What a model accepts
-comes from ``self.catalog`` (``GET /v1/models`` and the bundled table), never from here. The
-traits themselves are in :mod:`.settings`. This module is a little over 600 lines because the
-``%%claude`` flags (some 80 lines of declarations) and the ``?`` help with its examples live
-with the magic they describe, as IPython's own magics keep them.
+The class is the door, not the house: each magic parses its flags and hands over. A
+``%%claude`` call goes to :class:`~.flow.CellFlow` (the base class: body, rules, replay or send,
+keep, record, tool loops), which hands each step to plain functions; the line magics go to
+:mod:`.line_magics` and ``--batch`` to :mod:`.batch_magic`. What a model accepts comes from
+``self.catalog`` (``GET /v1/models`` and the bundled table), never from here. The traits
+themselves are in :mod:`.settings`. The ``%%claude`` flags (some 100 lines of declarations)
+and the ``?`` help with its examples live here, with the magic they describe, as IPython's own
+magics keep them.
 """
 
 from __future__ import annotations
@@ -30,38 +30,25 @@ import contextlib
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..errors import ClaudeError, StorageError
 from ..model_table import EFFORT_LEVELS
 from .cell import FORMATS, ClaudeInterrupted
-from .chat import DEFAULT_CHAT, ChatStore, Turn
+from .chat import DEFAULT_CHAT, ChatStore
+from .fix import FailureWatcher
+from .flow import CellFlow
 from .request import AUTO_THINKING
-from .settings import ClaudeSettings, SettingRefused
+from .settings import SettingRefused
 
 if TYPE_CHECKING:
-    from ..api.models import ModelInfo
-    from ..cost.replay import StoredAnswer
-    from .chat import Conversation
     from .result import ClaudeResult
-    from .views import View
 
 __all__ = ["ClaudeInterrupted", "ClaudeMagics", "SettingRefused", "parse_flags"]
-
-#: What an interrupt before the request left says (building the prompt, a slow ``__repr__``,
-#: counting tokens for the budget, asking for the model list).
-INTERRUPTED_BEFORE_SENDING = "Interrupted before the request was sent: nothing was sent."
-#: ... and after the answer was shown and kept, while its spend was being written (a ledger
-#: another program holds can keep the write waiting for ``ledger_busy_timeout``).
-INTERRUPTED_WHILE_RECORDING = (
-    "Interrupted while the spend was being recorded: the answer above is kept; its spend may "
-    "not be in the ledger."
-)
 
 
 def parse_flags(magic: Callable[..., Any], line: str, name: str) -> argparse.Namespace:
@@ -89,36 +76,8 @@ def parse_flags(magic: Callable[..., Any], line: str, name: str) -> argparse.Nam
     return parser.parse_args(argv)
 
 
-class _Prepared(NamedTuple):
-    """What ``%%claude`` has ready to send: the body and what the cell keeps once answered."""
-
-    body: dict[str, Any]
-    #: The cell's user turn (key redacted, text repaired), kept in the conversation.
-    user_content: list[dict[str, Any]]
-    conversation: Conversation | None
-    #: The turn's key in the conversation (see ``request.turn_key``).
-    key: str
-    view: View
-    #: The request's replay key (None when replay is off and no cassette is set).
-    replay_key: str | None = None
-    #: The answer already paid for, shown instead of asking again (None: ask the API).
-    stored: StoredAnswer | None = None
-
-
-@contextlib.contextmanager
-def _interrupts_say(message: str) -> Iterator[None]:
-    """Turn a kernel interrupt inside the block into one line (:class:`ClaudeInterrupted`),
-    not the traceback of wherever the signal landed (a ``__repr__``, ``time.sleep``, httpx)."""
-    try:
-        yield
-    except ClaudeInterrupted:
-        raise
-    except KeyboardInterrupt:
-        raise ClaudeInterrupted(message) from None
-
-
 @magics_class
-class ClaudeMagics(ClaudeSettings):
+class ClaudeMagics(CellFlow):
     """Claude in IPython. Settings are traits: ``%config ClaudeMagics`` lists them."""
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -128,17 +87,11 @@ class ClaudeMagics(ClaudeSettings):
         #: Deprecated models already warned about this session (one warning each).
         self._warned: set[str] = set()
         self.last_result: ClaudeResult | None = None
+        #: The last cell that failed, for %claude_fix.
+        self.failures = FailureWatcher()
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
-
-    @property
-    def _df_format(self) -> Literal["csv", "markdown"]:
-        return "markdown" if self.df_format == "markdown" else "csv"
-
-    @property
-    def _ip(self) -> Any:
-        """The shell (always set once registered; typed loosely, as IPython is)."""
-        return self.shell
+            shell.events.register("post_run_cell", self.failures.after_cell)
 
     def _remember_cell(self, info: Any) -> None:
         self._cell_id = getattr(info, "cell_id", None)
@@ -147,6 +100,8 @@ class ClaudeMagics(ClaudeSettings):
         """Unhook from the shell (used by unload_ipython_extension)."""
         with contextlib.suppress(ValueError):
             self._ip.events.unregister("pre_run_cell", self._remember_cell)
+        with contextlib.suppress(ValueError):
+            self._ip.events.unregister("post_run_cell", self.failures.after_cell)
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -226,6 +181,14 @@ class ClaudeMagics(ClaudeSettings):
     @argument(
         "--count", action="store_true", help="Count the request's tokens and cost; send nothing."
     )
+    @argument("--tools", metavar="F,G", help="Let Claude call these notebook functions.")
+    @argument("--inspect", action="store_true", help="Let Claude look at the kernel's variables.")
+    @argument("--python", action="store_true", help="Let Claude run Python here, after your yes.")
+    @argument("--web", action="store_true", help="Let Claude search and read the web.")
+    @argument(
+        "--code-execution", action="store_true", help="Let Claude run code in Anthropic's sandbox."
+    )
+    @argument("--max-steps", type=int, help="Most model calls of a tool loop (default 10).")
     @argument("--batch", metavar="DF", help="Run the cell as a template over each row of DF.")
     @argument("--labels", metavar="A,B,C", help="With --batch: label each row with one of these.")
     @argument("--mode", choices=("auto", "batch", "realtime"), help="With --batch: how to send.")
@@ -262,6 +225,18 @@ class ClaudeMagics(ClaudeSettings):
             %%claude --fresh
             Give me another title for this talk.
 
+            %%claude --inspect
+            Which columns of sales have missing values?
+
+            %%claude --tools to_currency,lookup_sku --max-steps 5
+            What do our three dearest SKUs cost in EUR?
+
+            %%claude --python
+            Plot monthly revenue from sales.
+
+            %%claude --web
+            What changed in the latest pandas release? Cite your sources.
+
         ``{{name}}``, ``{{name.attr}}``, ``{{name[0]}}``, ``{{In[3]}}``, ``{{Out[3]}}`` and
         ``{{_error}}`` (the last exception) are replaced by their values; everything else in the
         cell, braces included, is sent as written. Consecutive cells form one conversation
@@ -276,6 +251,15 @@ class ClaudeMagics(ClaudeSettings):
         flag is one line saying what to use instead. New models return thinking without its
         text: the status line says how long they thought, ``--show-thinking`` asks for a
         summary. A deprecated model gets a one-line warning naming its retirement date.
+
+        Tools make the call a loop: Claude calls them, sees the results and goes on until it
+        answers (``--max-steps``, default 10 calls; the budget and a repeated identical call
+        stop it too). ``--tools f,g`` offers notebook functions (schema from type hints and
+        docstring); ``--inspect`` read-only looks at variables; ``--python`` a ``run_python``
+        tool whose every snippet is shown and runs only after a yes at a ``[y/N]`` prompt
+        (no prompt possible, or no: it goes into a new cell below); ``--web`` Anthropic's
+        web search and fetch (sources as numbered footnotes); ``--code-execution`` Anthropic's
+        sandbox. ``%claude_fix`` explains the last failing cell and puts a fix below it.
 
         An exact request answered before (this session or an earlier one, against the same
         server) is replayed: the stored answer is shown at once, for $0, and the status line
@@ -298,250 +282,53 @@ class ClaudeMagics(ClaudeSettings):
             prompt = cell
         if args.batch:
             from .batch_magic import batch_cell
+            from .tooling import uses_tools
+
+            if uses_tools(args):
+                raise UsageError(
+                    "--batch sends each row on its own, without tools: drop --tools, --inspect, "
+                    "--python, --web and --code-execution"
+                )
 
             batch_cell(self.shell, args, prompt)
             return None
         self._run(args, prompt, line)
         return None
 
-    def _model_info(self, model: str, *, offline: bool = False) -> ModelInfo:
-        """What the catalog knows of ``model``. ``offline`` (``--dry-run``, which sends nothing)
-        settles for knowing nothing when the model list cannot be asked (no key, say)."""
-        try:
-            return self.catalog.get(model)
-        except ClaudeError:
-            if not offline:
-                raise
-            from ..api.models import ModelInfo
+    @magic_arguments()
+    @argument("-m", "--model", help="Model to ask (default: ClaudeMagics.model).")
+    @line_magic
+    def claude_fix(self, line: str) -> None:
+        """Explain why the last failing cell failed, and put a corrected cell below it.
 
-            return ModelInfo(id=model)
+        Examples::
 
-    def _warn_if_deprecated(self, info: ModelInfo) -> None:
-        """One line on stderr, once per model and session, for a deprecated model."""
-        from .checks import deprecation_notice
+            df.groupby("regoin").sales.sum()     # KeyError: 'regoin'
+            %claude_fix
 
-        key = info.entry.id if info.entry is not None else info.id
-        notice = deprecation_notice(info)
-        if notice and key not in self._warned:
-            self._warned.add(key)
-            print(notice, file=sys.stderr)
+            %claude_fix -m MODEL
 
-    def _run(self, args: Any, prompt: str, line: str) -> None:
-        """``%%claude`` without --batch: flags to request body, then check, send, keep, record."""
-        from . import cell
+        Sends the cell, its traceback (its last lines) and a line on each notebook variable
+        the cell names (type, shape, a DataFrame's columns and dtypes), without the
+        conversation's history. The explanation is shown; the corrected cell goes into a new
+        cell below, for you to read and run: %claude_fix never runs it.
+        """
+        from .cell import extract_code
+        from .fix import fix_prompt
 
-        with self._explain_not_found(args), _interrupts_say(INTERRUPTED_BEFORE_SENDING):
-            prepared = self._prepare(args, prompt, line)
-        if prepared is None:
-            return  # --dry-run or --count: shown, nothing sent
-        fmt = args.format or ("json" if args.schema else "markdown")
-        if prepared.stored is not None:
-            result = cell.replay(
-                prepared.stored,
-                prepared.view,
-                source=self._replayed_from(prepared.stored),
-                stream=not args.no_stream,
-                fmt=fmt,
-                chat=args.chat or DEFAULT_CHAT,
-                price_overrides=self.price_overrides,
-            )
+        args = parse_flags(self.claude_fix, line, "%claude_fix")
+        prompt = fix_prompt(self.failures.last, self._ip.user_ns)
+        flags = "--once --no-interpolate"
+        if args.model:
+            flags += f" -m {shlex.quote(args.model)}"
+        result = self._run(parse_flags(self.claude, flags, "%claude_fix"), prompt, "%claude_fix")
+        if result is None:
+            return
+        code = extract_code(result.text) if "```" in result.text else ""
+        if code.strip():
+            self._ip.set_next_input(code, replace=False)
         else:
-            with self._explain_not_found(args):
-                result = cell.send(
-                    self.client,
-                    prepared.body,
-                    prepared.view,
-                    stream=not args.no_stream,
-                    fmt=fmt,
-                    chat=args.chat or DEFAULT_CHAT,
-                    price_overrides=self.price_overrides,
-                )
-        # The answer is shown; keep it (--out, the conversation) before anything is recorded
-        # about it, so a ledger that cannot be written never loses an answer already paid for
-        # (record_spend warns in one line and the cell goes on). An answer cut short by a
-        # broken stream is shown and recorded, but not kept.
-        if result.failure is None:
-            self.last_result = result
-            if args.out:
-                self._ip.user_ns[args.out] = result.data if fmt == "json" else result
-            if prepared.conversation is not None:
-                prepared.conversation.record(
-                    Turn.of_result(prepared.key, prepared.user_content, result)
-                )
-            if fmt == "code":
-                code = cell.extract_code(result.text)
-                if code:
-                    self._ip.set_next_input(code, replace=False)
-        with _interrupts_say(INTERRUPTED_WHILE_RECORDING):
-            if result.replayed:
-                cell.record_replay(self.ledger, result, cell=self._cell_label())
-            else:
-                cell.record_spend(self.ledger, result, cell=self._cell_label())
-                # Last: the answer is shown, kept and its spend recorded before the replay
-                # store is written, so a store that fails costs nothing but a warning.
-                if prepared.replay_key is not None:
-                    cell.keep_answer(self.replayer, prepared.replay_key, prepared.body, result)
-        cell.raise_outcome(result, fmt)
-
-    def _replayed_from(self, stored: StoredAnswer) -> str:
-        """When (or where) a replayed answer was paid for, for its status line."""
-        import time
-
-        if stored.created <= 0:  # a cassette keeps no times: they would change every run
-            cassette = self.replayer.cassette
-            return f"the cassette {cassette.path.name}" if cassette is not None else "a cassette"
-        return time.strftime("%Y-%m-%d %H:%M", time.localtime(stored.created))
-
-    def _look_up(self, args: Any, body: dict[str, Any]) -> tuple[str | None, StoredAnswer | None]:
-        """The request's replay key and the answer already paid for, if any. ``--fresh`` asks
-        anew (the new answer replaces the old). A cassette in replay mode that has no answer
-        raises ``ReplayMissError``: one line, and nothing is sent."""
-        from ..cost.replay import request_key
-        from .cell import show_replay_notices
-
-        replayer = self.replayer
-        if not replayer.active:
-            return None, None
-        client = self.client
-        key = request_key(body, base_url=client.base_url, api_version=client.api_version)
-        if args.fresh:
-            return key, None
-        try:
-            return key, replayer.lookup(key, body)
-        except StorageError as error:
-            # A store that cannot be read costs this cell its replay, nothing more: ask the
-            # API, and do not try to keep the answer there either (one warning is enough).
-            print(f"Warning: {error} Not replayed: asking the API.", file=sys.stderr)
-            return None, None
-        finally:
-            show_replay_notices(replayer)
-
-    @contextlib.contextmanager
-    def _explain_not_found(self, args: Any) -> Iterator[None]:
-        """A 404 about the model (retired, misspelt) gets the current line-up beside it."""
-        from ..errors import NotFoundError
-        from . import checks
-
-        try:
-            yield
-        except NotFoundError as exc:
-            checks.explain_not_found(exc, args.model or self.model, self.catalog)
-            raise
-
-    def _prepare(self, args: Any, prompt: str, line: str) -> _Prepared | None:
-        """Everything before sending: the body (the key redacted from it, its text repaired),
-        the model's rules, ``--dry-run`` and ``--count`` (which show and return None), the
-        context window, the budget and the view."""
-        from ..api.models import cache_min_tokens
-        from ..prompt.body import add_cache_breakpoints, build_body, dry_run_text, repair_surrogates
-        from . import cell, checks, request
-        from .views import display, make_view
-
-        if args.once and (args.new or args.chat):
-            raise UsageError("--once sends without history: it cannot go with --new or --chat")
-        if args.out and not args.out.isidentifier():
-            raise UsageError(f"--out {args.out}: not a valid variable name")
-        namespace = self._ip.user_ns
-        info = self._model_info(args.model or self.model, offline=args.dry_run)
-        options = request.call_options(
-            args,
-            namespace,
-            model=self.model,
-            max_tokens=self.max_tokens,
-            system=self.system,
-            info=info,
-            show_thinking=self.show_thinking,
-        )
-        user_content = request.user_content(
-            args,
-            prompt,
-            namespace,
-            value_budget=self.value_token_budget,
-            df_budget=self.df_token_budget,
-            df_format=self._df_format,
-            sample=self.df_sample,
-            seed=self.df_sample_seed,
-        )
-        client = self.client
-        # What the conversation keeps is what was sent: no key (a {{os.environ}}, a dict that
-        # holds it) and no lone surrogates (a surrogateescape read), which no front end can
-        # show and JSON cannot carry.
-        user_content, hidden = client.redact_key(user_content)
-        user_content, _ = repair_surrogates(user_content)
-        chat_name = args.chat or DEFAULT_CHAT
-        conversation = None if args.once else self.chats.get(chat_name)
-        if conversation is not None and args.new:
-            self.chats.reset(chat_name)
-            conversation = self.chats.get(chat_name)
-        key = request.turn_key(self._cell_id, line, prompt)
-        # History then this cell's user turn: a request never ends with an answer started for
-        # the model (a prefill, which 4.6-and-later models refuse); answers keep only their
-        # text, so no thinking block outlives the conversation it was made in.
-        history = conversation.messages_before(key) if conversation is not None else []
-        body, more = client.redact_key(build_body(options, history, user_content))
-        if hidden or more:
-            print(
-                f"Note: the API key ({client.api_key_env}) was in this request; it was replaced "
-                f"by <{client.api_key_env}: redacted> before anything was shown or sent.",
-                file=sys.stderr,
-            )
-        if self.auto_cache and not args.no_cache:
-            add_cache_breakpoints(
-                body,
-                min_tokens=cache_min_tokens(options.model, self.cache_min_tokens),
-                conversation=conversation is not None,
-            )
-        if args.dry_run:
-            text = dry_run_text(
-                client.base_url + "/v1/messages", body, client.key_status(), client.api_version
-            )
-            try:
-                checks.check_rules(body, info, client.api_version)
-            except UsageError as refusal:
-                text += f"\n\nThis request would be refused before sending: {refusal}"
-            display({"text/plain": text}, raw=True)
-            return None
-        checks.check_rules(body, info, client.api_version)
-        self._warn_if_deprecated(info)
-        if args.count:
-            bundle = checks.count(
-                client,
-                body,
-                info,
-                cache_min_override=self.cache_min_tokens,
-                price_overrides=self.price_overrides,
-            )
-            display(bundle, raw=True)
-            return None
-        replay_key, stored = self._look_up(args, body)
-        view = make_view(
-            self.display,
-            self.shell,
-            options.model,
-            self.updates_per_second,
-            price_overrides=self.price_overrides,
-        )
-        if stored is not None:
-            # An answer already paid for: it costs $0, so no budget refuses it, and nothing
-            # (not even a token count near the context limit) is asked of the server.
-            return _Prepared(body, user_content, conversation, key, view, replay_key, stored)
-        # A request over the API's 32 MB is refused by the client with its size, whichever
-        # check first encodes it (count_tokens here, or the send): the context check only
-        # asks the API near the limit, and weighs images at their token cost, not their bytes.
-        checks.check_context(client, body, info)
-        if self.budget_usd is not None:
-            try:
-                checks.check_budget(client, body, info, self.price_overrides)
-            finally:
-                cell.show_ledger_notices(self.ledger)
-        return _Prepared(body, user_content, conversation, key, view, replay_key)
-
-    def _cell_label(self) -> str:
-        count = getattr(self._ip, "execution_count", None)
-        label = f"In[{count}]" if count is not None else ""
-        return f"{label} {self._cell_id}".strip() if self._cell_id else label
-
-    # -- line magics -----------------------------------------------------------------------------
+            print("Claude's answer has no code block: no new cell.", file=sys.stderr)
 
     @magic_arguments()
     @argument("command", choices=("list", "status", "attach", "cancel"), help="What to do.")

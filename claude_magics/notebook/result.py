@@ -22,7 +22,7 @@ from typing import Any
 from ..cost.pricing import Cost, format_usd
 from ..cost.usage import Usage
 
-__all__ = ["ClaudeResult", "ThinkingClock", "status_line"]
+__all__ = ["ClaudeResult", "Step", "ThinkingClock", "status_line"]
 
 #: Content blocks that are the model's thinking (their text may be empty or encrypted).
 THINKING_BLOCKS = ("thinking", "redacted_thinking")
@@ -66,6 +66,24 @@ class ThinkingClock:
         return self._done + sum(now - started for started in self._open.values())
 
 
+@dataclass(frozen=True)
+class Step:
+    """One tool call of a ``%%claude`` tool loop, as the notebook shows it: the tool, its input
+    and a short result (``server``: run by Anthropic, like a web search)."""
+
+    tool: str
+    input: dict[str, Any]
+    summary: str
+    is_error: bool = False
+    server: bool = False
+
+    def call(self, width: int = 90) -> str:
+        """``tool(name='df', rows='0:5')``, cut to ``width`` characters."""
+        args = ", ".join(f"{key}={value!r}" for key, value in self.input.items())
+        text = " ".join(f"{self.tool}({args})".split())
+        return text if len(text) <= width else text[: width - 1] + "…)"
+
+
 @dataclass
 class ClaudeResult:
     """The answer of one call: text, the full API message, usage, cost and request id."""
@@ -98,6 +116,15 @@ class ClaudeResult:
     #: what it cost when it was paid for.
     replayed_from: str | None = None
     saved_usd: float | None = None
+    #: The tool calls of a tool loop (``--tools``, ``--inspect``, ``--python``, ``--web``), in
+    #: order; empty for a single call.
+    steps: list[Step] = field(default_factory=list)
+    #: Why a tool loop stopped before the model finished (the step limit, a repeated call, a
+    #: declined snippet, the budget, an interrupt); None when it finished.
+    loop_note: str | None = None
+    #: Model calls the loop made and what they cost together (None: a single call).
+    loop_calls: int | None = None
+    loop_cost_usd: float | None = None
 
     @property
     def usage(self) -> dict[str, Any]:

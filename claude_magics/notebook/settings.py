@@ -169,6 +169,23 @@ class ClaudeSettings(Magics):
         DEFAULTS.lost_create_grace_seconds,
         help="How long a batch whose create answer was lost may take to show in the batch list.",
     ).tag(config=True)
+    max_steps = Integer(
+        10,
+        help="Most model calls one %%claude cell makes in a tool loop (--tools, --inspect, "
+        "--python, --web); --max-steps overrides it.",
+    ).tag(config=True)
+    python_approval = Enum(
+        ("ask", "never"),
+        default_value="ask",
+        help="--python: 'ask' shows each snippet and runs it only after a yes at a [y/N] prompt "
+        "(no prompt possible, as under nbclient: it goes into a new cell); 'never' only puts "
+        "snippets into new cells. No setting runs code without a yes.",
+    ).tag(config=True)
+    tool_result_tokens = Integer(
+        2000,
+        help="Most tokens of one tool result sent back to Claude (a variable's description, a "
+        "function's return value, a snippet's output); the rest is cut with a note.",
+    ).tag(config=True)
     price_overrides = Dict(
         help="Prices to use instead of the built-in table: {model: (input, output)} $/MTok."
     ).tag(config=True)
@@ -190,7 +207,13 @@ class ClaudeSettings(Magics):
     # several are loaded together (update_config); anything else would leave it set.
 
     @validate(
-        "max_tokens", "df_token_budget", "value_token_budget", "cache_min_tokens", "replay_max_mb"
+        "max_tokens",
+        "df_token_budget",
+        "value_token_budget",
+        "cache_min_tokens",
+        "replay_max_mb",
+        "max_steps",
+        "tool_result_tokens",
     )
     def _positive(self, proposal: Any) -> int | None:
         if proposal["value"] is None and proposal["trait"].allow_none:

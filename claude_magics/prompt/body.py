@@ -113,11 +113,24 @@ def build_body(
     history: Sequence[dict[str, Any]],
     user_content: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The request body: history, then the new user turn; optional fields only when set."""
+    """The request body: history, then the new user turn; optional fields only when set.
+
+    A history that ends with a user turn (tool results of a loop stopped early) takes the new
+    words into that turn, after the results, as the API wants them."""
+    messages = copy.deepcopy(list(history))
+    if (
+        messages
+        and messages[-1].get("role") == "user"
+        and isinstance(messages[-1].get("content"), list)
+    ):
+        merged = [*messages[-1]["content"], *copy.deepcopy(user_content)]
+        messages[-1] = {"role": "user", "content": merged}
+    else:
+        messages.append({"role": "user", "content": user_content})
     body: dict[str, Any] = {
         "model": options.model,
         "max_tokens": options.max_tokens,
-        "messages": [*copy.deepcopy(list(history)), {"role": "user", "content": user_content}],
+        "messages": messages,
     }
     system: list[dict[str, Any]] = []
     if options.system:

@@ -262,6 +262,53 @@ def test_unknown_model_is_a_short_error_that_stops_run_all(
     assert "Current models:" in text and "claude-sonnet-5-5" in text, text
 
 
+# -- 4b. A tool loop -------------------------------------------------------------------------------
+
+ROOM_AREA = (
+    "def room_area(width: float, length: float) -> float:\n"
+    '    """The floor area of a room, in square metres."""\n'
+    "    return width * length"
+)
+
+
+def test_a_tool_loop_shows_its_steps_live_then_in_the_saved_answer(
+    lab: Lab, jupyter_server: JupyterLabServer, emulator: EmulatorProcess
+) -> None:
+    # Each call waits 2 s for its first token: the step line is on screen while the second
+    # call (the one that reads the tool's result) is under way.
+    emulator.reset(time_to_first_token=2.0)
+    lab.write_notebook(
+        "tools.ipynb",
+        [LOAD, ROOM_AREA, "%%claude --tools room_area\nHow big is a 3 by 4 room? Use room_area."],
+    )
+    lab.open("tools.ipynb")
+    lab.run_all()
+
+    live = lab.output(2).locator("details summary", has_text="room_area(")
+    live.first.wait_for(timeout=30_000)
+    assert "→" in live.first.inner_text()
+    lab.screenshot("4b-tool-step-live")
+    lab.wait_until_run(3)
+    lab.screenshot("4b-tool-loop-done")
+
+    # At the end the live lines are gone; the answer lists the step above the words.
+    assert lab.output(2).locator("details summary", has_text="room_area(").count() == 0
+    markdown = lab.output(2).locator(".jp-RenderedMarkdown")
+    assert markdown.count() == 1
+    text = markdown.inner_text()
+    assert "Tools" in text and "room_area(" in text, text
+    calls = [r for r in emulator.requests() if r["path"] == "/v1/messages"]
+    assert len(calls) == 2
+    lab.save()
+
+    jupyter_server.shutdown_kernels()
+    lab.reopen("tools.ipynb")
+    reopened = lab.output(2).locator(".jp-RenderedMarkdown")
+    assert reopened.count() == 1 and "room_area(" in reopened.inner_text()
+    assert WIDGET_ERROR not in lab.notebook_text()
+    lab.screenshot("4b-tool-loop-reopened")
+
+
 # -- 5. The terminal -------------------------------------------------------------------------------
 
 
