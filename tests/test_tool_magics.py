@@ -54,6 +54,17 @@ def result_text(block: dict[str, Any]) -> str:
     return "\n".join(b.get("text", "") for b in content if b.get("type") == "text")
 
 
+def glossary(calls: list[str]) -> Callable[[str], str]:
+    """A function tool that looks a word up, noting each call in ``calls``."""
+
+    def t_lookup(word: str) -> str:
+        """Look up a word in the glossary."""
+        calls.append(word)
+        return f"{word}: a measure of spread"
+
+    return t_lookup
+
+
 @pytest.fixture
 def answers(monkeypatch: pytest.MonkeyPatch) -> Callable[[str | BaseException], list[str]]:
     """Make IPython's input() answer ``reply`` (or raise it); returns the prompts it got."""
@@ -250,11 +261,7 @@ def test_the_step_limit_and_a_repeated_call_stop_the_loop(
 def test_a_follow_up_cell_after_a_tool_turn_is_valid(
     ip: InteractiveShell, emulator: Emulator
 ) -> None:
-    def t_lookup(word: str) -> str:
-        """Look up a word in the glossary."""
-        return f"{word}: a measure of spread"
-
-    ip.user_ns["t_lookup"] = t_lookup
+    ip.user_ns["t_lookup"] = glossary([])
     ok(ip, "%%claude --tools t_lookup\nWhat is variance? Use t_lookup.")
     ok(ip, "%%claude\nAnd in one word?")
     follow_up = messages_requests(emulator)[-1]
@@ -410,11 +417,7 @@ def test_an_interrupt_during_a_tool_stops_the_loop_and_keeps_the_steps(
 def test_a_loop_with_thinking_sends_its_thinking_back_and_the_next_cell_stays_valid(
     ip: InteractiveShell, emulator: Emulator
 ) -> None:
-    def t_lookup(word: str) -> str:
-        """Look up a word in the glossary."""
-        return f"{word}: a measure of spread"
-
-    ip.user_ns["t_lookup"] = t_lookup
+    ip.user_ns["t_lookup"] = glossary([])
     ok(ip, "%%claude --tools t_lookup --thinking\nWhat is variance? Use t_lookup.")
     _, second = messages_requests(emulator)
     assert second.status == 200
@@ -433,13 +436,7 @@ def test_a_tool_cell_run_again_after_a_restart_replays_every_step(
     ip: InteractiveShell, emulator: Emulator
 ) -> None:
     calls: list[str] = []
-
-    def t_lookup(word: str) -> str:
-        """Look up a word in the glossary."""
-        calls.append(word)
-        return f"{word}: a measure of spread"
-
-    ip.user_ns["t_lookup"] = t_lookup
+    ip.user_ns["t_lookup"] = glossary(calls)
     source = "%%claude --tools t_lookup --out t_r\nWhat is variance? Use t_lookup."
     first = final(ok(ip, source))
     assert len(messages_requests(emulator)) == 2

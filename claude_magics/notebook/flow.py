@@ -442,21 +442,22 @@ class CellFlow(ClaudeSettings):
             self.updates_per_second,
             price_overrides=self.price_overrides,
         )
+        ready = _Prepared(
+            body,
+            user_content,
+            conversation,
+            key,
+            view,
+            replay_key,
+            stored,
+            toolbox=toolbox,
+            looping=bool(definitions),
+            info=info,
+        )
         if stored is not None:
             # An answer already paid for: it costs $0, so no budget refuses it, and nothing
             # (not even a token count near the context limit) is asked of the server.
-            return _Prepared(
-                body,
-                user_content,
-                conversation,
-                key,
-                view,
-                replay_key,
-                stored,
-                toolbox=toolbox,
-                looping=bool(definitions),
-                info=info,
-            )
+            return ready
         # A request over the API's 32 MB is refused by the client with its size, whichever
         # check first encodes it (count_tokens here, or the send): the context check only
         # asks the API near the limit, and weighs images at their token cost, not their bytes.
@@ -466,17 +467,7 @@ class CellFlow(ClaudeSettings):
                 checks.check_budget(client, body, info, self.price_overrides)
             finally:
                 cell.show_ledger_notices(self.ledger)
-        return _Prepared(
-            body,
-            user_content,
-            conversation,
-            key,
-            view,
-            replay_key,
-            toolbox=toolbox,
-            looping=bool(definitions),
-            info=info,
-        )
+        return ready
 
     def _cell_label(self) -> str:
         count = getattr(self._ip, "execution_count", None)

@@ -288,12 +288,7 @@ def run_loop(
                         wanted_call, "not run again: the same call with the same input ran already"
                     )
                     stop = f"Claude repeated an identical call to {wanted_call.get('name')}"
-                    step = Step(
-                        str(wanted_call.get("name")),
-                        dict(wanted_call.get("input") or {}),
-                        "repeated: not run again",
-                        is_error=True,
-                    )
+                    step = _step(wanted_call, "repeated: not run again", is_error=True)
                 else:
                     seen.add(signature)
                     try:
@@ -302,21 +297,11 @@ def run_loop(
                         block = _not_run(wanted_call, "interrupted by the user before it finished")
                         stop = "interrupted during a tool call; the steps before it are kept"
                         interrupted = True
-                        step = Step(
-                            str(wanted_call.get("name")),
-                            dict(wanted_call.get("input") or {}),
-                            "interrupted",
-                            is_error=True,
-                        )
+                        step = _step(wanted_call, "interrupted", is_error=True)
                     else:
-                        if output.stop:
-                            stop = output.stop
-                        step = Step(
-                            str(wanted_call.get("name")),
-                            dict(wanted_call.get("input") or {}),
-                            output.summary or _first_line(block),
-                            is_error=bool(output.is_error),
-                        )
+                        stop = output.stop or None
+                        summary = output.summary or _first_line(block)
+                        step = _step(wanted_call, summary, is_error=bool(output.is_error))
                 answers.append(block)
                 done.append(step)
                 steps.add(step, _detail(wanted_call, block))
@@ -349,6 +334,10 @@ def run_loop(
     return LoopOutcome(
         result, exchange, list(body.get("tools") or ()), in_exchange, interrupted=interrupted
     )
+
+
+def _step(call: Mapping[str, Any], summary: str, *, is_error: bool) -> Step:
+    return Step(str(call.get("name")), dict(call.get("input") or {}), summary, is_error=is_error)
 
 
 def _signature(call: Mapping[str, Any]) -> str:
