@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
@@ -253,7 +254,7 @@ def test_the_key_is_in_neither_store(
         assert path.exists()
         assert TEST_API_KEY.encode() not in path.read_bytes()
     with sqlite3.connect(store.path) as db:
-        for (blob,) in db.execute("SELECT message FROM responses"):
+        for (blob,) in db.execute("SELECT message FROM answers"):
             assert TEST_API_KEY.encode() not in blob
 
 
@@ -273,3 +274,93 @@ def test_a_store_that_cannot_be_written_loses_no_answer(
     assert len(lines) == 1 and lines[0].startswith("Warning: ")
     assert "Not replayed: asking the API." in lines[0]
     assert sent(emulator) == 2
+
+
+def test_past_the_size_cap_the_answers_used_longest_ago_go_first(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    ip.run_line_magic("config", "ClaudeMagics.replay_max_mb = 1")
+    # Eight long answers (about 150 kB each) pass the 1 MB cap: the oldest are evicted.
+    long = "--once --no-stream --max-tokens 40000"
+    prompts = [f"Tell story {n} at length. [[reply_tokens=40000]]" for n in range(8)]
+    kept = 0
+    for n, prompt in enumerate(prompts):
+        answer(ip, f"{long} --out t_story{n}", prompt)
+        kept += len(orjson.dumps(ip.user_ns[f"t_story{n}"].message))
+    assert sent(emulator) == 8
+    assert kept > 2**20  # what the cap is there for
+    store = magics_of(ip).replayer.store
+    assert store is not None and store.max_bytes == 2**20
+    stats = store.stats()
+    assert 0 < stats.bytes <= 2**20
+    assert 2 <= stats.entries < 8
+    with capture_output() as captured:
+        ip.run_line_magic("claude_replay", "stats")
+    assert captured.outputs[-1].data["text/plain"].startswith(f"{stats.entries} answers stored")
+    # The newest is replayed; the oldest was evicted, and is asked for again.
+    _, newest = answer(ip, long, prompts[-1])
+    assert sent(emulator) == 8
+    assert "replayed from" in final(newest)["text/markdown"]
+    _, oldest = answer(ip, long, prompts[0])
+    assert sent(emulator) == 9
+    assert "replayed" not in final(oldest)["text/markdown"]
+    last = [r for r in emulator.requests if r.path == "/v1/messages"][-1].body
+    assert "Tell story 0" in str(last["messages"])
+    assert store.stats().bytes <= 2**20
+
+
+REVIEW_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "label": {"type": "string", "enum": ["good", "bad"]},
+        "score": {"type": "integer"},
+    },
+    "required": ["label", "score"],
+}
+REVIEW = "Rate this review, with a label and a score: it was good"
+
+
+def live_then_replayed(
+    ip: InteractiveShell, emulator: Emulator, view: str, flags: str
+) -> tuple[Any, Any]:
+    """A JSON cell (``flags``: ``--schema`` or ``-f json``) answered, then, after a restart,
+    run again and replayed, both in ``view``: the two cells' captured output."""
+    ip.user_ns["t_schema"] = REVIEW_SCHEMA
+    if flags == "-f json":
+        emulator.add_reply('{"label": "good", "score": 4}')  # the answer's text is JSON
+    magics_of(ip).display = view
+    _, live = answer(ip, f"{flags} --once --out t_live", REVIEW)
+    restart(ip)
+    magics_of(ip).display = view
+    _, again = answer(ip, f"{flags} --once --out t_again", REVIEW)
+    assert sent(emulator) == 1
+    return live, again
+
+
+@pytest.mark.parametrize("view", ["markdown", "plain"])
+@pytest.mark.parametrize("flags", ["--schema t_schema", "-f json"])
+def test_a_replayed_json_answer_keeps_what_the_live_one_kept(
+    ip: InteractiveShell, emulator: Emulator, view: str, flags: str
+) -> None:
+    live, again = live_then_replayed(ip, emulator, view, flags)
+    kept, replayed = ip.user_ns["t_live"], ip.user_ns["t_again"]
+    assert isinstance(kept, dict) and kept["label"] == "good"  # the parsed JSON
+    assert replayed == kept
+    if view == "markdown":
+        assert final(again)["text/plain"] == final(live)["text/plain"]
+        shown = final(live)["text/markdown"].split("<sub>")[0]
+        assert shown.startswith("```json\n")
+        assert final(again)["text/markdown"].split("<sub>")[0] == shown
+        assert "replayed from" in final(again)["text/markdown"]
+
+
+@pytest.mark.parametrize("flags", ["--schema t_schema", "-f json"])
+def test_a_replayed_json_answer_prints_in_the_terminal_what_the_live_one_did(
+    ip: InteractiveShell, emulator: Emulator, flags: str
+) -> None:
+    live, again = live_then_replayed(ip, emulator, "plain", flags)
+    # The answer, then its status line (which says it was replayed).
+    shown_live, status_live = live.stdout.rsplit("\n\n[", 1)
+    shown_again, status_again = again.stdout.rsplit("\n\n[", 1)
+    assert "replayed from" in status_again and "replayed" not in status_live
+    assert shown_again == shown_live != ""

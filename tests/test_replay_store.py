@@ -3,16 +3,24 @@ answers kept and evicted by size, cassettes that are stable files with one-line 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from claude_magics.api.client import Client
 from claude_magics.cost.replay import Cassette, ReplayStore, request_key
 from claude_magics.emulator import Emulator
-from claude_magics.errors import ReplayMissError
+from claude_magics.errors import ReplayMissError, StorageError
 
 EMULATOR = "http://127.0.0.1:8765"
 REAL = "https://api.anthropic.com"
@@ -160,3 +168,105 @@ def test_the_ledger_records_replays_at_no_cost_with_what_they_saved(tmp_path: Pa
     assert ledger.spent(session="s1") == pytest.approx(paid.total)
     assert ledger.saved(session="s1") == pytest.approx(2 * paid.total)
     assert [c.kind for c in ledger.calls()] == ["realtime", "replay", "replay"]
+
+
+def hex_key(n: int) -> str:
+    return hashlib.sha256(str(n).encode()).hexdigest()
+
+
+def test_answers_kept_in_the_background_are_read_back_at_once(tmp_path: Path) -> None:
+    store = ReplayStore(tmp_path / "responses.sqlite")
+    keys = [hex_key(n) for n in range(2_000)]
+    for start in range(0, 2_000, 500):  # a job's slices, the messages encoded as they came
+        part = keys[start : start + 500]
+        store.put_many_later(part, [orjson.dumps(message(k)) for k in part], [0.01] * 500)
+    found = store.get_many(keys)  # waits for the writer: a lookup never misses what was kept
+    assert len(found) == 2_000
+    assert found[keys[7]].message == message(keys[7]) and found[keys[7]].cost_usd == 0.01
+    assert store.stats().entries == 2_000
+
+
+def test_interpreter_exit_waits_for_answers_still_being_written(tmp_path: Path) -> None:
+    path = tmp_path / "responses.sqlite"
+    script = (
+        "import hashlib, sys\n"
+        "from claude_magics.cost.replay import ReplayStore\n"
+        "store = ReplayStore(sys.argv[1])\n"
+        "keys = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(5000)]\n"
+        "store.put_many_later(keys, [{'id': k, 'content': []} for k in keys], [None] * 5000)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
+    assert ReplayStore(path).stats().entries == 5_000
+
+
+def test_a_background_write_that_fails_is_told_and_waits_for_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "in-the-way"
+    folder.mkdir()
+    store = ReplayStore(folder)  # a folder where the file should be
+    failures: list[Exception] = []
+    store.put_many_later(["k"], [message("x")], [None], failures.append)
+    assert store.flush(timeout=10)
+    (failure,) = failures
+    assert isinstance(failure, StorageError) and "\n" not in str(failure)
+    assert str(folder) in str(failure)
+
+
+def test_keys_that_share_their_first_digits_never_get_each_others_answers(
+    tmp_path: Path,
+) -> None:
+    store = ReplayStore(tmp_path / "responses.sqlite")
+    first, second = "0" * 15 + "a" * 49, "0" * 15 + "b" * 49  # one slot in the index
+    store.put(first, message("first"))
+    store.put(second, message("second"))
+    hit = store.get(second)
+    assert hit is not None and hit.message == message("second")
+    assert store.get(first) is None  # pushed out (a re-ask), never answered with the other
+
+
+def test_answers_of_the_first_layout_are_moved_over(tmp_path: Path) -> None:
+    path = tmp_path / "responses.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE responses (key TEXT PRIMARY KEY, created REAL NOT NULL, used REAL "
+            "NOT NULL, model TEXT NOT NULL, request_id TEXT, cost_usd REAL, size INTEGER NOT "
+            "NULL, message BLOB NOT NULL)"
+        )
+        blob = orjson.dumps(message("kept"))
+        db.execute(
+            "INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (hex_key(1), 1.5e9, 1.6e9, "claude-haiku-5-5", "msg_1", 0.02, len(blob), blob),
+        )
+    db.close()
+    store = ReplayStore(path)
+    hit = store.get(hex_key(1))
+    assert hit is not None and hit.message == message("kept")
+    assert (hit.created, hit.cost_usd, hit.request_id) == (1.5e9, 0.02, "msg_1")
+    assert store.stats().entries == 1
+    with sqlite3.connect(path) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+    assert "responses" not in tables
+
+
+def test_an_interrupt_while_waiting_for_the_writer_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from claude_magics.cost import replay
+
+    store = ReplayStore(tmp_path / "responses.sqlite")
+    insert = replay._insert
+
+    def slow_insert(db: Any, values: list[Any]) -> None:  # a disk that takes its time
+        time.sleep(1.0)
+        insert(db, values)
+
+    monkeypatch.setattr(replay, "_insert", slow_insert)
+    keys = [hex_key(n) for n in range(100)]
+    store.put_many_later(keys, [message(k) for k in keys], [None] * 100)
+    interrupt = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))  # Ctrl-C
+    interrupt.start()
+    with pytest.raises(KeyboardInterrupt):
+        store.flush(timeout=30)
+    interrupt.join()
+    assert store.flush(timeout=30)  # the writer went on meanwhile: nothing was dropped
+    assert len(store.get_many(keys)) == 100

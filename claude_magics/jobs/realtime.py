@@ -18,6 +18,7 @@ from ..errors import (
     APIError,
     APIResponseError,
 )
+from .replaying import Fresh
 from .spend import row_spend
 from .store import OwedSpend
 from .wire import (
@@ -99,7 +100,9 @@ def run_realtime(job: JobState, prompts: list[int]) -> None:
         job.put_results([row], [owed] if owed is not None else None)
         if owed is not None and response is not None:
             cost = None if owed.cost is None else owed.cost.total
-            job.keep_answers([(outcome.item, response, cost)])
+            fresh = Fresh()
+            fresh.add(outcome.item, response, cost)
+            job.keep_answers(fresh)
         answered += 1
         bar.advance(1)
         now = time.monotonic()
@@ -130,7 +133,7 @@ def run_realtime(job: JobState, prompts: list[int]) -> None:
     finally:
         job.save()
         job.write_spend()
-        job.keep_answers([], final=True)
+        job.keep_answers(final=True)
         bar.close()
     if interrupted:
         job.set_state("interrupted")

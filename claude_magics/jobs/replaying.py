@@ -2,14 +2,17 @@
 
     replay = JobReplay(replayer, client, before, after, texts)    # one job's distinct prompts
     hits = replay.lookup(range(len(texts)))   # {prompt: StoredAnswer}: the cassette, the store
-    replay.keep([(prompt, message, cost_usd), ...])               # bulk, into both
+    replay.keep(fresh)         # Fresh answers (prompt, message, cost_usd), by column: into both
 
 Each distinct prompt's replay key is ``cost.replay.request_key`` of the exact body that prompt
 sends (cache breakpoints are left out of the key, so a realtime answer replays into a batch and
 back). Keys are computed for all prompts at once: the shared body is normalised and serialised
 once, and each prompt's key hashes its own text between the two shared halves; the result is
 checked against ``request_key`` itself, and a mismatch falls back to ``request_key`` per prompt.
-Lookups and stores go through ``ReplayStore.get_many`` / ``put_many``, never a query per row.
+An empty store (and no cassette answer) is known in one query, and then no key is computed.
+Lookups go through ``ReplayStore.get_many``, never a query per row; fresh answers go to the
+store's background writer (``ReplayStore.put_many_later``), which writes them while the job
+reads on, and :meth:`JobReplay.flush` waits for it at the end.
 
 A cassette (``Replayer.cassette``) is asked first, as ``Replayer.lookup`` does: in ``replay``
 mode a prompt it lacks is :class:`~claude_magics.errors.ReplayMissError` (:meth:`require`),
@@ -19,7 +22,7 @@ before anything is sent; in ``record`` mode nothing is looked up and everything 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -31,14 +34,53 @@ from .progress import say
 
 if TYPE_CHECKING:
     from ..api.client import Client
-    from ..cost.replay import Replayer
+    from ..cost.replay import Replayer, ReplayStore
 
-__all__ = ["REPLAY_SOURCE", "JobReplay"]
+__all__ = ["REPLAY_SOURCE", "Fresh", "JobReplay"]
 
 #: The ``source`` of a stored result that came from the replay store or a cassette.
 REPLAY_SOURCE = "replay"
 # Stands for a prompt's text in the shared body; never in a real prompt (NUL characters).
 _MARK = "\x00claude-magics-replay\x00"
+
+
+class Fresh:
+    """Fresh answers to keep, by column: prompt, message (or its JSON as ``orjson.dumps``
+    wrote it), cost in dollars. A job's thousands make three lists, not a tuple each for the
+    garbage collector to walk again and again while results stream in."""
+
+    __slots__ = ("costs", "messages", "prompts")
+
+    def __init__(self) -> None:
+        self.prompts: list[int] = []
+        self.messages: list[Mapping[str, Any] | bytes] = []
+        self.costs: list[float | None] = []
+
+    def __repr__(self) -> str:
+        return f"Fresh({len(self.prompts):,} answers)"
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def add(self, prompt: int, message: Mapping[str, Any] | bytes, cost: float | None) -> None:
+        self.prompts.append(prompt)
+        self.messages.append(message)
+        self.costs.append(cost)
+
+    def appenders(
+        self,
+    ) -> tuple[
+        Callable[[int], None],
+        Callable[[Mapping[str, Any] | bytes], None],
+        Callable[[float | None], None],
+    ]:
+        """The three ``append``s, for a loop over 100,000 results (:meth:`add`, unrolled)."""
+        return self.prompts.append, self.messages.append, self.costs.append
+
+    def extend(self, other: Fresh) -> None:
+        self.prompts += other.prompts
+        self.messages += other.messages
+        self.costs += other.costs
 
 
 def _strip_cache_marks(value: Any) -> Any:
@@ -67,6 +109,7 @@ class JobReplay:
         self.texts = texts
         self._template: dict[str, Any] = orjson.loads(before + orjson.dumps(_MARK) + after)
         self._keys: list[str] | None = None
+        self._failed: list[Exception] = []
 
     def __repr__(self) -> str:
         return f"JobReplay({len(self.texts):,} prompts, {self.replayer!r})"
@@ -138,19 +181,21 @@ class JobReplay:
         numbers = list(prompts)
         if not numbers:
             return {}
-        keys = self.keys()
         found: dict[int, StoredAnswer] = {}
         cassette = self.replayer.cassette
+        if cassette is not None and cassette.mode == "record":
+            return {}  # recording: every answer is asked for again
+        store = self.replayer.store
+        if (cassette is None or not len(cassette)) and (store is None or self._empty(store)):
+            return {}  # nothing stored: no key to compute, nothing to read
+        keys = self.keys()
         if cassette is not None:
-            if cassette.mode == "record":
-                return {}  # recording: every answer is asked for again
             for n in numbers:
                 message = _cassette_message(cassette, keys[n])
                 if message is not None:
                     found[n] = StoredAnswer(message, 0.0, None, message.get("id"))
             if cassette.mode == "replay":
                 return found  # only the file answers in CI
-        store = self.replayer.store
         if store is not None:
             rest = [n for n in numbers if n not in found]
             try:
@@ -167,6 +212,14 @@ class JobReplay:
                     found[n] = answer
         return found
 
+    def _empty(self, store: ReplayStore) -> bool:
+        """Whether ``store`` holds nothing (a store that cannot be read: not empty, so that
+        :meth:`lookup` says why in its one line)."""
+        try:
+            return store.empty()
+        except StorageError:
+            return False
+
     def require(self, misses: Sequence[int]) -> None:
         """In a cassette's ``replay`` mode, fail in one line naming the first prompt it has no
         answer for (``ReplayMissError``), before anything is sent."""
@@ -175,17 +228,37 @@ class JobReplay:
             n = misses[0]
             cassette.get(self.key(n), self.body(n))  # raises: it is a miss
 
-    def keep(self, answers: Sequence[tuple[int, Mapping[str, Any], float | None]]) -> None:
-        """Keep fresh answers ``(prompt, message, cost_usd)``: the store in one write, the
-        cassette when it records. Raises the store's one-line ``StorageError``."""
-        if not answers:
+    def keep(self, fresh: Fresh) -> None:
+        """Keep fresh answers: the cassette, when it records, in one write now (raising its
+        one-line ``StorageError``); the store in the background
+        (``ReplayStore.put_many_later``): its failures wait in :meth:`failures`, and
+        :meth:`flush` waits for it."""
+        if not fresh:
             return
         keys = self.keys()
         cassette = self.replayer.cassette
         if cassette is not None and cassette.mode != "replay":
-            cassette.put_many([(keys[n], self.body(n), message) for n, message, _ in answers])
+            cassette.put_many(
+                [
+                    (keys[n], self.body(n), orjson.loads(m) if isinstance(m, bytes) else m)
+                    for n, m in zip(fresh.prompts, fresh.messages, strict=True)
+                ]
+            )
         if self.replayer.store is not None:
-            self.replayer.store.put_many([(keys[n], message, cost) for n, message, cost in answers])
+            self.replayer.store.put_many_later(
+                [keys[n] for n in fresh.prompts], fresh.messages, fresh.costs, self._failed.append
+            )
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the answers handed to the store are written (at most ``timeout``
+        seconds; default the store's); whether they are."""
+        store = self.replayer.store
+        return store.flush(timeout) if store is not None else True
+
+    def failures(self) -> list[Exception]:
+        """Why writes to the store failed since last asked (one-line ``StorageError``s)."""
+        failed, self._failed = self._failed, []
+        return failed
 
 
 def _cassette_message(cassette: Any, key: str) -> dict[str, Any] | None:

@@ -53,6 +53,7 @@ from ..errors import (
     StorageError,
 )
 from .progress import say
+from .replaying import Fresh
 from .spend import Tally
 from .store import ChunkRecord, ResultRow
 from .wire import (
@@ -457,14 +458,19 @@ class Batches:
         ``FLUSH_ROWS``, so that a crash in the middle loses at most the current slice.
         Returns how many lines carried someone else's ``custom_id``."""
         buffer: list[ResultRow] = []
-        # Answers kept for replay, with the message as it came: written with each slice.
-        answers: list[tuple[int, Mapping[str, Any], float | None]] = []
+        # Answers kept for replay, with the message as it came, encoded as it arrives (bytes:
+        # 5,000 messages' dicts held for a slice would make the garbage collector crawl over
+        # them): handed to the replay store's writer with each slice (it writes while the
+        # next slice is read), and waited for at the end.
+        fresh = Fresh()
+        kept_prompt, kept_message, kept_cost = fresh.appenders()
         foreign = 0
         job = self.job
         tag = job.tag
         put = job.put_results
         keeping = job.replay is not None
         price = _batch_pricer(job) if keeping else None
+        dumps = orjson.dumps
         for line in lines:
             row = batch_result_row(line, tag, attempt, batch_id)
             if row is None:
@@ -474,16 +480,19 @@ class Batches:
             if tally is not None:
                 tally.add(row)
             if price is not None and row.status == "succeeded":
-                answers.append((row.prompt, line["result"]["message"], price(row)))
+                kept_prompt(row.prompt)
+                kept_message(dumps(line["result"]["message"]))
+                kept_cost(price(row))
             if len(buffer) >= FLUSH_ROWS:
                 put(buffer)
-                job.keep_answers(answers, final=True)
-                answers = []
+                job.keep_answers(fresh)
+                fresh = Fresh()
+                kept_prompt, kept_message, kept_cost = fresh.appenders()
                 if bar is not None:
                     bar.advance(len(buffer))
                 buffer = []
         put(buffer)
-        job.keep_answers(answers, final=True)
+        job.keep_answers(fresh, final=True)
         if bar is not None:
             bar.advance(len(buffer))
         return foreign
@@ -601,15 +610,16 @@ def _batch_pricer(job: JobState) -> Callable[[ResultRow], float | None]:
     of one job mostly share their token counts, so each distinct usage is priced once."""
     from ..cost.pricing import price_usage
 
-    prices: dict[tuple[str, tuple[int, ...]], float | None] = {}
+    prices: dict[tuple[Any, ...], float | None] = {}
+    unpriced = object()
 
     def price(row: ResultRow) -> float | None:
-        model = row.model or job.record.model
-        tokens = tuple(row[5:10])  # the five token counts of a ResultRow
-        key = (model, tokens)
-        if key not in prices:
-            cost = price_usage(row.usage, model, batch=True, overrides=job.price_overrides)
-            prices[key] = None if cost is None else cost.total
-        return prices[key]
+        key = row[4:10]  # a ResultRow's model and its five token counts
+        cost = prices.get(key, unpriced)
+        if cost is unpriced:
+            model = row.model or job.record.model
+            paid = price_usage(row.usage, model, batch=True, overrides=job.price_overrides)
+            cost = prices[key] = None if paid is None else paid.total
+        return cost  # type: ignore[return-value]
 
     return price

@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 
@@ -33,6 +33,7 @@ from ..cost.pricing import format_usd
 from ..errors import StorageError
 from .claim import Hold, take
 from .progress import say
+from .replaying import Fresh
 from .spend import write_owed, write_spend
 from .store import JobRecord, JobStore, OwedSpend, ResultRow
 from .tasks import Task
@@ -120,7 +121,7 @@ class JobState:
         self.replayer = replayer if replayer is not None and replayer.active else None
         self.fresh = fresh
         self._replay = replay
-        self._to_keep: list[tuple[int, Mapping[str, Any], float | None]] = []
+        self._to_keep = Fresh()
         self._kept_at = time.monotonic()
 
     # -- identity ------------------------------------------------------------------------------
@@ -169,31 +170,42 @@ class JobState:
             )
         return self._replay
 
-    def keep_answers(
-        self, answers: list[tuple[int, Mapping[str, Any], float | None]], *, final: bool = False
-    ) -> None:
-        """Keep fresh answers ``(prompt, message, cost_usd)`` for replay, in bulk writes (see
-        ``_KEEP_ROWS``); ``final`` writes what is waiting. A store that cannot be written is
-        one line, once: the answers are in the job store and the result all the same."""
+    def keep_answers(self, fresh: Fresh | None = None, *, final: bool = False) -> None:
+        """Keep fresh answers (``replaying.Fresh``) for replay, in bulk writes (see
+        ``_KEEP_ROWS``) made in the background while the job goes on; ``final`` hands over
+        what is waiting and waits for the writes (at most the store's busy timeout, twice).
+        A store that cannot be written is one line, once: the answers are in the job store
+        and the result all the same."""
         replay = self.replay
         if replay is None:
             return
-        self._to_keep.extend(answers)
+        if fresh is not None:
+            self._to_keep.extend(fresh)
         now = time.monotonic()
-        if not self._to_keep or (
-            not final and len(self._to_keep) < _KEEP_ROWS and now - self._kept_at < _KEEP_EVERY
+        if self._to_keep and (
+            final or len(self._to_keep) >= _KEEP_ROWS or now - self._kept_at >= _KEEP_EVERY
         ):
-            return
-        waiting, self._to_keep = self._to_keep, []
-        self._kept_at = now
-        try:
-            replay.keep(waiting)
-        except (StorageError, OSError) as error:
+            waiting, self._to_keep = self._to_keep, Fresh()
+            self._kept_at = now
+            try:
+                replay.keep(waiting)
+            except (StorageError, OSError) as error:
+                self._replay_failed(error)
+        if final and not replay.flush():
             self._warn(
-                "replay",
-                f"⚠ {self.id}: answers could not be kept for replay (they are in the job "
-                f"and its result; a later run may pay for them again). {error}",
+                "replay_slow",
+                f"⚠ {self.id}: the replay store is slow to write; its answers are still being "
+                "kept for replay in the background (they are in the job and its result).",
             )
+        for failure in replay.failures():
+            self._replay_failed(failure)
+
+    def _replay_failed(self, error: Exception) -> None:
+        self._warn(
+            "replay",
+            f"⚠ {self.id}: answers could not be kept for replay (they are in the job "
+            f"and its result; a later run may pay for them again). {error}",
+        )
 
     def put_replayed(self, hits: Mapping[int, StoredAnswer]) -> None:
         """Put answers already paid for into the job's results (source ``replay``, nothing

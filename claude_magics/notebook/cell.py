@@ -216,6 +216,15 @@ def replay(
     bundle, metadata = final_output(result, fmt)
     if stream:
         view.start()
+        # The stored answer goes through the view as the stream went, so each view shows what
+        # it showed live (the terminal prints the text as it came, not re-shaped).
+        from ..api.streaming import MessageAccumulator, events_of_message
+
+        acc = MessageAccumulator()
+        for data in events_of_message(message):
+            event = acc.feed(data)
+            if event is not None:
+                view.event(event, acc)
     view.finish(result, bundle, metadata)
     return result
 
