@@ -10,7 +10,8 @@ The tree::
     ClaudeError                      anything claude_magics raises on purpose
     ├── MissingAPIKeyError           no key passed and ANTHROPIC_API_KEY unset
     │   └── MalformedAPIKeyError     a key with spaces, line breaks or non-ASCII inside
-    ├── RequestBodyError             a body that cannot be sent (lone surrogates, over 32 MB)
+    ├── RequestBodyError             a body that cannot be sent (lone surrogates, over 32 MB,
+    │                                a FIFO or a file over 500 MB for the Files API)
     ├── StorageError                 the ledger or job store could not be opened or written
     ├── ReplayMissError              a cassette in replay mode lacks an answer
     ├── PromptError                  the cell cannot become a prompt (bad reference, attachment)
@@ -21,7 +22,8 @@ The tree::
         │   └── APITimeoutError      ... because it timed out
         ├── APIResponseError         a 2xx whose body is not JSON
         ├── APIStreamError           a stream broke after it started (partial message kept)
-        └── APIStatusError           the API answered 4xx/5xx; status_code, error_type, request_id
+        └── APIStatusError           the API answered 4xx/5xx; status_code, error_type, error_code,
+            │                        request_id
             ├── BadRequestError            400 invalid_request_error
             ├── AuthenticationError        401 authentication_error
             ├── BillingError               402 billing_error
@@ -125,8 +127,9 @@ class StorageError(ClaudeError):
 
 
 class RequestBodyError(ClaudeError, ValueError):
-    """A request that cannot be sent as it is (text JSON cannot carry, or over the API's size
-    limit): refused before anything leaves, in one line."""
+    """A request that cannot be sent as it is (text JSON cannot carry, over the API's size
+    limit, a file to upload that is a device, a FIFO or too big): refused before anything
+    leaves, in one line."""
 
 
 class MissingAPIKeyError(ClaudeError):
@@ -259,10 +262,14 @@ class APIStatusError(APIError):
         request_id: str | None = None,
         headers: dict[str, str] | None = None,
         attempts: int = 1,
+        error_code: str | None = None,
     ) -> None:
         super().__init__(message, request_id=request_id)
         self.status_code = status_code
         self.error_type = error_type or self.default_error_type
+        #: The cause within the error type, when the API names one (``error.details.error_code``,
+        #: e.g. ``file_not_downloadable``): branch on it rather than on the message.
+        self.error_code = error_code
         # Only the response's headers: never the request's, which carry the key.
         self.headers = dict(headers or {})
         self.attempts = attempts

@@ -448,3 +448,30 @@ def test_a_tool_cell_run_again_after_a_restart_replays_every_step(
     assert len(calls) == 2  # the tool itself runs again: its result is the kernel's, now
     assert again["text/plain"] == first["text/plain"]
     assert ip.user_ns["t_r"].loop_cost_usd == 0
+
+
+def test_code_execution_gets_dataframes_as_files_uploaded_once(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
+    import pandas as pd
+
+    ip.user_ns["t_sales"] = pd.DataFrame(
+        {"region": ["n", "s", "e"], "secret": [TEST_API_KEY, "x", "y"], "revenue": [1, 2, 3]}
+    )
+    source = "%%claude --code-execution --df t_sales --out t_r\nCalculate the total revenue."
+    captured = ok(ip, source)
+    uploads = [r for r in emulator.requests if r.path == "/v1/files" and r.method == "POST"]
+    assert len(uploads) == 1
+    (request,) = messages_requests(emulator)
+    blocks = request.body["messages"][-1]["content"]
+    assert blocks[0]["type"] == "container_upload"
+    assert "t_sales" not in json.dumps([b for b in blocks if b["type"] == "text"])
+    assert "t_sales.csv: 3 rows" in final(captured)["text/markdown"]
+    stored = [f for f in emulator.requests if f.path.startswith("/v1/files")]
+    assert all(TEST_API_KEY not in json.dumps(f.body, default=str) for f in stored)
+    # The same frame again: no second upload.
+    ok(ip, "%%claude --code-execution --df t_sales --fresh\nCalculate the mean revenue.")
+    uploads = [r for r in emulator.requests if r.path == "/v1/files" and r.method == "POST"]
+    assert len(uploads) == 1
+    # --dry-run uploads nothing.
+    ok(ip, "%%claude --code-execution --df t_sales --dry-run\nCalculate it again.")

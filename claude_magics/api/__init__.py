@@ -3,8 +3,10 @@
     from claude_magics.api import Client
     message = Client().messages.create(model=..., max_tokens=256, messages=[...])
 
-* :mod:`.client`: ``Client`` (messages, streaming, count_tokens, models, batches), the key held
-  so it never shows;
+* :mod:`.client`: ``Client`` (messages, streaming, count_tokens, models, batches, files), the
+  key held so it never shows;
+* :mod:`.files`: the Files API (upload in pieces with progress, list, retrieve, download,
+  delete); :mod:`.betas`: the ``anthropic-beta`` names a request carries;
 * :mod:`.streaming`: server-sent events folded into a message as they arrive;
 * :mod:`.retry`: which failures are retried, and how long to wait;
 * :mod:`.fanout`: many requests at once, within limits learned from the server.

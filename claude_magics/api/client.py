@@ -11,6 +11,10 @@ A batch create is never re-sent once it may have reached the server.
 
 API objects come back as plain dicts (``ApiObject``, a dict subclass that also carries the
 ``request_id`` and the response headers), exactly as the API sent them.
+
+Betas: ``Client(betas=[...])`` for every request, ``betas=[...]`` on any request method for
+one; a feature that needs a beta adds it itself (the Files API: `files.FILES_API_BETA`). They
+are merged in that order, without repeats, into one comma-separated ``anthropic-beta`` header.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -38,6 +42,8 @@ from ..errors import (
     status_error_class,
 )
 from ..walk import map_strings
+from .betas import merge_betas
+from .files import Files, Multipart
 from .listing import Batches, Models, ResultStream
 from .messages import COUNT_TOKENS_FIELDS, Messages, MessageStream, TokenCount
 from .objects import ApiObject, Page, RateLimits
@@ -57,6 +63,7 @@ __all__ = [
     "ApiObject",
     "Batches",
     "Client",
+    "Files",
     "MessageStream",
     "Messages",
     "Models",
@@ -95,6 +102,7 @@ def _error_from_response(response: httpx.Response, attempts: int) -> APIStatusEr
     """The error for a 4xx/5xx response, from the API's error body when it has one."""
     request_id = response.headers.get("request-id")
     error_type: str | None = None
+    error_code: str | None = None
     message = response.reason_phrase or f"HTTP {response.status_code}"
     try:
         body = orjson.loads(response.read())
@@ -106,6 +114,9 @@ def _error_from_response(response: httpx.Response, attempts: int) -> APIStatusEr
             error_type = error.get("type") if isinstance(error.get("type"), str) else None
             if isinstance(error.get("message"), str):
                 message = error["message"]
+            details = error.get("details")
+            if isinstance(details, dict) and isinstance(details.get("error_code"), str):
+                error_code = details["error_code"]
         if isinstance(body.get("request_id"), str):
             request_id = body["request_id"]
     cls = status_error_class(response.status_code)
@@ -126,6 +137,7 @@ def _error_from_response(response: httpx.Response, attempts: int) -> APIStatusEr
         request_id=request_id,
         headers=dict(response.headers),
         attempts=attempts,
+        error_code=error_code,
     )
 
 
@@ -192,6 +204,8 @@ class Client:
         api_key_env: the environment variable that holds the key.
         api_version: the ``anthropic-version`` header (``2023-06-01``, which every model
             accepts, or ``2026-10-21``).
+        betas: beta names sent with every request (``anthropic-beta``); request methods take
+            ``betas=`` for one request, and features add the betas they need themselves.
     """
 
     def __init__(
@@ -207,8 +221,11 @@ class Client:
         initial_retry_delay: float = INITIAL_RETRY_DELAY,
         max_retry_delay: float = MAX_RETRY_DELAY,
         api_version: str = API_VERSION,
+        betas: Iterable[str] | str = (),
     ) -> None:
         self._explicit_key = _Secret(api_key) if api_key else None
+        #: The ``anthropic-beta`` names sent with every request.
+        self.betas: tuple[str, ...] = merge_betas(betas)
         self.api_key_env = api_key_env
         resolved = base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
         self.base_url = resolved.rstrip("/")
@@ -232,6 +249,7 @@ class Client:
         self.messages = Messages(self)
         self.models = Models(self)
         self.batches = Batches(self)
+        self.files = Files(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -246,7 +264,8 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Client(base_url={self.base_url!r}, api_key={self.key_status()})"
+        betas = f", betas={list(self.betas)!r}" if self.betas else ""
+        return f"Client(base_url={self.base_url!r}, api_key={self.key_status()}{betas})"
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -281,14 +300,18 @@ class Client:
         marker = f"<{self.api_key_env}: redacted>"
         return map_strings(value, lambda text: text.replace(key, marker))
 
-    def _headers(self, accept: str) -> dict[str, str]:
-        return {
+    def _headers(self, accept: str, betas: Sequence[str] = ()) -> dict[str, str]:
+        headers = {
             "x-api-key": self._api_key(),
             "anthropic-version": self.api_version,
             "content-type": "application/json",
             "accept": accept,
             "user-agent": f"claude-magics/{__version__} httpx/{httpx.__version__}",
         }
+        merged = merge_betas(self.betas, betas)
+        if merged:
+            headers["anthropic-beta"] = ",".join(merged)
+        return headers
 
     def _url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url + path
@@ -305,22 +328,36 @@ class Client:
         stream: bool = False,
         retry: RetryPolicy = "always",
         max_retries: int | None = None,
+        betas: Sequence[str] = (),
+        upload: Multipart | None = None,
+        accept: str | None = None,
     ) -> httpx.Response:
         """Send one request with retries; return a 2xx response or raise an ``APIError``.
 
         With ``stream=True`` the body is not read; the caller must close the response.
         ``max_retries`` overrides the client's for this request (0: callers that schedule their
-        own retries, such as the adaptive fan-out of DataFrame jobs).
+        own retries, such as the adaptive fan-out of DataFrame jobs). ``betas`` are added to
+        the client's. ``upload`` is a multipart body sent in pieces instead of ``body``'s JSON
+        (made afresh for each attempt).
         """
         retries = self.max_retries if max_retries is None else max(0, int(max_retries))
-        headers = self._headers("text/event-stream" if stream else "application/json")
+        headers = self._headers(
+            accept or ("text/event-stream" if stream else "application/json"), betas
+        )
         content = _encode(body, path) if body is not None else None
+        if upload is not None:
+            headers["content-type"] = upload.content_type
+            headers["content-length"] = str(upload.length)
         url = self._url(path)
         query = {k: v for k, v in (params or {}).items() if v is not None}
         attempt = 0
         while True:
             request = self._http.build_request(
-                method, url, content=content, params=query, headers=headers
+                method,
+                url,
+                content=upload.chunks() if upload is not None else content,
+                params=query,
+                headers=headers,
             )
             try:
                 response = self._http.send(request, stream=True)
@@ -388,8 +425,19 @@ class Client:
         params: Mapping[str, Any] | None = None,
         retry: RetryPolicy = "always",
         max_retries: int | None = None,
+        betas: Sequence[str] = (),
+        upload: Multipart | None = None,
     ) -> ApiObject:
         """Send a request and return the JSON object of its 2xx response."""
         return _api_object(
-            self.send(method, path, body=body, params=params, retry=retry, max_retries=max_retries)
+            self.send(
+                method,
+                path,
+                body=body,
+                params=params,
+                retry=retry,
+                max_retries=max_retries,
+                betas=betas,
+                upload=upload,
+            )
         )

@@ -14,6 +14,7 @@ import httpx
 import orjson
 
 from ..errors import APIConnectionError
+from .betas import body_betas, merge_betas
 from .objects import ApiObject, Page
 
 if TYPE_CHECKING:
@@ -26,15 +27,24 @@ class _Listing:
     """A paginated collection: ``list`` one page, ``iter_all`` every item across pages."""
 
     _path = ""
+    #: The betas every call of this collection needs (the Files API's, for files).
+    _betas: tuple[str, ...] = ()
 
     def __init__(self, client: Client) -> None:
         self._client = client
 
     def list(
-        self, *, limit: int | None = None, before_id: str | None = None, after_id: str | None = None
+        self,
+        *,
+        limit: int | None = None,
+        before_id: str | None = None,
+        after_id: str | None = None,
+        betas: Sequence[str] = (),
     ) -> Page:
         params = {"limit": limit, "before_id": before_id, "after_id": after_id}
-        return _page(self._client.request("GET", self._path, params=params))
+        return _page(
+            self._client.request("GET", self._path, params=params, betas=(*self._betas, *betas))
+        )
 
     def iter_all(self, *, page_size: int = 100) -> Iterator[ApiObject]:
         return _iter_pages(self.list, page_size)
@@ -45,8 +55,8 @@ class Models(_Listing):
 
     _path = "/v1/models"
 
-    def get(self, model_id: str) -> ApiObject:
-        return self._client.request("GET", f"/v1/models/{model_id}")
+    def get(self, model_id: str, *, betas: Sequence[str] = ()) -> ApiObject:
+        return self._client.request("GET", f"/v1/models/{model_id}", betas=betas)
 
 
 class ResultStream:
@@ -89,28 +99,37 @@ class Batches(_Listing):
 
     _path = "/v1/messages/batches"
 
-    def create(self, requests: Sequence[Mapping[str, Any]]) -> ApiObject:
+    def create(
+        self, requests: Sequence[Mapping[str, Any]], *, betas: Sequence[str] = ()
+    ) -> ApiObject:
         """Create a batch. Never blindly re-sent: a lost response raises
         ``APIConnectionError(may_have_reached_server=True)`` so the caller can check
-        ``list()`` before trying again."""
+        ``list()`` before trying again. Requests that name a ``file_id`` bring the Files
+        API's beta with them."""
+        requests = list(requests)
+        needed = merge_betas(*(body_betas(r.get("params") or {}) for r in requests))
         return self._client.request(
-            "POST", "/v1/messages/batches", body={"requests": list(requests)}, retry="unsent"
+            "POST",
+            "/v1/messages/batches",
+            body={"requests": requests},
+            retry="unsent",
+            betas=(*betas, *needed),
         )
 
-    def retrieve(self, batch_id: str) -> ApiObject:
-        return self._client.request("GET", f"/v1/messages/batches/{batch_id}")
+    def retrieve(self, batch_id: str, *, betas: Sequence[str] = ()) -> ApiObject:
+        return self._client.request("GET", f"/v1/messages/batches/{batch_id}", betas=betas)
 
-    def cancel(self, batch_id: str) -> ApiObject:
-        return self._client.request("POST", f"/v1/messages/batches/{batch_id}/cancel")
+    def cancel(self, batch_id: str, *, betas: Sequence[str] = ()) -> ApiObject:
+        return self._client.request("POST", f"/v1/messages/batches/{batch_id}/cancel", betas=betas)
 
-    def delete(self, batch_id: str) -> ApiObject:
-        return self._client.request("DELETE", f"/v1/messages/batches/{batch_id}")
+    def delete(self, batch_id: str, *, betas: Sequence[str] = ()) -> ApiObject:
+        return self._client.request("DELETE", f"/v1/messages/batches/{batch_id}", betas=betas)
 
-    def results(self, batch_id: str) -> ResultStream:
+    def results(self, batch_id: str, *, betas: Sequence[str] = ()) -> ResultStream:
         """Stream the result lines of an ended batch without loading the whole file."""
-        batch = self.retrieve(batch_id)
+        batch = self.retrieve(batch_id, betas=betas)
         url = batch.get("results_url") or f"/v1/messages/batches/{batch_id}/results"
-        response = self._client.send("GET", url, stream=True)
+        response = self._client.send("GET", url, stream=True, betas=betas)
         return ResultStream(response)
 
 

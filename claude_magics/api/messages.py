@@ -12,7 +12,7 @@ the whole message as JSON is taken at its word.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ import orjson
 from httpx_sse import EventSource
 
 from ..errors import APIStreamError
+from .betas import body_betas
 from .objects import ApiObject
 from .streaming import MessageAccumulator, StreamEvent, events_of_message
 
@@ -53,9 +54,10 @@ class MessageStream:
     has it too.
     """
 
-    def __init__(self, client: Client, params: dict[str, Any]) -> None:
+    def __init__(self, client: Client, params: dict[str, Any], betas: Sequence[str] = ()) -> None:
         self._client = client
         self._params = params
+        self._betas = tuple(betas)
         self._response: httpx.Response | None = None
         self._events: Iterator[StreamEvent] | None = None
         self.accumulator = MessageAccumulator()
@@ -65,7 +67,11 @@ class MessageStream:
 
     def __enter__(self) -> MessageStream:
         self._response = self._client.send(
-            "POST", "/v1/messages", body={**self._params, "stream": True}, stream=True
+            "POST",
+            "/v1/messages",
+            body={**self._params, "stream": True},
+            stream=True,
+            betas=self._betas,
         )
         self.request_id = self._response.headers.get("request-id")
         self.response_headers = dict(self._response.headers)
@@ -220,22 +226,28 @@ def _marked_estimate(result: Mapping[str, Any]) -> bool:
 
 
 class Messages:
-    """``client.messages``: create, stream, count_tokens."""
+    """``client.messages``: create, stream, count_tokens.
+
+    Each takes ``betas=[...]`` (added to the client's ``anthropic-beta`` names); a body that
+    names a ``file_id`` brings the Files API's beta with it.
+    """
 
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def create(self, **params: Any) -> ApiObject:
+    def create(self, *, betas: Sequence[str] = (), **params: Any) -> ApiObject:
         """POST /v1/messages and return the Message."""
         params.pop("stream", None)
-        return self._client.request("POST", "/v1/messages", body=params)
+        return self._client.request(
+            "POST", "/v1/messages", body=params, betas=(*betas, *body_betas(params))
+        )
 
-    def stream(self, **params: Any) -> MessageStream:
+    def stream(self, *, betas: Sequence[str] = (), **params: Any) -> MessageStream:
         """Stream a Message: ``with client.messages.stream(...) as s: for ev in s: ...``."""
         params.pop("stream", None)
-        return MessageStream(self._client, params)
+        return MessageStream(self._client, params, (*betas, *body_betas(params)))
 
-    def count_tokens(self, **params: Any) -> TokenCount:
+    def count_tokens(self, *, betas: Sequence[str] = (), **params: Any) -> TokenCount:
         """POST /v1/messages/count_tokens; the input tokens the request would use.
 
         Pass a whole message body: the fields the endpoint does not take (``max_tokens``,
@@ -243,5 +255,7 @@ class Messages:
         can count exactly what it would send.
         """
         body = {k: v for k, v in params.items() if k in COUNT_TOKENS_FIELDS}
-        result = self._client.request("POST", "/v1/messages/count_tokens", body=body)
+        result = self._client.request(
+            "POST", "/v1/messages/count_tokens", body=body, betas=(*betas, *body_betas(body))
+        )
         return TokenCount(int(result["input_tokens"]), estimated=_marked_estimate(result))

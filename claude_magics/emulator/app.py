@@ -27,8 +27,11 @@ from . import catalog
 from .batches import Batch, BatchItem, BatchTiming
 from .caching import PromptCache
 from .errors import DEFAULT_MESSAGES, ERROR_STATUS, ApiError, error_body, error_type_for_status
+from .files import FILES_BETA, MAX_FILE_BYTES, MULTIPART_OVERHEAD, FileStore, parse_upload
 from .generation import (
     Event,
+    Reply,
+    ResultBlock,
     ScriptedReply,
     build_reply,
     derived_id,
@@ -39,6 +42,7 @@ from .generation import (
 from .options import EmulatorOptions, Fault
 from .ratelimit import RateLimiter
 from .rules import RequestContext
+from .server_tools import created_files
 from .validation import Prompt, parse_request
 
 __all__ = [
@@ -178,6 +182,7 @@ class App:
         self.cache = PromptCache()
         self.batches: dict[str, Batch] = {}
         self.batch_sequence = 0
+        self.files = FileStore()
         self.limiter = RateLimiter(options, self.now())
         self.in_flight = 0
         self._routes: list[tuple[re.Pattern[str], dict[str, Callable[[_Context], Outgoing]]]] = [
@@ -195,6 +200,12 @@ class App:
             ),
             (re.compile(r"/v1/messages/batches/([^/]+)/cancel"), {"POST": self._cancel_batch}),
             (re.compile(r"/v1/messages/batches/([^/]+)/results"), {"GET": self._batch_results}),
+            (re.compile(r"/v1/files"), {"POST": self._upload_file, "GET": self._list_files}),
+            (
+                re.compile(r"/v1/files/([^/]+)"),
+                {"GET": self._get_file, "DELETE": self._delete_file},
+            ),
+            (re.compile(r"/v1/files/([^/]+)/content"), {"GET": self._download_file}),
         ]
 
     # ------------------------------------------------------------------ state operations
@@ -246,6 +257,7 @@ class App:
             self.records.clear()
             self.cache.clear()
             self.batches.clear()
+            self.files.clear()
             self.limiter.configure(self.options, self.now())
 
     def configure(self, changes: Mapping[str, Any], *, allow_address: bool) -> EmulatorOptions:
@@ -283,6 +295,8 @@ class App:
 
     @staticmethod
     def body_limit(path: str) -> int:
+        if path.startswith("/v1/files"):
+            return MAX_FILE_BYTES + MULTIPART_OVERHEAD
         return MAX_BATCH_BYTES if path.startswith("/v1/messages/batches") else MAX_MESSAGE_BYTES
 
     # ------------------------------------------------------------------ dispatch
@@ -325,6 +339,9 @@ class App:
     def _parse_body(request: Incoming) -> Any:
         if not request.body or request.body.isspace():  # no copy of a large body
             return None
+        if request.headers.get("content-type", "").lower().startswith("multipart/"):
+            # An upload: its handler reads the raw bytes; the log keeps only their size.
+            return {"multipart/form-data": f"{len(request.body)} bytes"}
         try:
             return orjson.loads(request.body)
         except orjson.JSONDecodeError:
@@ -332,9 +349,8 @@ class App:
 
     @staticmethod
     def _error(error: ApiError, request_id: str | None) -> JsonOut:
-        return _json(
-            error.status, error_body(error.error_type, error.message, request_id), error.headers
-        )
+        body = error_body(error.error_type, error.message, request_id, error.error_code)
+        return _json(error.status, body, error.headers)
 
     def _route(self, method: str, path: str) -> tuple[Callable[[_Context], Outgoing], list[str]]:
         for pattern, methods in self._routes:
@@ -465,7 +481,7 @@ class App:
         return {"x-emulator-ignored": ", ".join(prompt.ignored)} if prompt.ignored else {}
 
     def _messages(self, ctx: _Context) -> Outgoing:
-        prompt = parse_request(ctx.body, catalog=ctx.catalog, context=ctx.api)
+        prompt = parse_request(ctx.body, catalog=ctx.catalog, context=ctx.api, files=self.files)
         directed = directed_error(prompt)
         if directed is not None:
             raise directed
@@ -479,6 +495,7 @@ class App:
             self.cache.commit(plan, now)
             scripted = self.replies.popleft() if self.replies else None
         reply = build_reply(prompt, scripted, options.default_reply_tokens, now)
+        self._keep_created_files(reply, now)
         self.limiter.spend_output(now, reply.output_tokens)
         usage = reply_usage(reply, prompt, plan.usage_fields(), "standard")
         headers = {**self.limiter.headers(now), **self._ignored_header(prompt)}
@@ -516,7 +533,9 @@ class App:
         )
 
     def _count_tokens(self, ctx: _Context) -> Outgoing:
-        prompt = parse_request(ctx.body, count_tokens=True, catalog=ctx.catalog, context=ctx.api)
+        prompt = parse_request(
+            ctx.body, count_tokens=True, catalog=ctx.catalog, context=ctx.api, files=self.files
+        )
         with self.lock:
             now = self.now()
             denied = self.limiter.admit(now, 0, count_tokens=True)
@@ -631,7 +650,9 @@ class App:
         for raw in requests:
             item = BatchItem(raw["custom_id"], raw["params"])
             try:
-                item.prompt = parse_request(raw["params"], catalog=ctx.catalog, context=ctx.api)
+                item.prompt = parse_request(
+                    raw["params"], catalog=ctx.catalog, context=ctx.api, files=self.files
+                )
                 item.error = directed_error(item.prompt)
             except ApiError as error:  # checked during processing: an errored result, not a 400
                 item.error = error
@@ -716,8 +737,7 @@ class App:
             item.usage = plan.usage_fields()
         batch.results_ready = True
 
-    @staticmethod
-    def _result_lines(batch: Batch) -> Iterator[bytes]:
+    def _result_lines(self, batch: Batch) -> Iterator[bytes]:
         for index in batch.result_order():
             item = batch.items[index]
             outcome = batch.outcome(index)
@@ -730,6 +750,7 @@ class App:
                     batch.timing.default_reply_tokens,
                     batch.finish_time(index),
                 )
+                self._keep_created_files(reply, batch.finish_time(index))
                 usage = reply_usage(reply, item.prompt, item.usage, "batch")
                 message_id = derived_id("msg_", batch.id, item.custom_id)
                 message = message_json(reply, item.prompt, usage, message_id)
@@ -741,6 +762,67 @@ class App:
             else:
                 result = {"type": outcome}
             yield orjson.dumps({"custom_id": item.custom_id, "result": result}) + b"\n"
+
+    # ------------------------------------------------------------------ files
+
+    def _keep_created_files(self, reply: Reply, now: float) -> None:
+        """Keep the files the sandbox wrote in this reply: files the API made (downloadable)."""
+        for block in reply.blocks:
+            if isinstance(block, ResultBlock):
+                for file_id, filename, mime_type, data in created_files(block.content):
+                    self.files.create(file_id, filename, mime_type, data, now)
+
+    @staticmethod
+    def _files_beta(ctx: _Context) -> None:
+        """The Files API is a beta (spec, May 2026): without its header there is no such path."""
+        if FILES_BETA not in ctx.api.betas:
+            raise ApiError(
+                404,
+                "not_found_error",
+                f"Not found: {ctx.request.method} {ctx.request.path} (the Files API is a beta: "
+                f"send the header anthropic-beta: {FILES_BETA})",
+            )
+
+    def _upload_file(self, ctx: _Context) -> Outgoing:
+        self._files_beta(ctx)
+        request = ctx.request
+        filename, mime_type, data = parse_upload(
+            request.headers.get("content-type", ""), request.body
+        )
+        stored = self.files.upload(
+            filename, mime_type, data, self.now(), limit=ctx.options.files_storage_bytes
+        )
+        return _json(200, stored.metadata(), {})
+
+    def _list_files(self, ctx: _Context) -> Outgoing:
+        self._files_beta(ctx)
+        ordered = self.files.newest_first()
+        if ctx.request.query.get("scope_id"):
+            ordered = []  # the emulator's files belong to no session scope
+        start, end, more = self._page([f.id for f in ordered], ctx.request.query)
+        data = [f.metadata() for f in ordered[start:end]]
+        return _json(200, self._list_json(data, more), {})
+
+    def _get_file(self, ctx: _Context) -> Outgoing:
+        self._files_beta(ctx)
+        return _json(200, self.files.find(ctx.params[0]).metadata(), {})
+
+    def _delete_file(self, ctx: _Context) -> Outgoing:
+        self._files_beta(ctx)
+        self.files.delete(ctx.params[0])
+        return _json(200, {"id": ctx.params[0], "type": "file_deleted"}, {})
+
+    def _download_file(self, ctx: _Context) -> Outgoing:
+        self._files_beta(ctx)
+        stored = self.files.find(ctx.params[0])
+        if not stored.downloadable:
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                "File is not downloadable",
+                error_code="file_not_downloadable",
+            )
+        return JsonOut(200, stored.data, {"content-type": "application/octet-stream"})
 
     # ------------------------------------------------------------------ admin API
 

@@ -187,7 +187,8 @@ class Emulator:
         return self._app.now()
 
     def reset(self) -> None:
-        """Forget faults, scripted replies, the request log, caches, batches, rate-limit state.
+        """Forget faults, scripted replies, the request log, caches, batches, files (their ids
+        start over), rate-limit state.
 
         Options and the clock are kept.
         """

@@ -57,13 +57,16 @@ def error_type_for_status(status: int) -> str:
     return "api_error" if status >= 500 else "invalid_request_error"
 
 
-def error_body(error_type: str, message: str, request_id: str | None) -> dict[str, Any]:
-    """The JSON body of an error response (and of a batch's errored result)."""
-    return {
-        "type": "error",
-        "error": {"type": error_type, "message": message},
-        "request_id": request_id,
-    }
+def error_body(
+    error_type: str, message: str, request_id: str | None, error_code: str | None = None
+) -> dict[str, Any]:
+    """The JSON body of an error response (and of a batch's errored result); ``error_code``
+    names the cause within the type, as ``error.details.error_code`` (newer SDKs map it to
+    their own error classes, e.g. ``file_not_downloadable``)."""
+    error: dict[str, Any] = {"type": error_type, "message": message}
+    if error_code is not None:
+        error["details"] = {"error_code": error_code}
+    return {"type": "error", "error": error, "request_id": request_id}
 
 
 class ApiError(Exception):
@@ -75,12 +78,15 @@ class ApiError(Exception):
         error_type: str,
         message: str,
         headers: dict[str, str] | None = None,
+        *,
+        error_code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type
         self.message = message
         self.headers = headers or {}
+        self.error_code = error_code
 
     @classmethod
     def invalid(cls, message: str) -> ApiError:

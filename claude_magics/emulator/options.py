@@ -131,6 +131,9 @@ class EmulatorOptions:
     max_concurrent_requests: int | None = None
     # Minimum cacheable prefix per model id or alias, overriding the catalog.
     cache_min_tokens: Mapping[str, int] | None = None
+    # What the Files API keeps in memory at most, all files together (uploads beyond: 400
+    # storage_quota_exceeded, as at the API's organization quota).
+    files_storage_bytes: int = 1 << 30
     faults: Sequence[Fault] = field(default_factory=tuple)
     # Models served beyond the bundled table (or replacing one of its entries): each a
     # ModelEntry, a mapping (``id``, limits, ``like``, any table field) or "ID,MAX_IN,MAX_OUT".
@@ -174,6 +177,8 @@ class EmulatorOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 (None means unlimited)")
+        if self.files_storage_bytes < 0:
+            raise ValueError("files_storage_bytes must be >= 0")
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be in 0..65535")
 

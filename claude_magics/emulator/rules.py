@@ -53,10 +53,12 @@ def _fail(message: str) -> NoReturn:
 
 @dataclass(frozen=True)
 class RequestContext:
-    """What a request's headers decide: its API version and whether beta fields are allowed."""
+    """What a request's headers decide: its API version, whether beta fields are allowed, and
+    the beta names sent (``anthropic-beta``, comma-separated, possibly repeated)."""
 
     version: str = "2023-06-01"
     beta: bool = False
+    betas: frozenset[str] = frozenset()
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], query: Mapping[str, str]) -> RequestContext:
@@ -69,8 +71,10 @@ class RequestContext:
             _fail("anthropic-version: header is required")
         if version not in VERSIONS:
             _fail(f'anthropic-version: "{version}" is not a valid version')
-        beta = bool(headers.get("anthropic-beta", "").strip()) or query.get("beta") == "true"
-        return cls(version, beta)
+        header = headers.get("anthropic-beta", "")
+        betas = frozenset(name.strip() for name in header.split(",") if name.strip())
+        beta = bool(betas) or query.get("beta") == "true"
+        return cls(version, beta, betas)
 
 
 # --------------------------------------------------------------------------- per model

@@ -112,11 +112,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_head(400, headers, len(payload))
             self.wfile.write(payload)
             return
+        received: dict[str, str] = {}
+        for name, value in self.headers.items():
+            name = name.lower()
+            # A header sent more than once is one comma-separated list (anthropic-beta may
+            # be repeated, one beta each, as the API allows).
+            received[name] = f"{received[name]},{value}" if name in received else value
         request = Incoming(
             method=self.command,
             path=split.path,
             query=dict(parse_qsl(split.query)),
-            headers={k.lower(): v for k, v in self.headers.items()},
+            headers=received,
             body=body,
             oversized=oversized,
         )

@@ -10,7 +10,10 @@ the spec lists, with the fields each accepts; `check_definition` checks a defini
 the API's schema does. Of the server tools, the emulator runs web search, web fetch and code
 execution on fake, deterministic data, by `SERVER_TOOL_RULE`. Nothing leaves the machine: a
 search returns example.com-style pages made from the query, a fetch returns a stand-in page
-that names the URL, and code execution evaluates plain arithmetic with `ast` (never ``eval``).
+that names the URL, and code execution evaluates plain arithmetic with `ast` (never ``eval``)
+and looks at the files of ``container_upload`` blocks (`files.describe`: a CSV is parsed for
+its rows and columns). Asked to save or export, it writes ``output.txt``, a file the API made
+(`created_files`): downloadable from the Files API, unlike uploads.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from .errors import ApiError
+from .files import StoredFile, created_file_id, describe
 from .ratelimit import rfc3339
 from .tokens import BLOCK_OVERHEAD, canonical, count_text, pieces
 
@@ -38,6 +42,7 @@ __all__ = [
     "ServerTurn",
     "ToolType",
     "check_definition",
+    "created_files",
     "run_server_tools",
 ]
 
@@ -49,16 +54,20 @@ SERVER_TOOL_RULE = (
     "internet, today or web_search (at most 3 searches; the query is the sentence without an "
     "opening 'search the web for'); it returns 2 or 3 fake results on example.com-style hosts "
     "(or on allowed_domains, never on blocked_domains). web_fetch fetches each http(s) URL in "
-    "the message (at most 3), returning a stand-in page that names the URL. code_execution "
-    "runs when the message asks to compute, calculate, run, execute, evaluate or plot: the "
-    "first arithmetic expression in it (numbers, + - * / // % ** and parentheses) is printed, "
-    "or else the message's words are counted. A tool_choice naming a server tool runs it "
-    "whatever the words. A call beyond the tool's max_uses returns the max_uses_exceeded "
-    "error. The reply is: the words before the calls, each server_tool_use with its result, "
-    "then text citing every search result (web_search_result_location) and, when the fetch "
-    "tool enables citations, the fetched page; stop_reason end_turn, no client tool call in "
-    "the same turn. usage.server_tool_use counts the searches and fetches that returned "
-    "results, and the results count as input tokens."
+    "the message (at most 3), returning a stand-in page that names the URL. code_execution runs"
+    " when the message asks to compute, calculate, run, execute, evaluate or plot: it prints "
+    "one line per file of the conversation's container_upload blocks (a CSV's name, row count "
+    "without the header, column count and column names; a text file's lines; another file's "
+    "size) and the value of the first arithmetic expression in the message (numbers, + - * / //"
+    " % ** and parentheses), or with neither counts the message's words; asked to save or "
+    "export, it also writes what it printed to output.txt, a downloadable file of the Files API"
+    " (its id in the result's content). A tool_choice naming a server tool runs it whatever the"
+    " words. A call beyond the tool's max_uses returns the max_uses_exceeded error. The reply "
+    "is: the words before the calls, each server_tool_use with its result, then text citing "
+    "every search result (web_search_result_location) and, when the fetch tool enables "
+    "citations, the fetched page; stop_reason end_turn, no client tool call in the same turn. "
+    "usage.server_tool_use counts the searches and fetches that returned results, and the "
+    "results count as input tokens."
 )
 
 
@@ -238,6 +247,7 @@ class ServerRequest:
     documents: int = 0  # document blocks already in the request (citation indexes)
     container: str | None = None  # the request's ``container`` id
     now: float | None = None  # the emulator clock; None leaves times out (null)
+    uploads: tuple[StoredFile, ...] = ()  # the container_upload files the sandbox sees
 
 
 @dataclass
@@ -494,17 +504,51 @@ def _arithmetic(text: str) -> tuple[str, str, str, int] | None:
     return None
 
 
-def _code(tool_type: str, text: str, call_id: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+_SAVE_WORDS = re.compile(r"\b(save|export)\b|\bwrite\b[^.?!]*\bfile\b", re.I)
+#: The file the sandbox writes when asked to save: what it printed.
+OUTPUT_FILE = "output.txt"
+# What the sandbox's program looks like when it reads uploaded files (shown, never run).
+_READ_FILES = """import csv, pathlib
+for name in {names!r}:
+    path = pathlib.Path(name)
+    if path.suffix in ('.csv', '.tsv'):
+        sep = ',' if path.suffix == '.csv' else '\\t'
+        with path.open(newline='') as f:
+            rows = [r for r in csv.reader(f, delimiter=sep) if any(r)]
+        head = ', '.join(rows[0])
+        print(f"{{name}}: {{len(rows) - 1}} rows, {{len(rows[0])}} columns ({{head}})")
+    else:
+        print(f"{{name}}: {{path.stat().st_size}} bytes")"""
+
+
+def _code(
+    tool_type: str, text: str, call_id: str, uploads: tuple[StoredFile, ...] = ()
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """The call's name and input, and its result block, for the tool's version."""
+    programs: list[str] = []
+    printed: list[str] = []
+    stderr, code = "", 0
+    if uploads:
+        programs.append(_READ_FILES.format(names=[f.filename for f in uploads]))
+        printed += [describe(f) + "\n" for f in uploads]
     found = _arithmetic(text)
     if found is not None:
         source, stdout, stderr, code = found
-        program = f"print({source})"
-    else:
+        programs.append(f"print({source})")
+        printed.append(stdout)
+    if not programs:
         request = " ".join(text.split())[:200]
-        program = f"request = {request!r}\nprint(len(request.split()), 'words')"
-        stdout, stderr, code = f"{len(request.split())} words\n", "", 0
-    output = {"stdout": stdout, "stderr": stderr, "return_code": code, "content": []}
+        programs.append(f"request = {request!r}\nprint(len(request.split()), 'words')")
+        printed.append(f"{len(request.split())} words\n")
+    program, stdout = "\n".join(programs), "".join(printed)
+    written: list[dict[str, str]] = []
+    if _SAVE_WORDS.search(text) and not code:
+        program += f"\nopen({OUTPUT_FILE!r}, 'w').write({stdout!r})"
+        kind = "code_execution_output"
+        if tool_type != "code_execution_20250522":
+            kind = "bash_code_execution_output"
+        written.append({"type": kind, "file_id": created_file_id(call_id, OUTPUT_FILE)})
+    output = {"stdout": stdout, "stderr": stderr, "return_code": code, "content": written}
     if tool_type == "code_execution_20250522":
         result = {
             "type": "code_execution_tool_result",
@@ -518,6 +562,22 @@ def _code(tool_type: str, text: str, call_id: str) -> tuple[str, dict[str, Any],
         "content": {"type": "bash_code_execution_result", **output},
     }
     return "bash_code_execution", {"command": f"python3 <<'EOF'\n{program}\nEOF"}, result
+
+
+def created_files(result: Mapping[str, Any]) -> list[tuple[str, str, str, bytes]]:
+    """The files a code execution result says the sandbox wrote: (file id, filename, MIME
+    type, bytes), for the Files API to keep as files the API made."""
+    content = result.get("content")
+    if not isinstance(content, Mapping) or not str(result.get("type", "")).endswith(
+        "code_execution_tool_result"
+    ):
+        return []
+    stdout = str(content.get("stdout", "")).encode()
+    return [
+        (str(item["file_id"]), OUTPUT_FILE, "text/plain", stdout)
+        for item in content.get("content") or ()
+        if isinstance(item, Mapping) and "file_id" in item
+    ]
 
 
 def _code_answer(result: Mapping[str, Any]) -> str:
@@ -602,7 +662,7 @@ def run_server_tools(request: ServerRequest, new_id: Callable[[int], str]) -> Se
                 turn.answer += answer
                 counter = "web_fetch_requests" if ok else None
         else:
-            name, arguments, result = _code(tool["type"], argument, call_id)
+            name, arguments, result = _code(tool["type"], argument, call_id, request.uploads)
             turn.answer.append((_code_answer(result), None))
             if request.now is not None:
                 turn.container = {

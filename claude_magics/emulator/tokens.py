@@ -24,6 +24,8 @@ rule that is simple, deterministic and easy to reason about in tests:
   images cannot be fetched offline and count `URL_IMAGE_TOKENS`.
 * **PDFs**: `PDF_PAGE_TOKENS` per page (the page image) plus the text count of the text drawn
   on the pages. URL PDFs count as one page. Plain-text documents count as text.
+* **Files API sources** (``{"type": "file", "file_id": ...}``) count as the stored file's bytes
+  would as base64 (images, PDFs) or text (plain-text documents).
 * **Structured output**: the JSON schema in ``output_config.format`` counts as text.
 
 A validated request is cut into `Segment`s in cache-prefix order (tools, the structured-output
@@ -150,10 +152,12 @@ class _Counter:
         ratio: tuple[int, int],
         images: Mapping[int, tuple[int, int] | None],
         pdfs: Mapping[int, PdfInfo | None],
+        file_texts: Mapping[int, str] | None = None,
     ) -> None:
         self.ratio = ratio
         self.images = images  # image size by id(block), decoded once during validation
         self.pdfs = pdfs
+        self.file_texts = file_texts or {}  # stored plain-text files' text, by id(block)
 
     def text(self, text: str) -> int:
         return count_text(text, self.ratio)
@@ -197,7 +201,9 @@ class _Counter:
             + self.text(block.get("title") or "")
             + self.text(block.get("context") or "")
         )
-        if source["type"] == "base64":
+        if source["type"] == "file" and id(block) in self.file_texts:
+            return total + self.text(self.file_texts[id(block)])
+        if source["type"] in ("base64", "file"):  # a stored file that is not text is a PDF
             info = self.pdfs.get(id(block))
             assert info is not None  # validated before counting
             return total + info.pages * PDF_PAGE_TOKENS + self.text(info.text)
@@ -237,13 +243,16 @@ def request_segments(
     images: Mapping[int, tuple[int, int] | None],
     pdfs: Mapping[int, PdfInfo | None],
     output_schema: Mapping[str, Any] | None,
+    *,
+    file_texts: Mapping[int, str] | None = None,
 ) -> list[Segment]:
     """The prompt of a validated request as segments in cache-prefix order.
 
-    ``images`` and ``pdfs`` map ``id(block)`` to what validation decoded, so nothing is
-    decoded twice. The first segment carries the model id: caches are per model.
+    ``images``, ``pdfs`` and ``file_texts`` (plain-text documents from stored files) map
+    ``id(block)`` to what validation decoded, so nothing is decoded twice. The first segment
+    carries the model id: caches are per model.
     """
-    counter = _Counter(ratio, images, pdfs)
+    counter = _Counter(ratio, images, pdfs, file_texts)
     segments = [Segment(REQUEST_OVERHEAD, f"model:{model_id}".encode())]
     for tool in body.get("tools") or ():
         definition = canonical(tool)

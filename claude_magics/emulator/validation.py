@@ -9,6 +9,12 @@ the API does, with its error messages (``"max_tokens: Field required"``,
 the model is looked up in the catalog (404 for unknown and retired models) and the rules of
 `rules` apply (per model, per API version, per conversation). The result is a `Prompt`: the
 facts generation needs, plus the request cut into token-counted segments (see `tokens`).
+
+With ``files=`` (the emulator's `files.FileStore`) and the Files API beta in the headers,
+``document`` and ``image`` sources may be ``{"type": "file", "file_id": ...}`` (checked and
+counted as the same bytes sent as base64 or text would be) and a user turn may hold
+``container_upload`` blocks (the files the code-execution sandbox sees, `Prompt.uploads`). An
+unknown or deleted id is the API's 404.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import orjson
 from . import media, tokens
 from .catalog import Catalog, ModelSpec, catalog_for, token_ratio
 from .errors import ApiError
+from .files import FILES_BETA, FileStore, StoredFile
 from .instances import schema_problem
 from .rules import (
     BETA_FIELDS,
@@ -114,6 +121,7 @@ class Document:
     text: str = ""
     page_texts: list[str] = field(default_factory=list)
     block_texts: list[str] = field(default_factory=list)
+    file_id: str | None = None  # a Files API source: citations name the file
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,8 @@ class Prompt:
     seed: int
     context: RequestContext = field(default_factory=RequestContext)
     ignored: tuple[str, ...] = ()  # beta fields accepted but not acted on
+    # The files of the conversation's container_upload blocks, in order: the sandbox's inputs.
+    uploads: tuple[StoredFile, ...] = ()
 
 
 def _fail(message: str) -> NoReturn:
@@ -173,12 +183,23 @@ def _is_number(value: Any) -> bool:
 class _Parser:
     """Walks one request body; check methods raise ApiError at the first problem."""
 
-    def __init__(self, body: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        body: dict[str, Any],
+        context: RequestContext | None = None,
+        files: FileStore | None = None,
+    ) -> None:
         self.body = body
         self.breakpoints = 0
         # Decoded media by id(block), so token counting does not decode twice.
         self.images: dict[int, tuple[int, int] | None] = {}
         self.pdfs: dict[int, media.PdfInfo | None] = {}
+        # The text of plain-text documents whose source is a stored file, by id(block).
+        self.file_texts: dict[int, str] = {}
+        self.files = files
+        self.files_beta = context is not None and FILES_BETA in context.betas
+        self.uploads: dict[str, StoredFile] = {}
+        self.user_turn = False  # whether the blocks being checked are in a user message
 
     # ---------------------------------------------------------------- small checks
 
@@ -238,6 +259,9 @@ class _Parser:
     def block(self, raw: Any, path: str, allowed: tuple[str, ...]) -> str | None:
         """Validate one content block; returns its cache ttl if it carries cache_control."""
         block, kind = self._tag(raw, path, allowed)
+        if kind == "container_upload" and self.user_turn:
+            self._container_upload(block, path)
+            return self._cache_control(block, path)
         if kind in _OPAQUE_BLOCKS:
             return self._cache_control(block, path)
         keys = _BLOCK_KEYS.get(kind)
@@ -294,15 +318,51 @@ class _Parser:
         except (binascii.Error, ValueError):
             _fail(f"{path}.data: Input should be a valid base64 string")
 
+    def _source_tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        """The source types a block takes: ``file`` too under the Files API beta."""
+        return (*tags, "file") if self.files_beta else tags
+
+    def _stored(self, source: dict[str, Any], where: str) -> StoredFile:
+        """The stored file a ``file`` source names; the API's 404 when there is none."""
+        self._extra(source, frozenset({"type", "file_id"}), where)
+        file_id = self._str(source, "file_id", where)
+        if self.files is None:
+            raise ApiError(404, "not_found_error", f"File not found: {file_id}")
+        return self.files.find(file_id)
+
+    def _container_upload(self, block: dict[str, Any], path: str) -> None:
+        self._extra(block, frozenset({"type", "file_id", "cache_control"}), path)
+        if not self.files_beta:
+            _fail(
+                f"{path}: container_upload blocks name a file of the Files API, which needs "
+                f"the header anthropic-beta: {FILES_BETA}"
+            )
+        file_id = self._str(block, "file_id", path)
+        if self.files is None:
+            raise ApiError(404, "not_found_error", f"File not found: {file_id}")
+        self.uploads.setdefault(file_id, self.files.find(file_id))
+
     def _image(self, block: dict[str, Any], path: str) -> None:
         if "source" not in block:
             _fail(f"{path}.source: Field required")
-        source, kind = self._tag(block["source"], f"{path}.source", ("base64", "url"))
+        source, kind = self._tag(
+            block["source"], f"{path}.source", self._source_tags(("base64", "url"))
+        )
         where = f"{path}.source.{kind}"
         if kind == "url":
             self._extra(source, frozenset({"type", "url"}), where)
             self._str(source, "url", where)
             self.images[id(block)] = None
+            return
+        if kind == "file":
+            stored = self._stored(source, where)
+            declared, raw = stored.mime_type, stored.data
+            if declared not in IMAGE_TYPES:
+                _fail(
+                    f"{where}.file_id: {stored.id} is a {declared} file; an image block takes "
+                    "image/jpeg, image/png, image/gif or image/webp files"
+                )
+            self._check_image(block, raw, declared, where, "file_id")
             return
         self._extra(source, frozenset({"type", "media_type", "data"}), where)
         declared = self._str(source, "media_type", where)
@@ -311,25 +371,30 @@ class _Parser:
                 f"{where}.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' "
                 "or 'image/webp'"
             )
-        raw = self._base64(source, where)
+        self._check_image(block, self._base64(source, where), declared, where, "data")
+
+    def _check_image(
+        self, block: dict[str, Any], raw: bytes, declared: str, where: str, field: str
+    ) -> None:
         if len(raw) > MAX_IMAGE_BYTES:
             _fail(
                 f"{where}: image exceeds 5 MB maximum: {len(raw)} bytes > {MAX_IMAGE_BYTES} bytes"
             )
         detected = media.sniff_image(raw)
         if detected is None:
-            _fail(f"{where}.data: Could not process image")
+            _fail(f"{where}.{field}: Could not process image")
         if detected != declared:
             _fail(
-                f"{where}.data: The image was specified using the {declared} media type, "
+                f"{where}.{field}: The image was specified using the {declared} media type, "
                 f"but the image appears to be a {detected} image"
             )
         size = media.image_size(raw)
         if size is None or min(size) < 1:
-            _fail(f"{where}.data: Could not process image")
+            _fail(f"{where}.{field}: Could not process image")
         if max(size) > MAX_IMAGE_EDGE:
             _fail(
-                f"{where}.data: image dimensions exceed max allowed size: {MAX_IMAGE_EDGE} pixels"
+                f"{where}.{field}: image dimensions exceed max allowed size: "
+                f"{MAX_IMAGE_EDGE} pixels"
             )
         self.images[id(block)] = size
 
@@ -347,10 +412,27 @@ class _Parser:
             if "enabled" in citations and not isinstance(citations["enabled"], bool):
                 _fail(f"{path}.citations.enabled: Input should be a valid boolean")
         source, kind = self._tag(
-            block["source"], f"{path}.source", ("base64", "text", "content", "url")
+            block["source"],
+            f"{path}.source",
+            self._source_tags(("base64", "text", "content", "url")),
         )
         where = f"{path}.source.{kind}"
-        if kind == "base64":
+        if kind == "file":
+            stored = self._stored(source, where)
+            if stored.mime_type == "application/pdf":
+                self._check_pdf(block, stored.data, f"{where}.file_id")
+            elif stored.mime_type == "text/plain":
+                try:
+                    self.file_texts[id(block)] = stored.data.decode("utf-8-sig")
+                except UnicodeDecodeError:
+                    _fail(f"{where}.file_id: {stored.id} is not UTF-8 text")
+            else:
+                _fail(
+                    f"{where}.file_id: {stored.id} is a {stored.mime_type} file; a document "
+                    "block takes application/pdf or text/plain files (other files go to code "
+                    "execution in a container_upload block)"
+                )
+        elif kind == "base64":
             self._extra(source, frozenset({"type", "media_type", "data"}), where)
             if source.get("media_type") != "application/pdf":
                 _fail(f"{where}.media_type: Input should be 'application/pdf'")
@@ -359,15 +441,7 @@ class _Parser:
                 _fail(
                     f"{where}: PDF exceeds 32 MB maximum: {len(raw)} bytes > {MAX_PDF_BYTES} bytes"
                 )
-            info = media.inspect_pdf(raw)
-            if info is None:
-                _fail(f"{where}.data: The PDF specified was not valid.")
-            if info.pages > MAX_PDF_PAGES:
-                _fail(
-                    f"{where}.data: A maximum of {MAX_PDF_PAGES} PDF pages may be provided; "
-                    f"this PDF has {info.pages} pages."
-                )
-            self.pdfs[id(block)] = info
+            self._check_pdf(block, raw, f"{where}.data")
         elif kind == "text":
             self._extra(source, frozenset({"type", "media_type", "data"}), where)
             if source.get("media_type") != "text/plain":
@@ -384,6 +458,17 @@ class _Parser:
         else:
             self._extra(source, frozenset({"type", "url"}), where)
             self._str(source, "url", where)
+
+    def _check_pdf(self, block: dict[str, Any], raw: bytes, where: str) -> None:
+        info = media.inspect_pdf(raw)
+        if info is None:
+            _fail(f"{where}: The PDF specified was not valid.")
+        if info.pages > MAX_PDF_PAGES:
+            _fail(
+                f"{where}: A maximum of {MAX_PDF_PAGES} PDF pages may be provided; "
+                f"this PDF has {info.pages} pages."
+            )
+        self.pdfs[id(block)] = info
 
     # ---------------------------------------------------------------- top level
 
@@ -421,8 +506,10 @@ class _Parser:
                         "the optional final assistant message"
                     )
                 allowed = tuple(_BLOCK_KEYS) + tuple(sorted(_OPAQUE_BLOCKS))
+                self.user_turn = message["role"] == "user"
                 for j, block in enumerate(content):
                     self.block(block, f"{path}.content.{j}", allowed)
+                self.user_turn = False
             else:
                 _fail(f"{path}.content: Input should be a valid string or list")
         return messages
@@ -715,7 +802,15 @@ def _documents(parser: _Parser, messages: list[dict[str, Any]]) -> list[Document
         source = block["source"]
         citations = bool((block.get("citations") or {}).get("enabled"))
         doc = Document(len(found), source["type"], block.get("title"), citations)
-        if source["type"] == "base64":
+        if source["type"] == "file":
+            doc.file_id = source["file_id"]
+            if id(block) in parser.file_texts:
+                doc.kind, doc.text = "text", parser.file_texts[id(block)]
+            else:
+                info = parser.pdfs[id(block)]
+                assert info is not None  # validated before
+                doc.kind, doc.page_texts = "pdf", info.page_texts
+        elif source["type"] == "base64":
             info = parser.pdfs[id(block)]
             assert info is not None  # validated before
             doc.kind = "pdf"
@@ -752,17 +847,19 @@ def parse_request(
     count_tokens: bool = False,
     catalog: Catalog | None = None,
     context: RequestContext | None = None,
+    files: FileStore | None = None,
 ) -> Prompt:
     """Validate a /v1/messages (or count_tokens) body; raises ApiError like the API would.
 
     ``catalog`` holds the served models (default: the bundled table); ``context`` is what the
-    headers said (API version, beta fields allowed; default: 2023-06-01, no betas).
+    headers said (API version, beta fields allowed; default: 2023-06-01, no betas); ``files``
+    the stored files that ``file_id`` sources and ``container_upload`` blocks name.
     """
     catalog = catalog if catalog is not None else catalog_for(())
     context = context if context is not None else RequestContext()
     if not isinstance(body, dict):
         _fail("Request body must be a JSON object")
-    parser = _Parser(body)
+    parser = _Parser(body, context, files)
     allowed = COUNT_FIELDS if count_tokens else MESSAGE_FIELDS
     parser._extra(body, (allowed | BETA_FIELDS) if context.beta else allowed, "")
     if "model" not in body:
@@ -801,7 +898,13 @@ def parse_request(
         _fail("Requests which include `tool_use` or `tool_result` blocks must define tools.")
     _check_schemas(custom_tools, output_schema)
     segments = tokens.request_segments(
-        body, spec.id, token_ratio(spec), parser.images, parser.pdfs, output_schema
+        body,
+        spec.id,
+        token_ratio(spec),
+        parser.images,
+        parser.pdfs,
+        output_schema,
+        file_texts=parser.file_texts,
     )
     seen_5m = False
     for segment in segments:
@@ -839,6 +942,7 @@ def parse_request(
         seed=request_seed(body),
         context=context,
         ignored=ignored,
+        uploads=tuple(parser.uploads.values()),
     )
 
 

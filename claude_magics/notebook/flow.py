@@ -94,6 +94,8 @@ class CellFlow(ClaudeSettings):
     _warned: set[str]
     last_result: ClaudeResult | None
     failures: FailureWatcher
+    #: Files uploaded this session for the sandbox (--df with --code-execution): hash -> id.
+    _uploads: dict[str, str]
 
     @property
     def _df_format(self) -> Literal["csv", "markdown"]:
@@ -206,9 +208,12 @@ class CellFlow(ClaudeSettings):
         if args.out:
             self._ip.user_ns[args.out] = result.data if fmt == "json" else result
         if prepared.conversation is not None:
+            # A sandbox file is the cell's own: a later cell (maybe without the sandbox) keeps
+            # the words, not the upload.
+            kept = [b for b in prepared.user_content if b.get("type") != "container_upload"]
             turn = Turn.of_result(
                 prepared.key,
-                prepared.user_content,
+                kept,
                 result,
                 exchange=exchange,
                 tools=list(prepared.body.get("tools") or ()),
@@ -345,7 +350,7 @@ class CellFlow(ClaudeSettings):
         from ..api.models import cache_min_tokens
         from ..prompt.body import add_cache_breakpoints, build_body, dry_run_text, repair_surrogates
         from . import cell, checks, request
-        from .tooling import cell_tools, offer_tools
+        from .tooling import cell_tools, frames_as_files, offer_tools
         from .views import display, make_view
 
         if args.once and (args.new or args.chat):
@@ -373,6 +378,11 @@ class CellFlow(ClaudeSettings):
             sample=self.df_sample,
             seed=self.df_sample_seed,
         )
+        # --df with --code-execution: the frames as files in the sandbox, before the words.
+        user_content = [
+            *frames_as_files(args, namespace, self.client, self._uploads, dry_run=args.dry_run),
+            *user_content,
+        ]
         client = self.client
         # What the conversation keeps is what was sent: no key (a {{os.environ}}, a dict that
         # holds it) and no lone surrogates (a surrogateescape read), which no front end can

@@ -171,7 +171,8 @@ def user_content(
             attachments.append(prompt_module.file_block(_attachment(namespace, value)))
         for value in args.image:
             attachments.append(prompt_module.image_block(_attachment(namespace, value)))
-        for name in args.df:
+        # With --code-execution the frames go to the sandbox as files (tooling.frames_as_files).
+        for name in [] if getattr(args, "code_execution", False) else args.df:
             frame = lookup(namespace, name, "--df")
             attachments.append(
                 prompt_module.dataframe_block(

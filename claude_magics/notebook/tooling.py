@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..api.client import Client
     from ..tools import Approval, ToolBox
 
-__all__ = ["cell_tools", "offer_tools", "uses_tools"]
+__all__ = ["cell_tools", "frames_as_files", "offer_tools", "uses_tools"]
 
 #: What the prompt before a snippet asks.
 RUN_QUESTION = "Run this snippet in the kernel? [y/N] "
@@ -136,3 +136,42 @@ def offer_tools(
     body["tools"] = [*definitions, *(t for t in history_tools if str(t.get("name")) not in names)]
     if not definitions:
         body["tool_choice"] = {"type": "none"}
+
+
+def frames_as_files(
+    args: Any,
+    namespace: Mapping[str, Any],
+    client: Client,
+    uploaded: dict[str, str],
+    *,
+    dry_run: bool = False,
+) -> list[dict[str, Any]]:
+    """``--df NAME`` with ``--code-execution``: each DataFrame goes to Anthropic's sandbox as a
+    CSV file (``NAME.csv``, uploaded through the Files API, the key redacted from it) and a
+    ``container_upload`` block, so code there reads every row instead of a text excerpt.
+    ``uploaded`` maps a CSV's hash to its file id: the same frame is uploaded once a session.
+    ``dry_run`` uploads nothing: the block names the file it would be."""
+    import hashlib
+
+    from ..prompt.dataframes import pandas_kind
+
+    if not (args.code_execution and args.df):
+        return []
+    blocks = []
+    for name in args.df:
+        frame = lookup(namespace, name, "--df")
+        if pandas_kind(frame) is None:
+            raise UsageError(f"--df {name}: {type(frame).__name__} is not a DataFrame or Series")
+        text = str(client.redact_key(frame.to_csv(index=pandas_kind(frame) == "Series"))[0])
+        data = text.encode("utf-8", "replace")
+        digest = hashlib.sha256(name.encode() + b"\0" + data).hexdigest()
+        if dry_run and digest not in uploaded:
+            blocks.append(
+                {"type": "container_upload", "file_id": f"<{name}.csv, uploaded when sent>"}
+            )
+            continue
+        if digest not in uploaded:
+            meta = client.files.upload(data, filename=f"{name}.csv", media_type="text/csv")
+            uploaded[digest] = str(meta["id"])
+        blocks.append({"type": "container_upload", "file_id": uploaded[digest]})
+    return blocks

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 import os
 import re
-import stat
 from pathlib import Path
 from typing import Any
 
 from ..errors import PromptError
+from ..local_files import mb, read_regular
 from ..media import sniff_image
 from .dataframes import ContentBlock
 
@@ -36,36 +35,9 @@ __all__ = ["file_block", "image_block", "pdf_block"]
 
 
 def _read_file(path: str | os.PathLike[str], limit: int) -> tuple[Path, bytes]:
-    """The bytes of a regular file, at most ``limit`` of them (one more is read to tell that it
-    is longer). Devices, FIFOs, sockets and directories are refused before they are opened:
-    ``/dev/zero`` would never end and a FIFO without a writer would block the kernel."""
-    resolved = Path(path).expanduser()
-    shown = os.fspath(path)
-    try:
-        info = os.stat(resolved)
-    except FileNotFoundError:
-        raise PromptError(f"no such file: {shown}") from None
-    except OSError as exc:
-        raise PromptError(f"cannot read {shown}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise PromptError(f"{shown} is a directory, not a file")
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
-        raise PromptError(f"{shown} is {kind}, not a regular file: save its content to a file")
-    if info.st_size > limit:
-        raise PromptError(
-            f"{shown} is {_mb(info.st_size)}, over the {_mb(limit)} an attachment may be"
-        )
-    try:
-        # O_NONBLOCK: had the path been swapped for a FIFO since the check, open never blocks.
-        fd = os.open(resolved, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise PromptError(f"cannot read {shown}: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise PromptError(f"{shown} is over the {_mb(limit)} an attachment may be")
-    return resolved, data
+    """The bytes of a regular file, at most ``limit`` of them: devices, FIFOs, sockets and
+    directories are refused before they are opened (see `claude_magics.local_files`)."""
+    return read_regular(path, limit, error=PromptError, what="an attachment may be")
 
 
 def _raw_limit(encoded_limit: int) -> int:
@@ -79,11 +51,6 @@ def _is_pdf(data: bytes) -> bool:
     return b"%PDF-" in data[:1024]
 
 
-def _mb(size: int) -> str:
-    # Rounded up, so that an over-limit size never prints as the limit itself ("5.0 MB > 5 MB").
-    return f"{math.ceil(size / _MB * 10) / 10:.1f} MB"
-
-
 def _encoded_size(size: int) -> int:
     return 4 * -(-size // 3)
 
@@ -92,7 +59,7 @@ def _check_encoded_size(data: bytes, label: str, limit: int, what: str) -> None:
     encoded = _encoded_size(len(data))
     if encoded > limit:
         raise PromptError(
-            f"{label} is {_mb(len(data))}, {_mb(encoded)} once base64-encoded; the API accepts "
+            f"{label} is {mb(len(data))}, {mb(encoded)} once base64-encoded; the API accepts "
             f"{what} up to {limit // _MB} MB encoded (about {limit * 3 / 4 / _MB:.3g} MB of "
             "raw bytes)"
         )
@@ -211,7 +178,7 @@ def file_block(path: str | os.PathLike[str]) -> ContentBlock:
     if sniff_image(data):
         raise PromptError(f"{label} is an image, not a text file: attach it with --image")
     if len(data) > _TEXT_MAX_BYTES:
-        raise PromptError(f"{label} is {_mb(len(data))}; a request can hold at most 32 MB")
+        raise PromptError(f"{label} is {mb(len(data))}; a request can hold at most 32 MB")
     try:
         if b"\x00" in data[:8192]:  # NUL bytes: binary, even where they happen to decode
             raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), 0, "NUL byte")
