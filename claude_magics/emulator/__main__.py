@@ -20,6 +20,7 @@ from types import FrameType
 from .catalog import register
 from .core import Emulator
 from .generation import AUTO_TOOL_RULE
+from .labeling import LABEL_RULE
 from .options import EmulatorOptions, Fault
 from .server_tools import SERVER_TOOL_RULE
 
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m claude_magics.emulator",
         description=(
             "A local emulator of the Anthropic API (messages, streaming, count_tokens, models, "
-            "message batches). Prints its base URL on the first line of stdout and serves "
+            "message batches, files). Prints its base URL on the first line of stdout and serves "
             "until interrupted. Runtime scripting: POST /_emulator/faults, /_emulator/replies, "
             "/_emulator/models, /_emulator/reset, /_emulator/clock; GET /_emulator/requests, "
             "/_emulator/models; PATCH /_emulator/config."
@@ -51,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
             "more, taking the rules of the newest model of its family (claude-opus-*, "
             "claude-sonnet-*, claude-haiku-*, claude-fable-*; otherwise Sonnet).\n\n"
             f"Tool calls: {AUTO_TOOL_RULE}\n\n"
-            f"Server tools: {SERVER_TOOL_RULE}"
+            f"Server tools: {SERVER_TOOL_RULE}\n\n"
+            f"Label tasks: {LABEL_RULE}"
         ),
         formatter_class=_Formatter,
     )

@@ -19,7 +19,8 @@ the newest models); server tools (web search, web fetch, code execution) run by
 `SERVER_TOOL_RULE` (see `server_tools`); client tools are called when ``tool_choice`` forces
 one, or under ``auto`` by `AUTO_TOOL_RULE`, several in one turn when the message names several;
 a turn of tool results is answered with text that quotes them; ``output_config.format`` makes
-the text a JSON document valid against the schema; documents with citations enabled are cited
+the text a JSON document valid against the schema (a label task's by `labeling.LABEL_RULE`: a
+simulated labeler with each model's error rate); documents with citations enabled are cited
 by the text. Models whose table entry says ``text_between_tools: "thinking"`` (Opus 5.5,
 Sonnet 5.5) put the words before a tool call in a thinking block instead of a text block.
 """
@@ -37,6 +38,7 @@ import orjson
 
 from .catalog import token_ratio
 from .instances import satisfying_instance
+from .labeling import label_answer
 from .server_tools import ServerRequest, ServerTurn, run_server_tools
 from .tokens import count_pieces, pieces
 from .validation import Document, Prompt, ToolResult
@@ -400,6 +402,7 @@ def _server_turn(prompt: Prompt, now: float | None) -> ServerTurn | None:
         documents=len(prompt.documents),
         container=prompt.body.get("container"),
         now=now,
+        uploads=prompt.uploads,
     )
     return run_server_tools(request, lambda k: derived_id("srvtoolu_", prompt.seed, "server", k))
 
@@ -427,7 +430,7 @@ def _citations(documents: list[Document]) -> list[dict[str, Any]]:
     for doc in documents:
         if not doc.citations:
             continue
-        base = {"document_index": doc.index, "document_title": doc.title, "file_id": None}
+        base = {"document_index": doc.index, "document_title": doc.title, "file_id": doc.file_id}
         if doc.kind == "pdf":
             page = next((i for i, t in enumerate(doc.page_texts) if t), 0)
             text = doc.page_texts[page] if doc.page_texts else ""
@@ -567,7 +570,9 @@ def build_reply(
                 )
             stop_reason = "tool_use"
         elif prompt.output_schema is not None:
-            value = satisfying_instance(prompt.output_schema, rng, prompt.last_user_text)
+            value = label_answer(prompt)  # a label task: by LABEL_RULE
+            if value is None:
+                value = satisfying_instance(prompt.output_schema, rng, prompt.last_user_text)
             blocks.append(TextBlock(orjson.dumps(value).decode()))
         elif prompt.tool_results:
             summary = _results_summary(prompt.tool_results)

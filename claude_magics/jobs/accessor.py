@@ -17,7 +17,7 @@ it is already imported, else before the first cell that imports pandas or mentio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -29,7 +29,9 @@ from .tasks import Task, extract_task, label_task, map_task
 if TYPE_CHECKING:
     from ..api.client import Client
     from ..cost.replay import Replayer
+    from ..widgets.review import ReviewSession
     from .estimate import TokenCount
+    from .evaluation import Evaluation
 
 __all__ = ["ClaudeAccessor", "register"]
 
@@ -45,6 +47,28 @@ def _job_options(options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
     return options
+
+
+def _label_options(
+    descriptions: Mapping[str, str] | None,
+    examples: Iterable[tuple[str, Any]] | None,
+    **flags: bool,
+) -> dict[str, Any]:
+    """The options of ``label`` given to ``estimate`` or ``count_tokens`` (only those set)."""
+    given: dict[str, Any] = {"descriptions": descriptions, "examples": examples, **flags}
+    return {
+        name: value for name, value in given.items() if value is not None and value is not False
+    }
+
+
+def _only_for_labels(options: dict[str, Any], labels: bool, schema: bool) -> None:
+    """``label``'s options need ``labels=`` (``descriptions`` may go with ``schema=`` too):
+    given without them they would be dropped, and the figures would not be the job's."""
+    misplaced = [k for k in options if not labels and not (schema and k == "descriptions")]
+    if misplaced:
+        raise TypeError(
+            f"{', '.join(misplaced)}: only with labels= (descriptions also with schema=)"
+        )
 
 
 class ClaudeAccessor:
@@ -158,13 +182,18 @@ class ClaudeAccessor:
         labels: Sequence[str] | str,
         *,
         multi: bool = False,
+        descriptions: Mapping[str, str] | None = None,
+        examples: Iterable[tuple[str, Any]] | None = None,
+        abstain: bool = False,
+        rationale: bool = False,
+        confidence: bool = False,
         model: str | None = None,
         system: str | None = None,
         max_tokens: int | None = None,
         mode: str = "auto",
         yes: bool = False,
         wait: bool = True,
-        status: bool = False,
+        status: bool | None = None,
         usage: bool = False,
         **options: Any,
     ) -> Any:
@@ -173,19 +202,39 @@ class ClaudeAccessor:
         anything else is marked ``invalid_output``, never guessed. ``model`` defaults to
         ``ClaudeMagics.job_model``.
 
+        ``descriptions`` (``{label: what it means}``) and ``examples`` (``[(text, label), ...]``)
+        go into the instruction every row shares (cached). ``abstain=True`` lets the model
+        answer ``"unsure"``: that row's label is missing and its ``claude_status`` is
+        ``abstained`` (the result is then a DataFrame with ``claude_status``, so
+        ``.claude_status.eq("abstained").sum()`` counts them). ``rationale=True`` adds a
+        ``rationale`` column (a short reason, ``string``), ``confidence=True`` a ``confidence``
+        column (``Float64``, 0..1: the model's own, uncalibrated, confidence). With several
+        columns the result is a DataFrame with ``claude_status``; ``status=False`` leaves it out.
+
             df["topic"] = df.claude.label("ticket", ["billing", "bug", "other"], mode="batch")
             df["topic"] = df.claude.label("ticket", ["billing", "bug"], model=big_model)
+            out = df.claude.label("ticket", ["billing", "bug"], abstain=True, confidence=True)
         """
+        task = label_task(
+            labels,
+            multi=multi,
+            descriptions=descriptions,
+            examples=examples,
+            abstain=abstain,
+            rationale=rationale,
+            confidence=confidence,
+        )
         return self._run(
             template_or_column,
-            label_task(labels, multi=multi),
+            task,
             model=model,
             system=system,
             max_tokens=max_tokens,
             mode=mode,
             yes=yes,
             wait=wait,
-            status=status or None,
+            # None: claude_status beside several columns; abstentions always get it.
+            status=status if status is not None else (True if abstain else None),
             usage=usage,
             options=options,
         )
@@ -195,6 +244,7 @@ class ClaudeAccessor:
         template_or_column: Any,
         schema: Any,
         *,
+        descriptions: Mapping[str, str] | None = None,
         model: str | None = None,
         system: str | None = None,
         max_tokens: int | None = None,
@@ -207,15 +257,17 @@ class ClaudeAccessor:
     ) -> Any:
         """Fields per row, one typed column each, plus ``claude_status`` (a DataFrame, even for
         one field). ``schema``: a pydantic model, a JSON-schema dict, or
-        ``{"name": str, "stars": int, "mood": ["up", "down"]}``. ``status=False`` leaves
-        ``claude_status`` out (rows that did not succeed are then missing values, and a
-        one-line note says how many). ``model`` defaults to ``ClaudeMagics.job_model``.
+        ``{"name": str, "stars": int, "mood": ["up", "down"]}``. ``descriptions``
+        (``{field: what it means}``) become the fields' descriptions in the schema and are said
+        in the shared instruction. ``status=False`` leaves ``claude_status`` out (rows that did
+        not succeed are then missing values, and a one-line note says how many). ``model``
+        defaults to ``ClaudeMagics.job_model``.
 
             fields = df.claude.extract("review", {"product": str, "stars": int})
         """
         result = self._run(
             template_or_column,
-            extract_task(schema),
+            extract_task(schema, descriptions=descriptions),
             model=model,
             system=system,
             max_tokens=max_tokens,
@@ -240,6 +292,7 @@ class ClaudeAccessor:
         model: str | None,
         system: str | None,
         max_tokens: int | None,
+        label_options: dict[str, Any],
     ) -> Any:
         from ..config import current_settings
         from .rows import build_prompts, make_template
@@ -247,11 +300,17 @@ class ClaudeAccessor:
         if labels is not None and schema is not None:
             raise TypeError("give labels or schema, not both")
         columns = list(self._frame.columns)
+        _only_for_labels(label_options, labels is not None, schema is not None)
+        descriptions = label_options.get("descriptions")
         if labels is not None:
-            task = label_task(labels, multi=multi)
+            task = label_task(labels, multi=multi, **label_options)
         elif schema is not None:
             bare_column = not isinstance(template, str) or template in columns
-            task = extract_task(schema) if bare_column else map_task(schema)
+            # Field descriptions are extract's (a template with a schema may be either).
+            if bare_column or descriptions is not None:
+                task = extract_task(schema, descriptions=descriptions)
+            else:
+                task = map_task(schema)
         else:
             task = map_task()
         row_template = make_template(columns, template, task)
@@ -277,6 +336,11 @@ class ClaudeAccessor:
         compare: Sequence[str] | None = None,
         client: Client | None = None,
         replayer: Replayer | None = None,
+        descriptions: Mapping[str, str] | None = None,
+        examples: Iterable[tuple[str, Any]] | None = None,
+        abstain: bool = False,
+        rationale: bool = False,
+        confidence: bool = False,
     ) -> pd.DataFrame:
         """What the job would cost in realtime and as a batch, with and without caching, from
         local token estimates; nothing is sent. The note is in ``.attrs["note"]``. Prompts
@@ -286,6 +350,8 @@ class ClaudeAccessor:
         ``model`` defaults to ``ClaudeMagics.job_model``. Beside its cost, an ``if MODEL ($)``
         column per model in ``compare`` prices the same tokens on that model; by default the
         cells' model (``ClaudeMagics.model``) and the newest current Opus (``compare=()``: none).
+        ``descriptions``, ``examples``, ``abstain``, ``rationale`` and ``confidence`` are
+        ``label``'s (``descriptions`` also ``extract``'s), and count as they will be sent.
 
             df.claude.estimate("review", labels=["positive", "negative"])
             df.claude.estimate("review", labels=["positive", "negative"], compare=())
@@ -301,6 +367,9 @@ class ClaudeAccessor:
             model=model,
             system=system,
             max_tokens=max_tokens,
+            label_options=_label_options(
+                descriptions, examples, abstain=abstain, rationale=rationale, confidence=confidence
+            ),
         )
         settings = current_settings()
         if compare is None:
@@ -325,6 +394,11 @@ class ClaudeAccessor:
         exact_limit: int = 2000,
         sample: int = 200,
         client: Any = None,
+        descriptions: Mapping[str, str] | None = None,
+        examples: Iterable[tuple[str, Any]] | None = None,
+        abstain: bool = False,
+        rationale: bool = False,
+        confidence: bool = False,
     ) -> TokenCount:
         """Input tokens per row of the prompts a job would send, counted by the API's
         count_tokens endpoint (free): distinct prompts once each, concurrently. Beyond
@@ -332,7 +406,7 @@ class ClaudeAccessor:
         on a server without that endpoint every figure is a local estimate; and a server may
         mark its counts as estimates. The result says which (``.exact``, ``.source``).
         ``.per_row`` is a Series aligned to the frame; ``model`` defaults to
-        ``ClaudeMagics.job_model``.
+        ``ClaudeMagics.job_model``; ``descriptions``... as for :meth:`estimate`.
 
             df.claude.count_tokens("Summarise {{review}}").total
         """
@@ -347,6 +421,9 @@ class ClaudeAccessor:
             model=model,
             system=system,
             max_tokens=None,
+            label_options=_label_options(
+                descriptions, examples, abstain=abstain, rationale=rationale, confidence=confidence
+            ),
         )
         return count_prompt_tokens(
             prompts,
@@ -367,6 +444,141 @@ class ClaudeAccessor:
         """The results of an earlier job on this frame, waiting for them if needed."""
         job = entry.attach(job_id)
         return job.result(self._frame, status=status or None, usage=usage)
+
+    # -- measuring against gold labels -------------------------------------------------------------
+
+    def _column(self, name: Any, what: str) -> Any:
+        """The column ``name``, or a one-line error naming the closest one."""
+        from .rows import _missing_column
+
+        try:
+            if name in self._frame.columns:
+                return name
+        except TypeError:  # unhashable: not a column name
+            pass
+        error = _missing_column(str(name), self._frame.columns, bare=True)
+        raise type(error)(f"{what}: {error}")
+
+    @staticmethod
+    def _holds_text(column: pd.Series) -> bool:
+        """Whether a column can take text labels: string, object, categorical, or all missing."""
+        dtype = column.dtype
+        return (
+            pd.api.types.is_string_dtype(dtype)
+            or pd.api.types.is_object_dtype(dtype)
+            or isinstance(dtype, pd.CategoricalDtype)
+            or bool(column.isna().all())
+        )
+
+    def _labels_of(self, value: Any, what: str) -> pd.Series:
+        """A column (by name) or values given as a Series or list, on the frame's index."""
+        from .evaluation import aligned
+
+        if isinstance(value, (str, int, tuple)) and not isinstance(value, bool):
+            return self._frame[self._column(value, what)]
+        return aligned(value, self._frame.index, what)
+
+    def evaluate(
+        self,
+        pred: Any,
+        gold: Any = "gold",
+        *,
+        labels: Sequence[Any] | str | None = None,
+        status: Any = "claude_status",
+    ) -> Evaluation:
+        """The model's labels in ``pred`` against the gold labels in ``gold`` (column names, or
+        Series / lists for the same rows): accuracy with a 95% Wilson interval, per-class
+        precision, recall and F1, macro-F1, Cohen's kappa, coverage, and the confusion matrix
+        (``.confusion``; ``.plot()`` draws it). Rows without a gold label are left out; a
+        missing prediction is abstained, and ``status`` (the job's ``claude_status`` column
+        when the frame has one; ``None``: ignore it) tells abstentions from invalid answers.
+        ``claude_magics.jobs.evaluation`` says how each counts.
+
+            report = df.claude.evaluate("sentiment", "gold")
+            report.accuracy, report.accuracy_ci, report.per_class, report.plot()
+        """
+        from .evaluation import evaluate
+
+        if status is None or (
+            isinstance(status, str) and status == "claude_status" and status not in self._frame
+        ):
+            status_values = None
+        else:
+            status_values = self._labels_of(status, "status")
+        return evaluate(
+            self._labels_of(pred, "pred"),
+            self._labels_of(gold, "gold"),
+            status=status_values,
+            labels=labels,
+        )
+
+    def review(
+        self,
+        column: Any,
+        n: int = 50,
+        stratify: Any = None,
+        gold: Any = "gold",
+        labels: Sequence[Any] | str | None = None,
+        key: Any = None,
+        *,
+        seed: int = 0,
+        show: Sequence[Any] | None = None,
+    ) -> ReviewSession:
+        """Hand-label a sample of ``n`` rows to check the model's labels in ``column``. In a
+        notebook, a widget that shows as the call's value: the row, the model's label with its
+        rationale and confidence columns when there are any, a button per label, skip and
+        back, keys 1-9, s and Backspace in its key box. In a terminal, a prompt per row. Each
+        label goes into the frame's ``gold`` column at once (a ``string`` column if missing).
+
+        The sample is fixed by ``seed`` and each row's ``key`` (a column; default the index):
+        running the cell again shows the same rows, skipping those with a gold label.
+        ``stratify`` (a column, or True for ``column``): rows dealt evenly across its values.
+        ``labels`` default to the column's categories (the job's labels). ``show``: the columns
+        of the row to show (default: its text columns).
+
+            df.claude.review("sentiment", n=50, stratify=True)
+            df.claude.evaluate("sentiment", "gold")
+        """
+        from ..prompt import PromptError
+        from ..widgets.review import labels_for, review
+
+        frame = self._frame
+        column = self._column(column, "column")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise PromptError(f"n: the number of rows to review, at least 1; got {n!r}")
+        if not len(frame):
+            raise PromptError("the frame has no rows to review")
+        if stratify is True:
+            stratify = column
+        elif stratify is not None:
+            stratify = self._column(stratify, "stratify")
+        if key is not None:
+            key = self._column(key, "key")
+        for shown in show or ():
+            self._column(shown, "show")
+        if gold == column:
+            raise PromptError(f"gold: the gold labels need a column of their own, not {column!r}")
+        if gold in frame.columns and not self._holds_text(frame[gold]):
+            raise PromptError(
+                f"gold: column {gold!r} holds {frame[gold].dtype} values, not labels; "
+                "name another column with gold=..."
+            )
+        choices = labels_for(frame, column, gold, labels)
+        if not choices:
+            raise PromptError(
+                f"no labels to choose from: {column!r} has no values; give them with labels=[...]"
+            )
+        return review(
+            frame,
+            column,
+            n=n,
+            stratify=stratify,
+            gold=gold,
+            labels=choices,
+            key=key,
+            seed=seed,
+            show=show,
+        )
 
 
 def register() -> None:

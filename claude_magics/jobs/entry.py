@@ -161,7 +161,9 @@ def prompts_replay(prompts: Prompts, client: Client, replayer: Replayer | None) 
         return None
     from .replaying import JobReplay
 
-    before, after = prompts.template(batch=False)
+    # Either mode's layout gives the same keys (cache marks are no part of a key): the batch
+    # one, which the large jobs lay out next anyway.
+    before, after = prompts.template(batch=True)
     return JobReplay(replayer, client, before, after, prompts.texts)
 
 

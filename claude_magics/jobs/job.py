@@ -4,8 +4,9 @@
     job.wait().result()                 # a Series aligned to df's index; attach(job.id) later
 
 Every row is accounted for: ``claude_status`` per row is succeeded, errored:<type>, expired,
-canceled, max_tokens, refusal, invalid_output (and pending while a job runs). Answers outside
-the labels or the schema are invalid, never coerced (``tasks``). ``job.retry(statuses=[...])``
+canceled, max_tokens, refusal, invalid_output, abstained (a label task's "unsure": no label;
+and pending while a job runs). Answers outside the labels or the schema are invalid, never
+coerced (``tasks``). ``job.retry(statuses=[...])``
 sends only those rows again; a realtime job run again (or attached) also sends again the rows
 whose request failed (``errored:*``: no answer came, or none that could be read).
 
@@ -273,7 +274,7 @@ class Job(JobState):
 
         columns: dict[str, Any] = {}
         for name, (dtype, categories) in self.task.dtypes().items():
-            if self.task.kind == "label" or self.task.schema is None:
+            if not self.task.by_field:
                 data = values
             else:
                 data = [None if v is None else v.get(name) for v in values]

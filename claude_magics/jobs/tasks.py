@@ -9,10 +9,17 @@ structured output (an enum of the labels, or the schema), so the answer is const
 API; the answer is still checked here, and anything outside the labels or the schema is
 ``invalid_output``, never coerced into a value. :meth:`Task.dtypes` says which pandas dtype
 each output column gets.
+
+A label task can say more: what each label means (``descriptions``) and worked examples
+(``examples``), both in the shared instruction (:meth:`Task.instruction_suffix`, part of the
+cached prefix of every request); ``abstain`` adds the answer :data:`ABSTAIN` (``"unsure"``),
+which gives the row the status ``abstained`` and no label; ``rationale`` and ``confidence`` add
+a short reason and the model's own 0..1 confidence to the answer's schema, each an output column.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,13 +29,38 @@ import orjson
 from ..prompt import PromptError
 from ..prompt.body import json_schema_of
 
-__all__ = ["Task", "TaskKind", "extract_task", "label_task", "map_task", "schema_of"]
+__all__ = [
+    "ABSTAIN",
+    "ABSTAINED",
+    "Task",
+    "TaskKind",
+    "extract_task",
+    "label_task",
+    "map_task",
+    "schema_of",
+]
 
 TaskKind = Literal["map", "label", "extract"]
 
+#: The answer ``abstain=True`` adds to the labels: the model says it cannot tell. Never a label:
+#: the row's label is missing and its ``claude_status`` is :data:`ABSTAINED`.
+ABSTAIN = "unsure"
+#: The status of a row whose answer was :data:`ABSTAIN`.
+ABSTAINED = "abstained"
 
 # Output tokens a structured answer may take beyond its own JSON (spaces, a newline).
 _ANSWER_SLACK = 16
+# Output tokens allowed for a rationale (asked for in one short sentence).
+_RATIONALE_TOKENS = 120
+# The longest ``"confidence": 0.xxx`` a model writes, in bytes (so in tokens at most).
+_CONFIDENCE_BYTES = len(b',"confidence":0.12345678901234567')
+_RATIONALE_SCHEMA = {"type": "string", "description": "Why this answer, in one short sentence."}
+_CONFIDENCE_SCHEMA = {
+    "type": "number",
+    "description": "The probability, from 0 to 1, that the answer is right.",
+}
+# Text in an example that could open or close the tags examples are shown in.
+_EXAMPLE_TAGS = re.compile(r"<(?=/?\s*(?:example|text|label|labels)\b)", re.IGNORECASE)
 
 
 _PY_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
@@ -83,18 +115,32 @@ class Task:
 
     ``kind``: ``"map"`` (free text, or the fields of ``schema``), ``"label"`` (one of
     ``labels``, or several with ``multi``), ``"extract"`` (the fields of ``schema``).
+    ``descriptions``: (label or field, what it means) pairs, said in the shared instruction
+    (and, for fields, in the schema); ``examples``: (text, answer) pairs shown there, the answer
+    a label (a tuple of labels with ``multi``). ``abstain``, ``rationale`` and ``confidence``
+    are for labels only: see :func:`label_task`.
     """
 
     kind: TaskKind
     schema: dict[str, Any] | None = None
     labels: tuple[str, ...] = ()
     multi: bool = False
+    descriptions: tuple[tuple[str, str], ...] = ()
+    examples: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
+    abstain: bool = False
+    rationale: bool = False
+    confidence: bool = False
+
+    @property
+    def _answer_key(self) -> str:
+        return "labels" if self.multi else "label"
 
     @property
     def fields(self) -> list[str]:
         """The output column names."""
         if self.kind == "label":
-            return ["labels" if self.multi else "label"]
+            extras = ["rationale"] * self.rationale + ["confidence"] * self.confidence
+            return [self._answer_key, *extras]
         if self.schema is None:
             return ["answer"]
         return list(self.schema["properties"])
@@ -103,38 +149,103 @@ class Task:
     def structured(self) -> bool:
         return self.schema is not None
 
-    def instruction_suffix(self) -> str:
+    @property
+    def by_field(self) -> bool:
+        """Whether an answer's value (:meth:`interpret`) is a dict with an entry per output
+        column; else it is the value of the one column."""
         if self.kind == "label":
-            listed = ", ".join(self.labels)
-            if self.multi:
-                return f"Answer with every label that applies (possibly none), from: {listed}."
-            return f"Answer with one of: {listed}."
+            return self.rationale or self.confidence
+        return self.schema is not None
+
+    def instruction_suffix(self) -> str:
+        """What the shared instruction says of the answer (``rows.RowTemplate.system_text``
+        puts it after the user's own words): identical for every row, so it is cached."""
+        if self.kind == "label":
+            return "\n\n".join(self._label_instruction())
         if self.kind == "extract":
-            return (
+            ask = (
                 "Fill in each field of the answer format from the row's data; where the row "
                 "does not say and the format allows it, use null rather than guess."
             )
+            return "\n\n".join([ask, *self._meanings("What the fields mean:")])
         return ""
 
-    def default_max_tokens(self) -> int:
-        """A ceiling on the answer: exact for labels (their longest JSON), generous otherwise."""
-        if self.kind == "label":
-            longest: dict[str, Any] = (
-                {"labels": list(self.labels)}
+    def _meanings(self, title: str) -> list[str]:
+        if not self.descriptions:
+            return []
+        return [title + "".join(f"\n- {name}: {text}" for name, text in self.descriptions)]
+
+    def _label_instruction(self) -> list[str]:
+        listed = ", ".join(self.labels)
+        if self.multi:
+            parts = [f"Answer with every label that applies (possibly none), from: {listed}."]
+        else:
+            parts = [f"Answer with one of: {listed}."]
+        parts += self._meanings("What the labels mean:")
+        if self.examples:
+            tag = self._answer_key
+            shown = []
+            for text, answer in self.examples:
+                said = ", ".join(answer) if isinstance(answer, tuple) else answer
+                text = _EXAMPLE_TAGS.sub("&lt;", text)
+                shown.append(f"<example>\n<text>{text}</text>\n<{tag}>{said}</{tag}>\n</example>")
+            parts.append("Examples, each a text and the right answer:\n" + "\n".join(shown))
+        if self.abstain:
+            parts.append(
+                f'If the text does not let you tell which labels apply, answer ["{ABSTAIN}"] '
+                "alone rather than guess."
                 if self.multi
-                else {"label": max(self.labels, key=lambda s: len(s.encode()))}
+                else f'If the text does not let you choose a label, answer "{ABSTAIN}" rather '
+                "than guess."
             )
-            # A token is at least one byte, so the answer's length in bytes bounds its tokens.
-            return len(orjson.dumps(longest)) + _ANSWER_SLACK
-        return 1024
+        if self.rationale:
+            parts.append('In "rationale", give the reason for your answer in one short sentence.')
+        if self.confidence:
+            parts.append(
+                'In "confidence", give the probability, from 0 to 1, that your answer is right.'
+            )
+        return parts
+
+    def default_max_tokens(self) -> int:
+        """A ceiling on the answer: exact for labels (their longest JSON, plus room for the
+        rationale asked for), generous otherwise."""
+        if self.kind != "label":
+            return 1024
+        if self.multi:
+            longest = len(orjson.dumps({"labels": list(self.labels)}))
+            if self.abstain:
+                longest = max(longest, len(orjson.dumps({"labels": [ABSTAIN]})))
+        else:
+            choices = (*self.labels, ABSTAIN) if self.abstain else self.labels
+            widest = max(choices, key=lambda s: len(s.encode()))
+            longest = len(orjson.dumps({"label": widest}))
+        # A token is at least one byte, so the answer's length in bytes bounds its tokens.
+        total = longest + _ANSWER_SLACK
+        if self.rationale:
+            total += _RATIONALE_TOKENS + len(b',"rationale":""')
+        if self.confidence:
+            total += _CONFIDENCE_BYTES
+        return total
 
     def to_spec(self) -> dict[str, Any]:
-        return {
+        spec: dict[str, Any] = {
             "kind": self.kind,
             "schema": self.schema,
             "labels": list(self.labels),
             "multi": self.multi,
         }
+        # Only what is set, so a plain task's spec (part of its job key) is as it always was.
+        if self.descriptions:
+            spec["descriptions"] = [list(pair) for pair in self.descriptions]
+        if self.examples:
+            spec["examples"] = [
+                [text, list(answer) if isinstance(answer, tuple) else answer]
+                for text, answer in self.examples
+            ]
+        for flag in ("abstain", "rationale", "confidence"):
+            if getattr(self, flag):
+                spec[flag] = True
+        return spec
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Task:
@@ -143,12 +254,21 @@ class Task:
             schema=spec.get("schema"),
             labels=tuple(spec.get("labels") or ()),
             multi=bool(spec.get("multi")),
+            descriptions=tuple((str(n), str(t)) for n, t in spec.get("descriptions") or ()),
+            examples=tuple(
+                (str(text), tuple(answer) if isinstance(answer, list) else str(answer))
+                for text, answer in spec.get("examples") or ()
+            ),
+            abstain=bool(spec.get("abstain")),
+            rationale=bool(spec.get("rationale")),
+            confidence=bool(spec.get("confidence")),
         )
 
     def interpret(self, text: str, stop_reason: str | None) -> tuple[str, Any]:
-        """``(status, value)`` for an answer's text: ``succeeded`` with the value, or
-        ``max_tokens`` / ``refusal`` / ``invalid_output`` with None. Never coerced: an answer
-        outside the labels or the schema is invalid, not replaced by a default."""
+        """``(status, value)`` for an answer's text: ``succeeded`` with the value, ``abstained``
+        (a label task's :data:`ABSTAIN`: no label), or ``max_tokens`` / ``refusal`` /
+        ``invalid_output`` with None. Never coerced: an answer outside the labels or the
+        schema is invalid, not replaced by a default."""
         if stop_reason == "refusal":
             return "refusal", None
         if not self.structured:
@@ -167,25 +287,56 @@ class Task:
         return "succeeded", data
 
     def _label(self, data: Any) -> tuple[str, Any]:
-        key = "labels" if self.multi else "label"
-        if not isinstance(data, dict) or set(data) != {key}:
+        if not isinstance(data, dict) or set(data) != set(self.fields):
             return "invalid_output", None
-        value = data[key]
+        extras: dict[str, Any] = {}
+        if self.rationale:
+            if not isinstance(data["rationale"], str):
+                return "invalid_output", None
+            extras["rationale"] = data["rationale"]
+        if self.confidence:
+            level = data["confidence"]
+            if isinstance(level, bool) or not isinstance(level, (int, float)):
+                return "invalid_output", None
+            if not 0 <= level <= 1:
+                return "invalid_output", None
+            extras["confidence"] = float(level)
+        status, value = self._answer(data[self._answer_key])
+        if status == "invalid_output" or not extras:
+            return status, value
+        return status, {self._answer_key: value, **extras}
+
+    def _answer(self, value: Any) -> tuple[str, Any]:
+        """The status and value of a label answer (the ``label`` or ``labels`` entry)."""
         allowed = self.labels
         if self.multi:
-            if not isinstance(value, list) or not all(v in allowed for v in value):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                return "invalid_output", None
+            if self.abstain and ABSTAIN in value:
+                # "unsure" alone: no label; beside labels it says two things at once.
+                return (ABSTAINED, None) if set(value) == {ABSTAIN} else ("invalid_output", None)
+            if not all(v in allowed for v in value):
                 return "invalid_output", None
             return "succeeded", list(dict.fromkeys(value))  # as given, each label once
-        if value not in allowed or not isinstance(value, str):
+        if not isinstance(value, str):
+            return "invalid_output", None
+        if self.abstain and value == ABSTAIN:
+            return ABSTAINED, None
+        if value not in allowed:
             return "invalid_output", None
         return "succeeded", value
 
     def dtypes(self) -> dict[str, tuple[str, list[Any] | None]]:
         """Per output column: a pandas dtype name and, for categoricals, the categories."""
         if self.kind == "label":
-            return {
-                self.fields[0]: ("object", None) if self.multi else ("category", [*self.labels])
+            types: dict[str, tuple[str, list[Any] | None]] = {
+                self._answer_key: ("object", None) if self.multi else ("category", [*self.labels])
             }
+            if self.rationale:
+                types["rationale"] = ("string", None)
+            if self.confidence:
+                types["confidence"] = ("Float64", None)
+            return types
         if self.schema is None:
             return {"answer": ("string", None)}
         return {name: _dtype_of(prop) for name, prop in self.schema["properties"].items()}
@@ -236,11 +387,31 @@ def map_task(schema: Any = None) -> Task:
     return Task("map", schema_of(schema) if schema is not None else None)
 
 
-def label_task(labels: Sequence[str] | str, *, multi: bool = False) -> Task:
+def label_task(
+    labels: Sequence[str] | str,
+    *,
+    multi: bool = False,
+    descriptions: Mapping[str, str] | None = None,
+    examples: Iterable[tuple[str, Any]] | None = None,
+    abstain: bool = False,
+    rationale: bool = False,
+    confidence: bool = False,
+) -> Task:
     """One of ``labels`` per row (a list or ``"a, b, c"``), or with ``multi`` every label that
     applies; the answer is constrained to them by a schema with an enum. Labels that are not
-    strings (numbers) are used as their text. Raises :class:`PromptError` (one line) for no
-    labels (``None``, empty), empty or repeated ones."""
+    strings (numbers) are used as their text.
+
+    ``descriptions`` (``{label: what it means}``) and ``examples`` (``[(text, label), ...]``;
+    with ``multi`` the answer may be a list of labels) go into the shared instruction.
+    ``abstain`` adds the answer :data:`ABSTAIN` (``"unsure"``; with ``multi``, ``["unsure"]``
+    alone): such a row has no label and the status ``abstained``. ``rationale`` adds a
+    ``rationale`` field (a short reason) and ``confidence`` a ``confidence`` field (the
+    model's own probability, 0..1, that its answer is right: uncalibrated) to the answer, each
+    its own output column.
+
+    Raises :class:`PromptError` (one line) for no labels (``None``, empty), empty or repeated
+    ones, a label ``"unsure"`` with ``abstain``, descriptions of no label, and examples that
+    are not (text, label) pairs of a string and one of the labels."""
     if labels is None:
         raise PromptError(
             "labels are needed: the labels to choose from, e.g. ['positive', 'negative'] "
@@ -258,18 +429,117 @@ def label_task(labels: Sequence[str] | str, *, multi: bool = False) -> Task:
         raise PromptError("labels must be a non-empty list of non-empty strings")
     if len(set(cleaned)) != len(cleaned):
         raise PromptError(f"labels must be distinct, got {cleaned}")
+    if abstain and ABSTAIN in cleaned:
+        raise PromptError(
+            f"{ABSTAIN!r} is the answer abstain=True adds for a row the model cannot label: "
+            "rename that label, or leave abstain off"
+        )
+    meanings = _descriptions(descriptions, cleaned, "label")
+    shown = _examples(examples, cleaned, multi=multi, abstain=abstain)
     key = "labels" if multi else "label"
-    inner: dict[str, Any] = {"type": "string", "enum": cleaned}
-    prop = {"type": "array", "items": inner} if multi else inner
+    inner: dict[str, Any] = {"type": "string", "enum": [*cleaned, ABSTAIN] if abstain else cleaned}
+    properties: dict[str, Any] = {}
+    if rationale:  # first, so that the model gives its reason before its answer
+        properties["rationale"] = dict(_RATIONALE_SCHEMA)
+    properties[key] = {"type": "array", "items": inner} if multi else inner
+    if confidence:
+        properties["confidence"] = dict(_CONFIDENCE_SCHEMA)
     schema = {
         "type": "object",
-        "properties": {key: prop},
-        "required": [key],
+        "properties": properties,
+        "required": list(properties),
         "additionalProperties": False,
     }
-    return Task("label", schema, tuple(cleaned), multi)
+    return Task(
+        "label",
+        schema,
+        tuple(cleaned),
+        multi,
+        descriptions=meanings,
+        examples=shown,
+        abstain=bool(abstain),
+        rationale=bool(rationale),
+        confidence=bool(confidence),
+    )
 
 
-def extract_task(schema: Any) -> Task:
-    """The fields of ``schema`` (see :func:`schema_of`) from each row."""
-    return Task("extract", schema_of(schema))
+def extract_task(schema: Any, *, descriptions: Mapping[str, str] | None = None) -> Task:
+    """The fields of ``schema`` (see :func:`schema_of`) from each row. ``descriptions``
+    (``{field: what it means}``) become the fields' ``description`` in the schema, and are said
+    in the shared instruction too."""
+    built = schema_of(schema)
+    properties = built["properties"]
+    meanings = _descriptions(descriptions, [str(name) for name in properties], "field")
+    for name, text in meanings:
+        if isinstance(properties[name], Mapping):  # a boolean schema has nowhere to say it
+            properties[name] = {**properties[name], "description": text}
+    return Task("extract", built, descriptions=meanings)
+
+
+def _descriptions(
+    given: Mapping[str, str] | None, names: Sequence[str], what: str
+) -> tuple[tuple[str, str], ...]:
+    """``{name: text}`` as (name, text) pairs in the order of ``names``; one-line errors for a
+    name that is not one of them and for text that is not a non-empty string."""
+    if given is None:
+        return ()
+    if not isinstance(given, Mapping):
+        raise PromptError(
+            f"descriptions must be a dict of {what} -> what it means, e.g. "
+            f"{{{names[0]!r}: '...'}}, not {type(given).__name__}"
+        )
+    unknown = [key for key in given if str(key) not in names]
+    if unknown:
+        listed = ", ".join(repr(key) for key in unknown)
+        raise PromptError(
+            f"descriptions: {listed} {'is not a' if len(unknown) == 1 else 'are not'} "
+            f"{what}{'s' * (len(unknown) > 1)}; the {what}s are {', '.join(names)}"
+        )
+    texts = {str(key): text for key, text in given.items()}
+    for key, text in texts.items():
+        if not isinstance(text, str) or not text.strip():
+            raise PromptError(
+                f"descriptions[{key!r}] must be a non-empty string, not {type(text).__name__}"
+            )
+    return tuple((name, texts[name].strip()) for name in names if name in texts)
+
+
+def _examples(
+    given: Iterable[tuple[str, Any]] | None, labels: Sequence[str], *, multi: bool, abstain: bool
+) -> tuple[tuple[str, str | tuple[str, ...]], ...]:
+    """``[(text, label), ...]`` checked: each a pair of a string and a label (with ``multi``,
+    a label or a list of them; with ``abstain``, :data:`ABSTAIN` too, alone)."""
+    if given is None:
+        return ()
+    shape = "examples must be a list of (text, label) pairs, e.g. [('Loved it', 'positive')]"
+    if isinstance(given, (str, bytes, Mapping)) or not isinstance(given, Iterable):
+        raise PromptError(f"{shape}, not {type(given).__name__}")
+    choices = [*labels, ABSTAIN] if abstain else list(labels)
+    checked: list[tuple[str, str | tuple[str, ...]]] = []
+    for i, pair in enumerate(given):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise PromptError(f"examples[{i}] is not a (text, label) pair: {shape}")
+        text, answer = pair
+        if not isinstance(text, str) or not text.strip():
+            raise PromptError(
+                f"examples[{i}]: the text must be a non-empty string, not {type(text).__name__}"
+            )
+        if multi and isinstance(answer, (list, tuple)):
+            answers = tuple(_example_label(a, choices, i) for a in answer)
+            if ABSTAIN in answers and len(set(answers)) > 1:
+                raise PromptError(f"examples[{i}]: {ABSTAIN!r} goes alone, not beside labels")
+            checked.append((text, tuple(dict.fromkeys(answers))))
+        else:
+            one = _example_label(answer, choices, i)
+            checked.append((text, (one,) if multi else one))
+    return tuple(checked)
+
+
+def _example_label(answer: Any, choices: Sequence[str], i: int) -> str:
+    # Labels given as numbers are used as their text: their examples may say them so too.
+    said = str(answer) if isinstance(answer, int) and not isinstance(answer, bool) else answer
+    if not isinstance(said, str) or said not in choices:
+        raise PromptError(
+            f"examples[{i}]: {answer!r} is not one of the labels ({', '.join(choices)})"
+        )
+    return said

@@ -111,15 +111,12 @@ def request_items(
     """The serialised batch requests of ``prompts``: ``{"custom_id": ..., "params": ...}``
     with each body laid out around its text (the shared part was serialised once)."""
     dumps, join = orjson.dumps, b"".join
+    # The custom_id is custom_id(tag, n), laid out around the number as bytes.
+    head = b'{"custom_id":"' + custom_id(tag, 0).removesuffix("0").encode()
     middle = b'","params":' + before
     tail = after + b"}"
-    numbers = list(prompts)
-    ids = custom_ids(tag, numbers)
     # One join per item: chained + would copy the long shared part several times.
-    return [
-        join((b'{"custom_id":"', ident.encode(), middle, dumps(texts[n]), tail))
-        for ident, n in zip(ids, numbers, strict=True)
-    ]
+    return [join((head, b"%d" % n, middle, dumps(texts[n]), tail)) for n in prompts]
 
 
 def batch_body(items: Sequence[bytes]) -> bytes:
@@ -134,7 +131,7 @@ def batch_body(items: Sequence[bytes]) -> bytes:
 
 def batch_bodies(items: Sequence[bytes], limits: BatchLimits = BatchLimits()) -> list[bytes]:
     """Create-request bodies holding ``items``, as many as ``limits`` require."""
-    chunks = split_requests([len(item) for item in items], limits)
+    chunks = split_requests(list(map(len, items)), limits)
     return [batch_body(items[s:e]) for s, e, _ in chunks]
 
 
@@ -149,7 +146,7 @@ def message_row(prompt: int, message: Mapping[str, Any], source: str, attempt: i
         text = content[0].get("text", "")
     else:
         text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
-    usage = Usage.from_api(message.get("usage"))
+    usage = _usage(message.get("usage"))
     return ResultRow(
         prompt,
         "succeeded",
@@ -165,6 +162,27 @@ def message_row(prompt: int, message: Mapping[str, Any], source: str, attempt: i
         source,
         attempt,
     )
+
+
+# A batch's results mostly repeat their usage (prompts of like length, answers of one shape):
+# each distinct usage is read into a Usage once (a frozen value, safe to share), which keeps
+# reading 100,000 result lines quick. Bounded: cleared when full.
+_USAGES: dict[bytes, Usage] = {}
+_USAGES_HELD = 10_000
+
+
+def _usage(raw: Any) -> Usage:
+    """``Usage.from_api(raw)``, read once per distinct usage."""
+    try:
+        key = orjson.dumps(raw)
+    except TypeError:  # not JSON: no key to remember it by
+        return Usage.from_api(raw)
+    usage = _USAGES.get(key)
+    if usage is None:
+        if len(_USAGES) >= _USAGES_HELD:
+            _USAGES.clear()
+        usage = _USAGES[key] = Usage.from_api(raw)
+    return usage
 
 
 def failed_row(prompt: int, status: str, error: str | None, source: str, attempt: int) -> ResultRow:
