@@ -22,6 +22,8 @@ labeling and extraction) unless given a model; ``%%claude`` cells have their own
 * :mod:`.spend`: what jobs cost, written to the spend ledger exactly once, kills included;
 * :mod:`.indexes`: the frame's index, stored and given back exactly;
 * :mod:`.progress`: the progress bar, and ``say``, the one way jobs print.
+* :mod:`.evaluation`: model labels against gold labels (``evaluate``, ``Evaluation``), imported
+  on its own (it needs pandas); ``df.claude.review`` hands over to :mod:`claude_magics.widgets`.
 """
 
 from __future__ import annotations

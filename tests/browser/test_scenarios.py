@@ -309,6 +309,93 @@ def test_a_tool_loop_shows_its_steps_live_then_in_the_saved_answer(
     lab.screenshot("4b-tool-loop-reopened")
 
 
+# -- 4c. Reviewing labels by hand ----------------------------------------------------------------
+
+SENTIMENTS = ["positive", "negative", "negative", "neutral", "positive", "neutral"]
+
+
+def test_review_writes_gold_labels_and_resumes_after_a_rerun(
+    lab: Lab, emulator: EmulatorProcess
+) -> None:
+    import pandas as pd
+
+    from claude_magics.widgets.review import sample_rows
+
+    frame_code = (
+        "import pandas as pd\n"
+        f"reviews = pd.DataFrame({{'review': {REVIEWS[:6]!r},\n"
+        f"    'sentiment': pd.Categorical({SENTIMENTS!r}, categories={LABELS!r})}})"
+    )
+    show_gold = "print([None if pd.isna(g) else g for g in reviews['gold']])"
+    lab.write_notebook(
+        "review.ipynb", [LOAD, frame_code, "reviews.claude.review('sentiment', n=5)", show_gold]
+    )
+    # The rows the widget will show, in its order: the sample is a function of the index.
+    frame = pd.DataFrame({"review": REVIEWS[:6], "sentiment": SENTIMENTS})
+    order = sample_rows(frame, 5)
+
+    lab.open("review.ipynb")
+    lab.run_all()
+    lab.wait_until_run(4)
+    widget = lab.output(2)
+    progress = widget.locator(".widget-html-content").first
+    assert progress.inner_text().strip() == "0 of 5 labelled · row 1 of 5"
+    assert REVIEWS[order[0]] in widget.inner_text()
+    assert lab.output(3).inner_text().strip() == str([None] * 6)
+
+    def wait_for(text: str) -> None:
+        widget.locator(".widget-html-content", has_text=text).first.wait_for(timeout=15_000)
+
+    def run_again(cell: int) -> None:
+        """Click into the cell's code and run it with Ctrl+Enter; wait until it has run."""
+        before = lab.prompts()[cell]
+        lab.cells().nth(cell).locator(".jp-InputArea-editor").click()
+        lab.page.keyboard.press("Control+Enter")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = lab.prompts()[cell]
+            if now != before and now[1:-2].isdigit():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"cell {cell} did not run again: {lab.prompts()}")
+
+    # The key box has the focus as soon as the widget is there: keys label rows at once.
+    lab.page.keyboard.press("1")
+    wait_for("1 of 5 labelled")
+    # Buttons, then the keyboard: after a click the key box has the focus again, so keys
+    # typed straight away label the next rows; Backspace goes back one row.
+    widget.locator("button", has_text="2 · negative").click()
+    wait_for("2 of 5 labelled")
+    lab.page.keyboard.press("3")
+    wait_for("3 of 5 labelled · row 4 of 5")
+    lab.page.keyboard.press("Backspace")
+    wait_for("3 of 5 labelled · row 3 of 5")
+    assert "gold: neutral" in widget.inner_text()
+    lab.page.keyboard.press("1")  # row 3 is positive after all
+    wait_for("3 of 5 labelled · row 4 of 5")
+    assert REVIEWS[order[3]] in widget.inner_text()
+    lab.screenshot("4c-review-labelling")
+
+    # Run the widget's cell again: a new widget (an empty key box), the same sample, resumed
+    # at the first unlabelled row.
+    run_again(2)
+    wait_for("3 of 5 labelled · row 4 of 5")
+    assert widget.locator("input[type=text]").input_value() == ""
+    assert REVIEWS[order[3]] in widget.inner_text()
+    widget.locator("button", has_text="skip (s)").click()
+    wait_for("3 of 5 labelled · row 5 of 5")
+    lab.screenshot("4c-review-resumed")
+
+    # A later cell sees the gold labels in the frame.
+    run_again(3)
+    expected: list[str | None] = [None] * 6
+    for position, label in zip(order[:3], ["positive", "negative", "positive"], strict=True):
+        expected[position] = label
+    lab.output(3).get_by_text(str(expected)).wait_for(timeout=15_000)
+    lab.screenshot("4c-review-gold-printed")
+    assert WIDGET_ERROR not in lab.notebook_text()
+
+
 # -- 5. The terminal -------------------------------------------------------------------------------
 
 
