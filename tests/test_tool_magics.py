@@ -347,6 +347,10 @@ def test_web_answers_show_numbered_sources_and_searches_are_priced(
     tokens_only = price_usage(replace(result.tokens, web_search_requests=0), result.model)
     assert tokens_only is not None and result.cost is not None
     assert result.cost.total - tokens_only.total == pytest.approx(0.01 * searches)
+    # %claude_usage counts the searches.
+    usage = ok(ip, "%claude_usage")
+    said = "1 web search;" if searches == 1 else f"{searches:,} web searches"
+    assert said in usage.outputs[-1].data["text/plain"]
 
 
 def test_code_execution_shows_the_code_and_its_output(

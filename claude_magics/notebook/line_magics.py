@@ -149,6 +149,7 @@ _USAGE_COLUMNS = [
     "cache_write_tokens",
     "cache_read_tokens",
     "cache_hit_share",
+    "web_search_requests",
     "cost_usd",
     "seconds",
     "request_id",
@@ -171,13 +172,15 @@ def show_usage(ledger: Ledger, *, all_sessions: bool = False, since: str | None 
     frame["time"] = pd.to_datetime(frame["time"], unit="s").dt.floor("s")
     known = frame["cost_usd"].notna()
     count = len(frame)
+    searches = int(frame["web_search_requests"].sum())
     totals = (
         f"{count:,} call{'' if count == 1 else 's'} ({scope}): "
         f"{int(frame['input_tokens'].sum()):,} input, "
         f"{int(frame['cache_write_tokens'].sum()):,} cache-write, "
         f"{int(frame['cache_read_tokens'].sum()):,} cache-read, "
-        f"{int(frame['output_tokens'].sum()):,} output tokens; "
-        f"{format_usd(float(frame.loc[known, 'cost_usd'].sum()))}"
+        f"{int(frame['output_tokens'].sum()):,} output tokens"
+        + (f", {searches:,} web search{'es' * (searches != 1)}" if searches else "")
+        + f"; {format_usd(float(frame.loc[known, 'cost_usd'].sum()))}"
         + ("" if known.all() else f" (+{int((~known).sum())} calls of unknown cost)")
     )
     display(frame[_USAGE_COLUMNS])
