@@ -255,6 +255,8 @@ class Prompts:
     row_prompt: list[int]
     instruction_tokens: int
     cacheable: bool
+    #: The effort level asked of the model (``output_config.effort``); None: the model's own.
+    effort: str | None = None
     _templates: dict[bool, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
 
     @property
@@ -279,6 +281,7 @@ class Prompts:
             max_tokens=self.max_tokens,
             system_blocks=self.system,
             schema=self.task.schema,
+            effort=self.effort,
         )
         body = build_body(options, (), [head, {"type": "text", "text": _SENTINEL}])
         # The API ignores the order of fields, but the request-set hash (``key``) is taken over
@@ -340,8 +343,10 @@ def build_prompts(
     model: str,
     max_tokens: int | None = None,
     system: str | None = None,
+    effort: str | None = None,
 ) -> Prompts:
-    """Render every row, keep each distinct prompt once, and lay out the shared request."""
+    """Render every row, keep each distinct prompt once, and lay out the shared request
+    (``effort``: the model's effort level, sent only when given)."""
     texts_by_row = template.render(frame)
     numbers: dict[str, int] = {}
     row_prompt = [numbers.setdefault(text, len(numbers)) for text in texts_by_row]
@@ -366,6 +371,7 @@ def build_prompts(
         row_prompt=row_prompt,
         instruction_tokens=prefix_tokens,
         cacheable=prefix_tokens >= cache_min_tokens(model),
+        effort=effort,
     )
 
 
