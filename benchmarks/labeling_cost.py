@@ -1,6 +1,7 @@
-"""What labeling 10,000 rows costs, ours against a naive realtime loop, from the emulator's usage.
+"""What labeling 10,000 rows costs, ours against a naive realtime loop, from the emulator's usage;
+then a cascade against each of its models alone.
 
-    python benchmarks/labeling_cost.py [--rows 10000] [--case MODEL[:TOKENS] ...]
+    python benchmarks/labeling_cost.py [--rows 10000] [--case MODEL[:TOKENS] ...] [--only cascade]
 
 Every row shares an instruction of a given length (counted by the emulator's count_tokens for
 the case's model) and has a short review of its own, all distinct (no savings from
@@ -26,6 +27,19 @@ Each line has its ratio to its own naive loop, and to the naive loop of the firs
 the default job model costs against labeling with Sonnet 4.6 row by row).
 
 Target (issue 5): at most 0.06x, where the instruction can be cached.
+
+**The cascade** (issue 14): the same number of rows, of which 30% name no label (the emulator's
+simulated labeler errs only on those, at its documented rate per model family) and the rest
+name theirs. Three runs, each in its own job store, ledger and replay store, in batches:
+
+* the job model (Haiku 5.5) alone, and the cells' model (Sonnet 5.5) alone, plain labels;
+* ``label(..., cascade=[job model, cells' model], gold="gold", target=0.95)``: the threshold is
+  chosen on a gold column holding the emulator's truth for 5% of the rows (hand labels, in real
+  life); the gold rows go through both models, the others through Haiku and, when it is unsure,
+  Sonnet.
+
+Each line: what the run paid (the spend ledger) per 1,000 rows, and its agreement with the
+emulator's truth on every row (``simulated_label``), each as a ratio to Sonnet alone.
 """
 
 from __future__ import annotations
@@ -47,8 +61,9 @@ from claude_magics.api.models import cache_min_tokens
 from claude_magics.config import DEFAULTS, Settings
 from claude_magics.cost.ledger import Ledger
 from claude_magics.cost.pricing import PRICES_AS_OF, format_usd, price_usage
-from claude_magics.emulator import Emulator
+from claude_magics.emulator import Emulator, simulated_label
 from claude_magics.jobs import entry
+from claude_magics.jobs.cascade import CascadeReport
 from claude_magics.jobs.store import JobStore
 from claude_magics.jobs.tasks import label_task
 
@@ -234,6 +249,118 @@ def report(rows: int, cases: list[Case]) -> None:
         )
 
 
+# -- the cascade ---------------------------------------------------------------------------------
+
+#: The share of rows that name no label (the simulated labeler's hard rows).
+HARD = 0.3
+#: The share of rows with a gold label, and the agreement the cascade is to reach on them.
+GOLD = 0.05
+CASCADE_TARGET = 0.95
+
+
+@dataclass(frozen=True)
+class Run:
+    """One way to label the rows: what it paid and how often it agrees with the truth."""
+
+    name: str
+    cost: float
+    agreement: float
+    seconds: float
+    report: CascadeReport | None = None
+
+
+def cascade_texts(n: int) -> list[str]:
+    """Distinct reviews; ``HARD`` of them name no label, the rest name theirs."""
+    rng = random.Random(1)
+    rows = []
+    for i in range(n):
+        opening, bit = rng.choice(_OPENINGS), rng.choice(_BITS)
+        if rng.random() < HARD:
+            rows.append(f"{opening} {bit}, item {i}.")
+        else:
+            rows.append(f"{opening} {bit}, item {i}, {rng.choice(LABELS)}.")
+    return rows
+
+
+def _labelled(client: Client, frame: pd.DataFrame, truth: pd.Series, name: str, **how: Any) -> Run:
+    """Label ``frame`` in a store, ledger and replay store of its own (nothing is replayed from
+    another run): a plain job on ``how["model"]``, or a cascade on ``how["cascade"]``."""
+    from claude_magics.cost.replay import Replayer, ReplayStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        ledger = Ledger(Path(folder) / "ledger.sqlite")
+        store = JobStore(Path(folder) / "jobs.sqlite")
+        replayer = Replayer(ReplayStore(Path(folder) / "responses.sqlite"))
+        options: dict[str, Any] = {
+            "client": client,
+            "store": store,
+            "ledger": ledger,
+            "replayer": replayer,
+            "settings": _FAST_POLL,
+            "progress": False,
+            "yes": True,
+            "mode": "batch",
+        }
+        started = time.perf_counter()
+        out = frame.claude.label("review", LABELS, **how, **options)
+        seconds = time.perf_counter() - started
+        labels = out["label"] if isinstance(out, pd.DataFrame) else out
+        cost = sum(c.cost_usd or 0.0 for c in ledger.calls())
+        report = out.attrs.get("cascade") if isinstance(out, pd.DataFrame) else None
+        store.close()
+    agreement = float(labels.astype(object).eq(truth).mean())
+    return Run(name, cost, agreement, seconds, report)
+
+
+def run_cascade(client: Client, rows: int) -> list[Run]:
+    import claude_magics.jobs.accessor  # noqa: F401  (registers df.claude)
+
+    small, big = DEFAULTS.job_model, DEFAULTS.model
+    texts = cascade_texts(rows)
+    truth = pd.Series([simulated_label(text, LABELS) for text in texts])
+    frame = pd.DataFrame({"review": texts})
+    every = round(1 / GOLD)
+    frame["gold"] = truth.where(frame.index % every == every // 2)
+    return [
+        _labelled(client, frame, truth, f"{small} alone", model=small),
+        _labelled(client, frame, truth, f"{big} alone", model=big),
+        _labelled(
+            client,
+            frame,
+            truth,
+            f"cascade {small} -> {big}",
+            cascade=[small, big],
+            gold="gold",
+            target=CASCADE_TARGET,
+        ),
+    ]
+
+
+def report_cascade(rows: int, runs: list[Run]) -> None:
+    base = runs[1]
+    print(
+        f"Labeling {rows:,} rows ({HARD:.0%} name no label) in batches: each model alone and "
+        f"the cascade; agreement with the emulator's truth on every row; prices as of "
+        f"{PRICES_AS_OF}; ratios to {base.name}"
+    )
+    print(
+        f"  {'run':<42} {'$ per 1,000 rows':>17} {'cost ratio':>11} {'agreement':>10} "
+        f"{'agreement ratio':>16} {'time':>7}"
+    )
+    for run in runs:
+        per_1000 = run.cost / rows * 1000
+        print(
+            f"  {run.name:<42} {format_usd(per_1000):>17} {run.cost / base.cost:>10.3f}x "
+            f"{run.agreement:>10.4f} {run.agreement / base.agreement:>15.4f}x "
+            f"{run.seconds:>6.1f}s"
+        )
+    report = runs[-1].report
+    if report is not None:
+        print()
+        for line in repr(report).splitlines():
+            print(f"  {line}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
@@ -243,16 +370,30 @@ def main() -> None:
         metavar="MODEL[:TOKENS]",
         help=f"a model and its instruction's length (default: {', '.join(CASES)})",
     )
+    parser.add_argument(
+        "--only",
+        choices=("cost", "cascade"),
+        help="run only the cost cases (ours against the naive loop) or only the cascade",
+    )
     args = parser.parse_args()
-    texts = reviews(args.rows)
     cases: list[Case] = []
+    runs: list[Run] = []
     with tempfile.TemporaryDirectory() as home, Emulator(batch_processing_seconds=0.5) as emulator:
         # The model list the jobs ask for is cached on disk: here, not in the user's home.
         os.environ["CLAUDE_MAGICS_HOME"] = home
         client = Client(api_key="bench", base_url=emulator.url)
-        for model, tokens in (_parse_case(c) for c in args.case or CASES):
-            cases.append(run_case(client, texts, model, tokens))
-    report(args.rows, cases)
+        if args.only != "cascade":
+            texts = reviews(args.rows)
+            for model, tokens in (_parse_case(c) for c in args.case or CASES):
+                cases.append(run_case(client, texts, model, tokens))
+        if args.only != "cost":
+            runs = run_cascade(client, args.rows)
+    if cases:
+        report(args.rows, cases)
+    if cases and runs:
+        print()
+    if runs:
+        report_cascade(args.rows, runs)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ labeling and extraction) unless given a model; ``%%claude`` cells have their own
 * :mod:`.progress`: the progress bar, and ``say``, the one way jobs print.
 * :mod:`.evaluation`: model labels against gold labels (``evaluate``, ``Evaluation``), imported
   on its own (it needs pandas); ``df.claude.review`` hands over to :mod:`claude_magics.widgets`.
+* :mod:`.compare`: one label task on a sample with several models and efforts, side by side;
+  :mod:`.cascade`: a small model first, bigger ones for the rows it is unsure of; both run
+  ordinary jobs, planned and confirmed as one by :mod:`.runner` (each imported on its own).
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@
 
 A thin, stateless namespace: each method checks its arguments and hands over to the plain
 functions of ``entry`` (run, attach, list), ``estimate`` (estimates and token counts), ``tasks``
-and ``rows`` (what is asked, and the row template), which work without the accessor and without
-IPython.
+and ``rows`` (what is asked, and the row template), ``compare`` and ``cascade`` (several models
+on one task), ``evaluation`` and ``widgets.review``, which work without the accessor and
+without IPython.
 
 Registering an accessor needs pandas, which ``%load_ext claude_magics`` must not import (it
 stays light). So the extension registers ``df.claude`` as soon as pandas is there: at once if
@@ -30,8 +31,10 @@ if TYPE_CHECKING:
     from ..api.client import Client
     from ..cost.replay import Replayer
     from ..widgets.review import ReviewSession
+    from .compare import Comparison
     from .estimate import TokenCount
     from .evaluation import Evaluation
+    from .runner import Runner
 
 __all__ = ["ClaudeAccessor", "register"]
 
@@ -104,6 +107,7 @@ class ClaudeAccessor:
         task: Task,
         *,
         model: str | None,
+        effort: str | None = None,
         system: str | None,
         max_tokens: int | None,
         mode: str,
@@ -118,6 +122,7 @@ class ClaudeAccessor:
             template,
             task,
             model=model,
+            effort=effort,
             system=system,
             max_tokens=max_tokens,
             mode=mode,
@@ -188,6 +193,11 @@ class ClaudeAccessor:
         rationale: bool = False,
         confidence: bool = False,
         model: str | None = None,
+        effort: str | None = None,
+        cascade: Sequence[str] | None = None,
+        target: float = 0.95,
+        threshold: float | None = None,
+        gold: Any = None,
         system: str | None = None,
         max_tokens: int | None = None,
         mode: str = "auto",
@@ -210,11 +220,52 @@ class ClaudeAccessor:
         ``rationale`` column (a short reason, ``string``), ``confidence=True`` a ``confidence``
         column (``Float64``, 0..1: the model's own, uncalibrated, confidence). With several
         columns the result is a DataFrame with ``claude_status``; ``status=False`` leaves it out.
+        ``effort``: the model's effort level (default: the model's own).
+
+        ``cascade=[small_model, big_model, ...]`` labels every row with the first model (with
+        ``confidence`` and ``abstain`` on), and passes the rows it abstains on, answers
+        invalidly or answers with a confidence below a threshold to the next, and so on. The
+        threshold is ``threshold``, or is chosen on ``gold`` (a column or Series of labels for
+        some rows) as the lowest that agrees with gold on ``target`` of the gold rows. The
+        result is a DataFrame with the label, ``confidence``, ``claude_model`` (whose answer
+        each row has) and ``claude_status``; ``.attrs["cascade"]`` reports each model's rows
+        and cost, the agreement on gold and the cost against the last model on every row
+        (``claude_magics.jobs.cascade``).
 
             df["topic"] = df.claude.label("ticket", ["billing", "bug", "other"], mode="batch")
             df["topic"] = df.claude.label("ticket", ["billing", "bug"], model=big_model)
             out = df.claude.label("ticket", ["billing", "bug"], abstain=True, confidence=True)
+            out = df.claude.label("ticket", ["billing", "bug"], cascade=[small, big], gold="gold")
         """
+        if cascade is not None:
+            return self._cascade(
+                template_or_column,
+                labels,
+                models=cascade,
+                target=target,
+                threshold=threshold,
+                gold=gold,
+                forced={
+                    "multi": multi,
+                    "confidence": confidence,
+                    "model": model,
+                    "effort": effort,
+                    "wait": wait,
+                    "status": status,
+                    "usage": usage,
+                },
+                descriptions=descriptions,
+                examples=examples,
+                abstain=abstain,
+                rationale=rationale,
+                system=system,
+                max_tokens=max_tokens,
+                mode=mode,
+                yes=yes,
+                options=options,
+            )
+        if gold is not None or threshold is not None:
+            raise TypeError("gold and threshold go with cascade=[...]")
         task = label_task(
             labels,
             multi=multi,
@@ -228,6 +279,7 @@ class ClaudeAccessor:
             template_or_column,
             task,
             model=model,
+            effort=effort,
             system=system,
             max_tokens=max_tokens,
             mode=mode,
@@ -279,6 +331,142 @@ class ClaudeAccessor:
             options=options,
         )
         return result.to_frame() if isinstance(result, pd.Series) else result
+
+    def _runner(
+        self,
+        template: Any,
+        *,
+        system: str | None,
+        max_tokens: int | None,
+        mode: str,
+        options: dict[str, Any],
+    ) -> Runner:
+        from .runner import Runner
+
+        given = _job_options(options)
+        given.pop("what", None)
+        return Runner.make(template, system=system, max_tokens=max_tokens, mode=mode, **given)
+
+    def _gold(self, gold: Any) -> pd.Series | None:
+        return None if gold is None else self._labels_of(gold, "gold")
+
+    def _cascade(
+        self,
+        template: Any,
+        labels: Sequence[str] | str,
+        *,
+        models: Sequence[str],
+        target: float,
+        threshold: float | None,
+        gold: Any,
+        forced: dict[str, Any],
+        descriptions: Mapping[str, str] | None,
+        examples: Iterable[tuple[str, Any]] | None,
+        abstain: bool,
+        rationale: bool,
+        system: str | None,
+        max_tokens: int | None,
+        mode: str,
+        yes: bool,
+        options: dict[str, Any],
+    ) -> pd.DataFrame:
+        from .cascade import cascade
+
+        defaults = {"model": None, "effort": None, "wait": True, "status": None, "usage": False}
+        clashing = [name for name, value in defaults.items() if forced[name] != value]
+        if forced["multi"]:
+            clashing.insert(0, "multi")
+        if clashing:
+            raise TypeError(
+                f"{', '.join(clashing)}: not with cascade= (the cascade names its models, "
+                "waits for each, and always gives confidence, claude_model and claude_status)"
+            )
+        return cascade(
+            self._frame,
+            template,
+            labels,
+            models=models,
+            target=target,
+            threshold=threshold,
+            gold=self._gold(gold),
+            descriptions=descriptions,
+            examples=examples,
+            abstain=abstain,
+            rationale=rationale,
+            yes=yes,
+            runner=self._runner(
+                template, system=system, max_tokens=max_tokens, mode=mode, options=options
+            ),
+        )
+
+    def compare(
+        self,
+        template_or_column: Any,
+        labels: Sequence[str] | str,
+        *,
+        models: Sequence[str],
+        efforts: Sequence[str | None] = (None,),
+        sample: int = 200,
+        gold: Any = None,
+        seed: int = 0,
+        key: Any = None,
+        descriptions: Mapping[str, str] | None = None,
+        examples: Iterable[tuple[str, Any]] | None = None,
+        abstain: bool = False,
+        rationale: bool = False,
+        confidence: bool = False,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        mode: str = "auto",
+        yes: bool = False,
+        **options: Any,
+    ) -> Comparison:
+        """The same label task on a sample of ``sample`` rows, run with each model in
+        ``models`` at each effort level in ``efforts`` (a model without that level is skipped,
+        and said to be: never sent; ``None`` is the model's default). Returns a
+        :class:`~claude_magics.jobs.compare.Comparison`: ``.table`` (model, effort, cost per
+        1,000 rows at batch prices, agreement with its 95% interval, invalid and abstained
+        shares, rows, seconds) and ``.plot()`` (cost against agreement).
+
+        Agreement is with ``gold`` (a column or Series of labels for some rows: the sample is
+        drawn from those), else with the labels of the strongest model compared (the most
+        expensive in the price table). The sample is fixed by ``seed`` and each row's ``key``
+        (a column; default the index). Every run is an ordinary job: running the comparison
+        again sends nothing, and a later ``label`` with the same model and options replays
+        the sampled rows. Options are ``label``'s.
+
+            pilot = df.claude.compare("review", labels, models=[small, big], gold="gold")
+            pilot.plot()
+        """
+        from .compare import compare
+
+        task = label_task(
+            labels,
+            descriptions=descriptions,
+            examples=examples,
+            abstain=abstain,
+            rationale=rationale,
+            confidence=confidence,
+        )
+        return compare(
+            self._frame,
+            template_or_column,
+            task,
+            models=models,
+            efforts=efforts,
+            sample=sample,
+            gold=self._gold(gold),
+            seed=seed,
+            key=None if key is None else self._column(key, "key"),
+            yes=yes,
+            runner=self._runner(
+                template_or_column,
+                system=system,
+                max_tokens=max_tokens,
+                mode=mode,
+                options=options,
+            ),
+        )
 
     # -- before sending ----------------------------------------------------------------------
 

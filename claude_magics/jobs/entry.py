@@ -36,6 +36,8 @@ import os
 import secrets
 import time
 import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -56,18 +58,22 @@ if TYPE_CHECKING:
     from ..api.client import Client
     from ..api.models import ModelCatalog, ModelInfo
     from ..cost.ledger import Ledger
-    from ..cost.replay import Replayer
+    from ..cost.replay import Replayer, StoredAnswer
+    from .estimate import JobEstimate
     from .replaying import JobReplay
-    from .rows import Prompts
+    from .rows import Prompts, RowTemplate
     from .tasks import Task
 
 __all__ = [
     "BatchesUnavailableError",
     "ConfirmationDeclined",
+    "JobPlan",
     "attach",
     "cancel",
+    "confirm",
     "default_store",
     "list_jobs",
+    "plan_job",
     "resolve_mode",
     "run",
 ]
@@ -116,7 +122,7 @@ def default_store() -> JobStore:
     return JobStore(shared_ledger().path.parent / "jobs.sqlite")
 
 
-def _confirm(what: str, expected: float | None, worst: float | None, threshold: float) -> None:
+def confirm(what: str, expected: float | None, worst: float | None, threshold: float) -> None:
     """Ask before a job whose worst case is above ``threshold``; refuse where one cannot ask."""
     cached = (
         f" (about {format_usd(expected)} if the shared prefix is read from cache)"
@@ -176,6 +182,98 @@ def resolve_mode(mode: str, n_prompts: int, threshold: int) -> str:
     return mode
 
 
+@dataclass
+class JobPlan:
+    """A job as it would be run, before anything is sent: its prompts, the answers replay
+    already has (``hits``), what is left to send (``misses``), the mode, the request-set
+    hash, and the job already in the store under that hash (``existing``)."""
+
+    prompts: Prompts
+    row_template: RowTemplate
+    replay: JobReplay | None
+    hits: dict[int, StoredAnswer]
+    misses: list[int]
+    mode: str
+    key: str
+    existing: JobRecord | None
+    #: Said before the job runs (a batch job sent in realtime, and why), or None.
+    note: str | None = None
+
+    def estimate(self, overrides: Mapping[str, Any] | None = None) -> JobEstimate:
+        """What sending the misses costs (local estimates; replayed prompts at $0)."""
+        from .estimate import estimate_job
+
+        return estimate_job(self.prompts, overrides, replayed=self.hits)
+
+    def costs(self, overrides: Mapping[str, Any] | None = None) -> tuple[float, float]:
+        """``(expected, worst case)`` dollars of running the plan: nothing for a job already
+        in the store (it is attached to, not sent again); an unknown price counts as 0."""
+        if self.existing is not None or not self.misses:
+            return 0.0, 0.0
+        estimate = self.estimate(overrides)
+        return estimate.cost(self.mode) or 0.0, estimate.worst_case(self.mode) or 0.0
+
+
+def plan_job(
+    frame: pd.DataFrame,
+    template: Any,
+    task: Task,
+    *,
+    model: str,
+    client: Client,
+    store: JobStore,
+    settings: Settings,
+    replayer: Replayer | None,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    effort: str | None = None,
+    mode: str = "auto",
+    fresh: bool = False,
+) -> JobPlan:
+    """Everything :func:`run` decides before it sends: the prompts, the replay hits, the mode
+    (``mode="batch"`` where the server does not batch the model raises
+    :class:`BatchesUnavailableError`), the request checked against the model's rules, and the
+    job the store already has for these requests. Nothing is sent or written; ``replayer`` is
+    the one :func:`job_replayer` chose."""
+    from ..api.rules import check_request
+    from .rows import build_prompts, make_template
+
+    row_template = make_template(list(frame.columns), template, task)
+    prompts = build_prompts(
+        frame, row_template, task, model=model, max_tokens=max_tokens, system=system, effort=effort
+    )
+    replay = prompts_replay(prompts, client, replayer)
+    # Answers already paid for: looked up in bulk before anything else, since what is left to
+    # send decides the mode, the estimate and the confirmation.
+    hits = replay.lookup(range(prompts.n_prompts)) if replay is not None and not fresh else {}
+    misses = [n for n in range(prompts.n_prompts) if n not in hits]
+    chosen = resolve_mode(mode, len(misses), settings.batch_threshold)
+    info = model_info(client, model)
+    note = None
+    if chosen == "batch" and info.batch is False:
+        reason = f"this server ({client.base_url}) does not batch {model}"
+        if mode == "batch":
+            raise _no_batches(reason)
+        note = f"{reason}: sending the {len(misses):,} requests in realtime instead."
+        chosen = "realtime"
+    batch = chosen == "batch"
+    # Before anything is sent, and in one line: a max_tokens above the model's most, say. The
+    # API version is the one the client sends (the magics' client: ClaudeMagics.api_version).
+    check_request(prompts.body(batch=batch), info, client.api_version)
+    key = prompts.key(batch=batch)
+    return JobPlan(
+        prompts=prompts,
+        row_template=row_template,
+        replay=replay,
+        hits=hits,
+        misses=misses,
+        mode=chosen,
+        key=key,
+        existing=None if fresh else store.find(key),
+        note=note,
+    )
+
+
 def run(
     frame: pd.DataFrame,
     template: Any,
@@ -184,6 +282,7 @@ def run(
     model: str | None = None,
     system: str | None = None,
     max_tokens: int | None = None,
+    effort: str | None = None,
     mode: str = "auto",
     yes: bool = False,
     wait: bool = True,
@@ -201,7 +300,8 @@ def run(
     ``label`` and ``extract``. Returns the job, finished unless ``wait=False``.
 
     ``model`` defaults to ``Settings.job_model`` (``%config ClaudeMagics.job_model``), not the
-    cells' model. The request is checked against the model's rules before anything is sent
+    cells' model; ``effort`` is the model's effort level (default: the model's own). The
+    request is checked against the model's rules before anything is sent
     (:class:`~claude_magics.api.rules.RequestNotAllowedError`). The same call with the same
     inputs attaches to the job it started before (``fresh=True`` starts over). ``settings``
     replaces the current settings (``%config ClaudeMagics``) for this job: the job model, the
@@ -213,41 +313,36 @@ def run(
     confirmed and checked against the budget; ``mode="auto"`` picks by what is sent.
     ``fresh=True`` looks nothing up. Every fresh answer is kept for replay.
     """
-    from ..api.rules import check_request
     from ..config import check_budget, current_settings, shared_client, shared_ledger
-    from .estimate import estimate_job
-    from .rows import build_prompts, make_template
 
     settings = settings if settings is not None else current_settings()
     model = model or settings.job_model
-    row_template = make_template(list(frame.columns), template, task)
-    prompts = build_prompts(
-        frame, row_template, task, model=model, max_tokens=max_tokens, system=system
-    )
     client = client or shared_client()
     replayer = job_replayer(replayer, settings)
-    replay = prompts_replay(prompts, client, replayer)
-    # Answers already paid for: looked up in bulk before anything else, since what is left to
-    # send decides the mode, the estimate and the confirmation.
-    hits = replay.lookup(range(prompts.n_prompts)) if replay is not None and not fresh else {}
-    misses = [n for n in range(prompts.n_prompts) if n not in hits]
-    chosen = resolve_mode(mode, len(misses), settings.batch_threshold)
     store = store or default_store()
+    plan = plan_job(
+        frame,
+        template,
+        task,
+        model=model,
+        client=client,
+        store=store,
+        settings=settings,
+        replayer=replayer,
+        system=system,
+        max_tokens=max_tokens,
+        effort=effort,
+        mode=mode,
+        fresh=fresh,
+    )
+    prompts, replay, hits, misses = plan.prompts, plan.replay, plan.hits, plan.misses
+    chosen, key, row_template = plan.mode, plan.key, plan.row_template
+    batch = chosen == "batch"
     if ledger is None:
         ledger = shared_ledger()
     limits = limits or BatchLimits()
-    info = model_info(client, model)
-    if chosen == "batch" and info.batch is False:
-        reason = f"this server ({client.base_url}) does not batch {model}"
-        if mode == "batch":
-            raise _no_batches(reason)
-        say(f"{reason}: sending the {len(misses):,} requests in realtime instead.")
-        chosen = "realtime"
-    batch = chosen == "batch"
-    # Before anything is sent, and in one line: a max_tokens above the model's most, say. The
-    # API version is the one the client sends (the magics' client: ClaudeMagics.api_version).
-    check_request(prompts.body(batch=batch), info, client.api_version)
-    key = prompts.key(batch=batch)
+    if plan.note:
+        say(plan.note)
     if fresh:
         store.replace(key)
     # Spend that a process killed mid-job left unwritten: written now (exactly once).
@@ -276,13 +371,13 @@ def run(
 
     if replay is not None:
         replay.require(misses)  # a CI cassette without one of them: one line, nothing sent
-    estimate = estimate_job(prompts, settings.price_overrides, replayed=hits)
+    estimate = plan.estimate(settings.price_overrides)
     replayed = f"; {len(hits):,} more replayed at $0" if hits else ""
     label = what or f"This {task.kind} job ({len(misses):,} requests, {chosen}{replayed})"
     worst = estimate.worst_case(chosen)
     check_budget(worst, label)
     if not yes and worst is not None and worst > settings.confirm_above_usd:
-        _confirm(label, estimate.cost(chosen), worst, settings.confirm_above_usd)
+        confirm(label, estimate.cost(chosen), worst, settings.confirm_above_usd)
 
     from .indexes import encode_index
 
@@ -305,6 +400,7 @@ def run(
             "instruction_tokens": prompts.instruction_tokens,
             "max_tokens": prompts.max_tokens,
             "pid": os.getpid(),
+            **({"effort": prompts.effort} if prompts.effort else {}),
         },
         before=before,
         after=after,
@@ -356,6 +452,7 @@ def run(
             model=model,
             system=system,
             max_tokens=max_tokens,
+            effort=effort,
             mode="realtime",
             yes=yes,
             wait=wait,

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..cost.pricing import price_usage
+from ..cost.usage import Usage
 from ..errors import ClaudeError
 from .realtime import run_realtime
 from .replaying import REPLAY_SOURCE
@@ -194,6 +195,40 @@ class Job(JobState):
             if wait and self.mode == "batch":
                 self.wait()
         return self
+
+    # -- what the answers cost -------------------------------------------------------------------
+
+    def answer_usage(self) -> tuple[Usage, int]:
+        """The tokens of every answered prompt, summed, and how many prompts were answered
+        (replayed answers with their tokens as first billed)."""
+        total, answered = Usage(), 0
+        for row in self.stored_results().values():
+            if row.answered:
+                total += row.usage
+                answered += 1
+        return total, answered
+
+    def answers_cost(self, *, batch: bool | None = None) -> float | None:
+        """What the job's answers cost, each priced from its usage by the model that answered
+        it (``batch``: at batch prices or not; default: as the job was sent). Replayed answers
+        count as they were first billed: this is the price of the answers, not of one run
+        (``usage=True`` on :meth:`result` shows what this run paid). None when a model's
+        price is unknown."""
+        batch = self.mode == "batch" if batch is None else batch
+        total = 0.0
+        for row in self.stored_results().values():
+            if not row.answered:
+                continue
+            cost = price_usage(
+                row.usage,
+                row.model or self.record.model,
+                batch=batch,
+                overrides=self.price_overrides,
+            )
+            if cost is None:
+                return None
+            total += cost.total
+        return total
 
     # -- results -------------------------------------------------------------------------------
 
