@@ -22,6 +22,7 @@ from .model_table import load as load_models
 
 if TYPE_CHECKING:
     from .api.client import Client
+    from .api.uploads import Uploads
     from .cost.ledger import Ledger
     from .cost.replay import Replayer
 
@@ -38,6 +39,7 @@ __all__ = [
     "shared_client",
     "shared_ledger",
     "shared_replayer",
+    "shared_uploads",
 ]
 
 
@@ -76,6 +78,9 @@ class Settings:
     replay: bool = True
     #: Most megabytes ``responses.sqlite`` may hold; the least recently used go first.
     replay_max_mb: int = 300
+    #: PDFs and images bigger than this many KB are uploaded once (Files API) and sent by
+    #: ``file_id``; smaller ones too from their second use. None: always inline.
+    upload_above_kb: int | None = 256
 
 
 #: The built-in defaults (``%config`` and flags override them).
@@ -176,6 +181,23 @@ def shared_replayer() -> Replayer:
             )
             _fallback["replayer"] = Replayer(store, cassette_from_environment())
         return _fallback["replayer"]  # type: ignore[no-any-return]
+
+
+def shared_uploads() -> Uploads:
+    """This session's uploads (the magics' when loaded: the same ``files.sqlite`` beside the
+    ledger, the same memory of what was sent), else one beside the default ledger."""
+    magics = active_magics()
+    if magics is not None:
+        uploads: Uploads = magics.uploads
+        return uploads
+    with _lock:
+        if "uploads" not in _fallback:
+            from .api.uploads import FileStore, Uploads
+
+            ledger = shared_ledger()
+            store = FileStore(ledger.path.parent / "files.sqlite", busy_timeout=ledger.busy_timeout)
+            _fallback["uploads"] = Uploads(store)
+        return _fallback["uploads"]  # type: ignore[no-any-return]
 
 
 class BudgetExceededError(ClaudeError):

@@ -548,6 +548,8 @@ def test_a_request_over_32_mb_is_refused_for_its_size_not_the_context_window(
     ip: InteractiveShell, emulator: Emulator, budget: float | None
 ) -> None:
     magics_of(ip).budget_usd = budget
+    # Everything inline: with uploads on, these go by reference (test_documents.py).
+    magics_of(ip).upload_above_kb = None
     ip.user_ns["t_photo"] = _big_png(3_700_000)  # just under the API's 5 MB once encoded
     flags = " ".join(["--image t_photo"] * 9)  # 9 x 4.9 MB of base64: over 32 MB
     result, captured = run_cell(ip, f"%%claude --once {flags}\nWhat is in these?")
@@ -561,6 +563,7 @@ def test_a_request_over_32_mb_is_refused_for_its_size_not_the_context_window(
 def test_two_large_pdfs_over_32_mb_are_refused_for_their_size(
     ip: InteractiveShell, emulator: Emulator, tmp_path: Path
 ) -> None:
+    magics_of(ip).upload_above_kb = None  # everything inline (else: uploaded, by reference)
     paths = []
     for n in (1, 2):
         pdf = tmp_path / f"scan {n}.pdf"

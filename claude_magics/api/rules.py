@@ -158,6 +158,18 @@ def check_request(body: Mapping[str, Any], info: ModelInfo, api_version: str) ->
     kinds = {block.get("type") for block in _blocks(body.get("messages"))}
     if "image" in kinds and info.image_input is False:
         raise RequestNotAllowedError(f"{model} takes no images: use a model that reads them")
+    cited = [
+        b
+        for b in _blocks(body.get("messages"))
+        if b.get("type") in ("document", "search_result")
+        and isinstance(b.get("citations"), Mapping)
+        and b["citations"].get("enabled")
+    ]
+    if cited and info.citations is False:
+        raise RequestNotAllowedError(
+            f"{model} cannot cite documents or search results: drop --cite and "
+            "--search-results, or use a model whose capabilities list citations (%claude_models)"
+        )
     documents = [b for b in _blocks(body.get("messages")) if b.get("type") == "document"]
     pdfs = [d for d in documents if (d.get("source") or {}).get("media_type") == "application/pdf"]
     if pdfs and info.pdf_input is False:

@@ -266,6 +266,15 @@ class MessageAccumulator:
             block._joined() for block in self._blocks if block.base.get("type") == "text"
         )
 
+    def text_parts(self) -> list[tuple[str, list[dict[str, Any]] | None]]:
+        """Each text block so far as ``(text, citations)``: for a view that marks what is
+        cited while the answer streams (no copies of the blocks are made)."""
+        return [
+            (str(block.base.get("text") or "") + block._joined(), block.citations)
+            for block in self._blocks
+            if block.base.get("type") == "text"
+        ]
+
     @property
     def thinking(self) -> str:
         """All extended-thinking text so far."""

@@ -20,9 +20,10 @@ the newest models); server tools (web search, web fetch, code execution) run by
 one, or under ``auto`` by `AUTO_TOOL_RULE`, several in one turn when the message names several;
 a turn of tool results is answered with text that quotes them; ``output_config.format`` makes
 the text a JSON document valid against the schema (a label task's by `labeling.LABEL_RULE`: a
-simulated labeler with each model's error rate); documents with citations enabled are cited
-by the text. Models whose table entry says ``text_between_tools: "thinking"`` (Opus 5.5,
-Sonnet 5.5) put the words before a tool call in a thinking block instead of a text block.
+simulated labeler with each model's error rate); documents and search results with citations
+enabled are cited by the text, where the question points (`CITE_RULE`). Models whose table
+entry says ``text_between_tools: "thinking"`` (Opus 5.5, Sonnet 5.5) put the words before a
+tool call in a thinking block instead of a text block.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ from .instances import satisfying_instance
 from .labeling import label_answer
 from .server_tools import ServerRequest, ServerTurn, run_server_tools
 from .tokens import count_pieces, pieces
-from .validation import Document, Prompt, ToolResult
+from .validation import Prompt, ToolResult
 
 __all__ = [
     "AUTO_TOOL_RULE",
+    "CITE_RULE",
     "Event",
     "Reply",
     "ResultBlock",
@@ -425,52 +427,149 @@ def _results_summary(results: list[ToolResult]) -> str:
     return " ".join(parts)
 
 
-def _citations(documents: list[Document]) -> list[dict[str, Any]]:
+_SENTENCE_END = re.compile(r"[.!?](\s+|$)")
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``, trailing spaces included (at most 300
+    characters each)."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((start, min(match.end(), start + 300)))
+        start = match.end()
+    if start < len(text):
+        spans.append((start, min(len(text), start + 300)))
+    return spans
+
+
+def _best(texts: list[str], question: str) -> int:
+    """The index of the text sharing the most content words with ``question`` (`CITE_RULE`);
+    on a tie, or with none shared, the first that is not empty."""
+    wanted = _content_words(question)
+    scores = [len(wanted & _content_words(t)) if t else -1 for t in texts]
+    if not scores:
+        return 0
+    best = max(scores)
+    return scores.index(best) if best > 0 else next((i for i, t in enumerate(texts) if t), 0)
+
+
+#: How the emulator chooses what it cites (also in ``--help``).
+CITE_RULE = (
+    "Each document and search result with citations enabled is cited once, in the text "
+    "block of the answer: a PDF by the page, and the sentence in it, sharing the most words "
+    "with the question (else the first sentence of the first page with text), a plain-text "
+    "document by such a sentence (char_location), a content document or search result by "
+    "such a block (content_block_location, search_result_location)."
+)
+
+
+def _citations(prompt: Prompt) -> list[dict[str, Any]]:
+    """The answer's citations: one per document and search result that enables them."""
+    question = _DIRECTIVE.sub(" ", prompt.question)
     cited: list[dict[str, Any]] = []
-    for doc in documents:
+    for doc in prompt.documents:
         if not doc.citations:
             continue
         base = {"document_index": doc.index, "document_title": doc.title, "file_id": doc.file_id}
         if doc.kind == "pdf":
-            page = next((i for i, t in enumerate(doc.page_texts) if t), 0)
+            page = _best(doc.page_texts, question)
             text = doc.page_texts[page] if doc.page_texts else ""
+            spans = _sentences(text)
+            start, end = spans[_best([text[a:b] for a, b in spans], question)] if spans else (0, 0)
             cited.append(
                 {
                     "type": "page_location",
-                    "cited_text": _first_sentence(text),
+                    "cited_text": text[start:end],
                     **base,
                     "start_page_number": page + 1,
                     "end_page_number": page + 2,  # exclusive, as the API reports it
                 }
             )
         elif doc.kind == "content":
+            block = _best(doc.block_texts, question)
             cited.append(
                 {
                     "type": "content_block_location",
-                    "cited_text": doc.block_texts[0] if doc.block_texts else "",
+                    "cited_text": doc.block_texts[block] if doc.block_texts else "",
                     **base,
-                    "start_block_index": 0,
-                    "end_block_index": 1,
+                    "start_block_index": block,
+                    "end_block_index": block + 1,
                 }
             )
         elif doc.kind == "text":
-            sentence = _first_sentence(doc.text)
+            spans = _sentences(doc.text) or [(0, 0)]
+            start, end = spans[_best([doc.text[a:b] for a, b in spans], question)]
             cited.append(
                 {
                     "type": "char_location",
-                    "cited_text": sentence,
+                    "cited_text": doc.text[start:end],
                     **base,
-                    "start_char_index": 0,
-                    "end_char_index": len(sentence),
+                    "start_char_index": start,
+                    "end_char_index": end,
                 }
             )
+    for result in prompt.search_results:
+        if not result.citations:
+            continue
+        block = _best(result.texts, question)
+        cited.append(
+            {
+                "type": "search_result_location",
+                "cited_text": result.texts[block] if result.texts else "",
+                "search_result_index": result.index,
+                "source": result.source,
+                "title": result.title,
+                "start_block_index": block,
+                "end_block_index": block + 1,
+            }
+        )
     return cited
 
 
-def _first_sentence(text: str) -> str:
-    match = re.search(r"[.!?](\s|$)", text)
-    end = match.end() if match else len(text)
-    return text[: min(end, 300)]
+#: How the emulator answers a JSON schema asked for in words (also in ``--help``).
+JSON_RULE = (
+    "A request without output_config.format whose system prompt holds a JSON schema inside "
+    "<json_schema>...</json_schema> is answered with JSON satisfying it, as text; with cited "
+    "documents, the value of its first string field is a text block of its own that carries "
+    "the citations."
+)
+_JSON_SCHEMA_TAG = re.compile(r"<json_schema>(.*?)</json_schema>", re.DOTALL)
+
+
+def _schema_in_system(prompt: Prompt) -> dict[str, Any] | None:
+    """The JSON schema the system prompt asks for in words (``JSON_RULE``), or None."""
+    system = prompt.body.get("system")
+    if isinstance(system, list):
+        system = "".join(b.get("text", "") for b in system if isinstance(b, dict))
+    found = _JSON_SCHEMA_TAG.search(system) if isinstance(system, str) else None
+    if found is None:
+        return None
+    try:
+        schema = orjson.loads(found.group(1))
+    except orjson.JSONDecodeError:
+        return None
+    return schema if isinstance(schema, dict) else None
+
+
+def _json_in_text(prompt: Prompt, schema: dict[str, Any], rng: random.Random) -> list[Block]:
+    """The answer ``JSON_RULE`` describes: JSON in text blocks, the citations on a value."""
+    value = satisfying_instance(schema, rng, prompt.last_user_text)
+    text = orjson.dumps(value).decode()
+    cited = _citations(prompt)
+    if not cited or not isinstance(value, dict):
+        return [TextBlock(text, cited or None)]
+    for name, field_value in value.items():
+        if isinstance(field_value, str):
+            key = orjson.dumps(name).decode() + ":"
+            start = text.index(key) + len(key)
+            end = start + len(orjson.dumps(field_value))
+            return [
+                TextBlock(text[:start]),
+                TextBlock(text[start:end], cited),
+                TextBlock(text[end:]),
+            ]
+    return [TextBlock(text, cited)]
 
 
 def _cut(text: str, budget: int) -> tuple[str, int, bool]:
@@ -574,10 +673,12 @@ def build_reply(
             if value is None:
                 value = satisfying_instance(prompt.output_schema, rng, prompt.last_user_text)
             blocks.append(TextBlock(orjson.dumps(value).decode()))
+        elif (asked := _schema_in_system(prompt)) is not None:
+            blocks += _json_in_text(prompt, asked, rng)
         elif prompt.tool_results:
             summary = _results_summary(prompt.tool_results)
             text = summary if length is None else compose(summary.split(), length, rng, _REPLY_BANK)
-            blocks.append(TextBlock(text))
+            blocks.append(TextBlock(text, _citations(prompt) or None))
         elif length is None and _CODE_REQUEST.search(_DIRECTIVE.sub(" ", prompt.last_user_text)):
             # Asked for code: answer the way a model does, with a fenced block, so notebooks
             # that show code (``%%claude -f code``) have code to show offline too.
@@ -588,7 +689,7 @@ def build_reply(
         else:
             target = length if length is not None else default_tokens
             text = compose(_quote(prompt.last_user_text), target, rng, _REPLY_BANK)
-            cited = _citations(prompt.documents)
+            cited = _citations(prompt)
             blocks.append(TextBlock(text, cited or None))
     if scripted is not None and scripted.stop_reason is not None:
         stop_reason = scripted.stop_reason

@@ -24,6 +24,7 @@ import binascii
 import functools
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -51,6 +52,7 @@ __all__ = [
     "Document",
     "Prompt",
     "RequestContext",
+    "SearchResult",
     "ToolResult",
     "parse_request",
     "request_seed",
@@ -125,6 +127,17 @@ class Document:
 
 
 @dataclass(frozen=True)
+class SearchResult:
+    """A search_result block, remembered for citations (``search_result_location``)."""
+
+    index: int  # among all search results of the request, tool results included
+    source: str
+    title: str
+    texts: list[str]  # its content's text blocks
+    citations: bool
+
+
+@dataclass(frozen=True)
 class ToolResult:
     """A tool_result of the last user turn, with the name of the tool call it answers."""
 
@@ -166,6 +179,8 @@ class Prompt:
     ignored: tuple[str, ...] = ()  # beta fields accepted but not acted on
     # The files of the conversation's container_upload blocks, in order: the sandbox's inputs.
     uploads: tuple[StoredFile, ...] = ()
+    # The search_result blocks of the conversation, in order (top level and in tool results).
+    search_results: list[SearchResult] = field(default_factory=list)
 
 
 def _fail(message: str) -> NoReturn:
@@ -199,6 +214,8 @@ class _Parser:
         self.files = files
         self.files_beta = context is not None and FILES_BETA in context.betas
         self.uploads: dict[str, StoredFile] = {}
+        # Every stored file the body names (file sources and container uploads), by id.
+        self.named: dict[str, StoredFile] = {}
         self.user_turn = False  # whether the blocks being checked are in a user message
 
     # ---------------------------------------------------------------- small checks
@@ -279,6 +296,7 @@ class _Parser:
         elif kind == "search_result":
             self._str(block, "source", path)
             self._str(block, "title", path)
+            self._citations_config(block, path)
             content = block.get("content")
             if not isinstance(content, list):
                 _fail(f"{path}.content: Input should be a valid list")
@@ -328,7 +346,8 @@ class _Parser:
         file_id = self._str(source, "file_id", where)
         if self.files is None:
             raise ApiError(404, "not_found_error", f"File not found: {file_id}")
-        return self.files.find(file_id)
+        stored = self.named[file_id] = self.files.find(file_id)
+        return stored
 
     def _container_upload(self, block: dict[str, Any], path: str) -> None:
         self._extra(block, frozenset({"type", "file_id", "cache_control"}), path)
@@ -341,6 +360,7 @@ class _Parser:
         if self.files is None:
             raise ApiError(404, "not_found_error", f"File not found: {file_id}")
         self.uploads.setdefault(file_id, self.files.find(file_id))
+        self.named[file_id] = self.uploads[file_id]
 
     def _image(self, block: dict[str, Any], path: str) -> None:
         if "source" not in block:
@@ -398,6 +418,15 @@ class _Parser:
             )
         self.images[id(block)] = size
 
+    def _citations_config(self, block: dict[str, Any], path: str) -> None:
+        """A document's or search result's ``citations`` (RequestCitationsConfig)."""
+        citations = block.get("citations")
+        if citations is not None:
+            citations = self._dict(citations, f"{path}.citations")
+            self._extra(citations, frozenset({"enabled"}), f"{path}.citations")
+            if "enabled" in citations and not isinstance(citations["enabled"], bool):
+                _fail(f"{path}.citations.enabled: Input should be a valid boolean")
+
     def _document(self, block: dict[str, Any], path: str) -> None:
         if "source" not in block:
             _fail(f"{path}.source: Field required")
@@ -405,12 +434,7 @@ class _Parser:
         context = self._str(block, "context", path, required=False)
         if context == "":
             _fail(f"{path}.context: String should have at least 1 character")
-        citations = block.get("citations")
-        if citations is not None:
-            citations = self._dict(citations, f"{path}.citations")
-            self._extra(citations, frozenset({"enabled"}), f"{path}.citations")
-            if "enabled" in citations and not isinstance(citations["enabled"], bool):
-                _fail(f"{path}.citations.enabled: Input should be a valid boolean")
+        self._citations_config(block, path)
         source, kind = self._tag(
             block["source"],
             f"{path}.source",
@@ -761,11 +785,16 @@ def _tool_results(messages: list[dict[str, Any]]) -> list[ToolResult]:
     return found
 
 
-def request_seed(body: dict[str, Any]) -> int:
-    """Seed for generation: equal for equal requests, whether streamed or not."""
+def request_seed(body: dict[str, Any], files: Mapping[str, StoredFile] | None = None) -> int:
+    """Seed for generation: equal for equal requests, whether streamed or not. A stored file
+    the body names (``files``: by id) counts by its content, not its id: the same document
+    uploaded again, in another run or after a delete, gets the same answer."""
     canonical = orjson.dumps(
         {k: v for k, v in body.items() if k != "stream"}, option=orjson.OPT_SORT_KEYS
     )
+    for file_id, stored in (files or {}).items():
+        digest = hashlib.sha256(stored.data).hexdigest()
+        canonical = canonical.replace(orjson.dumps(file_id), orjson.dumps(f"sha256:{digest}"))
     return int.from_bytes(hashlib.sha256(canonical).digest()[:8], "big")
 
 
@@ -823,6 +852,27 @@ def _documents(parser: _Parser, messages: list[dict[str, Any]]) -> list[Document
                 [content] if isinstance(content, str) else [b.get("text", "") for b in content]
             )
         found.append(doc)
+
+    for message in messages:
+        if isinstance(message["content"], list):
+            for block in message["content"]:
+                visit(block)
+    return found
+
+
+def _search_results(messages: list[dict[str, Any]]) -> list[SearchResult]:
+    """The search_result blocks of the conversation in order, nested in tool results too."""
+    found: list[SearchResult] = []
+
+    def visit(block: dict[str, Any]) -> None:
+        if block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+            for inner in block["content"]:
+                visit(inner)
+        if block.get("type") != "search_result":
+            return
+        enabled = bool((block.get("citations") or {}).get("enabled"))
+        texts = [str(b.get("text", "")) for b in block["content"]]
+        found.append(SearchResult(len(found), block["source"], block["title"], texts, enabled))
 
     for message in messages:
         if isinstance(message["content"], list):
@@ -919,6 +969,14 @@ def parse_request(
     if total > spec.max_input_tokens:
         _fail(f"prompt is too long: {total} tokens > {spec.max_input_tokens} maximum")
     display = (requested_thinking or {}).get("display") or spec.thinking_display_default
+    documents = _documents(parser, messages)
+    if output_schema is not None and any(d.citations for d in documents):
+        # The API's rule: a cited answer interleaves citations with its text, which a JSON
+        # schema's constrained output cannot hold.
+        _fail(
+            "Citations are not supported with structured outputs (output_config.format): "
+            "turn citations off on the documents, or leave out output_config.format."
+        )
     return Prompt(
         body=body,
         model=model,
@@ -934,15 +992,16 @@ def parse_request(
         thinking=thinking,
         thinking_display=display,
         output_schema=output_schema,
-        documents=_documents(parser, messages),
+        documents=documents,
         last_user_text=_last_user_text(messages),
         answers_tool_results=_answers_tool_results(messages),
         tool_results=_tool_results(messages),
         question=_last_user_text(messages, results=False),
-        seed=request_seed(body),
+        seed=request_seed(body, parser.named),
         context=context,
         ignored=ignored,
         uploads=tuple(parser.uploads.values()),
+        search_results=_search_results(messages),
     )
 
 

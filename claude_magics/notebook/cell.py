@@ -42,6 +42,7 @@ from .result import ClaudeResult, ThinkingClock
 
 if TYPE_CHECKING:
     from ..api.client import Client
+    from ..api.uploads import Uploads
     from ..cost.ledger import Ledger
     from ..cost.replay import Replayer, StoredAnswer
     from .views import View
@@ -60,6 +61,7 @@ __all__ = [
     "send",
     "show_ledger_notices",
     "show_replay_notices",
+    "show_upload_notices",
 ]
 
 #: How an answer is shown: ``-f/--format``.
@@ -320,6 +322,13 @@ def show_replay_notices(replayer: Replayer) -> None:
     store = replayer.store
     while store is not None and store.notices:
         print(f"Warning: {store.notices.pop(0)}", file=sys.stderr)
+
+
+def show_upload_notices(uploads: Uploads) -> None:
+    """Print, once, what the uploads have to tell (a store that failed or was damaged, a
+    server without the Files API), one warning line each on stderr."""
+    while uploads.notices:
+        print(f"Warning: {uploads.notices.pop(0)}", file=sys.stderr)
 
 
 def show_ledger_notices(ledger: Ledger) -> None:

@@ -2,23 +2,37 @@
 fetches and code run in Anthropic's sandbox shown where they happened.
 
     markdown, plain = answer_text(result.message)   # None, None for a plain-text answer
+    citations_of(result.message)                     # [Citation(number=1, title=..., ...)]
 
-``%%claude --web`` answers carry ``server_tool_use`` blocks (the query, the URL), their results
-and text blocks whose ``citations`` point at the pages they came from; ``--code-execution``
-answers carry the code and what it printed. The static output shows each cited sentence with a
-``[n]`` marker and the sources as a numbered list under the answer (title and link; the same
-page cited twice keeps one number), and the code with its output, so a saved notebook shows
-where the answer came from. Only ``http``/``https`` links are made links; titles and URLs are
-escaped, so a page cannot inject Markdown or HTML into the notebook.
+Text blocks carry ``citations``: of web pages (``--web``), of documents (``--pdf``/``--file``
+with ``--cite``: a page range of a PDF, a character range of a text, a block range of a
+content document) and of search results (``--search-results``). The static output shows each
+cited sentence with a ``[n]`` marker and the sources as a numbered list under the answer: a
+web page by title and link (the same page cited twice keeps one number), a document or search
+result by its title, where (page, characters, block) and the quoted passage (the same passage
+cited twice keeps one number). ``--web`` answers also carry ``server_tool_use`` blocks (the
+query, the URL) and ``--code-execution`` answers the code and what it printed, shown in place.
+Only ``http``/``https`` links are made links; titles, quotes and URLs are escaped, so a page or
+a document cannot inject Markdown or HTML into the notebook.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["answer_text", "fence", "has_extras", "steps_text"]
+__all__ = [
+    "Citation",
+    "Footnotes",
+    "answer_text",
+    "citations_of",
+    "fence",
+    "has_extras",
+    "live_text",
+    "steps_text",
+]
 
 #: Blocks that make an answer more than text.
 _EXTRA_BLOCKS = frozenset(
@@ -33,6 +47,10 @@ _EXTRA_BLOCKS = frozenset(
 )
 #: How much of a sandbox's output the static view shows.
 _MAX_OUTPUT_CHARS = 4000
+#: How much of a cited passage the sources list quotes.
+_MAX_QUOTE_CHARS = 300
+#: Characters Markdown (or a notebook's LaTeX) would read as markup in a quoted passage.
+_MARKUP = str.maketrans({c: f"\\{c}" for c in "\\`*_[]#|~$"})
 
 
 def has_extras(message: Mapping[str, Any]) -> bool:
@@ -43,18 +61,216 @@ def has_extras(message: Mapping[str, Any]) -> bool:
     return False
 
 
-def _source(citation: Mapping[str, Any]) -> tuple[str, str]:
-    """(key, label) of a citation's source: a web page by URL, a document by index/title."""
-    url = citation.get("url")
+@dataclass(frozen=True)
+class Citation:
+    """One cited source of an answer, as ``ClaudeResult.citations`` keeps it: a passage of a
+    document or search result, or a web page.
+
+    ``number`` is its footnote ``[n]`` in the answer; ``kind`` the API's citation type
+    (``page_location``, ``char_location``, ``content_block_location``,
+    ``search_result_location``, ``web_search_result_location``); ``quote`` the cited text.
+    Where it is: ``pages`` (first and last page, from 1, both included), ``chars`` (start and
+    end character, from 0, end excluded) or ``blocks`` (start and end block, from 0, end
+    excluded), as the API counts them; :attr:`location` says it for people."""
+
+    number: int
+    kind: str
+    quote: str
+    title: str | None = None
+    document_index: int | None = None
+    search_result_index: int | None = None
+    #: A search result's ``source`` (a URL or your own id).
+    source: str | None = None
+    #: A web page's address.
+    url: str | None = None
+    #: The Files API id of the cited document, when it was sent by id.
+    file_id: str | None = None
+    pages: tuple[int, int] | None = None
+    chars: tuple[int, int] | None = None
+    blocks: tuple[int, int] | None = None
+
+    @property
+    def location(self) -> str:
+        """Where the passage is, for people: "page 2", "pages 2–3", "characters 1–57",
+        "block 1" (counted from 1, ends included); "" for a web page."""
+        if self.pages is not None:
+            first, last = self.pages
+            return f"page {first}" if last <= first else f"pages {first}–{last}"
+        if self.chars is not None:
+            return f"characters {self.chars[0] + 1:,}–{self.chars[1]:,}"
+        if self.blocks is not None:
+            first, end = self.blocks
+            return f"block {first + 1}" if end <= first + 1 else f"blocks {first + 1}–{end}"
+        return ""
+
+    @property
+    def label(self) -> str:
+        """What the source is called: its title, else its source or URL, else "document n"."""
+        if self.title:
+            return self.title
+        if self.source or self.url:
+            return str(self.source or self.url)
+        if self.search_result_index is not None:
+            return f"search result {self.search_result_index + 1}"
+        return f"document {(self.document_index or 0) + 1}"
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _span(start: Any, end: Any) -> tuple[int, int] | None:
+    first, stop = _int(start), _int(end)
+    return None if first is None or stop is None else (first, stop)
+
+
+def _citation(raw: Mapping[str, Any], number: int) -> Citation:
+    """A :class:`Citation` from the API's citation object."""
+    kind = str(raw.get("type") or "")
+    pages = _span(raw.get("start_page_number"), raw.get("end_page_number"))
+    title = raw.get("document_title") if "document_title" in raw else raw.get("title")
+    return Citation(
+        number=number,
+        kind=kind,
+        quote=str(raw.get("cited_text") or ""),
+        title=str(title) if title else None,
+        document_index=_int(raw.get("document_index")),
+        search_result_index=_int(raw.get("search_result_index")),
+        source=str(raw["source"]) if raw.get("source") else None,
+        url=str(raw["url"]) if raw.get("url") else None,
+        file_id=str(raw["file_id"]) if raw.get("file_id") else None,
+        # The API's end page is the page after the passage.
+        pages=None if pages is None else (pages[0], max(pages[0], pages[1] - 1)),
+        chars=_span(raw.get("start_char_index"), raw.get("end_char_index")),
+        blocks=_span(raw.get("start_block_index"), raw.get("end_block_index")),
+    )
+
+
+_WHERE = (
+    "start_page_number",
+    "end_page_number",
+    "start_char_index",
+    "end_char_index",
+    "start_block_index",
+    "end_block_index",
+)
+
+
+def _key(raw: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What one footnote stands for: a web page (by URL), or one passage of a document or
+    search result: which one (by title, or by index when it has none; the same document sent
+    again later in a conversation is the same source), where, and what it says."""
+    url = raw.get("url")
     if isinstance(url, str) and url:
-        title = str(citation.get("title") or url)
-        return url, title
-    named = citation.get("document_title") or citation.get("title") or citation.get("source")
-    index = citation.get("document_index", citation.get("search_result_index"))
-    key = f"doc:{index}:{named}"
-    if named:
-        return key, str(named)
-    return key, f"document {index}" if index is not None else "a source"
+        return ("web", url)
+    named = raw.get("document_title") or raw.get("title")
+    source = (
+        (named, raw.get("source"))
+        if named
+        else raw.get("document_index", raw.get("search_result_index"))
+    )
+    where = tuple(raw.get(k) for k in _WHERE)
+    return (raw.get("type"), source, where, raw.get("cited_text"))
+
+
+class Footnotes:
+    """Numbers for the citations of one answer, in the order they are first met: the same web
+    page, or the same passage, keeps its number.
+
+        notes = Footnotes()
+        notes.numbers(block["citations"])   # [1, 2]
+        notes.entries                       # [Citation(number=1, ...), Citation(number=2, ...)]
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[Citation] = []
+        self._numbers: dict[tuple[Any, ...], int] = {}
+
+    def numbers(self, citations: Iterable[Mapping[str, Any]] | None) -> list[int]:
+        """The footnote numbers of a text block's citations, each once, in order."""
+        found: list[int] = []
+        for raw in citations or ():
+            if not isinstance(raw, Mapping):
+                continue
+            key = _key(raw)
+            number = self._numbers.get(key)
+            if number is None:
+                number = self._numbers[key] = len(self.entries) + 1
+                self.entries.append(_citation(raw, number))
+            if number not in found:
+                found.append(number)
+        return found
+
+    def markdown(self) -> str:
+        """The numbered sources list under an answer ("" when nothing was cited)."""
+        if not self.entries:
+            return ""
+        return "**Sources**\n\n" + "\n".join(
+            f"{c.number}. {_source_markdown(c)}" for c in self.entries
+        )
+
+    def plain(self) -> str:
+        """The sources list as plain text ("" when nothing was cited)."""
+        if not self.entries:
+            return ""
+        return "Sources:\n" + "\n".join(f"[{c.number}] {_source_plain(c)}" for c in self.entries)
+
+
+def citations_of(message: Mapping[str, Any]) -> list[Citation]:
+    """The sources an answer cites, numbered as its footnotes are (see :class:`Footnotes`)."""
+    notes = Footnotes()
+    for block in message.get("content") or ():
+        if isinstance(block, Mapping) and block.get("type") == "text":
+            notes.numbers(block.get("citations"))
+    return notes.entries
+
+
+def _quote_text(text: str) -> str:
+    shown = " ".join(text.split())
+    if len(shown) > _MAX_QUOTE_CHARS:
+        shown = shown[: _MAX_QUOTE_CHARS - 1].rstrip() + "…"
+    return shown
+
+
+def _escaped(text: str) -> str:
+    """``text`` as literal Markdown: no HTML, no emphasis, links, code, tables or math."""
+    return html.escape(" ".join(text.split()), quote=False).translate(_MARKUP)
+
+
+def _source_markdown(c: Citation) -> str:
+    if c.url:  # a web page: its title, linked
+        return _safe_link(c.title or c.url, c.url)
+    name = f"**{_escaped(c.label)}**"
+    if c.source:
+        linked = c.source.startswith(("https://", "http://"))
+        name = _safe_link(c.label, c.source) if linked else f"{name} ({_escaped(c.source)})"
+    where = f", {c.location}" if c.location else ""
+    quote = f": “{_escaped(_quote_text(c.quote))}”" if c.quote.strip() else ""
+    return f"{name}{where}{quote}"
+
+
+def _source_plain(c: Citation) -> str:
+    if c.url:
+        return f"{c.title or c.url} <{c.url}>"
+    name = c.label + (f" ({c.source})" if c.source else "")
+    where = f", {c.location}" if c.location else ""
+    quote = f': "{_quote_text(c.quote)}"' if c.quote.strip() else ""
+    return f"{name}{where}{quote}"
+
+
+def live_text(parts: Iterable[tuple[str, Sequence[Mapping[str, Any]] | None]]) -> str:
+    """The answer so far with ``[n]`` after each cited block and the sources list under it,
+    for a live view (no HTML: its Markdown is rendered with HTML off). ``parts`` are the text
+    blocks so far, as ``(text, citations)``."""
+    notes = Footnotes()
+    pieces = []
+    for text, citations in parts:
+        numbers = notes.numbers(citations)
+        stripped = text.rstrip()
+        marks = "".join(f"[{n}]" for n in numbers)
+        pieces.append(stripped + marks + text[len(stripped) :])
+    sources = notes.markdown()
+    return "".join(pieces) + (f"\n\n{sources}" if sources else "")
 
 
 def _safe_link(label: str, url: str) -> str:
@@ -134,8 +350,7 @@ def answer_text(message: Mapping[str, Any]) -> tuple[str, str] | tuple[None, Non
     server tool calls in place; ``(None, None)`` when it is only text (the caller shows that)."""
     if not has_extras(message):
         return None, None
-    numbers: dict[str, int] = {}
-    sources: list[tuple[str, str]] = []
+    notes = Footnotes()
     md: list[str] = []
     plain: list[str] = []
     prose: list[str] = []  # consecutive text blocks are one paragraph
@@ -153,19 +368,11 @@ def answer_text(message: Mapping[str, Any]) -> tuple[str, str] | tuple[None, Non
         kind = block.get("type")
         if kind == "text":
             text = str(block.get("text") or "")
-            marks = []
-            for citation in block.get("citations") or ():
-                key, label = _source(citation)
-                if key not in numbers:
-                    numbers[key] = len(sources) + 1
-                    sources.append((label, key))
-                mark = f"[{numbers[key]}]"
-                if mark not in marks:
-                    marks.append(mark)
+            marks = "".join(f"[{n}]" for n in notes.numbers(block.get("citations")))
             stripped = text.rstrip()
             tail = text[len(stripped) :]
-            prose.append(stripped + ("<sup>" + "".join(marks) + "</sup>" if marks else "") + tail)
-            prose_plain.append(stripped + "".join(marks) + tail)
+            prose.append(stripped + (f"<sup>{marks}</sup>" if marks else "") + tail)
+            prose_plain.append(stripped + marks + tail)
         elif kind == "server_tool_use":
             flush()
             line_md, line_plain = _tool_line(block)
@@ -178,20 +385,8 @@ def answer_text(message: Mapping[str, Any]) -> tuple[str, str] | tuple[None, Non
                 md.append(shown[0])
                 plain.append(shown[1])
     flush()
-    if sources:
-        md.append(
-            "**Sources**\n\n"
-            + "\n".join(
-                f"{n}. {_safe_link(label, key)}" for n, (label, key) in enumerate(sources, 1)
-            )
-        )
-        plain.append(
-            "Sources:\n"
-            + "\n".join(
-                f"[{n}] {label}" + (f" <{key}>" if key.startswith("http") else "")
-                for n, (label, key) in enumerate(sources, 1)
-            )
-        )
+    md.append(notes.markdown())
+    plain.append(notes.plain())
     return "\n\n".join(p for p in md if p), "\n\n".join(p for p in plain if p)
 
 

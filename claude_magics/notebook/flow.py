@@ -177,16 +177,29 @@ class CellFlow(ClaudeSettings):
                 price_overrides=self.price_overrides,
             )
         else:
-            with self._explain_not_found(args):
-                result = cell.send(
-                    self.client,
-                    body,
+            client = self.client
+
+            def send(sent: dict[str, Any]) -> ClaudeResult:
+                return cell.send(
+                    client,
+                    sent,
                     view,
                     stream=not args.no_stream,
                     fmt=fmt,
                     chat=args.chat or DEFAULT_CHAT,
                     price_overrides=self.price_overrides,
                 )
+
+            # The body stays as built (documents inline, so its replay key and the
+            # conversation never name a file id); what is sent refers to uploads where that
+            # pays, and an upload the API lost is made again once (see api.uploads).
+            try:
+                with self._explain_not_found(args), _interrupts_say(INTERRUPTED_BEFORE_SENDING):
+                    result = self.uploads.send(
+                        client, body, send, above_bytes=self.upload_above_bytes
+                    )
+            finally:
+                cell.show_upload_notices(self.uploads)
         return result, replay_key
 
     def _keep(
@@ -264,7 +277,8 @@ class CellFlow(ClaudeSettings):
             if self.budget_usd is None or prepared.info is None:
                 return None
             try:
-                checks.check_budget(self.client, body, prepared.info, self.price_overrides)
+                sent = self._by_reference(body)
+                checks.check_budget(self.client, sent, prepared.info, self.price_overrides)
             except (UsageError, BudgetExceededError) as refusal:
                 return f"the budget: {refusal}"
             finally:
@@ -423,8 +437,19 @@ class CellFlow(ClaudeSettings):
                 conversation=conversation is not None,
             )
         if args.dry_run:
+            from ..api.betas import body_betas
+
+            # What would be sent, uploading nothing: a file that would be uploaded is named.
+            shown, _ = self.uploads.by_reference(
+                client, body, above_bytes=self.upload_above_bytes, dry_run=True
+            )
+            cell.show_upload_notices(self.uploads)
             text = dry_run_text(
-                client.base_url + "/v1/messages", body, client.key_status(), client.api_version
+                client.base_url + "/v1/messages",
+                shown,
+                client.key_status(),
+                client.api_version,
+                betas=body_betas(shown),
             )
             try:
                 checks.check_rules(body, info, client.api_version)
@@ -437,7 +462,7 @@ class CellFlow(ClaudeSettings):
         if args.count:
             bundle = checks.count(
                 client,
-                body,
+                self._by_reference(body),
                 info,
                 cache_min_override=self.cache_min_tokens,
                 price_overrides=self.price_overrides,
@@ -471,13 +496,29 @@ class CellFlow(ClaudeSettings):
         # A request over the API's 32 MB is refused by the client with its size, whichever
         # check first encodes it (count_tokens here, or the send): the context check only
         # asks the API near the limit, and weighs images at their token cost, not their bytes.
-        checks.check_context(client, body, info)
+        # Counted as it will be sent: by reference where a document is uploaded (a request
+        # too big to go inline may go by reference).
+        sent = self._by_reference(body)
+        checks.check_context(client, sent, info)
         if self.budget_usd is not None:
             try:
-                checks.check_budget(client, body, info, self.price_overrides)
+                checks.check_budget(client, sent, info, self.price_overrides)
             finally:
                 cell.show_ledger_notices(self.ledger)
         return ready
+
+    def _by_reference(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` as it will be sent, for counting it: its documents by reference where they
+        are (or now get) uploaded; not a use of the files that stay inline."""
+        from .cell import show_upload_notices
+
+        try:
+            sent, _ = self.uploads.by_reference(
+                self.client, body, above_bytes=self.upload_above_bytes, remember=False
+            )
+        finally:
+            show_upload_notices(self.uploads)
+        return sent
 
     def _cell_label(self) -> str:
         count = getattr(self._ip, "execution_count", None)

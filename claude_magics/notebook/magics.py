@@ -171,6 +171,20 @@ class ClaudeMagics(CellFlow):
         "--file", action="append", default=[], metavar="X", help="Text file sent as a document."
     )
     @argument(
+        "--cite",
+        action="store_true",
+        help="Citations: the answer marks each claim [n] and quotes the page or passage of "
+        "the --pdf/--file document it comes from.",
+    )
+    @argument(
+        "--search-results",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Your own retrieval: a list of dicts (source, title, content) sent as search "
+        "results, cited like --cite documents.",
+    )
+    @argument(
         "--df",
         action="append",
         default=[],
@@ -238,6 +252,12 @@ class ClaudeMagics(CellFlow):
             %%claude --web
             What changed in the latest pandas release? Cite your sources.
 
+            %%claude --pdf invoice.pdf --cite
+            What is the total due, and when is it payable?
+
+            %%claude --search-results hits
+            Which of these passages answer the refund question?
+
         ``{{name}}``, ``{{name.attr}}``, ``{{name[0]}}``, ``{{In[3]}}``, ``{{Out[3]}}`` and
         ``{{_error}}`` (the last exception) are replaced by their values; everything else in the
         cell, braces included, is sent as written. Consecutive cells form one conversation
@@ -261,6 +281,14 @@ class ClaudeMagics(CellFlow):
         (no prompt possible, or no: it goes into a new cell below); ``--web`` Anthropic's
         web search and fetch (sources as numbered footnotes); ``--code-execution`` Anthropic's
         sandbox. ``%claude_fix`` explains the last failing cell and puts a fix below it.
+
+        ``--cite`` asks for citations of the ``--pdf`` and ``--file`` documents: the answer
+        marks each claim with a number and lists the quoted passages with their document and
+        page (or character range) under it; ``--out`` keeps them as ``.citations``.
+        ``--search-results NAME`` sends your own retrieval results (a list of dicts with
+        ``source``, ``title`` and ``content``) to be cited the same way. A PDF or image over
+        ``ClaudeMagics.upload_above_kb``, or used a second time, is uploaded once (Files API)
+        and sent by id; ``%claude_files`` lists and deletes the uploads.
 
         An exact request answered before (this session or an earlier one, against the same
         server) is replayed: the stored answer is shown at once, for $0, and the status line
@@ -348,6 +376,54 @@ class ClaudeMagics(CellFlow):
         from .batch_magic import batch_command
 
         batch_command(self.shell, parse_flags(self.claude_batch, line, "claude_batch"))
+
+    @magic_arguments()
+    @argument("command", choices=("list", "upload", "delete", "clear"), help="What to do.")
+    @argument("target", nargs="?", help="upload: a file's path; delete: a file id.")
+    @argument(
+        "--check", action="store_true", help="list: ask the API whether it still has each file."
+    )
+    @line_magic
+    def claude_files(self, line: str) -> None:
+        """Files uploaded once and sent by id: %claude_files list [--check] | upload PATH |
+        delete ID | clear.
+
+        Examples::
+
+            %claude_files list
+            %claude_files list --check       # does the API still have each one?
+            %claude_files upload report.pdf
+            %claude_files delete file_011CNha8iCJcU1wXNR6q4V8w
+            %claude_files clear              # delete them all from the API, and forget them
+
+        PDFs and images over ``ClaudeMagics.upload_above_kb`` (and any used a second time)
+        are uploaded by ``%%claude`` itself; their SHA-256 and id are kept in ``files.sqlite``
+        beside the spend ledger, so re-runs and other notebooks reuse them. A file the API no
+        longer has is uploaded again when next used.
+        """
+        from . import files_magic
+
+        args = parse_flags(self.claude_files, line, "claude_files")
+        if args.command in ("upload", "delete") and not args.target:
+            what = "a PATH" if args.command == "upload" else "a file ID"
+            raise UsageError(f"%claude_files {args.command} needs {what}")
+        if args.command in ("list", "clear") and args.target:
+            raise UsageError(f"%claude_files {args.command} takes no argument")
+        if args.check and args.command != "list":
+            raise UsageError("--check goes with %claude_files list")
+        try:
+            if args.command == "list":
+                files_magic.show_files(self.uploads, self.client, check=args.check)
+            elif args.command == "upload":
+                files_magic.upload_file(self.uploads, self.client, args.target)
+            elif args.command == "delete":
+                files_magic.delete_file(self.uploads, self.client, args.target)
+            else:
+                files_magic.clear_files(self.uploads, self.client)
+        finally:
+            from .cell import show_upload_notices
+
+            show_upload_notices(self.uploads)
 
     @magic_arguments()
     @argument("--chat", default=DEFAULT_CHAT, help="Conversation to show.")

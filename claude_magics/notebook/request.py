@@ -158,17 +158,31 @@ def user_content(
     sample: bool,
     seed: int,
 ) -> list[dict[str, Any]]:
-    """The user turn's content blocks: the attachments (``--pdf``, ``--file``, ``--image``,
-    ``--df``), then the prompt with its ``{{references}}`` filled in from ``namespace``
-    (unless ``--no-interpolate``), each value cut to its token budget."""
+    """The user turn's content blocks: the attachments (``--pdf``, ``--file``, with citations
+    on under ``--cite``; ``--search-results``, ``--image``, ``--df``), then the prompt with its
+    ``{{references}}`` filled in from ``namespace`` (unless ``--no-interpolate``), each value
+    cut to its token budget."""
     from .. import prompt as prompt_module
 
+    cite = bool(getattr(args, "cite", False))
+    found = getattr(args, "search_results", None) or []
+    if cite and not (args.pdf or args.file or found):
+        raise UsageError(
+            "--cite asks for citations of documents: attach one with --pdf X or --file X "
+            "(or give --search-results NAME)"
+        )
     try:
         attachments: list[dict[str, Any]] = []
         for value in args.pdf:
-            attachments.append(prompt_module.pdf_block(_attachment(namespace, value)))
+            attachments.append(prompt_module.pdf_block(_attachment(namespace, value), cite=cite))
         for value in args.file:
-            attachments.append(prompt_module.file_block(_attachment(namespace, value)))
+            attachments.append(prompt_module.file_block(_attachment(namespace, value), cite=cite))
+        for name in found:
+            results = lookup(namespace, name, "--search-results")
+            try:
+                attachments += prompt_module.search_result_blocks(results)
+            except prompt_module.PromptError as exc:
+                raise UsageError(f"--search-results {name}: {exc}") from None
         for value in args.image:
             attachments.append(prompt_module.image_block(_attachment(namespace, value)))
         # With --code-execution the frames go to the sandbox as files (tooling.frames_as_files).

@@ -5,6 +5,7 @@
     answer.text, answer.message, answer.usage, answer.cost, answer.request_id
     answer.tokens.output, answer.tokens.cache_read        # the usage as a typed ``Usage``
     answer.thought, answer.thinking_seconds, answer.thinking
+    answer.citations                  # [Citation(number=1, title="report.pdf", pages=(2, 2), ...)]
 
 The object is plain data with a short ``repr`` and a Markdown repr (the answer itself), so
 leaving it as the last line of a cell shows the answer again, rendered.
@@ -17,10 +18,13 @@ long the model thought is what there is to show.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cost.pricing import Cost, format_usd
 from ..cost.usage import Usage
+
+if TYPE_CHECKING:
+    from .content import Citation
 
 __all__ = ["ClaudeResult", "Step", "ThinkingClock", "status_line"]
 
@@ -137,6 +141,15 @@ class ClaudeResult:
         output estimate of an answer cut short (see :attr:`output_estimate`)."""
         usage = Usage.from_api(self.message.get("usage"))
         return usage if self.output_estimate is None else usage.with_output(self.output_estimate)
+
+    @property
+    def citations(self) -> list[Citation]:
+        """The sources the answer cites, numbered as its footnotes: each a frozen
+        :class:`~.content.Citation` (document title and index, page or range, quoted text; a
+        web page's URL and title). Empty when nothing was cited."""
+        from .content import citations_of
+
+        return citations_of(self.message)
 
     @property
     def stop_reason(self) -> str | None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from ..api.client import Client
     from ..api.models import ModelCatalog
+    from ..api.uploads import Uploads
     from ..cost.ledger import Ledger
     from ..cost.replay import Cassette, Replayer
 
@@ -189,6 +190,12 @@ class ClaudeSettings(Magics):
     price_overrides = Dict(
         help="Prices to use instead of the built-in table: {model: (input, output)} $/MTok."
     ).tag(config=True)
+    upload_above_kb = Integer(
+        DEFAULTS.upload_above_kb,
+        allow_none=True,
+        help="PDFs and images bigger than this many KB are uploaded once (Files API) and sent "
+        "by file_id; smaller ones too from their second use. None: always inline (base64).",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -200,6 +207,7 @@ class ClaudeSettings(Magics):
         #: used, the environment's (``CLAUDE_MAGICS_CASSETTE``) applies.
         self._cassette: Cassette | None = None
         self._cassette_chosen = False
+        self._file_uploads: Uploads | None = None
 
     # -- settings ------------------------------------------------------------------------------
 
@@ -230,9 +238,11 @@ class ClaudeSettings(Magics):
             raise TraitError(f"{proposal['trait'].name} must be above 0, got {value}")
         return value
 
-    @validate("max_retries", "ledger_busy_timeout", "lost_create_grace_seconds")
+    @validate("max_retries", "ledger_busy_timeout", "lost_create_grace_seconds", "upload_above_kb")
     def _zero_or_more(self, proposal: Any) -> Any:
         value = proposal["value"]
+        if value is None and proposal["trait"].allow_none:
+            return None
         if not value >= 0:
             raise TraitError(f"{proposal['trait'].name} must not be negative, got {value}")
         return value
@@ -334,6 +344,7 @@ class ClaudeSettings(Magics):
             self.ledger_path or None, session=session, busy_timeout=self.ledger_busy_timeout
         )
         self._replayer = None  # the store lives beside the ledger
+        self._file_uploads = None  # and so does files.sqlite
 
     @property
     def replayer(self) -> Replayer:
@@ -355,6 +366,26 @@ class ClaudeSettings(Magics):
             cassette = self._cassette if self._cassette_chosen else cassette_from_environment()
             self._replayer = Replayer(store, cassette)
         return self._replayer
+
+    @property
+    def uploads(self) -> Uploads:
+        """Files uploaded once and sent by id: ``files.sqlite`` beside the spend ledger, and
+        what this session sent (see :mod:`claude_magics.api.uploads`). Shared with df.claude
+        jobs (``config.shared_uploads``)."""
+        if self._file_uploads is None:
+            from ..api.uploads import FileStore, Uploads
+
+            store = FileStore(
+                self.ledger.path.parent / "files.sqlite", busy_timeout=self.ledger_busy_timeout
+            )
+            self._file_uploads = Uploads(store)
+        return self._file_uploads
+
+    @property
+    def upload_above_bytes(self) -> int | None:
+        """``upload_above_kb`` in bytes (None: uploads off)."""
+        kb = self.upload_above_kb
+        return None if kb is None else kb * 1024
 
     def use_cassette(self, cassette: Cassette | None) -> None:
         """Answer from (and record to) ``cassette`` from now on; None: no cassette, whatever

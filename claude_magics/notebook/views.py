@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..api.streaming import (
+    CitationEvent,
     ContentBlockStartEvent,
     ContentBlockStopEvent,
     MessageAccumulator,
@@ -44,6 +45,7 @@ from ..api.streaming import (
 from ..cost.pricing import price_usage
 from ..cost.usage import Usage
 from ..prompt import estimate_tokens
+from .content import Footnotes, live_text
 from .result import ClaudeResult, ThinkingClock, status_line
 
 if TYPE_CHECKING:
@@ -105,12 +107,20 @@ class _Throttled(ABC):
         self.clock = ThinkingClock()
         self._next = 0.0
         self.renders = 0
+        self._cited = False
 
     @abstractmethod
     def render(self, acc: MessageAccumulator) -> None:
         """Redraw the live view from the message so far."""
 
+    def _answer_markdown(self, acc: MessageAccumulator) -> str:
+        """The answer's Markdown so far: its text, and once anything is cited, ``[n]`` after
+        each cited block and the sources under it (a few blocks: cheap at every render)."""
+        return live_text(acc.text_parts()) if self._cited else acc.text
+
     def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
+        if isinstance(event, CitationEvent):
+            self._cited = True
         now = time.monotonic()
         # Thinking starting or ending is shown at once: with its text omitted, nothing else
         # arrives while the model thinks, so a skipped render would hide it for seconds.
@@ -194,14 +204,19 @@ class WidgetView(_Throttled):
         if thinking:
             self._thinking.layout.display = None
             self._thinking_html.value = markdown_to_html(thinking)
-        self._answer.value = markdown_to_html(acc.text)
+        self._answer.value = markdown_to_html(self._answer_markdown(acc))
         self._status_widget.value = self._status_html(self._status(acc))
 
     def _retire(self) -> None:
         if self._handle is not None:
             self._handle.update({"text/plain": ""}, raw=True)
         if self._box is not None:
-            for child in (self._status_widget, self._thinking_html, self._thinking, self._answer):
+            for child in (
+                self._status_widget,
+                self._thinking_html,
+                self._thinking,
+                self._answer,
+            ):
                 child.close()
             self._box.close()
 
@@ -234,7 +249,11 @@ class MarkdownView(_Throttled):
         self.renders += 1
         status = html.escape(self._status(acc))
         self._handle.update(
-            {"text/markdown": f"{acc.text}\n\n<sub>{status}</sub>", "text/plain": ""}, raw=True
+            {
+                "text/markdown": f"{self._answer_markdown(acc)}\n\n<sub>{status}</sub>",
+                "text/plain": "",
+            },
+            raw=True,
         )
 
     def finish(
@@ -258,6 +277,7 @@ class PlainView:
         self._clock = ThinkingClock()
         self._printed_any = False
         self._thinking_text = False
+        self._notes = Footnotes()
         self.renders = 0
 
     def start(self) -> None:
@@ -280,9 +300,14 @@ class PlainView:
             if self._clock.feed(event, now):
                 self._write("[thinking…]")
                 self._thinking_text = False
-        elif isinstance(event, ContentBlockStopEvent) and self._clock.feed(event, now):
-            took = self._clock.seconds(now) or 0.0
-            self._write(f" [thought {took:.1f} s]\n\n")
+        elif isinstance(event, ContentBlockStopEvent):
+            if self._clock.feed(event, now):
+                took = self._clock.seconds(now) or 0.0
+                self._write(f" [thought {took:.1f} s]\n\n")
+            elif event.block.get("type") == "text" and event.block.get("citations"):
+                # Its text is printed: the markers follow it, the sources come at the end.
+                numbers = self._notes.numbers(event.block["citations"])
+                self._write("".join(f"[{n}]" for n in numbers))
 
     def finish(
         self, result: ClaudeResult, bundle: dict[str, Any], metadata: dict[str, Any]
@@ -290,6 +315,8 @@ class PlainView:
         if not self._printed_any:
             # Non-streamed calls and formats that re-shape the answer print it whole.
             self._out.write(bundle.get("text/plain", result.text))
+        elif self._notes.entries:
+            self._out.write("\n\n" + self._notes.plain())
         self._out.write(f"\n\n[{result.status()}]\n")
         self._out.flush()
 

@@ -7,7 +7,8 @@
   with ``getattr`` and ``[]`` only, never ``eval``;
 * :mod:`.values`: values as text (strings as they are, containers as JSON, the rest by repr);
 * :mod:`.dataframes`: DataFrames and Series within a token budget (head and tail, or a sample);
-* :mod:`.attachments`: images, PDFs and text files, checked before they are sent;
+* :mod:`.attachments`: images, PDFs, text files and search results, checked before they
+  are sent;
 * :mod:`.budget`: the local token estimate and cutting text to a budget;
 * :mod:`.body`: the one request-body builder (user turn, options, cache breakpoints).
 
@@ -17,7 +18,7 @@ This wing never imports httpx or pandas: DataFrames are recognised by their type
 from __future__ import annotations
 
 from ..errors import PromptError
-from .attachments import file_block, image_block, pdf_block
+from .attachments import file_block, image_block, pdf_block, search_result_blocks
 from .body import build_user_content
 from .budget import CHARS_PER_TOKEN, DEFAULT_DF_BUDGET, DEFAULT_VALUE_BUDGET, estimate_tokens
 from .dataframes import DfFormat, dataframe_block, dataframe_text
@@ -47,6 +48,7 @@ __all__ = [
     "pdf_block",
     "render_value",
     "resolve_reference",
+    "search_result_blocks",
     "substitute_references",
     "template_references",
 ]

@@ -1,9 +1,12 @@
-"""Attachments as content blocks: images, PDFs and text files, checked before they are sent.
+"""Attachments as content blocks: images, PDFs, text files and search results, checked before
+they are sent.
 
-    image_block("chart.png"), pdf_block("paper.pdf"), file_block("notes.txt")
+    image_block("chart.png"), pdf_block("paper.pdf", cite=True), file_block("notes.txt")
+    search_result_blocks([{"source": "kb://7", "title": "Refunds", "content": "..."}])
 
 Type from magic bytes, size against the API's limits (measured on the base64 text), pages of a
-PDF: nothing doomed is ever sent.
+PDF: nothing doomed is ever sent. ``cite=True`` asks the API to cite the document (page ranges
+for a PDF, character ranges for text); search results are always sent to be cited.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import base64
 import io
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +35,10 @@ _TEXT_MAX_BYTES = 32 * _MB
 _TITLE_MAX = 500  # RequestDocumentBlock.title: maxLength 500 in the API spec
 
 
-__all__ = ["file_block", "image_block", "pdf_block"]
+__all__ = ["CITATIONS_ON", "file_block", "image_block", "pdf_block", "search_result_blocks"]
+
+#: What turns citations on for a document or a search result (RequestCitationsConfig).
+CITATIONS_ON = {"enabled": True}
 
 
 def _read_file(path: str | os.PathLike[str], limit: int) -> tuple[Path, bytes]:
@@ -134,8 +141,13 @@ def _title(path: Path | None) -> dict[str, str]:
     return {"title": path.name[:_TITLE_MAX]} if path is not None and path.name else {}
 
 
-def pdf_block(value: str | os.PathLike[str] | bytes) -> ContentBlock:
-    """A PDF document content block from a path or bytes, titled with the file name if known.
+def _cited(cite: bool) -> dict[str, Any]:
+    return {"citations": dict(CITATIONS_ON)} if cite else {}
+
+
+def pdf_block(value: str | os.PathLike[str] | bytes, *, cite: bool = False) -> ContentBlock:
+    """A PDF document content block from a path or bytes, titled with the file name if known;
+    ``cite`` turns citations on (answers then cite page ranges of it).
 
     Checks the ``%PDF-`` header, the 32 MB request limit (base64-encoded) and the API's
     100-page limit (pages counted approximately) and raises :class:`PromptError` if one fails.
@@ -162,11 +174,13 @@ def pdf_block(value: str | os.PathLike[str] | bytes) -> ContentBlock:
         "type": "document",
         "source": {"type": "base64", "media_type": "application/pdf", "data": _base64(data)},
         **_title(path),
+        **_cited(cite),
     }
 
 
-def file_block(path: str | os.PathLike[str]) -> ContentBlock:
-    """A plain-text document content block from a UTF-8 text file, titled with its name.
+def file_block(path: str | os.PathLike[str], *, cite: bool = False) -> ContentBlock:
+    """A plain-text document content block from a UTF-8 text file, titled with its name;
+    ``cite`` turns citations on (answers then cite character ranges of it).
 
     Raises :class:`PromptError` for a missing, empty, binary or non-UTF-8 file, pointing PDFs
     and images to ``--pdf`` and ``--image``.
@@ -194,4 +208,75 @@ def file_block(path: str | os.PathLike[str]) -> ContentBlock:
         "type": "document",
         "source": {"type": "text", "media_type": "text/plain", "data": text},
         **_title(resolved),
+        **_cited(cite),
     }
+
+
+_SEARCH_RESULT_SHAPE = (
+    "give a list of dicts, each with 'source' (a URL or id), 'title' and 'content' (a string "
+    "or a list of strings)"
+)
+
+
+def _result_field(item: Mapping[str, Any], name: str, where: str) -> str:
+    value = item.get(name)
+    if not isinstance(value, str) or not value.strip():
+        got = "missing" if value is None else f"a {type(value).__name__}"
+        if isinstance(value, str):
+            got = "empty"
+        raise PromptError(f"{where} {name!r} is {got}, not a non-empty string")
+    return value
+
+
+def _result_texts(value: Any, where: str) -> list[str]:
+    """A search result's content as the texts of its blocks."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        got = "missing" if value is None else f"a {type(value).__name__}"
+        if isinstance(value, (list, tuple)):
+            got = "an empty list"
+        raise PromptError(f"{where} 'content' is {got}, not a string or a list of strings")
+    texts = []
+    for part in items:
+        if isinstance(part, Mapping) and part.get("type") == "text":
+            part = part.get("text")  # a text block, as the API writes them
+        if not isinstance(part, str) or not part.strip():
+            raise PromptError(
+                f"{where} 'content' holds {part!r:.40}: each part is a non-empty string"
+            )
+        texts.append(part)
+    return texts
+
+
+def search_result_blocks(results: Any) -> list[ContentBlock]:
+    """``search_result`` content blocks from your own retrieval: a list of dicts (or a
+    DataFrame's rows) with ``source``, ``title`` and ``content`` (a string, or a list of
+    strings: one text block each, which citations then name by index); other keys (a score,
+    an id) are left out. Citations are on: the answer cites them by ``search_result_location``.
+    A wrong shape raises :class:`PromptError` saying which item and field."""
+    if hasattr(results, "to_dict") and hasattr(results, "columns"):  # a DataFrame: its rows
+        results = results.to_dict("records")
+    if isinstance(results, Mapping) or not isinstance(results, (list, tuple)):
+        raise PromptError(f"a {type(results).__name__}, not a list: {_SEARCH_RESULT_SHAPE}")
+    if not results:
+        raise PromptError(f"an empty list: {_SEARCH_RESULT_SHAPE}")
+    blocks: list[ContentBlock] = []
+    for number, item in enumerate(results, 1):
+        where = f"item {number}:"
+        if not isinstance(item, Mapping):
+            raise PromptError(
+                f"{where} a {type(item).__name__}, not a dict: {_SEARCH_RESULT_SHAPE}"
+            )
+        blocks.append(
+            {
+                "type": "search_result",
+                "source": _result_field(item, "source", where),
+                "title": _result_field(item, "title", where),
+                "content": [
+                    {"type": "text", "text": text}
+                    for text in _result_texts(item.get("content"), where)
+                ],
+                "citations": dict(CITATIONS_ON),
+            }
+        )
+    return blocks

@@ -40,7 +40,7 @@ __all__ = [
 
 MAX_CACHE_BREAKPOINTS = 4
 
-_ATTACHMENT_TYPES = ("image", "document", "text")
+_ATTACHMENT_TYPES = ("image", "document", "search_result", "text")
 
 
 def build_user_content(
@@ -264,7 +264,7 @@ def add_cache_breakpoints(
     last_attachment = None
     for index, block in enumerate(new_turn):
         prefix += _block_tokens(block)
-        if block.get("type") in ("document", "image"):
+        if block.get("type") in ("document", "image", "search_result"):
             last_attachment = (index, prefix)
     total = prefix
     if last_attachment is not None and budget > added:
@@ -333,13 +333,21 @@ def _shorten_payloads(node: Any) -> Any:
     return node
 
 
-def dry_run_text(url: str, body: dict[str, Any], key_status: str, api_version: str) -> str:
+def dry_run_text(
+    url: str,
+    body: dict[str, Any],
+    key_status: str,
+    api_version: str,
+    betas: Sequence[str] = (),
+) -> str:
     """The request as it would be sent: URL, headers (key masked) and the JSON body."""
     headers = {
         "x-api-key": f"<{key_status}: not shown>",
         "anthropic-version": api_version,
         "content-type": "application/json",
     }
+    if betas:
+        headers["anthropic-beta"] = ",".join(betas)
     lines = [f"POST {url}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     lines.append("")

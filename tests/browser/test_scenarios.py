@@ -309,6 +309,47 @@ def test_a_tool_loop_shows_its_steps_live_then_in_the_saved_answer(
     lab.screenshot("4b-tool-loop-reopened")
 
 
+# -- 4d. A cited answer ----------------------------------------------------------------------------
+
+INVOICE_PDF = """\
+import matplotlib
+matplotlib.use("agg")
+import matplotlib.pyplot as plt
+from matplotlib.backends.backend_pdf import PdfPages
+
+with PdfPages("invoice.pdf", metadata={"CreationDate": None}) as pdf:
+    for line in ["Invoice 1042 from Acme Tools. Total due: 310 EUR.",
+                 "Paid on 3 March by bank transfer."]:
+        page = plt.figure(figsize=(5, 3))
+        page.text(0.05, 0.5, line)
+        pdf.savefig(page)
+        plt.close(page)"""
+
+
+def test_a_cited_answer_shows_its_pages_and_passages_after_save_and_reopen(
+    lab: Lab, jupyter_server: JupyterLabServer
+) -> None:
+    lab.write_notebook(
+        "cited.ipynb",
+        [LOAD, INVOICE_PDF, "%%claude --pdf invoice.pdf --cite\nWhen was it paid, and how?"],
+    )
+    lab.open("cited.ipynb")
+    lab.run_all()
+    lab.wait_until_run(3)
+    lab.save()
+
+    jupyter_server.shutdown_kernels()
+    lab.reopen("cited.ipynb")
+    answer = lab.output(2).locator(".jp-RenderedMarkdown")
+    assert answer.count() == 1
+    assert answer.locator("sup", has_text="[1]").count() == 1
+    sources = answer.locator("ol li").first.inner_text()
+    assert "invoice.pdf, page 2" in sources, sources
+    assert "“Paid on 3 March by bank transfer.”" in sources, sources
+    assert WIDGET_ERROR not in lab.notebook_text()
+    lab.screenshot("4d-cited-answer-reopened")
+
+
 # -- 4c. Reviewing labels by hand ----------------------------------------------------------------
 
 SENTIMENTS = ["positive", "negative", "negative", "neutral", "positive", "neutral"]
