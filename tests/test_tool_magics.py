@@ -479,3 +479,14 @@ def test_code_execution_gets_dataframes_as_files_uploaded_once(
     assert len(uploads) == 1
     # --dry-run uploads nothing.
     ok(ip, "%%claude --code-execution --df t_sales --dry-run\nCalculate it again.")
+    # After a restart the upload is found in files.sqlite: the same file id, so the first
+    # cell is replayed and nothing is uploaded or sent.
+    asked = len(messages_requests(emulator))
+    ip.run_line_magic("unload_ext", "claude_magics")
+    ip.run_line_magic("load_ext", "claude_magics")
+    ip.magics_manager.registry["ClaudeMagics"].display = "markdown"
+    again = ok(ip, source)
+    assert "replayed from" in final(again)["text/markdown"]
+    assert len(messages_requests(emulator)) == asked
+    uploads = [r for r in emulator.requests if r.path == "/v1/files" and r.method == "POST"]
+    assert len(uploads) == 1

@@ -94,8 +94,6 @@ class CellFlow(ClaudeSettings):
     _warned: set[str]
     last_result: ClaudeResult | None
     failures: FailureWatcher
-    #: Files uploaded this session for the sandbox (--df with --code-execution): hash -> id.
-    _uploads: dict[str, str]
 
     @property
     def _df_format(self) -> Literal["csv", "markdown"]:
@@ -394,7 +392,7 @@ class CellFlow(ClaudeSettings):
         )
         # --df with --code-execution: the frames as files in the sandbox, before the words.
         user_content = [
-            *frames_as_files(args, namespace, self.client, self._uploads, dry_run=args.dry_run),
+            *frames_as_files(args, namespace, self.client, self.uploads, dry_run=args.dry_run),
             *user_content,
         ]
         client = self.client

@@ -89,7 +89,6 @@ class ClaudeMagics(CellFlow):
         self.last_result: ClaudeResult | None = None
         #: The last cell that failed, for %claude_fix.
         self.failures = FailureWatcher()
-        self._uploads: dict[str, str] = {}
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
             shell.events.register("post_run_cell", self.failures.after_cell)

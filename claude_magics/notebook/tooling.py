@@ -23,6 +23,7 @@ from .tool_loop import CODE_EXECUTION_TOOLS, WEB_TOOLS
 
 if TYPE_CHECKING:
     from ..api.client import Client
+    from ..api.uploads import Uploads
     from ..tools import Approval, ToolBox
 
 __all__ = ["cell_tools", "frames_as_files", "offer_tools", "uses_tools"]
@@ -142,15 +143,16 @@ def frames_as_files(
     args: Any,
     namespace: Mapping[str, Any],
     client: Client,
-    uploaded: dict[str, str],
+    uploads: Uploads,
     *,
     dry_run: bool = False,
 ) -> list[dict[str, Any]]:
     """``--df NAME`` with ``--code-execution``: each DataFrame goes to Anthropic's sandbox as a
     CSV file (``NAME.csv``, uploaded through the Files API, the key redacted from it) and a
     ``container_upload`` block, so code there reads every row instead of a text excerpt.
-    ``uploaded`` maps a CSV's hash to its file id: the same frame is uploaded once a session.
-    ``dry_run`` uploads nothing: the block names the file it would be."""
+    ``uploads`` (files.sqlite beside the ledger) uploads the same content once, across
+    sessions too, so a re-run sends the same file id and is replayed. ``dry_run`` uploads
+    nothing: the block names the file it would be."""
     import hashlib
 
     from ..prompt.dataframes import pandas_kind
@@ -164,14 +166,12 @@ def frames_as_files(
             raise UsageError(f"--df {name}: {type(frame).__name__} is not a DataFrame or Series")
         text = str(client.redact_key(frame.to_csv(index=pandas_kind(frame) == "Series"))[0])
         data = text.encode("utf-8", "replace")
-        digest = hashlib.sha256(name.encode() + b"\0" + data).hexdigest()
-        if dry_run and digest not in uploaded:
-            blocks.append(
-                {"type": "container_upload", "file_id": f"<{name}.csv, uploaded when sent>"}
-            )
+        known = uploads.known(client, hashlib.sha256(data).hexdigest())
+        if dry_run and known is None:
+            pending = f"<{name}.csv, uploaded when sent>"
+            blocks.append({"type": "container_upload", "file_id": pending})
             continue
-        if digest not in uploaded:
-            meta = client.files.upload(data, filename=f"{name}.csv", media_type="text/csv")
-            uploaded[digest] = str(meta["id"])
-        blocks.append({"type": "container_upload", "file_id": uploaded[digest]})
+        if known is None:
+            known = uploads.upload(client, data, filename=f"{name}.csv", media_type="text/csv")
+        blocks.append({"type": "container_upload", "file_id": known.file_id})
     return blocks
