@@ -190,11 +190,12 @@ def shared_uploads() -> Uploads:
     if magics is not None:
         uploads: Uploads = magics.uploads
         return uploads
+    # The ledger first: shared_ledger takes the same (non-reentrant) lock.
+    ledger = shared_ledger()
     with _lock:
         if "uploads" not in _fallback:
             from .api.uploads import FileStore, Uploads
 
-            ledger = shared_ledger()
             store = FileStore(ledger.path.parent / "files.sqlite", busy_timeout=ledger.busy_timeout)
             _fallback["uploads"] = Uploads(store)
         return _fallback["uploads"]  # type: ignore[no-any-return]

@@ -393,7 +393,9 @@ def test_a_rerun_sends_errored_rows_again_but_never_answered_ones(
 def test_the_same_job_started_in_two_processes_is_worked_on_once(
     jobs: Jobs, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    emulator.configure(latency=0.4)
+    # Slow enough that the child is still answering when this process asks the third time,
+    # even on a loaded machine (at 0.4 s it sometimes finished first, and nothing waited).
+    emulator.configure(latency=1.0)
     n = 40
     child = jobs.child(
         f"""

@@ -19,7 +19,7 @@ from types import FrameType
 
 from .catalog import register
 from .core import Emulator
-from .generation import AUTO_TOOL_RULE, CITE_RULE
+from .generation import AUTO_TOOL_RULE, CITE_RULE, JSON_RULE
 from .labeling import LABEL_RULE
 from .options import EmulatorOptions, Fault
 from .server_tools import SERVER_TOOL_RULE
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
             f"Tool calls: {AUTO_TOOL_RULE}\n\n"
             f"Server tools: {SERVER_TOOL_RULE}\n\n"
             f"Citations: {CITE_RULE}\n\n"
+            f"JSON in text: {JSON_RULE}\n\n"
             f"Label tasks: {LABEL_RULE}"
         ),
         formatter_class=_Formatter,

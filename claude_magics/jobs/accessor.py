@@ -41,7 +41,7 @@ __all__ = ["ClaudeAccessor", "register"]
 # Passed through to ``entry.run``: where to send and store, and the settings to use.
 _KNOWN = (
     *("client", "store", "ledger", "limits", "settings", "fresh", "progress", "what"),
-    "replayer",
+    *("replayer", "uploads"),
 )
 
 
@@ -72,6 +72,13 @@ def _only_for_labels(options: dict[str, Any], labels: bool, schema: bool) -> Non
         raise TypeError(
             f"{', '.join(misplaced)}: only with labels= (descriptions also with schema=)"
         )
+
+
+def _cited(task: Task, citations: bool) -> Task:
+    """``task`` asking for citations of each row's document when ``citations`` is set."""
+    from dataclasses import replace
+
+    return replace(task, citations=True) if citations else task
 
 
 class ClaudeAccessor:
@@ -116,6 +123,7 @@ class ClaudeAccessor:
         status: bool | None,
         usage: bool,
         options: dict[str, Any],
+        files: Any = None,
     ) -> Any:
         job = entry.run(
             self._frame,
@@ -128,6 +136,7 @@ class ClaudeAccessor:
             mode=mode,
             yes=yes,
             wait=wait,
+            files=files,
             **_job_options(options),
         )
         if not wait:
@@ -142,6 +151,8 @@ class ClaudeAccessor:
         template: str,
         *,
         schema: Any = None,
+        files: Any = None,
+        citations: bool = False,
         model: str | None = None,
         system: str | None = None,
         max_tokens: int | None = None,
@@ -156,9 +167,14 @@ class ClaudeAccessor:
         dict, a pydantic model or ``{"field": type}``), its fields (a Series for one field,
         else a DataFrame). ``model`` defaults to ``ClaudeMagics.job_model``.
 
+        ``files`` names a column with each row's PDF or image (a path, bytes or a URL), sent
+        with its prompt (uploaded once, by ``file_id``). ``citations=True`` asks for citations
+        of each document: a DataFrame with ``<field>_cite_page`` and ``<field>_cite_text``
+        beside each field (``answer_cite_...`` for a text answer); see ``extract``.
+
             df["summary"] = df.claude.map("Summarise in one line: {{review}}", max_tokens=60)
         """
-        task = map_task(schema)
+        task = _cited(map_task(schema), citations)
         result = self._run(
             template,
             task,
@@ -171,6 +187,7 @@ class ClaudeAccessor:
             status=status or None,
             usage=usage,
             options=options,
+            files=files,
         )
         if (
             isinstance(result, pd.DataFrame)
@@ -192,6 +209,8 @@ class ClaudeAccessor:
         abstain: bool = False,
         rationale: bool = False,
         confidence: bool = False,
+        files: Any = None,
+        citations: bool = False,
         model: str | None = None,
         effort: str | None = None,
         cascade: Sequence[str] | None = None,
@@ -236,8 +255,19 @@ class ClaudeAccessor:
             df["topic"] = df.claude.label("ticket", ["billing", "bug"], model=big_model)
             out = df.claude.label("ticket", ["billing", "bug"], abstain=True, confidence=True)
             out = df.claude.label("ticket", ["billing", "bug"], cascade=[small, big], gold="gold")
+
+        ``files`` names a column with each row's PDF or image (a path, bytes or a URL), sent
+        with its prompt and uploaded once. ``citations=True`` is refused: labels are structured
+        output, which the API does not allow with citations (``extract`` or ``map`` cite).
         """
+        if citations:
+            raise TypeError(
+                "citations=True: not with label (the API allows no citations with structured "
+                "output); use extract(..., files=..., citations=True) to cite each field"
+            )
         if cascade is not None:
+            if files is not None:
+                raise TypeError("files: not with cascade= yet; label each model's rows in turn")
             return self._cascade(
                 template_or_column,
                 labels,
@@ -289,6 +319,7 @@ class ClaudeAccessor:
             status=status if status is not None else (True if abstain else None),
             usage=usage,
             options=options,
+            files=files,
         )
 
     def extract(
@@ -297,6 +328,8 @@ class ClaudeAccessor:
         schema: Any,
         *,
         descriptions: Mapping[str, str] | None = None,
+        files: Any = None,
+        citations: bool = False,
         model: str | None = None,
         system: str | None = None,
         max_tokens: int | None = None,
@@ -315,11 +348,23 @@ class ClaudeAccessor:
         not succeed are then missing values, and a one-line note says how many). ``model``
         defaults to ``ClaudeMagics.job_model``.
 
+        ``files`` names a column with each row's PDF or image: a path, bytes, or an ``http(s)``
+        URL (sent as a ``url`` source). Each distinct file is uploaded once (by content hash,
+        remembered in ``files.sqlite`` beside the ledger) and sent by ``file_id``, in batches
+        and in realtime; a row whose file is missing or unreadable is ``errored:file_error``.
+        ``citations=True`` turns on citations for each document and adds, per field,
+        ``<field>_cite_page`` (``Int64``: the page the value is cited from; missing for
+        a text document or no citation) and ``<field>_cite_text`` (``string``: the quoted
+        passage). The API allows no structured output with citations, so the fields are then
+        asked for as JSON in the answer's text (the schema in the shared instruction) and still
+        checked against the schema (else ``invalid_output``).
+
             fields = df.claude.extract("review", {"product": str, "stars": int})
+            bills = df.claude.extract("{{name}}", {"total": float}, files="pdf", citations=True)
         """
         result = self._run(
             template_or_column,
-            extract_task(schema, descriptions=descriptions),
+            _cited(extract_task(schema, descriptions=descriptions), citations),
             model=model,
             system=system,
             max_tokens=max_tokens,
@@ -329,6 +374,7 @@ class ClaudeAccessor:
             status=status,
             usage=usage,
             options=options,
+            files=files,
         )
         return result.to_frame() if isinstance(result, pd.Series) else result
 
@@ -481,6 +527,8 @@ class ClaudeAccessor:
         system: str | None,
         max_tokens: int | None,
         label_options: dict[str, Any],
+        files: Any = None,
+        citations: bool = False,
     ) -> Any:
         from ..config import current_settings
         from .rows import build_prompts, make_template
@@ -501,6 +549,7 @@ class ClaudeAccessor:
                 task = map_task(schema)
         else:
             task = map_task()
+        task = _cited(task, citations)
         row_template = make_template(columns, template, task)
         return build_prompts(
             self._frame,
@@ -509,6 +558,7 @@ class ClaudeAccessor:
             model=model or current_settings().job_model,
             max_tokens=max_tokens,
             system=system,
+            files=entry.row_files(self._frame, files, task),
         )
 
     def estimate(
@@ -529,11 +579,16 @@ class ClaudeAccessor:
         abstain: bool = False,
         rationale: bool = False,
         confidence: bool = False,
+        files: Any = None,
+        citations: bool = False,
     ) -> pd.DataFrame:
         """What the job would cost in realtime and as a batch, with and without caching, from
-        local token estimates; nothing is sent. The note is in ``.attrs["note"]``. Prompts
-        answered before (the replay store, a cassette) are not counted: the note says how many
-        would be replayed, at $0 (``client`` and ``replayer``: default the session's).
+        local token estimates; nothing is sent. With ``files`` (a column of PDFs or images,
+        as the jobs take it), the documents are counted by count_tokens on up to 5 sampled
+        files, scaled to every row (an estimate, said in the note). The note is in
+        ``.attrs["note"]``. Prompts answered before (the replay store, a cassette) are not
+        counted: the note says how many would be replayed, at $0 (``client`` and
+        ``replayer``: default the session's).
 
         ``model`` defaults to ``ClaudeMagics.job_model``. Beside its cost, an ``if MODEL ($)``
         column per model in ``compare`` prices the same tokens on that model; by default the
@@ -545,7 +600,7 @@ class ClaudeAccessor:
             df.claude.estimate("review", labels=["positive", "negative"], compare=())
         """
         from ..config import current_settings, shared_client
-        from .estimate import comparison_models, estimate_job
+        from .estimate import comparison_models, document_tokens, estimate_job
 
         prompts = self._prompts(
             template,
@@ -558,16 +613,19 @@ class ClaudeAccessor:
             label_options=_label_options(
                 descriptions, examples, abstain=abstain, rationale=rationale, confidence=confidence
             ),
+            files=files,
+            citations=citations,
         )
         settings = current_settings()
         if compare is None:
             compare = comparison_models(prompts.model, settings.model)
-        replay = entry.prompts_replay(
-            prompts, client or shared_client(), entry.job_replayer(replayer, settings)
-        )
+        client = client or shared_client()
+        replay = entry.prompts_replay(prompts, client, entry.job_replayer(replayer, settings))
         hits = replay.lookup(range(prompts.n_prompts)) if replay is not None else {}
+        send = [n for n in range(prompts.n_prompts) if n not in hits]
+        documents = document_tokens(prompts, send, client) if files is not None else (0, "")
         return estimate_job(
-            prompts, settings.price_overrides, compare=compare, replayed=hits
+            prompts, settings.price_overrides, compare=compare, replayed=hits, documents=documents
         ).frame()
 
     def count_tokens(

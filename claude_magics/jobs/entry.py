@@ -57,8 +57,10 @@ if TYPE_CHECKING:
 
     from ..api.client import Client
     from ..api.models import ModelCatalog, ModelInfo
+    from ..api.uploads import Uploads
     from ..cost.ledger import Ledger
     from ..cost.replay import Replayer, StoredAnswer
+    from .documents import RowFile
     from .estimate import JobEstimate
     from .replaying import JobReplay
     from .rows import Prompts, RowTemplate
@@ -170,7 +172,23 @@ def prompts_replay(prompts: Prompts, client: Client, replayer: Replayer | None) 
     # Either mode's layout gives the same keys (cache marks are no part of a key): the batch
     # one, which the large jobs lay out next anyway.
     before, after = prompts.template(batch=True)
-    return JobReplay(replayer, client, before, after, prompts.texts)
+    return JobReplay(replayer, client, before, after, prompts.texts, prompts.documents)
+
+
+def row_files(frame: pd.DataFrame, files: Any, task: Task) -> list[RowFile] | None:
+    """Each row's file from the column ``files`` (None: a job without files). Reading them
+    fails no row's neighbours: a file that cannot be had is that row's error."""
+    from ..prompt import PromptError
+    from .documents import read_files
+    from .rows import _missing_column
+
+    if files is None:
+        if task.citations:
+            raise PromptError("citations=True cites each row's document: name them with files=")
+        return None
+    if files not in list(frame.columns):
+        raise _missing_column(str(files), list(frame.columns), bare=True)
+    return read_files(frame[files])
 
 
 def resolve_mode(mode: str, n_prompts: int, threshold: int) -> str:
@@ -198,12 +216,20 @@ class JobPlan:
     existing: JobRecord | None
     #: Said before the job runs (a batch job sent in realtime, and why), or None.
     note: str | None = None
+    #: With ``files=``: the client whose count_tokens sizes the documents.
+    client: Client | None = None
+    _documents: tuple[int, str] | None = None
 
     def estimate(self, overrides: Mapping[str, Any] | None = None) -> JobEstimate:
-        """What sending the misses costs (local estimates; replayed prompts at $0)."""
-        from .estimate import estimate_job
+        """What sending the misses costs (local estimates; replayed prompts at $0; with
+        ``files=``, the documents counted on a sample of files and scaled)."""
+        from .estimate import document_tokens, estimate_job
 
-        return estimate_job(self.prompts, overrides, replayed=self.hits)
+        if self._documents is None:
+            self._documents = (0, "")
+            if self.prompts.files is not None and self.client is not None:
+                self._documents = document_tokens(self.prompts, self.misses, self.client)
+        return estimate_job(self.prompts, overrides, replayed=self.hits, documents=self._documents)
 
     def costs(self, overrides: Mapping[str, Any] | None = None) -> tuple[float, float]:
         """``(expected, worst case)`` dollars of running the plan: nothing for a job already
@@ -229,6 +255,7 @@ def plan_job(
     effort: str | None = None,
     mode: str = "auto",
     fresh: bool = False,
+    files: Any = None,
 ) -> JobPlan:
     """Everything :func:`run` decides before it sends: the prompts, the replay hits, the mode
     (``mode="batch"`` where the server does not batch the model raises
@@ -240,13 +267,21 @@ def plan_job(
 
     row_template = make_template(list(frame.columns), template, task)
     prompts = build_prompts(
-        frame, row_template, task, model=model, max_tokens=max_tokens, system=system, effort=effort
+        frame,
+        row_template,
+        task,
+        model=model,
+        max_tokens=max_tokens,
+        system=system,
+        effort=effort,
+        files=row_files(frame, files, task),
     )
     replay = prompts_replay(prompts, client, replayer)
     # Answers already paid for: looked up in bulk before anything else, since what is left to
     # send decides the mode, the estimate and the confirmation.
     hits = replay.lookup(range(prompts.n_prompts)) if replay is not None and not fresh else {}
-    misses = [n for n in range(prompts.n_prompts) if n not in hits]
+    broken = {n for n, f in enumerate(prompts.files or ()) if f.error is not None}
+    misses = [n for n in range(prompts.n_prompts) if n not in hits and n not in broken]
     chosen = resolve_mode(mode, len(misses), settings.batch_threshold)
     info = model_info(client, model)
     note = None
@@ -271,6 +306,7 @@ def plan_job(
         key=key,
         existing=None if fresh else store.find(key),
         note=note,
+        client=client,
     )
 
 
@@ -295,6 +331,8 @@ def run(
     what: str | None = None,
     settings: Settings | None = None,
     replayer: Replayer | None = None,
+    files: Any = None,
+    uploads: Uploads | None = None,
 ) -> Job:
     """Run ``task`` over the rows of ``frame``: the function behind ``df.claude.map``,
     ``label`` and ``extract``. Returns the job, finished unless ``wait=False``.
@@ -312,6 +350,12 @@ def run(
     the job's results at $0 (``source`` "replay"), and only the rest is sent, estimated,
     confirmed and checked against the budget; ``mode="auto"`` picks by what is sent.
     ``fresh=True`` looks nothing up. Every fresh answer is kept for replay.
+
+    **Files.** ``files`` names a column holding each row's PDF or image (a path, bytes or an
+    ``http(s)`` URL; ``documents``), sent before the row's text. Each distinct file is uploaded
+    once (``uploads``: default the session's, ``files.sqlite`` beside the ledger) and sent by
+    ``file_id``; the ids are kept with the job, so attaching or running again uploads nothing.
+    A row whose file cannot be read or uploaded is ``errored:file_error``, never sent.
     """
     from ..config import check_budget, current_settings, shared_client, shared_ledger
 
@@ -334,6 +378,7 @@ def run(
         effort=effort,
         mode=mode,
         fresh=fresh,
+        files=files,
     )
     prompts, replay, hits, misses = plan.prompts, plan.replay, plan.hits, plan.misses
     chosen, key, row_template = plan.mode, plan.key, plan.row_template
@@ -381,6 +426,10 @@ def run(
 
     from .indexes import encode_index
 
+    documents: dict[str, Any] = {}
+    failed_files: dict[int, str] = {}
+    if prompts.files is not None:
+        documents, failed_files = _upload(prompts, misses, client, uploads)
     before, after = prompts.template(batch=batch)
     row_index = encode_index(frame.index)
     record = JobRecord(
@@ -401,6 +450,7 @@ def run(
             "max_tokens": prompts.max_tokens,
             "pid": os.getpid(),
             **({"effort": prompts.effort} if prompts.effort else {}),
+            **documents,
         },
         before=before,
         after=after,
@@ -427,6 +477,14 @@ def run(
         fresh=fresh,
     )
     job.put_replayed(hits)
+    if failed_files:
+        from .documents import FILE_ERROR
+        from .wire import failed_row
+
+        job.put_results(
+            [failed_row(n, FILE_ERROR, why, "files", 0) for n, why in failed_files.items()]
+        )
+        misses = [n for n in misses if n not in failed_files]
     try:
         job.start(misses)  # realtime: blocks until every request is answered or has failed
     except KeyboardInterrupt as exc:
@@ -465,10 +523,61 @@ def run(
             what=what,
             settings=settings,
             replayer=replayer,
+            files=files,
+            uploads=uploads,
         )
     if wait and job.mode == "batch":
         job.wait()
     return job
+
+
+# Outside IPython: one Uploads per files.sqlite for the process (the magics have their own).
+_UPLOADS: dict[str, Uploads] = {}
+
+
+def _session_uploads() -> Uploads:
+    """The session's uploads: the magics' when loaded, else one beside the shared ledger."""
+    from ..api.uploads import FileStore, Uploads
+    from ..config import shared_ledger, shared_uploads
+
+    if active_magics() is not None:
+        return shared_uploads()
+    ledger = shared_ledger()
+    path = ledger.path.parent / "files.sqlite"
+    if str(path) not in _UPLOADS:
+        store = FileStore(path, busy_timeout=ledger.busy_timeout)
+        _UPLOADS[str(path)] = Uploads(store)
+    return _UPLOADS[str(path)]
+
+
+def _upload(
+    prompts: Prompts, misses: list[int], client: Client, uploads: Uploads | None
+) -> tuple[dict[str, Any], dict[int, str]]:
+    """Upload the files of the prompts to send (each distinct one once; what ``files.sqlite``
+    knows is not sent again): the job's ``documents`` and ``file_ids`` to keep in its record,
+    and the prompts that cannot be sent, with why (said in one line)."""
+    from .documents import upload_files
+
+    files = prompts.files or []
+    uploads = uploads if uploads is not None else _session_uploads()
+    ids, failed = upload_files([files[n] for n in misses], client, uploads)
+    for notice in uploads.notices:
+        say(notice)
+    uploads.notices.clear()
+    why: dict[int, str] = {}
+    for n, row_file in enumerate(files):
+        if row_file.error is not None:
+            why[n] = row_file.error
+        elif row_file.sha256 in failed:
+            why[n] = f"upload failed: {failed[row_file.sha256]}"
+    if why:
+        rows = [i for i, p in enumerate(prompts.row_prompt) if p in why]
+        first = why[prompts.row_prompt[rows[0]]]
+        say(
+            f"{len(rows):,} of {prompts.n_rows:,} rows have no file to send (errored:file_error; "
+            f"the first: {first}); the other rows are sent."
+        )
+    return {"documents": prompts.documents, "file_ids": ids}, why
 
 
 def attach(

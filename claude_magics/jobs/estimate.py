@@ -107,6 +107,10 @@ class JobEstimate:
     #: Distinct prompts answered before (the replay store, a cassette): shown again at $0,
     #: not sent, and not in ``prompts`` or any cost here.
     replayed: int = 0
+    #: With ``files=``: the documents' input tokens (in ``fresh_tokens``), and how they were
+    #: found (:func:`document_tokens`).
+    document_tokens: int = 0
+    document_note: str = ""
 
     @property
     def price(self) -> ModelPrice | None:
@@ -224,9 +228,10 @@ class JobEstimate:
             if self.replayed
             else ""
         )
+        documents = f"{self.document_note}; " if self.document_note else ""
         return (
             f"{self.rows:,} rows, {self.prompts:,} distinct prompts{replayed}, {self.model}; "
-            "input tokens "
+            f"{documents}input tokens "
             f"are local estimates, output is at most max_tokens={self.max_tokens:,} a request; "
             f"{cache}; {compared}prices as of {PRICES_AS_OF}."
         )
@@ -263,10 +268,12 @@ def estimate_job(
     *,
     compare: Sequence[str] = (),
     replayed: Collection[int] = (),
+    documents: tuple[int, str] = (0, ""),
 ) -> JobEstimate:
     """What the job costs, from local estimates (nothing is sent); ``compare``: other models
     to price the same tokens on; ``replayed``: the prompts that will be replayed, not sent
-    (counted apart, at $0)."""
+    (counted apart, at $0); ``documents``: the documents' tokens and what they are
+    (:func:`document_tokens`)."""
     from ..prompt import estimate_tokens
 
     skip = set(replayed)
@@ -281,12 +288,81 @@ def estimate_job(
         prompts=prompts.n_prompts - len(skip),
         replayed=len(skip),
         prefix_tokens=prompts.instruction_tokens,
-        fresh_tokens=fresh,
+        fresh_tokens=fresh + documents[0],
         max_tokens=prompts.max_tokens,
         cacheable=prompts.cacheable,
         overrides=overrides,
         compare=tuple(m for m in dict.fromkeys(compare) if m != prompts.model),
+        document_tokens=documents[0],
+        document_note=documents[1],
     )
+
+
+#: How many files ``document_tokens`` counts with count_tokens before it scales.
+DOCUMENT_SAMPLE = 5
+# A local guess of a file's tokens when it cannot be counted: a page of a PDF is about
+# 1,500 to 3,000 tokens (text and the page's image); bytes are a crude stand-in for pages.
+_BYTES_PER_TOKEN = 8
+_FLOOR_TOKENS = 1_500
+
+
+def document_tokens(prompts: Prompts, send: Collection[int], client: Client) -> tuple[int, str]:
+    """The input tokens of the documents of the prompts to ``send`` (``files=``): up to
+    :data:`DOCUMENT_SAMPLE` distinct files counted by ``/v1/messages/count_tokens`` (inline,
+    nothing uploaded), their mean scaled to every prompt; a local guess where counting fails.
+    Always an estimate, and said so: ``(tokens, note)``."""
+    import base64
+    import os
+
+    from ..errors import ClaudeError
+    from ..local_files import read_regular
+
+    files = prompts.files or []
+    chosen = [n for n in send if n < len(files) and files[n].error is None]
+    if not chosen:
+        return 0, ""
+    distinct: dict[str, int] = {}
+    for n in chosen:
+        distinct.setdefault(files[n].identity, n)
+    sample = random.Random(0).sample(sorted(distinct.values()), min(DOCUMENT_SAMPLE, len(distinct)))
+    question = {"role": "user", "content": [{"type": "text", "text": "."}]}
+    counted: list[int] = []
+    for n in sample:
+        row_file = files[n]
+        try:
+            if row_file.url is not None:
+                source: dict[str, Any] = {"type": "url", "url": row_file.url}
+            else:
+                data = row_file.data
+                if data is None:
+                    _, data = read_regular(
+                        os.fspath(row_file.path or ""),
+                        32 * 1024 * 1024,
+                        error=ClaudeError,
+                        what="counted",
+                    )
+                source = {
+                    "type": "base64",
+                    "media_type": row_file.media_type,
+                    "data": base64.b64encode(data).decode(),
+                }
+            block = {"type": row_file.kind, "source": source}
+            with_doc = {"role": "user", "content": [block, *question["content"]]}
+            whole = client.messages.count_tokens(model=prompts.model, messages=[with_doc])
+            bare = client.messages.count_tokens(model=prompts.model, messages=[question])
+            counted.append(max(0, int(whole) - int(bare)))
+        except ClaudeError:
+            continue
+    if counted:
+        mean = sum(counted) / len(counted)
+        total = round(mean * len(chosen))
+        how = (
+            f"documents about {total:,} tokens (an estimate: count_tokens on {len(counted)} "
+            f"of {len(distinct):,} files, scaled to {len(chosen):,} prompts)"
+        )
+        return total, how
+    total = sum(max(_FLOOR_TOKENS, files[n].size // _BYTES_PER_TOKEN) for n in chosen)
+    return total, f"documents about {total:,} tokens (a local estimate from file sizes)"
 
 
 #: Where the figures of a :class:`TokenCount` come from.

@@ -91,13 +91,14 @@ class Job(JobState):
         """The prompts a run sends: those without a result and, in realtime, those whose
         request failed (no answer came, or none that could be read; nothing was billed for
         them, or nothing usable came of it). Answered prompts are never sent again."""
+        never = self.unsendable()
         if self.mode == "batch":
-            return self.unanswered()
+            return [n for n in self.unanswered() if n not in never]
         statuses = self.statuses()
         return [
             n
             for n in range(self.record.n_prompts)
-            if n not in statuses or statuses[n].startswith("errored")
+            if (n not in statuses or statuses[n].startswith("errored")) and n not in never
         ]
 
     # -- sending (the work is done in ``sending``) -------------------------------------------------
@@ -184,11 +185,13 @@ class Job(JobState):
         wanted = tuple(statuses)
         if isinstance(statuses, str):
             wanted = (statuses,)
+        never = self.unsendable()  # a row whose file failed stays as it is
         with self.claimed():
             chosen = [
                 prompt
                 for prompt, status in self.statuses().items()
                 if any(status == s or status.startswith(s + ":") for s in wanted)
+                and prompt not in never
             ]
             if chosen:
                 self.start(sorted(chosen))  # realtime: blocks until they are answered

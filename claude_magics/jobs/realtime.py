@@ -72,7 +72,11 @@ def run_realtime(job: JobState, prompts: list[int]) -> None:
     def send(prompt: int) -> ApiObject:
         try:
             return job.client.request(
-                "POST", "/v1/messages", body=orjson.Fragment(job.params(prompt)), max_retries=0
+                "POST",
+                "/v1/messages",
+                body=orjson.Fragment(job.params(prompt)),
+                max_retries=0,
+                betas=job.betas,
             )
         except APIResponseError as exc:  # a 2xx body cut short or not JSON
             raise _MalformedAnswer(f"the answer was cut short or is not JSON ({exc})") from None

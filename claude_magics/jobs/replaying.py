@@ -102,11 +102,15 @@ class JobReplay:
         before: bytes,
         after: bytes,
         texts: Sequence[str],
+        documents: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
+        """``documents``: each prompt's document as its key sees it (``documents.key_block``:
+        the content's hash, never an upload's id), with ``files=``."""
         self.replayer = replayer
         self.base_url = str(client.base_url)
         self.api_version = str(client.api_version)
         self.texts = texts
+        self.documents = documents
         self._template: dict[str, Any] = orjson.loads(before + orjson.dumps(_MARK) + after)
         self._keys: list[str] | None = None
         self._failed: list[Exception] = []
@@ -119,6 +123,14 @@ class JobReplay:
     def body(self, prompt: int) -> dict[str, Any]:
         """The request body prompt ``prompt`` sends (for its key and for people)."""
         body: dict[str, Any] = _replace(self._template, _MARK, self.texts[prompt])
+        if self.documents is not None:
+            from .documents import DOCUMENT_MARK
+
+            document = dict(self.documents[prompt])
+            for message in body.get("messages") or ():
+                content = message.get("content")
+                if isinstance(content, list):
+                    message["content"] = [document if b == DOCUMENT_MARK else b for b in content]
         return body
 
     def key(self, prompt: int) -> str:
@@ -138,6 +150,8 @@ class JobReplay:
         answer (its normalisation changed): the caller then asks it per prompt."""
         if not self.texts:
             return []
+        if self.documents is not None:
+            return None  # a document per prompt besides its text: keyed one by one
         # What request_key hashes (its module docstring), laid out once for all prompts.
         parts = urlsplit(self.base_url)
         normal = {k: v for k, v in self._template.items() if k not in ("stream", "metadata")}

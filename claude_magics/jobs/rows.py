@@ -43,6 +43,7 @@ from ..prompt import (
     template_references,
 )
 from ..prompt.body import CallOptions, build_body
+from .documents import DOCUMENT_MARK, DOCUMENT_MARK_BYTES, RowFile, key_block
 from .tasks import Task
 
 if TYPE_CHECKING:
@@ -257,6 +258,11 @@ class Prompts:
     cacheable: bool
     #: The effort level asked of the model (``output_config.effort``); None: the model's own.
     effort: str | None = None
+    #: With ``files=``: each prompt's document as its key sees it (``documents.key_block``),
+    #: sent before the row's text; None: a job without files.
+    documents: list[dict[str, Any]] | None = None
+    #: With ``files=``: each prompt's file (what to upload), in prompt order.
+    files: list[RowFile] | None = None
     _templates: dict[bool, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
 
     @property
@@ -271,19 +277,26 @@ class Prompts:
         """The request body with the placeholder text (for inspection and templating), built
         by ``build_body`` like every other request."""
         head: dict[str, Any] = {"type": "text", "text": self.head}
-        if self.cacheable:
-            # Batches can take longer than five minutes to reach the later rows.
-            head["cache_control"] = (
-                {"type": "ephemeral", "ttl": "1h"} if batch else {"type": "ephemeral"}
-            )
+        system = self.system
+        # Batches can take longer than five minutes to reach the later rows.
+        mark = {"type": "ephemeral", "ttl": "1h"} if batch else {"type": "ephemeral"}
+        content = [head, {"type": "text", "text": _SENTINEL}]
+        if self.documents is not None:
+            # Each row's document comes first (documents before the question); the cached
+            # prefix, when there is one, ends with the instruction every row shares.
+            content.insert(0, DOCUMENT_MARK)
+            if self.cacheable:
+                system = [*system[:-1], {**system[-1], "cache_control": mark}]
+        elif self.cacheable:
+            head["cache_control"] = mark
         options = CallOptions(
             model=self.model,
             max_tokens=self.max_tokens,
-            system_blocks=self.system,
-            schema=self.task.schema,
+            system_blocks=system,
+            schema=self.task.output_schema,
             effort=self.effort,
         )
-        body = build_body(options, (), [head, {"type": "text", "text": _SENTINEL}])
+        body = build_body(options, (), content)
         # The API ignores the order of fields, but the request-set hash (``key``) is taken over
         # these bytes: keep the order jobs have always had, so that running a call again attaches
         # to the job it started with an earlier version instead of paying for it twice.
@@ -298,9 +311,13 @@ class Prompts:
             self._templates[batch] = (before, after)
         return self._templates[batch]
 
-    def params(self, n: int, *, batch: bool) -> bytes:
-        """The JSON request body of prompt ``n``."""
+    def params(self, n: int, *, batch: bool, document: bytes | None = None) -> bytes:
+        """The JSON request body of prompt ``n`` (``document``: its document block as sent,
+        with ``files=``; else the key block stands there)."""
         before, after = self.template(batch=batch)
+        if self.documents is not None:
+            block = document if document is not None else orjson.dumps(self.documents[n])
+            before = before.replace(DOCUMENT_MARK_BYTES, block)
         return before + orjson.dumps(self.texts[n]) + after
 
     def params_dict(self, n: int, *, batch: bool) -> dict[str, Any]:
@@ -322,6 +339,8 @@ class Prompts:
             digest.update(("\x00" + part if start else part).encode("utf-8", "surrogatepass"))
         digest.update(b"\x00")
         digest.update(_pack(self.row_prompt))
+        if self.documents is not None:
+            digest.update(b"\x00documents\x00" + orjson.dumps(self.documents))
         return digest.hexdigest()
 
     def input_estimate(self, n: int) -> int:
@@ -344,12 +363,28 @@ def build_prompts(
     max_tokens: int | None = None,
     system: str | None = None,
     effort: str | None = None,
+    files: Sequence[RowFile] | None = None,
 ) -> Prompts:
     """Render every row, keep each distinct prompt once, and lay out the shared request
-    (``effort``: the model's effort level, sent only when given)."""
+    (``effort``: the model's effort level, sent only when given). ``files``: each row's file
+    (``documents.read_files``), sent before its text; a prompt is then a text and a file."""
     texts_by_row = template.render(frame)
     numbers: dict[str, int] = {}
-    row_prompt = [numbers.setdefault(text, len(numbers)) for text in texts_by_row]
+    documents: list[dict[str, Any]] | None = None
+    prompt_files: list[RowFile] | None = None
+    if files is None:
+        row_prompt = [numbers.setdefault(text, len(numbers)) for text in texts_by_row]
+        texts = list(numbers)
+    else:
+        pairs: dict[tuple[str, str], int] = {}
+        texts, documents, prompt_files, row_prompt = [], [], [], []
+        for text, row_file in zip(texts_by_row, files, strict=True):
+            number = pairs.setdefault((text, row_file.identity), len(pairs))
+            if number == len(texts):
+                texts.append(text)
+                prompt_files.append(row_file)
+                documents.append(key_block(row_file, citations=task.citations))
+            row_prompt.append(number)
     instruction = template.system_text(task)
     blocks: list[dict[str, Any]] = []
     if system:
@@ -367,11 +402,13 @@ def build_prompts(
         task=task,
         system=blocks,
         head=template.head,
-        texts=list(numbers),
+        texts=texts,
         row_prompt=row_prompt,
         instruction_tokens=prefix_tokens,
         cacheable=prefix_tokens >= cache_min_tokens(model),
         effort=effort,
+        documents=documents,
+        files=prompt_files,
     )
 
 

@@ -212,7 +212,9 @@ class Batches:
         if all(n in cached for n in numbers):
             return [cached[n] for n in numbers]
         job = self.job
-        return request_items(job.tag, job.record.before, job.record.after, job.texts, numbers)
+        return request_items(
+            job.tag, job.record.before, job.record.after, job.texts, numbers, job.documents
+        )
 
     def plan(self, prompts: list[int]) -> None:
         """Record the batches that will hold ``prompts`` (a new attempt), before any is sent."""
@@ -240,7 +242,11 @@ class Batches:
         self.store.update_chunk(chunk, state="sending", sent_at=time.time())
         try:
             batch = self.job.client.request(
-                "POST", "/v1/messages/batches", body=orjson.Fragment(body), retry="unsent"
+                "POST",
+                "/v1/messages/batches",
+                body=orjson.Fragment(body),
+                retry="unsent",
+                betas=self.job.betas,
             )
         except APIConnectionError as exc:
             if not exc.may_have_reached_server:

@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -37,7 +37,7 @@ from .replaying import Fresh
 from .spend import write_owed, write_spend
 from .store import JobRecord, JobStore, OwedSpend, ResultRow
 from .tasks import Task
-from .wire import BatchLimits
+from .wire import BatchLimits, with_document
 
 if TYPE_CHECKING:
     from ..api.client import Client
@@ -104,6 +104,7 @@ class JobState:
         self.price_overrides = dict(self.settings.price_overrides or {}) or None
         self.task: Task = Task.from_spec(record.spec["task"])
         self._texts = texts
+        self._documents: list[bytes | None] | None = None
         self._row_prompt = row_prompt
         self._rows: dict[int, ResultRow] | None = None
         #: Dollars spent on this job by this object (what it recorded in the spend ledger).
@@ -155,7 +156,53 @@ class JobState:
 
     def params(self, prompt: int) -> bytes:
         """The JSON request body of one distinct prompt, as sent."""
-        return self.record.before + orjson.dumps(self.texts[prompt]) + self.record.after
+        before = self.record.before
+        documents = self.documents
+        if documents is not None:
+            before = with_document(before, documents[prompt])
+        return before + orjson.dumps(self.texts[prompt]) + self.record.after
+
+    @property
+    def key_documents(self) -> list[dict[str, Any]] | None:
+        """With ``files=``: each prompt's document as its key sees it (``documents``)."""
+        found = self.record.spec.get("documents")
+        return None if found is None else list(found)
+
+    @property
+    def documents(self) -> list[bytes | None] | None:
+        """With ``files=``: each prompt's document block as sent (the uploads' ids, kept in
+        the job's record), or None for a prompt that is not sent (its file failed)."""
+        if self._documents is None:
+            keys = self.key_documents
+            if keys is None:
+                return None
+            from .documents import block_error, block_sha, wire_block
+
+            ids = dict(self.record.spec.get("file_ids") or {})
+            self._documents = [
+                None
+                if block_error(block) is not None
+                or (block_sha(block) is not None and block_sha(block) not in ids)
+                else wire_block(block, ids)
+                for block in keys
+            ]
+        return self._documents
+
+    @property
+    def betas(self) -> tuple[str, ...]:
+        """The betas the job's requests need: the Files API's when its documents are uploads
+        (the request bodies are bytes the client does not look into)."""
+        from ..api.betas import FILES_API_BETA
+
+        ids = self.record.spec.get("file_ids")
+        return (FILES_API_BETA,) if ids else ()
+
+    def unsendable(self) -> set[int]:
+        """The prompts that are never sent: their file could not be read or uploaded."""
+        documents = self.documents
+        if documents is None:
+            return set()
+        return {n for n, block in enumerate(documents) if block is None}
 
     # -- replay ----------------------------------------------------------------------------------
 
@@ -166,7 +213,12 @@ class JobState:
             from .replaying import JobReplay
 
             self._replay = JobReplay(
-                self.replayer, self.client, self.record.before, self.record.after, self.texts
+                self.replayer,
+                self.client,
+                self.record.before,
+                self.record.after,
+                self.texts,
+                self.key_documents,
             )
         return self._replay
 

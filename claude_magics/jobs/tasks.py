@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import orjson
@@ -41,6 +41,10 @@ __all__ = [
 ]
 
 TaskKind = Literal["map", "label", "extract"]
+
+#: How a stored answer with citations starts (``wire.message_row``): then JSON, with the
+#: answer's text and its citations as ``[start, end, page, cited_text]`` offsets into it.
+CITED = "\x00cited\x00"
 
 #: The answer ``abstain=True`` adds to the labels: the model says it cannot tell. Never a label:
 #: the row's label is missing and its ``claude_status`` is :data:`ABSTAINED`.
@@ -130,6 +134,10 @@ class Task:
     abstain: bool = False
     rationale: bool = False
     confidence: bool = False
+    #: Citations asked of each row's document (``files=``): the answer's fields come as JSON in
+    #: text (the API refuses citations with ``output_config.format``), each with the page and
+    #: text it cites in ``<field>_cite_page`` and ``<field>_cite_text``.
+    citations: bool = False
 
     @property
     def _answer_key(self) -> str:
@@ -141,6 +149,8 @@ class Task:
         if self.kind == "label":
             extras = ["rationale"] * self.rationale + ["confidence"] * self.confidence
             return [self._answer_key, *extras]
+        if self.citations:
+            return list(self.dtypes())
         if self.schema is None:
             return ["answer"]
         return list(self.schema["properties"])
@@ -150,25 +160,39 @@ class Task:
         return self.schema is not None
 
     @property
+    def output_schema(self) -> dict[str, Any] | None:
+        """The schema sent as ``output_config.format``: none when citations are asked for (the
+        API allows no structured output with them; the schema is in the instruction)."""
+        return None if self.citations else self.schema
+
+    @property
     def by_field(self) -> bool:
         """Whether an answer's value (:meth:`interpret`) is a dict with an entry per output
         column; else it is the value of the one column."""
         if self.kind == "label":
             return self.rationale or self.confidence
-        return self.schema is not None
+        return self.schema is not None or self.citations
 
     def instruction_suffix(self) -> str:
         """What the shared instruction says of the answer (``rows.RowTemplate.system_text``
         puts it after the user's own words): identical for every row, so it is cached."""
         if self.kind == "label":
             return "\n\n".join(self._label_instruction())
+        parts = []
         if self.kind == "extract":
             ask = (
                 "Fill in each field of the answer format from the row's data; where the row "
                 "does not say and the format allows it, use null rather than guess."
             )
-            return "\n\n".join([ask, *self._meanings("What the fields mean:")])
-        return ""
+            parts = [ask, *self._meanings("What the fields mean:")]
+        if self.citations and self.schema is not None:
+            schema = orjson.dumps(self.schema).decode()
+            parts.append(
+                "Answer with one JSON object and nothing else, matching this JSON schema:\n"
+                f"<json_schema>{schema}</json_schema>\nCite the passage of the document each "
+                "value comes from."
+            )
+        return "\n\n".join(parts)
 
     def _meanings(self, title: str) -> list[str]:
         if not self.descriptions:
@@ -242,7 +266,7 @@ class Task:
                 [text, list(answer) if isinstance(answer, tuple) else answer]
                 for text, answer in self.examples
             ]
-        for flag in ("abstain", "rationale", "confidence"):
+        for flag in ("abstain", "rationale", "confidence", "citations"):
             if getattr(self, flag):
                 spec[flag] = True
         return spec
@@ -262,6 +286,7 @@ class Task:
             abstain=bool(spec.get("abstain")),
             rationale=bool(spec.get("rationale")),
             confidence=bool(spec.get("confidence")),
+            citations=bool(spec.get("citations")),
         )
 
     def interpret(self, text: str, stop_reason: str | None) -> tuple[str, Any]:
@@ -271,6 +296,8 @@ class Task:
         schema is invalid, not replaced by a default."""
         if stop_reason == "refusal":
             return "refusal", None
+        if self.citations:
+            return self._cited(text, stop_reason)
         if not self.structured:
             # A cut text is still the model's own words: kept, and flagged by its status.
             return ("max_tokens" if stop_reason == "max_tokens" else "succeeded"), text
@@ -285,6 +312,28 @@ class Task:
         if not _valid(self.schema, data):
             return "invalid_output", None
         return "succeeded", data
+
+    def _cited(self, text: str, stop_reason: str | None) -> tuple[str, Any]:
+        """An answer with citations (see ``wire.message_row``): the fields, each with the page
+        and text of its first citation."""
+        from .documents import cited_fields
+
+        cites: list[Any] = []
+        if text.startswith(CITED):
+            stored = orjson.loads(text[len(CITED) :])
+            text, cites = stored["text"], stored["cites"]
+        plain = replace(self, citations=False)
+        status, value = plain.interpret(text, stop_reason)
+        if value is None:
+            return status, None
+        names = list(self.schema["properties"]) if self.schema is not None else ["answer"]
+        values = dict(value) if self.schema is not None else {"answer": value}
+        found = cited_fields(text, cites, names)
+        for name in names:
+            cite = found.get(name) or {}
+            values[f"{name}_cite_page"] = cite.get("page")
+            values[f"{name}_cite_text"] = cite.get("text")
+        return status, values
 
     def _label(self, data: Any) -> tuple[str, Any]:
         if not isinstance(data, dict) or set(data) != set(self.fields):
@@ -338,8 +387,14 @@ class Task:
                 types["confidence"] = ("Float64", None)
             return types
         if self.schema is None:
-            return {"answer": ("string", None)}
-        return {name: _dtype_of(prop) for name, prop in self.schema["properties"].items()}
+            types = {"answer": ("string", None)}
+        else:
+            types = {name: _dtype_of(prop) for name, prop in self.schema["properties"].items()}
+        if self.citations:
+            for name in list(types):
+                types[f"{name}_cite_page"] = ("Int64", None)
+                types[f"{name}_cite_text"] = ("string", None)
+        return types
 
 
 def _valid(schema: Any, value: Any) -> bool:

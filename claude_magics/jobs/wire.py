@@ -38,6 +38,7 @@ __all__ = [
     "prompt_of",
     "request_items",
     "split_requests",
+    "with_document",
 ]
 
 MAX_BATCH_REQUESTS = 100_000
@@ -106,17 +107,48 @@ def split_requests(
 
 
 def request_items(
-    tag: str, before: bytes, after: bytes, texts: Sequence[str], prompts: Iterable[int]
+    tag: str,
+    before: bytes,
+    after: bytes,
+    texts: Sequence[str],
+    prompts: Iterable[int],
+    documents: Sequence[bytes | None] | None = None,
 ) -> list[bytes]:
     """The serialised batch requests of ``prompts``: ``{"custom_id": ..., "params": ...}``
-    with each body laid out around its text (the shared part was serialised once)."""
+    with each body laid out around its text (the shared part was serialised once), and, with
+    ``documents`` (a job with ``files=``), each prompt's document block in the mark's place."""
     dumps, join = orjson.dumps, b"".join
+    if documents is not None:
+        head = b'{"custom_id":"' + custom_id(tag, 0).removesuffix("0").encode()
+        return [
+            join(
+                (
+                    head,
+                    b"%d" % n,
+                    b'","params":',
+                    with_document(before, documents[n]),
+                    dumps(texts[n]),
+                    after,
+                    b"}",
+                )
+            )
+            for n in prompts
+        ]
     # The custom_id is custom_id(tag, n), laid out around the number as bytes.
     head = b'{"custom_id":"' + custom_id(tag, 0).removesuffix("0").encode()
     middle = b'","params":' + before
     tail = after + b"}"
     # One join per item: chained + would copy the long shared part several times.
     return [join((head, b"%d" % n, middle, dumps(texts[n]), tail)) for n in prompts]
+
+
+def with_document(before: bytes, document: bytes | None) -> bytes:
+    """The bytes before a prompt's text with its document block (``documents``) in place."""
+    from .documents import DOCUMENT_MARK_BYTES
+
+    if document is None:
+        raise ClaudeError("a prompt without its document cannot be sent")
+    return before.replace(DOCUMENT_MARK_BYTES, document)
 
 
 def batch_body(items: Sequence[bytes]) -> bytes:
@@ -142,10 +174,10 @@ def batch_bodies(items: Sequence[bytes], limits: BatchLimits = BatchLimits()) ->
 def message_row(prompt: int, message: Mapping[str, Any], source: str, attempt: int) -> ResultRow:
     """A model's answer (a Messages API message) as the stored result of ``prompt``."""
     content: list[Any] = message.get("content") or []
-    if len(content) == 1 and content[0].get("type") == "text":  # the usual shape: one text
-        text = content[0].get("text", "")
+    if len(content) == 1 and content[0].get("type") == "text" and not content[0].get("citations"):
+        text = content[0].get("text", "")  # the usual shape: one text
     else:
-        text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
+        text = _cited_text(content)
     usage = _usage(message.get("usage"))
     return ResultRow(
         prompt,
@@ -162,6 +194,31 @@ def message_row(prompt: int, message: Mapping[str, Any], source: str, attempt: i
         source,
         attempt,
     )
+
+
+def _cited_text(content: Sequence[Any]) -> str:
+    """The text of an answer's text blocks; with citations, stored as ``tasks.CITED`` and JSON
+    of the text and each citation's offsets, page and quoted text."""
+    from .tasks import CITED
+
+    parts: list[str] = []
+    cites: list[list[Any]] = []
+    at = 0
+    for block in content:
+        if not isinstance(block, Mapping) or block.get("type") != "text":
+            continue
+        piece = str(block.get("text") or "")
+        for citation in block.get("citations") or ():
+            if isinstance(citation, Mapping):
+                page = citation.get("start_page_number")
+                cited = citation.get("cited_text")
+                cites.append([at, at + len(piece), page, cited])
+        parts.append(piece)
+        at += len(piece)
+    text = "".join(parts)
+    if not cites:
+        return text
+    return CITED + orjson.dumps({"text": text, "cites": cites}).decode()
 
 
 # A batch's results mostly repeat their usage (prompts of like length, answers of one shape):
