@@ -387,6 +387,16 @@ def test_review_writes_gold_labels_and_resumes_after_a_rerun(
     def wait_for(text: str) -> None:
         widget.locator(".widget-html-content", has_text=text).first.wait_for(timeout=15_000)
 
+    def press(key: str) -> None:
+        """Press ``key`` once the widget's key box has the focus (the kernel gives it the focus
+        when the widget appears and after each click: a round trip that takes a moment)."""
+        lab.page.wait_for_function(
+            "() => { const e = document.activeElement;"
+            " return !!e && e.matches('.jp-OutputArea input[type=text]'); }",
+            timeout=15_000,
+        )
+        lab.page.keyboard.press(key)
+
     def shows(text: str) -> None:
         """Wait until the widget shows ``text`` anywhere: its parts are redrawn one by one, so
         the progress line can change before the row below it does."""
@@ -406,18 +416,18 @@ def test_review_writes_gold_labels_and_resumes_after_a_rerun(
         raise AssertionError(f"cell {cell} did not run again: {lab.prompts()}")
 
     # The key box has the focus as soon as the widget is there: keys label rows at once.
-    lab.page.keyboard.press("1")
+    press("1")
     wait_for("1 of 5 labelled")
     # Buttons, then the keyboard: after a click the key box has the focus again, so keys
     # typed straight away label the next rows; Backspace goes back one row.
     widget.locator("button", has_text="2 · negative").click()
     wait_for("2 of 5 labelled")
-    lab.page.keyboard.press("3")
+    press("3")
     wait_for("3 of 5 labelled · row 4 of 5")
-    lab.page.keyboard.press("Backspace")
+    press("Backspace")
     wait_for("3 of 5 labelled · row 3 of 5")
     shows("gold: neutral")
-    lab.page.keyboard.press("1")  # row 3 is positive after all
+    press("1")  # row 3 is positive after all
     wait_for("3 of 5 labelled · row 4 of 5")
     shows(REVIEWS[order[3]])
     lab.screenshot("4c-review-labelling")
