@@ -22,6 +22,11 @@ the session goes on remembering its uploads in memory; a damaged file is moved a
 clear``, by another program) answers 404: :meth:`Uploads.send` forgets it, uploads the file
 again once and sends the request again. A server without the Files API (a gateway) gets the
 documents inline, with one notice.
+
+**Progress.** ``Uploads(store, progress=factory)``: before each upload ``factory(filename,
+size)`` gives a bar (or None: no bar), called with ``(bytes_sent, total)`` as the pieces go and
+closed when the upload ends, sent or failed. This layer shows nothing itself; the notebook and
+jobs pass :func:`claude_magics.jobs.progress.upload_bar` (a tqdm bar for files over 8 MB).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import (
@@ -54,8 +59,9 @@ from .files import MAX_FILE_BYTES
 
 if TYPE_CHECKING:
     from .client import Client
+    from .objects import ApiObject
 
-__all__ = ["FileStore", "UploadedFile", "Uploads", "server_of"]
+__all__ = ["FileStore", "UploadBar", "UploadProgress", "UploadedFile", "Uploads", "server_of"]
 
 T = TypeVar("T")
 
@@ -82,6 +88,18 @@ _EXTENSIONS = {
 }
 _CHUNK = 1024 * 1024
 _NOT_IN_NAMES = re.compile(r'[<>:"|?*\\/\x00-\x1f]')
+
+
+class UploadBar(Protocol):
+    """What shows one upload going: called with ``(bytes_sent, total)``, then closed."""
+
+    def __call__(self, sent: int, total: int) -> object: ...
+
+    def close(self) -> None: ...
+
+
+#: ``progress(filename, size)``: a bar for this upload, or None to show nothing.
+UploadProgress = Callable[[str, int], "UploadBar | None"]
 
 
 def _file_name(name: str, fallback: str) -> str:
@@ -249,8 +267,10 @@ class Uploads:
     """A session's uploads: the :class:`FileStore` (or None: memory only), what was uploaded and
     sent inline this session, and what there is to tell the user (:attr:`notices`)."""
 
-    def __init__(self, store: FileStore | None) -> None:
+    def __init__(self, store: FileStore | None, *, progress: UploadProgress | None = None) -> None:
         self.store = store
+        #: Gives each upload its bar (see the module); None: uploads show nothing.
+        self.progress = progress
         #: One line each for the user: a store that failed, a server without the Files API.
         self.notices: list[str] = []
         self._known: dict[tuple[str, str], UploadedFile] = {}
@@ -324,7 +344,7 @@ class Uploads:
             found = self.known(client, sha)
             if found is not None:
                 return found
-            meta = client.files.upload(data, filename=filename, media_type=media_type)
+            meta = self._send_file(client, data, filename, media_type, len(data))
             return self._record(client, sha, meta, filename, media_type, len(data))
 
     def upload_path(
@@ -346,9 +366,25 @@ class Uploads:
             if found is not None:
                 return found, False
             name = _file_name(str(client.redact_key(resolved.name)[0]), f"file-{sha[:12]}")
-            meta = client.files.upload(resolved, filename=name)
+            meta = self._send_file(client, resolved, name, None, size)
             media_type = str(meta.get("mime_type") or "application/octet-stream")
             return self._record(client, sha, meta, name, media_type, size), True
+
+    def _send_file(
+        self,
+        client: Client,
+        file: bytes | Path,
+        filename: str,
+        media_type: str | None,
+        size: int,
+    ) -> ApiObject:
+        """``client.files.upload`` with this upload's bar, closed however the upload ends."""
+        bar = self.progress(filename, size) if self.progress is not None else None
+        try:
+            return client.files.upload(file, filename=filename, media_type=media_type, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _record(
         self,

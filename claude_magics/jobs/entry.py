@@ -539,6 +539,7 @@ def _session_uploads() -> Uploads:
     """The session's uploads: the magics' when loaded, else one beside the shared ledger."""
     from ..api.uploads import FileStore, Uploads
     from ..config import shared_ledger, shared_uploads
+    from .progress import upload_bar
 
     if active_magics() is not None:
         return shared_uploads()
@@ -546,7 +547,7 @@ def _session_uploads() -> Uploads:
     path = ledger.path.parent / "files.sqlite"
     if str(path) not in _UPLOADS:
         store = FileStore(path, busy_timeout=ledger.busy_timeout)
-        _UPLOADS[str(path)] = Uploads(store)
+        _UPLOADS[str(path)] = Uploads(store, progress=upload_bar)
     return _UPLOADS[str(path)]
 
 

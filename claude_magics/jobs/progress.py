@@ -3,6 +3,7 @@
     bar = Progress(total=500, desc="label · batch", enabled=True)
     bar.advance(10); bar.note("in_progress · 2 batches"); bar.close()
     say("Attaching to job_3f9a2c1b7d, started earlier on these same rows.")
+    Uploads(store, progress=upload_bar)   # a bar for each upload over 8 MB
 
 The bar is tqdm.auto (a widget in notebooks, text in a terminal), wrapped so that jobs never
 import tqdm or ipywidgets unless a bar is shown, and so that a missing ipywidgets falls back to
@@ -17,7 +18,12 @@ import warnings
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Progress", "say"]
+from ..local_files import MB
+
+#: Uploads bigger than this show a bar (:func:`upload_bar`); smaller ones are over too soon.
+UPLOAD_BAR_ABOVE = 8 * MB
+
+__all__ = ["UPLOAD_BAR_ABOVE", "Progress", "UploadBar", "say", "upload_bar"]
 
 
 def say(message: str) -> None:
@@ -35,10 +41,20 @@ def say(message: str) -> None:
 class Progress:
     """Counts, a status note and the elapsed time (tqdm shows it) of one job."""
 
-    def __init__(self, total: int, desc: str, *, enabled: bool = True, initial: int = 0) -> None:
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        *,
+        enabled: bool = True,
+        initial: int = 0,
+        unit: str = "req",
+    ) -> None:
         self._bar: Any = None
         if not enabled:
             return
+        # Bytes are counted in KB, MB... (1024 each); requests one by one.
+        scale: dict[str, Any] = {"unit_scale": True, "unit_divisor": 1024} if unit == "B" else {}
         with warnings.catch_warnings():
             # tqdm.auto warns (TqdmExperimentalWarning) and falls back when widgets are absent.
             warnings.simplefilter("ignore")
@@ -46,12 +62,18 @@ class Progress:
 
         try:
             self._bar = tqdm(
-                total=total, initial=initial, desc=desc, unit="req", leave=True, mininterval=0.2
+                total=total,
+                initial=initial,
+                desc=desc,
+                unit=unit,
+                leave=True,
+                mininterval=0.2,
+                **scale,
             )
         except ImportError:  # ipywidgets missing in a notebook: a text bar is still useful
             from tqdm.std import tqdm as text_tqdm  # type: ignore[import-untyped]
 
-            self._bar = text_tqdm(total=total, initial=initial, desc=desc, unit="req")
+            self._bar = text_tqdm(total=total, initial=initial, desc=desc, unit=unit, **scale)
 
     def advance(self, count: int = 1) -> None:
         if self._bar is not None and count:
@@ -82,3 +104,28 @@ class Progress:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class UploadBar:
+    """One upload's bar: ``bar(sent, total)`` as the pieces go (a retry starts again from 0,
+    and the bar goes back with it), then ``close()``."""
+
+    def __init__(self, filename: str, size: int) -> None:
+        self._progress = Progress(size, f"uploading {filename}", unit="B")
+
+    def __repr__(self) -> str:
+        return "UploadBar()"
+
+    def __call__(self, sent: int, total: int) -> None:
+        bar = self._progress._bar
+        if bar is not None:
+            bar.update(sent - bar.n)  # negative after a retry: tqdm takes it
+
+    def close(self) -> None:
+        self._progress.close()
+
+
+def upload_bar(filename: str, size: int) -> UploadBar | None:
+    """A bar for uploading a file of ``size`` bytes (None under :data:`UPLOAD_BAR_ABOVE`): the
+    ``progress`` of :class:`~claude_magics.api.uploads.Uploads` in notebooks and jobs."""
+    return UploadBar(filename, size) if size > UPLOAD_BAR_ABOVE else None

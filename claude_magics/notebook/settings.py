@@ -374,11 +374,13 @@ class ClaudeSettings(Magics):
         jobs (``config.shared_uploads``)."""
         if self._file_uploads is None:
             from ..api.uploads import FileStore, Uploads
+            from ..jobs.progress import upload_bar
 
             store = FileStore(
                 self.ledger.path.parent / "files.sqlite", busy_timeout=self.ledger_busy_timeout
             )
-            self._file_uploads = Uploads(store)
+            # A bar for each upload over 8 MB (from a cell, %claude_files upload, a job).
+            self._file_uploads = Uploads(store, progress=upload_bar)
         return self._file_uploads
 
     @property
