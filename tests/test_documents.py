@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import capture_output
-from shell_support import magics_of
+from shell_support import final, magics_of, ok, run_cell
 
 from claude_magics.emulator import Emulator
 from claude_magics.notebook.content import Citation
@@ -44,18 +43,6 @@ def invoice(tmp_path: Path) -> Path:
     return write_pdf(tmp_path / "invoice.pdf", INVOICE)
 
 
-def run_cell(ip: InteractiveShell, source: str) -> tuple[Any, Any]:
-    with capture_output() as captured:
-        result = ip.run_cell(source)  # type: ignore[no-untyped-call]
-    return result, captured
-
-
-def ok(ip: InteractiveShell, source: str) -> Any:
-    result, captured = run_cell(ip, source)
-    assert result.success, captured.stdout + captured.stderr
-    return captured
-
-
 def refused(ip: InteractiveShell, source: str) -> str:
     """Run a cell that must fail in one line (a UsageError); returns that line."""
     result, captured = run_cell(ip, source)
@@ -64,11 +51,6 @@ def refused(ip: InteractiveShell, source: str) -> str:
     lines = [line for line in (captured.stdout + captured.stderr).splitlines() if line.strip()]
     assert len(lines) == 1, captured.stdout + captured.stderr
     return lines[0]
-
-
-def final(captured: Any) -> dict[str, Any]:
-    outputs = [o for o in captured.outputs if not getattr(o, "update", False)]
-    return outputs[-1].data  # type: ignore[no-any-return]
 
 
 def messages(emulator: Emulator) -> list[Any]:
@@ -401,6 +383,13 @@ def test_claude_files_lists_uploads_deletes_and_clears(
     checked = final(ok(ip, "%claude_files list --check"))["text/plain"]
     assert "on the API" in checked and "1 the API no longer has was forgotten" in checked
     assert ok(ip, f"%claude_files delete {lease_id}").stdout.startswith(f"Deleted {lease_id}")
+    # Deleted and forgotten: a second delete (or a typo) is one line naming the way to the ids.
+    result, captured = run_cell(ip, f"%claude_files delete {lease_id}")
+    assert not result.success and "%claude_files list shows the ids" in captured.stderr
+    ok(ip, f"%claude_files upload {lease}")
+    # Known here but gone from the API (deleted elsewhere): forgotten, with a note.
+    (lease_id,) = [f.file_id for f in magics_of(ip).uploads.stored(magics_of(ip).client)]
+    magics_of(ip).client.files.delete(lease_id)
     assert "not on the API any more" in ok(ip, f"%claude_files delete {lease_id}").stdout
     ok(ip, f"%claude_files upload {lease}")
     ok(ip, f"%%claude --once --pdf {invoice}\nWho sent it?")

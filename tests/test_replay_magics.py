@@ -12,7 +12,7 @@ import orjson
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from shell_support import magics_of
+from shell_support import final, magics_of, run_cell
 
 from claude_magics.emulator import Emulator
 from claude_magics.notebook.result import ClaudeResult
@@ -26,24 +26,11 @@ def sent(emulator: Emulator) -> int:
     return sum(1 for r in emulator.requests if r.path == "/v1/messages")
 
 
-def run_cell(ip: InteractiveShell, source: str) -> tuple[Any, Any]:
-    """Run ``source`` as a notebook cell: IPython shows any error itself, as a user sees it."""
-    with capture_output() as captured:
-        result = ip.run_cell(source)  # type: ignore[no-untyped-call]
-    return result, captured
-
-
 def answer(ip: InteractiveShell, line: str = "", prompt: str = PROMPT) -> tuple[Any, Any]:
     """``%%claude line`` / ``prompt`` as a cell; the cell must succeed."""
     result, captured = run_cell(ip, f"%%claude {line}\n{prompt}")
     assert result.success, captured.stdout + captured.stderr
     return result, captured
-
-
-def final(captured: Any) -> dict[str, Any]:
-    """The last static output of a cell (what the saved notebook keeps of the answer)."""
-    outputs = [o for o in captured.outputs if not getattr(o, "update", False)]
-    return outputs[-1].data  # type: ignore[no-any-return]
 
 
 def restart(ip: InteractiveShell) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import capture_output
+from shell_support import final, ok, run_cell
 
 from claude_magics.emulator import Emulator
 from claude_magics.pytest_plugin import TEST_API_KEY
@@ -21,23 +21,6 @@ from claude_magics.pytest_plugin import TEST_API_KEY
 
 def messages_requests(emulator: Emulator) -> list[Any]:
     return [r for r in emulator.requests if r.path == "/v1/messages"]
-
-
-def run_cell(ip: InteractiveShell, source: str) -> tuple[Any, Any]:
-    with capture_output() as captured:
-        result = ip.run_cell(source)  # type: ignore[no-untyped-call]
-    return result, captured
-
-
-def ok(ip: InteractiveShell, source: str) -> Any:
-    result, captured = run_cell(ip, source)
-    assert result.success, captured.stdout + captured.stderr
-    return captured
-
-
-def final(captured: Any) -> dict[str, Any]:
-    outputs = [o for o in captured.outputs if not getattr(o, "update", False)]
-    return outputs[-1].data  # type: ignore[no-any-return]
 
 
 def tool_results(request: Any) -> list[dict[str, Any]]:

@@ -120,6 +120,12 @@ def delete_file(uploads: Uploads, client: Client, file_id: str) -> None:
     try:
         client.files.delete(file_id)
     except NotFoundError:
+        if known is None:
+            # Neither the API nor files.sqlite knows it: a typo, most likely.
+            raise UsageError(
+                f"%claude_files delete {file_id}: no such file on the API or in files.sqlite; "
+                "%claude_files list shows the ids"
+            ) from None
         uploads.forget(client, [file_id])
         print(f"{file_id}{name} was not on the API any more; forgotten.")
         return
