@@ -309,6 +309,141 @@ def test_restart_mid_job_uploads_nothing_again(
     assert len(jobs.messages()) - before == 20 - len(stored)  # only what had no answer
 
 
+def test_a_file_the_api_lost_is_uploaded_again_and_its_rows_sent_once_more(
+    jobs: Jobs, emulator: Emulator, uploads: Uploads, tmp_path: Path, capsys: Any
+) -> None:
+    """Realtime: files.sqlite names an upload another notebook has since deleted. Its rows
+    come back 404; the file is uploaded again, the new id kept, and those rows sent again."""
+    frame = invoices(tmp_path / "pdfs", 4, distinct=2)  # rows 0 and 2 have the same PDF
+    stale = uploads.upload_path(jobs.client, frame.pdf[0])[0].file_id
+    jobs.client.files.delete(stale)  # behind this job's back: files.sqlite still names it
+    job = jobs.run(
+        frame, "Read {{name}}", extract_task(SCHEMA), mode="realtime", files="pdf", uploads=uploads
+    )
+    out = job.result(frame)
+    assert (out.claude_status == "succeeded").all(), out.claude_status.tolist()
+    sent = [documents_sent(r.body)[0]["source"]["file_id"] for r in jobs.messages()]
+    assert len(sent) == 4 + 2  # the two rows on the stale id, sent a second time
+    assert sent.count(stale) == 2
+    renewed = uploads.known(jobs.client, job.key_documents[0]["source"]["file_id"][7:])
+    assert renewed is not None and renewed.file_id != stale and sent[-1] == renewed.file_id
+    kept = JobStore(jobs.store.path).get(job.id)
+    assert kept is not None and renewed.file_id in kept.spec["file_ids"].values()
+    assert stale not in kept.spec["file_ids"].values()
+    said = capsys.readouterr().out
+    assert "the API no longer had 1 of this job's files" in said
+    assert "sending their 2 requests once more" in said
+
+
+def test_a_file_deleted_while_its_batch_runs_is_uploaded_again(
+    jobs: Jobs, emulator: Emulator, uploads: Uploads, tmp_path: Path
+) -> None:
+    """Batch: the file is deleted after the batch was created, before it was processed (the
+    API reads files when it processes a request). Re-running the call, as a user would,
+    attaches, finds the 404s, uploads the file again and sends those rows in a new batch."""
+    frame = invoices(tmp_path / "pdfs", 3, distinct=3)
+    emulator.configure(batch_processing_seconds=30)
+    task = _cited(extract_task(SCHEMA))
+    job = jobs.run(
+        frame, "Read {{name}}", task, mode="batch", files="pdf", uploads=uploads, wait=False
+    )
+    first = job.record.spec["file_ids"]
+    lost = first[job.key_documents[1]["source"]["file_id"][7:]]
+    jobs.client.files.delete(lost)
+    emulator.advance_clock(60)  # the batch ends: row 1 errored, the others answered
+    emulator.configure(batch_processing_seconds=0.05)
+    again = jobs.run(frame, "Read {{name}}", task, mode="batch", files="pdf", uploads=uploads)
+    assert again.id == job.id
+    out = again.result(frame)
+    assert (out.claude_status == "succeeded").all(), out.claude_status.tolist()
+    assert out.vendor_cite_page.notna().all()
+    creates = jobs.creates()
+    assert [len(c.body["requests"]) for c in creates] == [3, 1]
+    (resent,) = creates[1].body["requests"]
+    assert documents_sent(resent["params"])[0]["source"]["file_id"] not in (lost, None)
+    assert len(uploads_of(emulator)) == 4  # three files, one of them twice
+
+
+def test_a_lost_file_that_cannot_be_uploaded_again_leaves_its_rows_errored(
+    jobs: Jobs, emulator: Emulator, uploads: Uploads, tmp_path: Path, capsys: Any
+) -> None:
+    frame = invoices(tmp_path / "pdfs", 2, distinct=2)
+    uploads.upload_path(jobs.client, frame.pdf[0])
+    stale = uploads.upload_path(jobs.client, frame.pdf[1])[0].file_id
+    jobs.client.files.delete(stale)
+    emulator.configure(files_storage_bytes=1)  # the organisation's storage is full
+    out = jobs.run(
+        frame, "Read {{name}}", extract_task(SCHEMA), mode="realtime", files="pdf", uploads=uploads
+    ).result(frame)
+    assert list(out.claude_status) == ["succeeded", "errored:not_found_error"]
+    said = capsys.readouterr().out
+    assert "1 could not be uploaded again" in said
+    assert "their rows stay errored:not_found_error" in said
+
+
+def test_a_template_may_name_no_column_when_each_row_has_a_file(
+    jobs: Jobs, emulator: Emulator, uploads: Uploads, tmp_path: Path
+) -> None:
+    """``extract("Read the invoice", schema, files="pdf")``: the file is the whole row. Rows
+    with the same PDF are one request; each request is the file and a short fixed text."""
+    frame = invoices(tmp_path / "pdfs", 3, distinct=2)[["pdf"]]
+    job = jobs.run(
+        frame,
+        "Read the invoice and give its fields.",
+        extract_task(SCHEMA),
+        mode="realtime",
+        files="pdf",
+        uploads=uploads,
+    )
+    out = job.result(frame)
+    assert (out.claude_status == "succeeded").all()
+    assert out.vendor.tolist()[0] == out.vendor.tolist()[2]  # the same file, one answer
+    sent = jobs.messages()
+    assert len(sent) == 2
+    content = sent[0].body["messages"][0]["content"]
+    assert [b["type"] for b in content] == ["document", "text"]
+    assert content[1]["text"] == "This row's file is above."
+    system = " ".join(b["text"] for b in sent[0].body["system"])
+    assert "Read the invoice and give its fields." in system and "as its file" in system
+    # Without files= the same template is still refused, in one line.
+    from claude_magics.errors import PromptError
+
+    with pytest.raises(PromptError, match="names no column"):
+        jobs.run(frame, "Read the invoice and give its fields.", extract_task(SCHEMA))
+
+
+def test_a_cascade_sends_each_row_its_file_and_uploads_each_file_once(
+    jobs: Jobs, emulator: Emulator, tmp_path: Path
+) -> None:
+    from batch_support import FAST
+
+    import claude_magics.jobs.accessor  # noqa: F401  (registers df.claude)
+
+    frame = invoices(tmp_path / "pdfs", 8, distinct=6)
+    out = frame.claude.label(
+        "Is {{name}} an invoice or a receipt?",
+        ["invoice", "receipt"],
+        cascade=["claude-haiku-5-5", "claude-sonnet-5-5"],
+        threshold=0.99,  # nearly every row goes on to the second model
+        mode="realtime",
+        files="pdf",
+        client=jobs.client,
+        store=jobs.store,
+        ledger=jobs.ledger,
+        replayer=jobs.replayer,
+        settings=FAST,
+        progress=False,
+        yes=True,
+    )
+    assert out["label"].notna().all()
+    report = out.attrs["cascade"]
+    assert report.stages[1].rows > 0
+    sent = jobs.messages()
+    assert len(sent) == 8 + report.stages[1].rows  # each row's prompt is distinct
+    assert all(documents_sent(r.body)[0]["source"]["type"] == "file" for r in sent)
+    assert len(uploads_of(emulator)) == 6  # the second model's rows reuse the uploads
+
+
 def _stored(jobs: Jobs) -> int:
     """How many answers the job store has (0 before the job is written)."""
     store = JobStore(jobs.store.path)

@@ -480,7 +480,14 @@ class Uploads:
         API no longer has (asked one by one; none when the 404 is about something else)."""
         if not file_ids or isinstance(error, EndpointNotFoundError):
             return []
-        named = [i for i in file_ids if i in str(error.message)]
+        return self.missing(client, file_ids, [str(error.message)])
+
+    def missing(
+        self, client: Client, file_ids: Sequence[str], messages: Sequence[str] = ()
+    ) -> list[str]:
+        """Which of ``file_ids`` the API no longer has: those the error ``messages`` name
+        (a 404's "File not found: <id>"), else each asked for by ``files.retrieve``."""
+        named = [i for i in file_ids if any(i in message for message in messages)]
         if named:
             return named
         missing = []

@@ -27,7 +27,15 @@ from . import catalog
 from .batches import Batch, BatchItem, BatchTiming
 from .caching import PromptCache
 from .errors import DEFAULT_MESSAGES, ERROR_STATUS, ApiError, error_body, error_type_for_status
-from .files import FILES_BETA, MAX_FILE_BYTES, MULTIPART_OVERHEAD, FileStore, parse_upload
+from .files import (
+    FILES_BETA,
+    MAX_FILE_BYTES,
+    MULTIPART_OVERHEAD,
+    FileStore,
+    named_files,
+    not_found,
+    parse_upload,
+)
 from .generation import (
     Event,
     Reply,
@@ -648,7 +656,7 @@ class App:
                 )
         items: list[BatchItem] = []
         for raw in requests:
-            item = BatchItem(raw["custom_id"], raw["params"])
+            item = BatchItem(raw["custom_id"], raw["params"], file_ids=named_files(raw["params"]))
             try:
                 item.prompt = parse_request(
                     raw["params"], catalog=ctx.catalog, context=ctx.api, files=self.files
@@ -809,8 +817,23 @@ class App:
 
     def _delete_file(self, ctx: _Context) -> Outgoing:
         self._files_beta(ctx)
-        self.files.delete(ctx.params[0])
-        return _json(200, {"id": ctx.params[0], "type": "file_deleted"}, {})
+        file_id = ctx.params[0]
+        self.files.delete(file_id)
+        # A batch reads its requests' files when it processes them, not when it is created:
+        # a request of a running batch that names this file and has not finished yet errors.
+        with self.lock:
+            now = self.now()
+            for batch in self.batches.values():
+                if batch.status(now) == "ended":
+                    continue
+                for index, item in enumerate(batch.items):
+                    if (
+                        item.error is None
+                        and file_id in item.file_ids
+                        and batch.finish_time(index) > now
+                    ):
+                        item.error = not_found(file_id)
+        return _json(200, {"id": file_id, "type": "file_deleted"}, {})
 
     def _download_file(self, ctx: _Context) -> Outgoing:
         self._files_beta(ctx)

@@ -36,6 +36,8 @@ class BatchTiming:
 class BatchItem:
     custom_id: str
     params: dict[str, Any]
+    #: The Files API ids its messages name (a file deleted before it is processed: an error).
+    file_ids: frozenset[str] = frozenset()
     prompt: Prompt | None = None
     error: ApiError | None = None
     # Filled in once, the first time results are produced: the cache figures of its usage.

@@ -82,6 +82,24 @@ def not_found(file_id: str) -> ApiError:
     return ApiError(404, "not_found_error", f"File not found: {file_id}")
 
 
+def named_files(params: Any) -> frozenset[str]:
+    """The Files API ids a request's messages name: ``file`` sources of documents and images,
+    and ``container_upload`` blocks (read without judging the rest of the request)."""
+    found: set[str] = set()
+    messages = params.get("messages") if isinstance(params, dict) else None
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else ():
+            if not isinstance(block, dict):
+                continue
+            source = block.get("source")
+            if isinstance(source, dict) and source.get("type") == "file":
+                found.add(str(source.get("file_id")))
+            elif block.get("type") == "container_upload":
+                found.add(str(block.get("file_id")))
+    return frozenset(found)
+
+
 def _micros(timestamp: float) -> str:
     base = rfc3339(timestamp)
     return f"{base[:-1]}.{round((timestamp % 1) * 1_000_000) % 1_000_000:06d}Z"

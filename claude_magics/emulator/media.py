@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..media import sniff_image
@@ -104,11 +105,16 @@ class PdfInfo:
         return "\n".join(t for t in self.page_texts if t)
 
 
-_OBJECT = re.compile(rb"(\d+)\s+(\d+)\s+obj\b(.*?)\bendobj", re.S)
+# An object's header ("12 0 obj"), matched only at the start of a digit run and without
+# backtracking into it (possessive), and its end, looked for once per header: a hostile file
+# (a long run of digits, many headers and no "endobj") is read in linear time.
+_OBJECT_HEAD = re.compile(rb"(?<!\d)(\d++)\s++(\d++)\s++obj\b")
+_OBJECT_END = re.compile(rb"\bendobj")
 _STREAM = re.compile(rb"stream\r?\n(.*?)\r?\n?endstream", re.S)
 _PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 _REF = re.compile(rb"(\d+)\s+\d+\s+R")
-_COUNT = re.compile(rb"/Type\s*/Pages\b.*?/Count\s+(\d+)|/Count\s+(\d+).*?/Type\s*/Pages\b", re.S)
+_PAGES = re.compile(rb"/Type\s*+/Pages\b")
+_COUNT = re.compile(rb"/Count\s++(\d{1,9})(?!\d)")
 
 
 def _stream_data(body: bytes) -> bytes | None:
@@ -127,11 +133,21 @@ def _stream_data(body: bytes) -> bytes | None:
     return raw
 
 
+def _object_bodies(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """Each ``N G obj ... endobj`` in the file, in order: its number and its body."""
+    at = 0
+    while (head := _OBJECT_HEAD.search(data, at)) is not None:
+        end = _OBJECT_END.search(data, head.end())
+        if end is None:  # nothing after this header is closed: no more objects
+            return
+        yield int(head.group(1)), data[head.end() : end.start()]
+        at = end.end()  # each byte is looked at once: the searches never overlap
+
+
 def _objects(data: bytes) -> dict[int, bytes]:
     """Object number -> body, including objects packed into object streams (PDF 1.5+)."""
     objects: dict[int, bytes] = {}
-    for match in _OBJECT.finditer(data):
-        number, body = int(match.group(1)), match.group(3)
+    for number, body in _object_bodies(data):
         objects[number] = body
         if b"/ObjStm" not in body:
             continue
@@ -182,10 +198,14 @@ def _page_order(objects: dict[int, bytes]) -> list[int]:
     return order
 
 
+# A literal stops at the next unescaped parenthesis and an array at the next bracket (nested
+# ones are not read), and nothing backtracks (possessive): a failed match scans only up to
+# where the next one may start, so a hostile stream ("((((...") is read in linear time.
 _TEXT_OP = re.compile(
-    rb"(\((?:\\.|[^\\)])*\))\s*(?:Tj|'|\")|\[((?:\\.|[^\]\\])*)\]\s*TJ|(T\*|Td|TD|ET)\b", re.S
+    rb"(\((?:\\.|[^\\()])*+\))\s*+(?:Tj|'|\")|\[((?:\\.|[^\[\]\\])*+)\]\s*+TJ|(T\*|Td|TD|ET)\b",
+    re.S,
 )
-_LITERAL = re.compile(rb"\((?:\\.|[^\\)])*\)", re.S)
+_LITERAL = re.compile(rb"\((?:\\.|[^\\()])*+\)", re.S)
 _ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
 
 
@@ -244,7 +264,7 @@ def inspect_pdf(data: bytes) -> PdfInfo | None:
     count = len(pages)
     if count == 0:
         # Pages we could not locate (e.g. damaged cross references): trust the page tree's /Count.
-        counts = [int(a or b) for a, b in _COUNT.findall(data)]
+        counts = [int(n) for n in _COUNT.findall(data)] if _PAGES.search(data) else []
         count = max(counts, default=0)
         texts = [""] * count
     if count == 0:

@@ -266,8 +266,6 @@ class ClaudeAccessor:
                 "output); use extract(..., files=..., citations=True) to cite each field"
             )
         if cascade is not None:
-            if files is not None:
-                raise TypeError("files: not with cascade= yet; label each model's rows in turn")
             return self._cascade(
                 template_or_column,
                 labels,
@@ -293,6 +291,7 @@ class ClaudeAccessor:
                 mode=mode,
                 yes=yes,
                 options=options,
+                files=files,
             )
         if gold is not None or threshold is not None:
             raise TypeError("gold and threshold go with cascade=[...]")
@@ -386,12 +385,15 @@ class ClaudeAccessor:
         max_tokens: int | None,
         mode: str,
         options: dict[str, Any],
+        files: Any = None,
     ) -> Runner:
         from .runner import Runner
 
         given = _job_options(options)
         given.pop("what", None)
-        return Runner.make(template, system=system, max_tokens=max_tokens, mode=mode, **given)
+        return Runner.make(
+            template, system=system, max_tokens=max_tokens, mode=mode, files=files, **given
+        )
 
     def _gold(self, gold: Any) -> pd.Series | None:
         return None if gold is None else self._labels_of(gold, "gold")
@@ -415,6 +417,7 @@ class ClaudeAccessor:
         mode: str,
         yes: bool,
         options: dict[str, Any],
+        files: Any = None,
     ) -> pd.DataFrame:
         from .cascade import cascade
 
@@ -441,7 +444,12 @@ class ClaudeAccessor:
             rationale=rationale,
             yes=yes,
             runner=self._runner(
-                template, system=system, max_tokens=max_tokens, mode=mode, options=options
+                template,
+                system=system,
+                max_tokens=max_tokens,
+                mode=mode,
+                options=options,
+                files=files,
             ),
         )
 
@@ -465,6 +473,7 @@ class ClaudeAccessor:
         max_tokens: int | None = None,
         mode: str = "auto",
         yes: bool = False,
+        files: Any = None,
         **options: Any,
     ) -> Comparison:
         """The same label task on a sample of ``sample`` rows, run with each model in
@@ -479,7 +488,7 @@ class ClaudeAccessor:
         expensive in the price table). The sample is fixed by ``seed`` and each row's ``key``
         (a column; default the index). Every run is an ordinary job: running the comparison
         again sends nothing, and a later ``label`` with the same model and options replays
-        the sampled rows. Options are ``label``'s.
+        the sampled rows. Options are ``label``'s (``files=`` too: each row's PDF or image).
 
             pilot = df.claude.compare("review", labels, models=[small, big], gold="gold")
             pilot.plot()
@@ -511,6 +520,7 @@ class ClaudeAccessor:
                 max_tokens=max_tokens,
                 mode=mode,
                 options=options,
+                files=files,
             ),
         )
 
@@ -550,7 +560,7 @@ class ClaudeAccessor:
         else:
             task = map_task()
         task = _cited(task, citations)
-        row_template = make_template(columns, template, task)
+        row_template = make_template(columns, template, task, files=files is not None)
         return build_prompts(
             self._frame,
             row_template,

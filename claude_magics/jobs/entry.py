@@ -265,7 +265,7 @@ def plan_job(
     from ..api.rules import check_request
     from .rows import build_prompts, make_template
 
-    row_template = make_template(list(frame.columns), template, task)
+    row_template = make_template(list(frame.columns), template, task, files=files is not None)
     prompts = build_prompts(
         frame,
         row_template,
@@ -410,6 +410,8 @@ def run(
             )
         if wait:
             job.wait()
+            if prompts.files is not None:
+                _renew_lost_files(job, prompts, client, uploads)
         else:
             say_if_busy(job)
         return job
@@ -528,6 +530,8 @@ def run(
         )
     if wait and job.mode == "batch":
         job.wait()
+    if wait and prompts.files is not None:
+        _renew_lost_files(job, prompts, client, uploads)
     return job
 
 
@@ -579,6 +583,52 @@ def _upload(
             f"the first: {first}); the other rows are sent."
         )
     return {"documents": prompts.documents, "file_ids": ids}, why
+
+
+def _renew_lost_files(job: Job, prompts: Prompts, client: Client, uploads: Uploads | None) -> None:
+    """Rows that came back 404 because the API no longer has their file (deleted from another
+    notebook, or by ``%claude_files delete``, after this job took its id): upload those files
+    again, keep the new ids with the job, and send those rows once more (only once: a file
+    lost again leaves its rows ``errored:not_found_error``)."""
+    from .documents import block_sha, upload_files
+
+    ids: dict[str, str] = dict(job.record.spec.get("file_ids") or {})
+    keys = job.key_documents
+    if not ids or keys is None or prompts.files is None or not job.done:
+        return
+    lost = {
+        n: row
+        for n, row in job.stored_results().items()
+        if row.status == "errored:not_found_error" and block_sha(keys[n]) in ids
+    }
+    if not lost:
+        return
+    uploads = uploads if uploads is not None else _session_uploads()
+    used = sorted({ids[str(block_sha(keys[n]))] for n in lost})
+    try:
+        gone = set(uploads.missing(client, used, [row.error or "" for row in lost.values()]))
+    except ClaudeError as error:
+        say(f"{job.id}: could not ask the Files API about {len(used):,} files ({error}).")
+        return
+    if not gone:
+        return
+    uploads.forget(client, sorted(gone))
+    shas = {sha for sha, file_id in ids.items() if file_id in gone}
+    files = {f.sha256: f for f in prompts.files if f.sha256 in shas}
+    renewed, failed = upload_files(list(files.values()), client, uploads)
+    if renewed:
+        job.renew_file_ids(renewed)
+    again = sorted(n for n in lost if block_sha(keys[n]) in renewed)
+    said = f"{job.id}: the API no longer had {len(gone):,} of this job's files; "
+    if failed:
+        said += f"{len(failed):,} could not be uploaded again ({next(iter(failed.values()))}); "
+    if not again:
+        say(said + "their rows stay errored:not_found_error.")
+        return
+    say(said + f"uploaded them again and sending their {len(again):,} requests once more.")
+    job.start(again)
+    if job.mode == "batch":
+        job.wait()
 
 
 def attach(

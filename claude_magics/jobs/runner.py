@@ -57,6 +57,8 @@ class Runner:
     limits: BatchLimits | None = None
     progress: bool = True
     fresh: bool = False
+    #: The column of each row's PDF or image (``files=``), sent with its prompt; None: none.
+    files: Any = None
 
     @classmethod
     def make(
@@ -74,6 +76,7 @@ class Runner:
         replayer: Replayer | None = None,
         progress: bool = True,
         fresh: bool = False,
+        files: Any = None,
     ) -> Runner:
         """The session's client, job store and settings unless given (as ``entry.run``)."""
         from ..config import current_settings, shared_client
@@ -94,6 +97,7 @@ class Runner:
             limits=limits,
             progress=progress,
             fresh=fresh,
+            files=files,
         )
 
     def plan(
@@ -114,6 +118,7 @@ class Runner:
             effort=effort,
             mode=self.mode,
             fresh=self.fresh,
+            files=self.files,
         )
 
     def costs(self, plans: Sequence[entry.JobPlan]) -> tuple[float, float]:
@@ -161,4 +166,5 @@ class Runner:
             limits=self.limits,
             settings=self.settings,
             replayer=self.replayer,
+            files=self.files,
         )

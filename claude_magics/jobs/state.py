@@ -20,6 +20,7 @@ as the job goes on. Spend goes to the ledger (``write_spend``) from the store, e
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -187,6 +188,15 @@ class JobState:
                 for block in keys
             ]
         return self._documents
+
+    def renew_file_ids(self, ids: Mapping[str, str]) -> None:
+        """Send these uploads (``{sha256: file_id}``) from now on, in place of the ids the API
+        lost: in this object and in the job store (a restart sends them too)."""
+        spec = dict(self.record.spec)
+        spec["file_ids"] = {**(spec.get("file_ids") or {}), **ids}
+        self.store.update_spec(self.id, spec)
+        self.record = dataclasses.replace(self.record, spec=spec)
+        self._documents = None
 
     @property
     def betas(self) -> tuple[str, ...]:

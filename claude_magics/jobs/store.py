@@ -313,6 +313,11 @@ class JobStore:
         with self._tx() as db:
             db.execute("UPDATE jobs SET state = ? WHERE id = ?", (state, job_id))
 
+    def update_spec(self, job_id: str, spec: dict[str, Any]) -> None:
+        """Replace a job's spec (its uploads' ids, when a file the API lost is uploaded anew)."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET spec = ? WHERE id = ?", (orjson.dumps(spec), job_id))
+
     def replace(self, key: str) -> None:
         """Retire the jobs with this hash, so that the next run starts afresh (``fresh=True``)."""
         with self._tx() as db:

@@ -179,6 +179,42 @@ def test_unknown_and_deleted_files_are_404(files_api: Api) -> None:
         files_api.error(404, "not_found_error", "POST", "/v1/messages", json=body([image, ask]))
 
 
+def test_a_file_deleted_while_its_batch_runs_errors_the_requests_not_yet_processed(
+    emulator: Emulator, files_api: Api
+) -> None:
+    """The API reads a request's files when it processes the request: a file deleted while
+    the batch runs errors the requests that name it and have not finished, and only those."""
+    kept = upload(files_api, b"kept\n", "kept.txt", "text/plain")
+    lost = upload(files_api, b"lost\n", "lost.txt", "text/plain")
+    ask = {"type": "text", "text": "Summarise"}
+    emulator.configure(batch_processing_seconds=10)
+    names = [kept["id"], lost["id"], lost["id"]]
+    batch = files_api.post(
+        "/v1/messages/batches",
+        "MessageBatch",
+        {
+            "requests": [
+                {"custom_id": f"r{n}", "params": body([file_doc(file_id), ask])}
+                for n, file_id in enumerate(names)
+            ]
+        },
+    )
+    emulator.advance_clock(7)  # r0 and r1 are processed (at 3.3 and 6.7 s), r2 is not
+    files_api.request("DELETE", f"/v1/files/{lost['id']}")
+    emulator.advance_clock(10)
+    response = files_api.request("GET", f"/v1/messages/batches/{batch['id']}/results")
+    results = {
+        line["custom_id"]: line["result"]
+        for line in (orjson.loads(raw) for raw in response.content.splitlines())
+    }
+    assert results["r0"]["type"] == results["r1"]["type"] == "succeeded"
+    assert results["r2"]["type"] == "errored"
+    error = results["r2"]["error"]["error"]
+    assert error["type"] == "not_found_error" and lost["id"] in error["message"]
+    counts = files_api.get(f"/v1/messages/batches/{batch['id']}", "MessageBatch")
+    assert counts["request_counts"]["errored"] == 1
+
+
 def test_file_sources_need_the_beta_and_the_right_kind(emulator_api: Api, files_api: Api) -> None:
     meta = upload(files_api, SALES)
     ask = {"type": "text", "text": "Summarise"}

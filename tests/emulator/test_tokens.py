@@ -214,6 +214,36 @@ def test_pdf_pages_and_text(compress: bool) -> None:
     assert media.inspect_pdf(b"not a pdf at all") is None
 
 
+def _one_page_pdf(content: bytes) -> bytes:
+    stream = b"BT (Hello) Tj ET " + content
+    return (
+        b"%PDF-1.4\n1 0 obj << /Type /Pages /Kids [2 0 R] /Count 1 >> endobj\n"
+        b"2 0 obj << /Type /Page /Parent 1 0 R /Contents 3 0 R >> endobj\n"
+        + b"3 0 obj << /Length %d >> stream\n%s\nendstream endobj\n"
+        % (len(stream), stream)
+    )
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"%PDF-1.4\n" + b"7" * 400_000,  # one long run of digits
+        b"%PDF-1.4\n" + b"1 0 obj\n" * 60_000,  # headers that are never closed
+        b"%PDF-1.4\n/Type /Page " + b"/Count 1 " * 60_000,  # no page tree to find
+        _one_page_pdf(b"(" * 400_000 + b"[" * 400_000 + b" Tj"),  # literals never closed
+    ],
+    ids=["digits", "open-objects", "counts", "open-literals"],
+)
+def test_hostile_pdfs_are_read_in_linear_time(hostile: bytes) -> None:
+    """Each of these took the old regular expressions quadratic time (hours at this size):
+    the emulator read a request with such a file and hung. Now each is read at once."""
+    info = media.inspect_pdf(hostile)
+    if hostile.endswith(b"endobj\n"):
+        assert info is not None and info.pages == 1 and info.page_texts == ["Hello"]
+    else:
+        assert info is None
+
+
 # ----------------------------------------------------------------------------- count_tokens
 
 
