@@ -444,6 +444,27 @@ def test_a_cascade_sends_each_row_its_file_and_uploads_each_file_once(
     assert len(uploads_of(emulator)) == 6  # the second model's rows reuse the uploads
 
 
+def test_replayed_rows_upload_nothing_and_a_retry_of_them_says_how_to_send(
+    jobs: Jobs, emulator: Emulator, uploads: Uploads, tmp_path: Path, capsys: Any
+) -> None:
+    frame = invoices(tmp_path / "pdfs", 3, distinct=3)
+    ask = ("Read {{name}}", extract_task(SCHEMA))
+    jobs.run(frame, *ask, mode="realtime", files="pdf", uploads=uploads)
+    assert len(uploads_of(emulator)) == 3 and len(jobs.messages()) == 3
+    # Another job store (another project), the same answers kept for replay: all replayed.
+    other = JobStore(tmp_path / "other-jobs.sqlite")
+    fresh_uploads = Uploads(FileStore(tmp_path / "other-files.sqlite"))
+    job = jobs.run(frame, *ask, mode="realtime", files="pdf", uploads=fresh_uploads, store=other)
+    assert (job.result(frame).claude_status == "succeeded").all()
+    assert len(uploads_of(emulator)) == 3 and len(jobs.messages()) == 3  # nothing sent
+    capsys.readouterr()
+    job.retry(["succeeded"])
+    assert len(jobs.messages()) == 3
+    assert "3 of these prompts were replayed, so their files were never uploaded" in (
+        capsys.readouterr().out
+    )
+
+
 def _stored(jobs: Jobs) -> int:
     """How many answers the job store has (0 before the job is written)."""
     store = JobStore(jobs.store.path)

@@ -28,6 +28,7 @@ from ..cost.usage import Usage
 from ..errors import ClaudeError
 from .realtime import run_realtime
 from .replaying import REPLAY_SOURCE
+from .progress import say
 from .sending import Batches
 from .state import JobState
 from .store import ResultRow
@@ -187,12 +188,19 @@ class Job(JobState):
             wanted = (statuses,)
         never = self.unsendable()  # a row whose file failed stays as it is
         with self.claimed():
-            chosen = [
+            matching = [
                 prompt
                 for prompt, status in self.statuses().items()
                 if any(status == s or status.startswith(s + ":") for s in wanted)
-                and prompt not in never
             ]
+            chosen = [prompt for prompt in matching if prompt not in never]
+            unsent = self.never_uploaded(matching)
+            if unsent:
+                say(
+                    f"{self.id}: {len(unsent):,} of these prompts were replayed, so their files "
+                    "were never uploaded and they cannot be sent from here; run the same call "
+                    "again with fresh=True to send every row anew."
+                )
             if chosen:
                 self.start(sorted(chosen))  # realtime: blocks until they are answered
             if wait and self.mode == "batch":

@@ -207,6 +207,23 @@ class JobState:
         ids = self.record.spec.get("file_ids")
         return (FILES_API_BETA,) if ids else ()
 
+    def never_uploaded(self, prompts: list[int]) -> list[int]:
+        """Those of ``prompts`` whose file is fine but was never uploaded (their answers were
+        replayed, so the job had no reason to): they cannot be sent without the frame."""
+        keys = self.key_documents
+        if keys is None:
+            return []
+        from .documents import block_error, block_sha
+
+        ids = self.record.spec.get("file_ids") or {}
+        return [
+            n
+            for n in prompts
+            if block_error(keys[n]) is None
+            and block_sha(keys[n]) is not None
+            and block_sha(keys[n]) not in ids
+        ]
+
     def unsendable(self) -> set[int]:
         """The prompts that are never sent: their file could not be read or uploaded."""
         documents = self.documents
