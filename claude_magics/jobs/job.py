@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 from ..cost.pricing import price_usage
 from ..cost.usage import Usage
 from ..errors import ClaudeError
+from .progress import say
 from .realtime import run_realtime
 from .replaying import REPLAY_SOURCE
-from .progress import say
 from .sending import Batches
 from .state import JobState
 from .store import ResultRow
