@@ -110,12 +110,13 @@ def in_ipython() -> bool:
 
 def ask(question: str) -> str | None:
     """Ask the person at the notebook or terminal; None when no one can answer here (a kernel
-    with no front end to read stdin, as under nbclient or nbval, or a closed stdin)."""
+    with no front end to read stdin, as under nbclient or nbval, a closed stdin, or one that
+    cannot be read, such as a test runner's captured input)."""
     from IPython.core.error import StdinNotImplementedError
 
     try:
         return input(question)
-    except (EOFError, RuntimeError, StdinNotImplementedError):
+    except (EOFError, OSError, RuntimeError, StdinNotImplementedError):
         return None
 
 
