@@ -14,9 +14,10 @@ written once; stream bytes are decoded once too (`streaming.SSEDecoder`).
 
 **Where a platform slots in.** :meth:`ClientCore.prepare` is the one place a call becomes a
 request (the URL for a path or model, auth headers, the final body bytes: a signature over
-them, or a body rewrite such as moving ``model`` into the URL, belongs there), and
-:meth:`ClientCore.api_object` / :meth:`Attempts.error` are where answers are read. Nothing
-else in either client looks at a header, a URL or a body.
+them, or a body rewrite such as moving ``model`` into the URL, belongs there);
+:meth:`ClientCore.api_object`, :func:`error_from_response` (through :meth:`Attempts.error`)
+and :meth:`ClientCore.event_decoder` are where answers are read. Neither client builds a
+request or parses an answer anywhere else.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from .retry import (
     retry_delay,
     should_retry,
 )
+from .streaming import EventDecoder, SSEDecoder
 
 if TYPE_CHECKING:
     from .files import Multipart
@@ -445,3 +447,7 @@ class ClientCore:
     def api_object(self, status: int, headers: Mapping[str, str], body: bytes | None) -> ApiObject:
         """The API object a 2xx answer carries (see :func:`api_object`)."""
         return api_object(status, headers, body)
+
+    def event_decoder(self) -> EventDecoder:
+        """A decoder for one streamed answer: server-sent events (`streaming.SSEDecoder`)."""
+        return SSEDecoder()

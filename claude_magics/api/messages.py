@@ -24,7 +24,7 @@ import orjson
 from ..errors import APIStreamError
 from .betas import body_betas
 from .objects import ApiObject
-from .streaming import MessageAccumulator, SSEDecoder, StreamEvent, events_of_message
+from .streaming import EventDecoder, MessageAccumulator, StreamEvent, events_of_message
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
@@ -55,17 +55,18 @@ COUNT_TOKENS_FIELDS = frozenset(
 
 class _StreamReading:
     """What a sync and an async stream share, with no I/O: the answer's headers, the bytes
-    decoded into events (`SSEDecoder`), error frames and breaks turned into `APIStreamError`
-    with what arrived, and a whole JSON message taken as the answer."""
+    decoded into events (by the client's `EventDecoder`: server-sent events), error frames
+    and breaks turned into `APIStreamError` with what arrived, and a whole JSON message
+    taken as the answer."""
 
-    def __init__(self, params: dict[str, Any], betas: Sequence[str]) -> None:
+    def __init__(self, params: dict[str, Any], betas: Sequence[str], decoder: EventDecoder) -> None:
         self._params = params
         self._betas = tuple(betas)
         self.accumulator = MessageAccumulator()
         self.request_id: str | None = None
         self.response_headers: Mapping[str, str] = {}
         self._whole: dict[str, Any] | None = None
-        self._decoder = SSEDecoder()
+        self._decoder = decoder
 
     def _request(self) -> dict[str, Any]:
         """The arguments of the client's ``send`` for this stream."""
@@ -179,7 +180,7 @@ class MessageStream(_StreamReading):
     """
 
     def __init__(self, client: Client, params: dict[str, Any], betas: Sequence[str] = ()) -> None:
-        super().__init__(params, betas)
+        super().__init__(params, betas, client.event_decoder())
         self._client = client
         self._response: httpx.Response | None = None
         self._events: Iterator[StreamEvent] | None = None
@@ -256,7 +257,7 @@ class AsyncMessageStream(_StreamReading):
     def __init__(
         self, client: AsyncClient, params: dict[str, Any], betas: Sequence[str] = ()
     ) -> None:
-        super().__init__(params, betas)
+        super().__init__(params, betas, client.event_decoder())
         self._client = client
         self._response: httpx.Response | None = None
         self._events: AsyncIterator[StreamEvent] | None = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -27,6 +27,7 @@ __all__ = [
     "CitationEvent",
     "ContentBlockStartEvent",
     "ContentBlockStopEvent",
+    "EventDecoder",
     "InputJsonEvent",
     "MessageAccumulator",
     "MessageDeltaEvent",
@@ -38,6 +39,15 @@ __all__ = [
     "TextEvent",
     "ThinkingEvent",
 ]
+
+
+class EventDecoder(Protocol):
+    """Turns a streamed body into ``(event name, JSON data)`` pairs: `SSEDecoder` for the
+    Messages API; a platform that frames its streams otherwise brings its own."""
+
+    def feed(self, chunk: bytes) -> list[tuple[str, bytes]]: ...
+
+    def end(self) -> list[tuple[str, bytes]]: ...
 
 
 class SSEDecoder:
