@@ -406,6 +406,28 @@ def test_cancelling_a_task_mid_stream_closes_its_connection(emulator: Emulator) 
     assert stream.text.startswith("".join(received)) and len(stream.text) < 1000
 
 
+def test_breaking_out_of_a_stream_closes_its_connection(emulator: Emulator) -> None:
+    emulator.configure(tokens_per_second=100)
+    client = AsyncClient(api_key=SECRET, base_url=emulator.url)
+
+    async def main() -> tuple[AsyncMessageStream, list[str]]:
+        received: list[str] = []
+        async with client.messages.stream(
+            model=MODEL, max_tokens=2000, messages=ask("long [[reply_tokens=1000]]")
+        ) as stream:
+            async for text in stream.text_stream:
+                received.append(text)
+                if len(received) == 5:
+                    break
+        await wait_until(lambda: emulator.open_connections == 0, "the connection to close")
+        await client.close()
+        return stream, received
+
+    stream, received = asyncio.run(main())
+    assert stream._response is not None and stream._response.is_closed
+    assert stream.text == "".join(received)
+
+
 def test_cancelling_a_waiting_request_closes_its_connection(emulator: Emulator) -> None:
     emulator.add_fault(kind="slow", delay=1.0)
     client = AsyncClient(api_key=SECRET, base_url=emulator.url)

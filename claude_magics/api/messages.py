@@ -14,7 +14,7 @@ the whole message as JSON is taken at its word.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -282,6 +282,11 @@ class AsyncMessageStream(_StreamReading):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # A loop left early leaves the events generator suspended: finish it here rather than
+        # whenever the event loop's finalizer gets to it.
+        events = self._events
+        if isinstance(events, AsyncGenerator):
+            await events.aclose()
         await self.close()
 
     async def close(self) -> None:
