@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -265,9 +266,8 @@ class AsyncClient(ClientCore):
     request or reading a stream closes its connection.
 
     The client may be made outside any event loop (at the top of a notebook) and used in
-    several: a connection pool belongs to one loop, so a client built here starts a new pool
-    when it finds itself in another loop (each ``asyncio.run``); one given as
-    ``http_client`` is used as is.
+    several: a connection pool belongs to one loop, so a client built here keeps one pool per
+    loop (each ``asyncio.run`` gets its own); one given as ``http_client`` is used as is.
     """
 
     def __init__(
@@ -296,12 +296,12 @@ class AsyncClient(ClientCore):
             api_version=api_version,
             betas=betas,
         )
-        self._owns_http = http_client is None
         self._given_http = http_client
         self._transport = transport
-        # The pool of a client built here, and the loop it belongs to; made on first use.
-        self._pool: httpx.AsyncClient | None = None
-        self._pool_loop: asyncio.AbstractEventLoop | None = None
+        # The pools of a client built here, one per event loop, made on first use there; an
+        # entry goes with its loop.
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._pools = weakref.WeakKeyDictionary()
         #: The rate-limit headers of the latest response (for adaptive concurrency).
         self.rate_limits: RateLimits = RateLimits()
         self.messages = AsyncMessages(self)
@@ -314,27 +314,24 @@ class AsyncClient(ClientCore):
     def _pool_for_loop(self) -> httpx.AsyncClient:
         if self._given_http is not None:
             return self._given_http
+        # A connection pool works in the loop it was made in only.
         loop = asyncio.get_running_loop()
-        if self._pool is None or self._pool_loop is not loop:
-            # A pool made in another loop (now closed, or not this one) cannot be used here,
-            # nor closed from here: its connections go with that loop.
-            self._pool = httpx.AsyncClient(
+        pool = self._pools.get(loop)
+        if pool is None or pool.is_closed:
+            pool = self._pools[loop] = httpx.AsyncClient(
                 timeout=self.timeout,
                 transport=self._transport,
                 follow_redirects=False,
                 limits=_LIMITS,
             )
-            self._pool_loop = loop
-        return self._pool
+        return pool
 
     async def close(self) -> None:
-        """Close the connections of a client built here (a given ``http_client`` is left
-        open)."""
-        pool, loop = self._pool, self._pool_loop
-        self._pool = self._pool_loop = None
-        # A pool of another loop cannot be closed from this one: its connections went (or go)
-        # with that loop.
-        if pool is not None and loop is asyncio.get_running_loop():
+        """Close the connections this client made in the running loop (a given
+        ``http_client`` is left open). Pools of loops that have ended cannot be closed from
+        here: their sockets close when they are garbage-collected."""
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
             await pool.aclose()
 
     async def __aenter__(self) -> AsyncClient:
