@@ -3,6 +3,7 @@
     %load_ext claude_magics             # then: %%claude, %claude, %claude_history, ...
     from claude_magics import Client
     Client().messages.create(model=MODEL, max_tokens=256, messages=[...])
+    await AsyncClient().messages.create(...)     # the same, for asyncio and top-level await
 
 Importing this package is cheap on purpose: it pulls in neither httpx, pandas, ipywidgets nor
 the emulator. Names below are resolved on first use.
@@ -21,16 +22,18 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .api.client import Client
+    from .api.client import AsyncClient, Client
     from .emulator import Emulator
 
 # name -> module that defines it; imported lazily by __getattr__ (PEP 562).
 _LAZY = {
+    "AsyncClient": "claude_magics.api.client",
     "Client": "claude_magics.api.client",
     "Emulator": "claude_magics.emulator",
 }
 
 __all__ = [
+    "AsyncClient",
     "Client",
     "Emulator",
     "__version__",

@@ -22,6 +22,7 @@ def test_import_pulls_in_nothing_heavy() -> None:
 
 def test_names_resolve_lazily_on_first_use() -> None:
     assert _loaded_after("import claude_magics; claude_magics.Client") == {"httpx", "orjson"}
+    assert _loaded_after("import claude_magics; claude_magics.AsyncClient") == {"httpx", "orjson"}
     assert "claude_magics.emulator" in _loaded_after("import claude_magics; claude_magics.Emulator")
 
 

@@ -1,18 +1,20 @@
-"""SSE decoding and the message accumulator, driven through the client over an httpx transport
-that hands out the body in awkward chunks (mid-line, mid-UTF-8 character, CR/LF variants)."""
+"""SSE decoding and the message accumulator, driven through the clients (sync and async) over an
+httpx transport that hands out the body in awkward chunks (mid-line, mid-UTF-8 character, CR/LF
+variants), and the decoder fed directly."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from claude_magics.api.client import Client
-from claude_magics.api.streaming import MessageAccumulator, TextEvent
+from claude_magics.api.client import AsyncClient, Client
+from claude_magics.api.streaming import MessageAccumulator, SSEDecoder, TextEvent
 from claude_magics.errors import APIStreamError
 
 TRICKY_TEXT = ["Héllo", " wörld", " 😀", " line\u2028sep", " para\u2029sep", " \x85nel", " end"]
@@ -73,15 +75,53 @@ class _ChunkedStream(httpx.SyncByteStream):
         yield from self.chunks
 
 
+class _AsyncChunkedStream(httpx.AsyncByteStream):
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+
+
+def _chunks(body: bytes, chunk_size: int | None, cuts: list[int] | None) -> list[bytes]:
+    if cuts is not None:
+        edges = [0, *cuts, len(body)]
+        return [body[a:b] for a, b in itertools.pairwise(edges) if b > a]
+    size = chunk_size or len(body)
+    return [body[i : i + size] for i in range(0, len(body), size)]
+
+
+def _async_stream_text(
+    body: bytes, chunk_size: int | None = None, cuts: list[int] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """What `AsyncClient` reads of ``body`` handed out in the given pieces."""
+    chunks = _chunks(body, chunk_size, cuts)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream", "request-id": "req_test"},
+            stream=_AsyncChunkedStream(chunks),
+        )
+
+    async def read() -> tuple[str, dict[str, Any]]:
+        async with (
+            AsyncClient(
+                api_key="k", base_url="http://test", transport=httpx.MockTransport(handler)
+            ) as client,
+            client.messages.stream(model="m", max_tokens=10, messages=[]) as stream,
+        ):
+            text = "".join([piece async for piece in stream.text_stream])
+            return text, stream.message
+
+    return asyncio.run(read())
+
+
 def _client_for(
     body: bytes, chunk_size: int | None = None, cuts: list[int] | None = None
 ) -> Client:
-    if cuts is not None:
-        edges = [0, *cuts, len(body)]
-        chunks = [body[a:b] for a, b in itertools.pairwise(edges) if b > a]
-    else:
-        size = chunk_size or len(body)
-        chunks = [body[i : i + size] for i in range(0, len(body), size)]
+    chunks = _chunks(body, chunk_size, cuts)
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
@@ -113,6 +153,44 @@ def test_every_chunk_split_keeps_text_intact(newline: str) -> None:
     assert text == expected
     assert message["stop_reason"] == "end_turn"
     assert message["usage"] == {"input_tokens": 7, "output_tokens": len(TRICKY_TEXT)}
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_the_async_client_reads_the_same_through_any_split(newline: str) -> None:
+    body = "".join(_frame(e, newline) for e in _text_events(TRICKY_TEXT)).encode()
+    expected = "".join(TRICKY_TEXT)
+    # Cuts between CR and LF, inside "😀" and inside a field name, then one byte at a time.
+    for cuts in ([body.index(b"\xf0") + 2], [body.index(b"data") + 2], [len(body) - 1]):
+        assert _async_stream_text(body, cuts=cuts)[0] == expected, f"cut at {cuts}"
+    text, message = _async_stream_text(body, chunk_size=1)
+    assert text == expected
+    assert message["stop_reason"] == "end_turn"
+
+
+def test_the_decoder_follows_the_sse_rules() -> None:
+    decoder = SSEDecoder()
+    body = (
+        b"\xef\xbb\xbf: a comment, then a BOM-prefixed stream\r\n"
+        b"event: first\r\ndata: line one\r\ndata:line two\r\nid: 7\r\nretry: 10\r\n\r\n"
+        b"event: no_data\n\n"  # an event without data is not dispatched
+        b"data\n\n"  # a field without a colon: empty data, still data
+        b"data:  two spaces\r\r"
+        b"event: cut\ndata: never finished"
+    )
+    events = [event for i in range(len(body)) for event in decoder.feed(body[i : i + 1])]
+    events += decoder.end()
+    assert events == [
+        ("first", b"line one\nline two"),
+        ("", b""),
+        ("", b" two spaces"),
+    ]
+
+
+def test_a_cr_at_the_very_end_ends_its_line() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: x\r") == []  # the LF of a CRLF may come next
+    assert decoder.feed(b"\r") == []
+    assert decoder.end() == [("", b"x")]
 
 
 def test_unicode_line_separators_inside_json_are_not_line_breaks() -> None:

@@ -1,13 +1,20 @@
-"""The one HTTP client everything in claude_magics uses to talk to the Messages API.
+"""The HTTP clients everything in claude_magics uses to talk to the Messages API.
 
     client = Client()                       # key from ANTHROPIC_API_KEY, read at request time
     with client.messages.stream(model=MODEL, max_tokens=512, messages=msgs) as s:
         for text in s.text_stream: print(text, end="")
 
-Built on an injectable ``httpx.Client`` (or transport), with the retry rules of the official
-SDKs: obey ``x-should-retry``; otherwise retry 408, 409, 429, 5xx and connection errors; wait
-``retry-after-ms`` / ``retry-after`` when given (0-60 s), else jittered exponential backoff.
-A batch create is never re-sent once it may have reached the server.
+    async with AsyncClient() as client:     # the same surface, awaited, on httpx.AsyncClient
+        message = await client.messages.create(model=MODEL, max_tokens=512, messages=msgs)
+
+Built on an injectable ``httpx.Client`` / ``httpx.AsyncClient`` (or transport), with the retry
+rules of the official SDKs: obey ``x-should-retry``; otherwise retry 408, 409, 429, 5xx and
+connection errors; wait ``retry-after-ms`` / ``retry-after`` when given (0-60 s), else
+jittered exponential backoff. A batch create is never re-sent once it may have reached the
+server.
+
+Both clients are a `core.ClientCore`: request building, key handling, retry decisions and error
+mapping live there, once, without I/O; this module only sends, sleeps and reads.
 
 API objects come back as plain dicts (``ApiObject``, a dict subclass that also carries the
 ``request_id`` and the response headers), exactly as the API sent them.
@@ -19,48 +26,46 @@ are merged in that order, without repeats, into one comma-separated ``anthropic-
 
 from __future__ import annotations
 
-import logging
-import os
-import re
+import asyncio
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
-import orjson
 
-from .._version import __version__
-from ..errors import (
-    APIConnectionError,
-    APIResponseError,
-    APIStatusError,
-    APITimeoutError,
-    EndpointNotFoundError,
-    MalformedAPIKeyError,
-    MissingAPIKeyError,
-    RequestBodyError,
-    status_error_class,
+from .core import (
+    API_VERSION,
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_RETRIES,
+    ClientCore,
+    PreparedRequest,
 )
-from ..walk import map_strings
-from .betas import merge_betas
-from .files import Files, Multipart
-from .listing import Batches, Models, ResultStream
-from .messages import COUNT_TOKENS_FIELDS, Messages, MessageStream, TokenCount
+from .files import AsyncFiles, Files, Multipart
+from .listing import AsyncBatches, AsyncModels, AsyncResultStream, Batches, Models, ResultStream
+from .messages import (
+    COUNT_TOKENS_FIELDS,
+    AsyncMessages,
+    AsyncMessageStream,
+    Messages,
+    MessageStream,
+    TokenCount,
+)
 from .objects import ApiObject, Page, RateLimits
-from .retry import (
-    INITIAL_RETRY_DELAY,
-    MAX_RETRY_DELAY,
-    RetryPolicy,
-    connection_retry_allowed,
-    retry_delay,
-    should_retry,
-)
+from .retry import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, RetryPolicy
 
 __all__ = [
     "API_VERSION",
     "COUNT_TOKENS_FIELDS",
     "DEFAULT_BASE_URL",
     "ApiObject",
+    "AsyncBatches",
+    "AsyncClient",
+    "AsyncFiles",
+    "AsyncMessageStream",
+    "AsyncMessages",
+    "AsyncModels",
+    "AsyncResultStream",
     "Batches",
     "Client",
     "Files",
@@ -73,124 +78,26 @@ __all__ = [
     "TokenCount",
 ]
 
-log = logging.getLogger("claude_magics.api")
-
-DEFAULT_BASE_URL = "https://api.anthropic.com"
-API_VERSION = "2023-06-01"
-DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
-DEFAULT_MAX_RETRIES = 2
+# The connection pool of a client built here: as many connections as the official SDKs allow.
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
-class _Secret:
-    """Holds the key so that no repr, ``vars()`` dump or log line can show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<redacted>"
-
-    __str__ = __repr__
-
-
-def _error_from_response(response: httpx.Response, attempts: int) -> APIStatusError:
-    """The error for a 4xx/5xx response, from the API's error body when it has one."""
-    request_id = response.headers.get("request-id")
-    error_type: str | None = None
-    error_code: str | None = None
-    message = response.reason_phrase or f"HTTP {response.status_code}"
-    try:
-        body = orjson.loads(response.read())
-    except (orjson.JSONDecodeError, httpx.HTTPError):
-        body = None
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict):
-            error_type = error.get("type") if isinstance(error.get("type"), str) else None
-            if isinstance(error.get("message"), str):
-                message = error["message"]
-            details = error.get("details")
-            if isinstance(details, dict) and isinstance(details.get("error_code"), str):
-                error_code = details["error_code"]
-        if isinstance(body.get("request_id"), str):
-            request_id = body["request_id"]
-    cls = status_error_class(response.status_code)
-    if response.status_code == 404 and error_type is None:
-        # The API's own 404s carry {"type": "error", "error": {"type": "not_found_error"}}; a
-        # 404 without one comes from a server that does not route this path at all.
-        cls = EndpointNotFoundError
-        method = response.request.method
-        path = response.request.url.path
-        message = (
-            f"this server ({response.request.url.scheme}://{response.request.url.netloc.decode()}) "
-            f"has no {method} {path} endpoint ({message})"
-        )
-    return cls(
-        message,
-        status_code=response.status_code,
-        error_type=error_type,
-        request_id=request_id,
-        headers=dict(response.headers),
-        attempts=attempts,
-        error_code=error_code,
+def _build(http: httpx.Client | httpx.AsyncClient, request: PreparedRequest) -> httpx.Request:
+    """The httpx request for one attempt (an upload's pieces start over each time)."""
+    content: Any = request.content
+    if request.upload is not None:
+        is_async = isinstance(http, httpx.AsyncClient)
+        content = request.upload.achunks() if is_async else request.upload.chunks()
+    return http.build_request(
+        request.method,
+        request.url,
+        content=content,
+        params=request.params,
+        headers=request.headers,
     )
 
 
-def _api_object(response: httpx.Response) -> ApiObject:
-    request_id = response.headers.get("request-id")
-    try:
-        data = orjson.loads(response.read())
-    except (orjson.JSONDecodeError, httpx.HTTPError) as exc:
-        raise APIResponseError(
-            f"the server answered {response.status_code} with a body that is not JSON "
-            f"({type(exc).__name__})",
-            request_id=request_id,
-        ) from None
-    if not isinstance(data, dict):
-        raise APIResponseError(
-            f"the server answered {response.status_code} with JSON that is not an object",
-            request_id=request_id,
-        )
-    obj = ApiObject(data)
-    obj.request_id = response.headers.get("request-id")
-    obj.response_headers = dict(response.headers)
-    return obj
-
-
-# What a key can be made of: printable ASCII without spaces (an HTTP header value).
-_KEY_CHARS = re.compile(r"[!-~]+")
-
-#: The largest request body the API takes, by endpoint (413 request_too_large beyond it).
-_MAX_BODY = {"/v1/messages/batches": 256 * 1024 * 1024}
-_MAX_MESSAGE_BODY = 32 * 1024 * 1024
-
-
-def _encode(body: Any, path: str) -> bytes:
-    """The JSON of a request body, refused in one line when it cannot be sent: text JSON
-    cannot carry (lone surrogates), or more bytes than the endpoint takes."""
-    try:
-        content = orjson.dumps(body)
-    except TypeError as exc:
-        raise RequestBodyError(
-            f"the request cannot be sent: {exc} (text with lone surrogates, from a file read "
-            "with errors='surrogateescape' or a non-UTF-8 name: decode it with errors='replace')"
-        ) from None
-    limit = _MAX_BODY.get(path, _MAX_MESSAGE_BODY)
-    if len(content) > limit:
-        raise RequestBodyError(
-            f"the request is {len(content) / 2**20:.1f} MB, over the {limit // 2**20} MB the API "
-            f"takes for {path} (images and PDFs travel as base64, a third larger than the "
-            "files): send fewer or smaller attachments"
-        )
-    return content
-
-
-class Client:
+class Client(ClientCore):
     """Talks to the Anthropic Messages API (or anything that speaks it, such as the emulator).
 
     Args:
@@ -223,26 +130,20 @@ class Client:
         api_version: str = API_VERSION,
         betas: Iterable[str] | str = (),
     ) -> None:
-        self._explicit_key = _Secret(api_key) if api_key else None
-        #: The ``anthropic-beta`` names sent with every request.
-        self.betas: tuple[str, ...] = merge_betas(betas)
-        self.api_key_env = api_key_env
-        resolved = base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
-        self.base_url = resolved.rstrip("/")
-        self.max_retries = max(0, int(max_retries))
-        self.initial_retry_delay = initial_retry_delay
-        self.max_retry_delay = max_retry_delay
-        #: The ``anthropic-version`` header sent with every request.
-        self.api_version = api_version
-        if isinstance(timeout, (int, float)):
-            timeout = httpx.Timeout(float(timeout), connect=min(10.0, float(timeout)))
-        self.timeout = timeout or DEFAULT_TIMEOUT
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            api_key_env=api_key_env,
+            initial_retry_delay=initial_retry_delay,
+            max_retry_delay=max_retry_delay,
+            api_version=api_version,
+            betas=betas,
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
-            timeout=self.timeout,
-            transport=transport,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            timeout=self.timeout, transport=transport, follow_redirects=False, limits=_LIMITS
         )
         #: The rate-limit headers of the latest response (for adaptive concurrency).
         self.rate_limits: RateLimits = RateLimits()
@@ -262,59 +163,6 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        betas = f", betas={list(self.betas)!r}" if self.betas else ""
-        return f"Client(base_url={self.base_url!r}, api_key={self.key_status()}{betas})"
-
-    # -- configuration ---------------------------------------------------------------------
-
-    def key_status(self) -> str:
-        """Where the key comes from, never the key: 'set (argument)', 'set (ENV)', 'unset'."""
-        if self._explicit_key:
-            return "set (argument)"
-        if os.environ.get(self.api_key_env):
-            return f"set ({self.api_key_env})"
-        return f"unset ({self.api_key_env})"
-
-    def _api_key(self) -> str:
-        key = self._explicit_key.get() if self._explicit_key else os.environ.get(self.api_key_env)
-        # A key pasted from a file or a terminal often brings a trailing newline or spaces.
-        key = (key or "").strip()
-        if not key:
-            raise MissingAPIKeyError(self.api_key_env)
-        if not _KEY_CHARS.fullmatch(key):
-            raise MalformedAPIKeyError(
-                "the api_key argument" if self._explicit_key else self.api_key_env
-            )
-        return key
-
-    def redact_key(self, value: Any) -> tuple[Any, int]:
-        """``value`` (any JSON-like request part) with the active key replaced wherever it
-        appears in a string, and how many strings held it: a ``{{os.environ}}`` in a prompt
-        must not send the key to the model. The key itself never leaves the client."""
-        try:
-            key = self._api_key()
-        except MissingAPIKeyError:
-            return value, 0
-        marker = f"<{self.api_key_env}: redacted>"
-        return map_strings(value, lambda text: text.replace(key, marker))
-
-    def _headers(self, accept: str, betas: Sequence[str] = ()) -> dict[str, str]:
-        headers = {
-            "x-api-key": self._api_key(),
-            "anthropic-version": self.api_version,
-            "content-type": "application/json",
-            "accept": accept,
-            "user-agent": f"claude-magics/{__version__} httpx/{httpx.__version__}",
-        }
-        merged = merge_betas(self.betas, betas)
-        if merged:
-            headers["anthropic-beta"] = ",".join(merged)
-        return headers
-
-    def _url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else self.base_url + path
 
     # -- sending with retries ----------------------------------------------------------------
 
@@ -340,81 +188,47 @@ class Client:
         the client's. ``upload`` is a multipart body sent in pieces instead of ``body``'s JSON
         (made afresh for each attempt).
         """
-        retries = self.max_retries if max_retries is None else max(0, int(max_retries))
-        headers = self._headers(
-            accept or ("text/event-stream" if stream else "application/json"), betas
+        request = self.prepare(
+            method,
+            path,
+            body=body,
+            params=params,
+            stream=stream,
+            betas=betas,
+            upload=upload,
+            accept=accept,
         )
-        content = _encode(body, path) if body is not None else None
-        if upload is not None:
-            headers["content-type"] = upload.content_type
-            headers["content-length"] = str(upload.length)
-        url = self._url(path)
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        attempt = 0
+        attempts = self.attempts(request, retry, max_retries)
         while True:
-            request = self._http.build_request(
-                method,
-                url,
-                content=upload.chunks() if upload is not None else content,
-                params=query,
-                headers=headers,
-            )
             try:
-                response = self._http.send(request, stream=True)
+                response = self._http.send(_build(self._http, request), stream=True)
             except httpx.TransportError as exc:
-                unsent = isinstance(
-                    exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-                )
-                may_have_reached = not unsent
-                retryable = connection_retry_allowed(retry, unsent)
-                if retryable and attempt < retries:
-                    delay = retry_delay(
-                        attempt, None, self.initial_retry_delay, self.max_retry_delay
-                    )
-                    log.debug(
-                        "%s %s: %s; retrying in %.2fs", method, path, type(exc).__name__, delay
-                    )
-                    attempt += 1
-                    time.sleep(delay)
-                    continue
-                error_cls = (
-                    APITimeoutError
-                    if isinstance(exc, httpx.TimeoutException)
-                    else APIConnectionError
-                )
-                raise error_cls(
-                    f"{type(exc).__name__} talking to {self.base_url}: {exc}",
-                    may_have_reached_server=may_have_reached,
-                    attempts=attempt + 1,
-                ) from exc
+                time.sleep(attempts.after_transport_error(exc))
+                continue
             self.rate_limits = RateLimits.from_headers(response.headers)
-            log.debug(
-                "%s %s -> %s (request id %s, attempt %d)",
-                method,
-                path,
-                response.status_code,
-                response.headers.get("request-id"),
-                attempt + 1,
-            )
+            wait = attempts.after_status(response.status_code, response.headers)
             if response.is_success:
                 if not stream:
-                    response.read()
-                    response.close()
+                    try:
+                        response.read()
+                    except httpx.TransportError as exc:
+                        # The answer broke off: like a connection error after sending.
+                        time.sleep(attempts.after_transport_error(exc))
+                        continue
+                    finally:
+                        response.close()
                 return response
-            if should_retry(response.status_code, response.headers, retry) and attempt < retries:
-                delay = retry_delay(
-                    attempt, response.headers, self.initial_retry_delay, self.max_retry_delay
-                )
-                response.read()
-                response.close()
-                log.debug("retrying %s %s in %.2fs", method, path, delay)
-                attempt += 1
-                time.sleep(delay)
-                continue
             try:
-                raise _error_from_response(response, attempts=attempt + 1)
+                body_read: bytes | None = response.read()
+            except httpx.HTTPError:
+                body_read = None
             finally:
                 response.close()
+            if wait is None:
+                raise attempts.error(
+                    response.status_code, response.reason_phrase, response.headers, body_read
+                )
+            time.sleep(wait)
 
     def request(
         self,
@@ -429,15 +243,183 @@ class Client:
         upload: Multipart | None = None,
     ) -> ApiObject:
         """Send a request and return the JSON object of its 2xx response."""
-        return _api_object(
-            self.send(
-                method,
-                path,
-                body=body,
-                params=params,
-                retry=retry,
-                max_retries=max_retries,
-                betas=betas,
-                upload=upload,
-            )
+        response = self.send(
+            method,
+            path,
+            body=body,
+            params=params,
+            retry=retry,
+            max_retries=max_retries,
+            betas=betas,
+            upload=upload,
         )
+        return self.api_object(response.status_code, response.headers, response.content)
+
+
+class AsyncClient(ClientCore):
+    """`Client` for asyncio: every request method is awaited, streams are ``async with`` /
+    ``async for``, on an ``httpx.AsyncClient``. Same arguments, same retries, same errors.
+
+    ``asyncio.gather`` over many calls runs them at once, up to the pool's 100 connections;
+    bound them with an ``asyncio.Semaphore`` to stay inside a rate limit (429s are retried
+    after the server's ``retry-after`` all the same). Cancelling a task that is waiting on a
+    request or reading a stream closes its connection.
+
+    The client may be made outside any event loop (at the top of a notebook) and used in
+    several: a connection pool belongs to one loop, so a client built here keeps one pool per
+    loop (each ``asyncio.run`` gets its own); one given as ``http_client`` is used as is.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        api_key_env: str = "ANTHROPIC_API_KEY",
+        initial_retry_delay: float = INITIAL_RETRY_DELAY,
+        max_retry_delay: float = MAX_RETRY_DELAY,
+        api_version: str = API_VERSION,
+        betas: Iterable[str] | str = (),
+    ) -> None:
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            api_key_env=api_key_env,
+            initial_retry_delay=initial_retry_delay,
+            max_retry_delay=max_retry_delay,
+            api_version=api_version,
+            betas=betas,
+        )
+        self._given_http = http_client
+        self._transport = transport
+        # The pools of a client built here, one per event loop, made on first use there; an
+        # entry goes with its loop.
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._pools = weakref.WeakKeyDictionary()
+        #: The rate-limit headers of the latest response (for adaptive concurrency).
+        self.rate_limits: RateLimits = RateLimits()
+        self.messages = AsyncMessages(self)
+        self.models = AsyncModels(self)
+        self.batches = AsyncBatches(self)
+        self.files = AsyncFiles(self)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _pool_for_loop(self) -> httpx.AsyncClient:
+        if self._given_http is not None:
+            return self._given_http
+        # A connection pool works in the loop it was made in only.
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None or pool.is_closed:
+            pool = self._pools[loop] = httpx.AsyncClient(
+                timeout=self.timeout,
+                transport=self._transport,
+                follow_redirects=False,
+                limits=_LIMITS,
+            )
+        return pool
+
+    async def close(self) -> None:
+        """Close the connections this client made in the running loop (a given
+        ``http_client`` is left open). Pools of loops that have ended cannot be closed from
+        here: their sockets close when they are garbage-collected."""
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- sending with retries ----------------------------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        stream: bool = False,
+        retry: RetryPolicy = "always",
+        max_retries: int | None = None,
+        betas: Sequence[str] = (),
+        upload: Multipart | None = None,
+        accept: str | None = None,
+    ) -> httpx.Response:
+        """`Client.send`, awaited: the same request, retries and errors."""
+        request = self.prepare(
+            method,
+            path,
+            body=body,
+            params=params,
+            stream=stream,
+            betas=betas,
+            upload=upload,
+            accept=accept,
+        )
+        attempts = self.attempts(request, retry, max_retries)
+        http = self._pool_for_loop()
+        while True:
+            try:
+                response = await http.send(_build(http, request), stream=True)
+            except httpx.TransportError as exc:
+                await asyncio.sleep(attempts.after_transport_error(exc))
+                continue
+            self.rate_limits = RateLimits.from_headers(response.headers)
+            wait = attempts.after_status(response.status_code, response.headers)
+            if response.is_success:
+                if not stream:
+                    try:
+                        await response.aread()
+                    except httpx.TransportError as exc:
+                        await asyncio.sleep(attempts.after_transport_error(exc))
+                        continue
+                    finally:
+                        await response.aclose()
+                return response
+            try:
+                body_read: bytes | None = await response.aread()
+            except httpx.HTTPError:
+                body_read = None
+            finally:
+                await response.aclose()
+            if wait is None:
+                raise attempts.error(
+                    response.status_code, response.reason_phrase, response.headers, body_read
+                )
+            await asyncio.sleep(wait)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        retry: RetryPolicy = "always",
+        max_retries: int | None = None,
+        betas: Sequence[str] = (),
+        upload: Multipart | None = None,
+    ) -> ApiObject:
+        """Send a request and return the JSON object of its 2xx response."""
+        response = await self.send(
+            method,
+            path,
+            body=body,
+            params=params,
+            retry=retry,
+            max_retries=max_retries,
+            betas=betas,
+            upload=upload,
+        )
+        return self.api_object(response.status_code, response.headers, response.content)

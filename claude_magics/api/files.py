@@ -3,6 +3,7 @@
     meta = client.files.upload("sales.csv", progress=lambda sent, total: print(sent, total))
     block = {"type": "container_upload", "file_id": meta["id"]}   # or a document/image source
     client.files.list(), client.files.retrieve(id), client.files.delete(id)
+    await async_client.files.upload(...)     # AsyncFiles: the same calls, awaited
 
 The spec (May 2026) has the Files API as a beta: every call here sends
 ``anthropic-beta: files-api-2025-04-14`` (`FILES_API_BETA`), and so does every message, token
@@ -21,7 +22,7 @@ import mimetypes
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,10 +32,10 @@ from ..errors import RequestBodyError
 from ..local_files import MB, mb, open_regular
 from ..media import sniff_image
 from .betas import FILES_API_BETA
-from .listing import _Listing
+from .listing import _AsyncListing, _Listing
 from .objects import ApiObject
 
-__all__ = ["FILES_API_BETA", "MAX_FILE_BYTES", "Files", "Multipart", "Progress"]
+__all__ = ["FILES_API_BETA", "MAX_FILE_BYTES", "AsyncFiles", "Files", "Multipart", "Progress"]
 
 #: The largest file the API takes.
 MAX_FILE_BYTES = 500 * MB
@@ -83,6 +84,7 @@ class Multipart:
         return len(self._head()) + self.size + len(self._tail())
 
     def chunks(self) -> Iterator[bytes]:
+        """The body in pieces, read from the file as they are sent."""
         yield self._head()
         self.source.seek(0)
         sent = 0
@@ -95,6 +97,12 @@ class Multipart:
             sent += len(piece)
             self._report(sent)
         yield self._tail()
+
+    async def achunks(self) -> AsyncIterator[bytes]:
+        """`chunks` for an async client (httpx.AsyncClient takes only async bodies). Each
+        1 MB read from a local file is short enough to do on the event loop."""
+        for piece in self.chunks():
+            yield piece
 
     def _report(self, sent: int) -> None:
         if self.progress is not None:
@@ -125,6 +133,54 @@ def _file_path(file_id: str, tail: str = "") -> str:
     return f"/v1/files/{quote(file_id, safe='')}{tail}"
 
 
+def _multipart(
+    file: str | os.PathLike[str] | bytes | bytearray | memoryview,
+    filename: str | None,
+    media_type: str | None,
+    progress: Progress | None,
+) -> Multipart:
+    """The upload body for ``file`` (its source open: the caller closes it), or a one-line
+    `RequestBodyError` before anything is sent."""
+    source: BinaryIO
+    if isinstance(file, (str, os.PathLike)):
+        path, source, size = open_regular(
+            file, MAX_FILE_BYTES, error=RequestBodyError, what="the Files API takes per file"
+        )
+        label = os.fspath(file)
+        name = filename or path.name
+    elif isinstance(file, (bytes, bytearray, memoryview)):
+        size, label = len(file), filename or "the file"
+        if size > MAX_FILE_BYTES:
+            raise RequestBodyError(
+                f"{label} is {mb(size)}, over the {mb(MAX_FILE_BYTES)} the Files API takes per file"
+            )
+        if not filename:
+            raise RequestBodyError("uploading bytes needs a filename= (such as 'data.csv')")
+        source, name = io.BytesIO(file), filename
+    else:
+        raise RequestBodyError(
+            f"cannot upload a {type(file).__name__}: pass a path or bytes (with filename=)"
+        )
+    try:
+        if media_type is not None and not _MEDIA_TYPE.fullmatch(media_type):
+            raise RequestBodyError(f"media_type {media_type!r} is not a MIME type like text/csv")
+        return Multipart(
+            boundary=secrets.token_hex(16),
+            filename=Path(name).name or name,
+            media_type=media_type or _media_type(source.read(_SNIFF), name),
+            size=size,
+            source=source,
+            label=label,
+            progress=progress,
+        )
+    except BaseException:
+        source.close()
+        raise
+
+
+_DOWNLOAD_ACCEPT = "application/octet-stream, application/json"
+
+
 class Files(_Listing):
     """``client.files``: upload, list (paginated), retrieve, download, delete."""
 
@@ -147,40 +203,8 @@ class Files(_Listing):
         read in 1 MB pieces as it is sent; ``progress(bytes_sent, total)`` is called as they
         go. Refused before sending, in one line: devices, FIFOs, folders, files over 500 MB.
         """
-        source: BinaryIO
-        if isinstance(file, (str, os.PathLike)):
-            path, source, size = open_regular(
-                file, MAX_FILE_BYTES, error=RequestBodyError, what="the Files API takes per file"
-            )
-            label = os.fspath(file)
-            name = filename or path.name
-        elif isinstance(file, (bytes, bytearray, memoryview)):
-            size, label = len(file), filename or "the file"
-            if size > MAX_FILE_BYTES:
-                raise RequestBodyError(
-                    f"{label} is {mb(size)}, over the {mb(MAX_FILE_BYTES)} the Files API takes "
-                    "per file"
-                )
-            if not filename:
-                raise RequestBodyError("uploading bytes needs a filename= (such as 'data.csv')")
-            source, name = io.BytesIO(file), filename
-        else:
-            raise RequestBodyError(
-                f"cannot upload a {type(file).__name__}: pass a path or bytes (with filename=)"
-            )
-        if media_type is not None and not _MEDIA_TYPE.fullmatch(media_type):
-            source.close()
-            raise RequestBodyError(f"media_type {media_type!r} is not a MIME type like text/csv")
-        with source:
-            body = Multipart(
-                boundary=secrets.token_hex(16),
-                filename=Path(name).name or name,
-                media_type=media_type or _media_type(source.read(_SNIFF), name),
-                size=size,
-                source=source,
-                label=label,
-                progress=progress,
-            )
+        body = _multipart(file, filename, media_type, progress)
+        with body.source:
             # Uploading again after a lost answer at worst leaves a second copy (files are free
             # and listed), so uploads are retried like any other request.
             return self._client.request(
@@ -199,7 +223,7 @@ class Files(_Listing):
             "GET",
             _file_path(file_id, "/content"),
             betas=(*self._betas, *betas),
-            accept="application/octet-stream, application/json",
+            accept=_DOWNLOAD_ACCEPT,
         )
         return response.content
 
@@ -207,3 +231,46 @@ class Files(_Listing):
         """Delete a file; returns ``{"id": ..., "type": "file_deleted"}``. Messages that name
         it afterwards get a 404."""
         return self._client.request("DELETE", _file_path(file_id), betas=(*self._betas, *betas))
+
+
+class AsyncFiles(_AsyncListing):
+    """``async_client.files``: `Files`, awaited (``async for`` over ``iter_all()``)."""
+
+    _path = "/v1/files"
+    _betas = (FILES_API_BETA,)
+
+    async def upload(
+        self,
+        file: str | os.PathLike[str] | bytes | bytearray | memoryview,
+        *,
+        filename: str | None = None,
+        media_type: str | None = None,
+        progress: Progress | None = None,
+        betas: Sequence[str] = (),
+    ) -> ApiObject:
+        """Upload a file; see `Files.upload`."""
+        body = _multipart(file, filename, media_type, progress)
+        with body.source:
+            return await self._client.request(
+                "POST", self._path, upload=body, betas=(*self._betas, *betas)
+            )
+
+    async def retrieve(self, file_id: str, *, betas: Sequence[str] = ()) -> ApiObject:
+        """A file's metadata; see `Files.retrieve`."""
+        return await self._client.request("GET", _file_path(file_id), betas=(*self._betas, *betas))
+
+    async def download(self, file_id: str, *, betas: Sequence[str] = ()) -> bytes:
+        """The bytes of a file the API created; see `Files.download`."""
+        response = await self._client.send(
+            "GET",
+            _file_path(file_id, "/content"),
+            betas=(*self._betas, *betas),
+            accept=_DOWNLOAD_ACCEPT,
+        )
+        return response.content
+
+    async def delete(self, file_id: str, *, betas: Sequence[str] = ()) -> ApiObject:
+        """Delete a file; see `Files.delete`."""
+        return await self._client.request(
+            "DELETE", _file_path(file_id), betas=(*self._betas, *betas)
+        )

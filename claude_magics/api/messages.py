@@ -4,6 +4,8 @@
     with client.messages.stream(model=..., max_tokens=512, messages=msgs) as stream:
         for text in stream.text_stream: print(text, end="")
     client.messages.count_tokens(model=..., messages=msgs)   # -> TokenCount (an int)
+    async with async_client.messages.stream(...) as stream:  # AsyncMessages: the same, awaited
+        async for text in stream.text_stream: print(text, end="")
 
 A stream always closes its connection, even when the caller stops early; a stream that breaks
 keeps what arrived (``APIStreamError.partial``); a server that answers a streaming request with
@@ -12,23 +14,29 @@ the whole message as JSON is taken at its word.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
-from httpx_sse import EventSource
 
 from ..errors import APIStreamError
 from .betas import body_betas
 from .objects import ApiObject
-from .streaming import MessageAccumulator, StreamEvent, events_of_message
+from .streaming import EventDecoder, MessageAccumulator, StreamEvent, events_of_message
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .client import AsyncClient, Client
 
-__all__ = ["COUNT_TOKENS_FIELDS", "MessageStream", "Messages", "TokenCount"]
+__all__ = [
+    "COUNT_TOKENS_FIELDS",
+    "AsyncMessageStream",
+    "AsyncMessages",
+    "MessageStream",
+    "Messages",
+    "TokenCount",
+]
 
 #: The request fields ``/v1/messages/count_tokens`` accepts (CountMessageTokensParams).
 COUNT_TOKENS_FIELDS = frozenset(
@@ -45,56 +53,50 @@ COUNT_TOKENS_FIELDS = frozenset(
 )
 
 
-class MessageStream:
-    """A streaming reply: iterate it for typed events; ``message`` is the message so far.
+class _StreamReading:
+    """What a sync and an async stream share, with no I/O: the answer's headers, the bytes
+    decoded into events (by the client's `EventDecoder`: server-sent events), error frames
+    and breaks turned into `APIStreamError` with what arrived, and a whole JSON message
+    taken as the answer."""
 
-    Use it as a context manager: the connection is closed on exit, whether the stream ended,
-    raised, or was interrupted (Ctrl-C / kernel interrupt). After an error mid-stream,
-    ``message`` still holds everything received, and the raised ``APIStreamError.partial``
-    has it too.
-    """
-
-    def __init__(self, client: Client, params: dict[str, Any], betas: Sequence[str] = ()) -> None:
-        self._client = client
+    def __init__(self, params: dict[str, Any], betas: Sequence[str], decoder: EventDecoder) -> None:
         self._params = params
         self._betas = tuple(betas)
-        self._response: httpx.Response | None = None
-        self._events: Iterator[StreamEvent] | None = None
         self.accumulator = MessageAccumulator()
         self.request_id: str | None = None
         self.response_headers: Mapping[str, str] = {}
         self._whole: dict[str, Any] | None = None
+        self._decoder = decoder
 
-    def __enter__(self) -> MessageStream:
-        self._response = self._client.send(
-            "POST",
-            "/v1/messages",
-            body={**self._params, "stream": True},
-            stream=True,
-            betas=self._betas,
-        )
-        self.request_id = self._response.headers.get("request-id")
-        self.response_headers = dict(self._response.headers)
-        content_type = self._response.headers.get("content-type", "")
-        if "json" in content_type and "event-stream" not in content_type:
-            self._whole = self._read_whole(self._response)
-        return self
+    def _request(self) -> dict[str, Any]:
+        """The arguments of the client's ``send`` for this stream."""
+        return {
+            "body": {**self._params, "stream": True},
+            "stream": True,
+            "betas": self._betas,
+        }
 
-    def _read_whole(self, response: httpx.Response) -> dict[str, Any]:
+    def _started(self, response: httpx.Response) -> bool:
+        """Keep the answer's headers; True when it is one JSON document rather than events."""
+        self.request_id = response.headers.get("request-id")
+        self.response_headers = dict(response.headers)
+        content_type = response.headers.get("content-type", "")
+        return "json" in content_type and "event-stream" not in content_type
+
+    def _take_whole(self, body: bytes | None) -> None:
         """A server that answered the streaming request with one JSON document: the whole
         message (taken as the answer), or a one-line error naming what came instead."""
         try:
-            data = orjson.loads(response.read())
-        except (orjson.JSONDecodeError, httpx.HTTPError) as exc:
+            data = orjson.loads(body if body is not None else b"")
+        except orjson.JSONDecodeError as exc:
             raise self._fail(
                 "the server answered a streaming request with a body that is neither "
                 "server-sent events nor JSON",
                 "malformed_response",
             ) from exc
-        finally:
-            response.close()
         if isinstance(data, dict) and data.get("type") == "message":
-            return data
+            self._whole = data
+            return
         if isinstance(data, dict) and data.get("type") == "error":
             error = data.get("error") or {}
             raise self._fail(
@@ -106,6 +108,94 @@ class MessageStream:
             f"({orjson.dumps(data).decode()[:80]})",
             "malformed_response",
         )
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The message accumulated so far (a snapshot)."""
+        return self.accumulator.message
+
+    @property
+    def text(self) -> str:
+        """The answer text received so far."""
+        return self.accumulator.text
+
+    def _fail(self, message: str, error_type: str) -> APIStreamError:
+        return APIStreamError(
+            message,
+            error_type=error_type,
+            partial=self.accumulator.message if self.accumulator.started else None,
+            request_id=self.request_id,
+        )
+
+    def _whole_events(self) -> Iterator[StreamEvent]:
+        assert self._whole is not None
+        feed = self.accumulator.feed
+        for data in events_of_message(self._whole):
+            event = feed(data)
+            if event is not None:
+                yield event
+
+    def _events_of(self, chunk: bytes | None) -> Iterator[StreamEvent]:
+        """The events a piece of the body completes (None: the body ended), folded into the
+        message as they are taken; `APIStreamError` at an error frame or one whose data is
+        not JSON (the events before it are yielded first)."""
+        feed = self.accumulator.feed
+        frames = self._decoder.end() if chunk is None else self._decoder.feed(chunk)
+        for name, data in frames:
+            if name == "ping":
+                continue
+            try:
+                payload = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise self._fail(
+                    f"the server sent a malformed {name or 'message'} event", "malformed_event"
+                ) from None
+            if name == "error" or payload.get("type") == "error":
+                error = payload.get("error") or {}
+                raise self._fail(
+                    str(error.get("message") or "error event in stream"),
+                    str(error.get("type") or "api_error"),
+                )
+            event = feed(payload)
+            if event is not None:
+                yield event
+
+    def _broken(self, exc: httpx.TransportError) -> APIStreamError:
+        if isinstance(exc, httpx.TimeoutException):
+            return self._fail(f"the stream timed out: {exc}", "timeout")
+        return self._fail(f"the connection broke mid-stream: {exc}", "connection_error")
+
+    def _check_ended(self) -> None:
+        if not self.accumulator.stopped:
+            raise self._fail("the stream ended before message_stop", "incomplete_stream")
+
+
+class MessageStream(_StreamReading):
+    """A streaming reply: iterate it for typed events; ``message`` is the message so far.
+
+    Use it as a context manager: the connection is closed on exit, whether the stream ended,
+    raised, or was interrupted (Ctrl-C / kernel interrupt). After an error mid-stream,
+    ``message`` still holds everything received, and the raised ``APIStreamError.partial``
+    has it too.
+    """
+
+    def __init__(self, client: Client, params: dict[str, Any], betas: Sequence[str] = ()) -> None:
+        super().__init__(params, betas, client.event_decoder())
+        self._client = client
+        self._response: httpx.Response | None = None
+        self._events: Iterator[StreamEvent] | None = None
+
+    def __enter__(self) -> MessageStream:
+        self._response = response = self._client.send("POST", "/v1/messages", **self._request())
+        if self._started(response):
+            try:
+                body: bytes | None = response.read()
+            except httpx.HTTPError:
+                body = None
+            finally:
+                response.close()
+            self._take_whole(body)
+        return self
 
     def __exit__(
         self,
@@ -119,71 +209,28 @@ class MessageStream:
         if self._response is not None:
             self._response.close()
 
-    @property
-    def message(self) -> dict[str, Any]:
-        """The message accumulated so far (a snapshot)."""
-        return self.accumulator.message
-
-    @property
-    def text(self) -> str:
-        """The answer text received so far."""
-        return self.accumulator.text
-
     def __iter__(self) -> Iterator[StreamEvent]:
         if self._events is None:
             self._events = self._iter_events()
         return self._events
-
-    def _fail(self, message: str, error_type: str) -> APIStreamError:
-        return APIStreamError(
-            message,
-            error_type=error_type,
-            partial=self.accumulator.message if self.accumulator.started else None,
-            request_id=self.request_id,
-        )
 
     def _iter_events(self) -> Iterator[StreamEvent]:
         if self._response is None:
             raise RuntimeError(
                 "use the stream as a context manager: with client.messages.stream(...)"
             )
-        accumulator = self.accumulator
-        feed = accumulator.feed
         if self._whole is not None:
-            for data in events_of_message(self._whole):
-                event = feed(data)
-                if event is not None:
-                    yield event
+            yield from self._whole_events()
             return
-        loads = orjson.loads
         try:
-            for sse in EventSource(self._response).iter_sse():
-                if sse.event == "ping":
-                    continue
-                try:
-                    data = loads(sse.data)
-                except orjson.JSONDecodeError:
-                    raise self._fail(
-                        f"the server sent a malformed {sse.event or 'message'} event",
-                        "malformed_event",
-                    ) from None
-                if sse.event == "error" or data.get("type") == "error":
-                    error = data.get("error") or {}
-                    raise self._fail(
-                        str(error.get("message") or "error event in stream"),
-                        str(error.get("type") or "api_error"),
-                    )
-                event = feed(data)
-                if event is not None:
-                    yield event
-        except httpx.TimeoutException as exc:
-            raise self._fail(f"the stream timed out: {exc}", "timeout") from exc
+            for chunk in self._response.iter_bytes():
+                yield from self._events_of(chunk)
+            yield from self._events_of(None)
         except httpx.TransportError as exc:
-            raise self._fail(f"the connection broke mid-stream: {exc}", "connection_error") from exc
+            raise self._broken(exc) from exc
         finally:
             self.close()
-        if not accumulator.stopped:
-            raise self._fail("the stream ended before message_stop", "incomplete_stream")
+        self._check_ended()
 
     @property
     def text_stream(self) -> Iterator[str]:
@@ -200,6 +247,93 @@ class MessageStream:
 
     def get_final_message(self) -> dict[str, Any]:
         return self.until_done()
+
+
+class AsyncMessageStream(_StreamReading):
+    """The async twin of `MessageStream`: ``async with`` it, ``async for`` its events or its
+    ``text_stream``. Cancelling the task that reads it (or leaving the ``async with`` early)
+    closes the connection."""
+
+    def __init__(
+        self, client: AsyncClient, params: dict[str, Any], betas: Sequence[str] = ()
+    ) -> None:
+        super().__init__(params, betas, client.event_decoder())
+        self._client = client
+        self._response: httpx.Response | None = None
+        self._events: AsyncIterator[StreamEvent] | None = None
+
+    async def __aenter__(self) -> AsyncMessageStream:
+        self._response = response = await self._client.send(
+            "POST", "/v1/messages", **self._request()
+        )
+        if self._started(response):
+            try:
+                body: bytes | None = await response.aread()
+            except httpx.HTTPError:
+                body = None
+            finally:
+                await response.aclose()
+            self._take_whole(body)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # A loop left early leaves the events generator suspended: finish it here rather than
+        # whenever the event loop's finalizer gets to it.
+        events = self._events
+        if isinstance(events, AsyncGenerator):
+            await events.aclose()
+        await self.close()
+
+    async def close(self) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        if self._events is None:
+            self._events = self._iter_events()
+        return self._events
+
+    async def _iter_events(self) -> AsyncIterator[StreamEvent]:
+        if self._response is None:
+            raise RuntimeError(
+                "use the stream as an async context manager: async with client.messages.stream(...)"
+            )
+        if self._whole is not None:
+            for event in self._whole_events():
+                yield event
+            return
+        try:
+            async for chunk in self._response.aiter_bytes():
+                for event in self._events_of(chunk):
+                    yield event
+            for event in self._events_of(None):
+                yield event
+        except httpx.TransportError as exc:
+            raise self._broken(exc) from exc
+        finally:
+            await self.close()
+        self._check_ended()
+
+    @property
+    async def text_stream(self) -> AsyncIterator[str]:
+        """Only the answer text, piece by piece."""
+        async for event in self:
+            if event.type == "text":
+                yield event.text  # type: ignore[union-attr]
+
+    async def until_done(self) -> dict[str, Any]:
+        """Consume the rest of the stream and return the final message."""
+        async for _ in self:
+            pass
+        return self.message
+
+    async def get_final_message(self) -> dict[str, Any]:
+        return await self.until_done()
 
 
 class TokenCount(int):
@@ -225,6 +359,24 @@ def _marked_estimate(result: Mapping[str, Any]) -> bool:
     return isinstance(tokenizer, str) and "anthropic" not in tokenizer.lower()
 
 
+def _create(params: dict[str, Any], betas: Sequence[str]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The body and betas of a message request (``stream`` is the caller's choice of method)."""
+    params.pop("stream", None)
+    return params, (*betas, *body_betas(params))
+
+
+def _count_request(
+    params: Mapping[str, Any], betas: Sequence[str]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The body and betas of a token count: only the fields the endpoint takes."""
+    body = {k: v for k, v in params.items() if k in COUNT_TOKENS_FIELDS}
+    return body, (*betas, *body_betas(body))
+
+
+def _token_count(result: Mapping[str, Any]) -> TokenCount:
+    return TokenCount(int(result["input_tokens"]), estimated=_marked_estimate(result))
+
+
 class Messages:
     """``client.messages``: create, stream, count_tokens.
 
@@ -237,15 +389,12 @@ class Messages:
 
     def create(self, *, betas: Sequence[str] = (), **params: Any) -> ApiObject:
         """POST /v1/messages and return the Message."""
-        params.pop("stream", None)
-        return self._client.request(
-            "POST", "/v1/messages", body=params, betas=(*betas, *body_betas(params))
-        )
+        body, betas = _create(params, betas)
+        return self._client.request("POST", "/v1/messages", body=body, betas=betas)
 
     def stream(self, *, betas: Sequence[str] = (), **params: Any) -> MessageStream:
         """Stream a Message: ``with client.messages.stream(...) as s: for ev in s: ...``."""
-        params.pop("stream", None)
-        return MessageStream(self._client, params, (*betas, *body_betas(params)))
+        return MessageStream(self._client, *_create(params, betas))
 
     def count_tokens(self, *, betas: Sequence[str] = (), **params: Any) -> TokenCount:
         """POST /v1/messages/count_tokens; the input tokens the request would use.
@@ -254,8 +403,30 @@ class Messages:
         ``stream``, sampling, stop sequences, metadata...) are left out here, so every caller
         can count exactly what it would send.
         """
-        body = {k: v for k, v in params.items() if k in COUNT_TOKENS_FIELDS}
-        result = self._client.request(
-            "POST", "/v1/messages/count_tokens", body=body, betas=(*betas, *body_betas(body))
+        body, betas = _count_request(params, betas)
+        return _token_count(
+            self._client.request("POST", "/v1/messages/count_tokens", body=body, betas=betas)
         )
-        return TokenCount(int(result["input_tokens"]), estimated=_marked_estimate(result))
+
+
+class AsyncMessages:
+    """``async_client.messages``: `Messages`, awaited (``stream`` is used with ``async with``)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(self, *, betas: Sequence[str] = (), **params: Any) -> ApiObject:
+        """POST /v1/messages and return the Message."""
+        body, betas = _create(params, betas)
+        return await self._client.request("POST", "/v1/messages", body=body, betas=betas)
+
+    def stream(self, *, betas: Sequence[str] = (), **params: Any) -> AsyncMessageStream:
+        """Stream a Message: ``async with client.messages.stream(...) as s: async for ...``."""
+        return AsyncMessageStream(self._client, *_create(params, betas))
+
+    async def count_tokens(self, *, betas: Sequence[str] = (), **params: Any) -> TokenCount:
+        """POST /v1/messages/count_tokens; see `Messages.count_tokens`."""
+        body, betas = _count_request(params, betas)
+        return _token_count(
+            await self._client.request("POST", "/v1/messages/count_tokens", body=body, betas=betas)
+        )

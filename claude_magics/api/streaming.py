@@ -1,20 +1,25 @@
-"""Server-sent events of a Messages stream, folded into the message they describe.
+"""Server-sent events of a Messages stream, decoded and folded into the message they describe.
 
-    acc = MessageAccumulator()
-    for data in decoded_event_payloads:      # dicts, as the API sends them
-        event = acc.feed(data)               # a typed event, or None for pings and unknown types
+    decoder, acc = SSEDecoder(), MessageAccumulator()
+    for name, data in decoder.feed(chunk):   # bytes as they arrive -> (event name, data bytes)
+        event = acc.feed(orjson.loads(data)) # a typed event, or None for pings and unknown types
+    decoder.end()                            # at the end of the body: what it completes
     acc.message                              # the message so far: text, thinking, tool input, usage
 
-This module does no I/O: the client feeds it, tests feed it directly. Deltas are folded at full
-speed (text pieces go to a list and are joined only when someone asks for a snapshot), because a
-view that re-renders on every token is the caller's choice, not ours.
+This module does no I/O: both clients (sync and async) feed it bytes, tests feed it directly.
+Lines end at CRLF, CR or LF only, as the SSE spec says (never ``str.splitlines``,
+which would also break a JSON string at U+2028 or U+0085), and are split as bytes, so a chunk
+that ends inside a UTF-8 character or between a CR and its LF changes nothing.
+
+Deltas are folded at full speed (text pieces go to a list and are joined only when someone asks
+for a snapshot), because a view that re-renders on every token is the caller's choice, not ours.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -22,16 +27,91 @@ __all__ = [
     "CitationEvent",
     "ContentBlockStartEvent",
     "ContentBlockStopEvent",
+    "EventDecoder",
     "InputJsonEvent",
     "MessageAccumulator",
     "MessageDeltaEvent",
     "MessageStartEvent",
     "MessageStopEvent",
+    "SSEDecoder",
     "SignatureEvent",
     "StreamEvent",
     "TextEvent",
     "ThinkingEvent",
 ]
+
+
+class EventDecoder(Protocol):
+    """Turns a streamed body into ``(event name, JSON data)`` pairs: `SSEDecoder` for the
+    Messages API; a platform that frames its streams otherwise brings its own."""
+
+    def feed(self, chunk: bytes) -> list[tuple[str, bytes]]: ...
+
+    def end(self) -> list[tuple[str, bytes]]: ...
+
+
+class SSEDecoder:
+    """Server-sent events from a byte stream: ``feed(chunk)`` returns the events it completed,
+    as ``(event name, data)`` with the data as bytes (orjson reads bytes directly).
+
+    As the spec has it: a leading BOM is dropped, ``:`` lines are comments, a field without a
+    colon has an empty value, one space after the colon is not part of the value, several
+    ``data`` lines join with a LF, and an event without data is not dispatched. ``id`` and
+    ``retry`` are ignored: a Messages stream is never resumed. An event the stream ends
+    before finishing (no blank line after it) is dropped; the caller judges the stream by
+    whether ``message_stop`` came.
+    """
+
+    __slots__ = ("_data", "_event", "_pending", "_started")
+
+    def __init__(self) -> None:
+        self._pending = b""  # the unfinished last line (a trailing CR kept as is)
+        self._event = ""
+        self._data: list[bytes] = []
+        self._started = False
+
+    def feed(self, chunk: bytes) -> list[tuple[str, bytes]]:
+        text = self._pending + chunk if self._pending else chunk
+        if not self._started:
+            if len(text) < 3 and b"\xef\xbb\xbf".startswith(text):
+                self._pending = text  # a BOM may be cut across chunks
+                return []
+            self._started = True
+            if text.startswith(b"\xef\xbb\xbf"):
+                text = text[3:]
+        if b"\r" in text:
+            # A CR at the very end may be the first half of a CRLF: decide with the next chunk.
+            held = b"\r" if text.endswith(b"\r") else b""
+            if held:
+                text = text[:-1]
+            lines = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+            self._pending = lines.pop() + held
+        else:
+            lines = text.split(b"\n")
+            self._pending = lines.pop()
+        events: list[tuple[str, bytes]] = []
+        data = self._data
+        for line in lines:
+            if not line:  # a blank line ends the event
+                if data:
+                    events.append((self._event, data[0] if len(data) == 1 else b"\n".join(data)))
+                    data = self._data = []
+                self._event = ""
+                continue
+            name, colon, value = line.partition(b":")
+            if colon and value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                data.append(value)
+            elif name == b"event":
+                self._event = value.decode("utf-8", "replace")
+            # "" is a comment; id, retry and unknown fields are ignored.
+        return events
+
+    def end(self) -> list[tuple[str, bytes]]:
+        """The events completed by the end of the stream: a CR held back as the possible
+        first half of a CRLF was a line end after all."""
+        return self.feed(b"\n") if self._pending.endswith(b"\r") else []
 
 
 @dataclass(frozen=True, slots=True)

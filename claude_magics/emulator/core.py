@@ -99,6 +99,13 @@ class Emulator:
         return self._server is not None
 
     @property
+    def open_connections(self) -> int:
+        """How many client connections the server holds open now, idle keep-alive ones
+        included: a client that closes what it is done with brings this back to 0."""
+        server = self._server
+        return server.open_connections() if server is not None else 0
+
+    @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:51234`` (no trailing slash)."""
         if self._url is None:

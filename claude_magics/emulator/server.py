@@ -303,6 +303,11 @@ class EmulatorServer(ThreadingHTTPServer):
             self._connections.discard(request)
         super().shutdown_request(request)
 
+    def open_connections(self) -> int:
+        """How many client connections are open now (idle keep-alive ones included)."""
+        with self._connections_lock:
+            return len(self._connections)
+
     def close_connections(self) -> None:
         """Shut down every open client connection (their handler threads then exit)."""
         with self._connections_lock:
