@@ -205,7 +205,7 @@ class LiveHTML:
         self._rent = 0  # bytes of finished HTML re-sent since the last seal
         self._page = widgets.VBox([self._live], layout=self._layout)
         self._pages: list[Any] = [self._page]
-        self.box = widgets.VBox([self._page])
+        self.box = widgets.VBox([self._page], layout=self._layout)
 
     def _child(self, value: str) -> Any:
         return self._widgets.HTML(value=value, layout=self._layout, style=self._style)

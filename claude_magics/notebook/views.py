@@ -218,9 +218,18 @@ class WidgetView(_Throttled):
         if self._box is not None:
             self._thinking_html.close()
             self._answer.close()
-            for child in (self._status_widget, self._thinking):
+            # Layouts and styles are widgets too: left open, each live view would leave
+            # them in the kernel's widget registry for good.
+            for child in (
+                self._status_widget,
+                self._status_widget.layout,
+                self._status_widget.style,
+                self._thinking,
+                self._thinking.layout,
+                self._box,
+                self._box.layout,
+            ):
                 child.close()
-            self._box.close()
 
     def finish(
         self, result: ClaudeResult, bundle: dict[str, Any], metadata: dict[str, Any]
