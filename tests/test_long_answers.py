@@ -278,6 +278,20 @@ def test_sealed_children_are_never_sent_again(ip: InteractiveShell, wire: Wire) 
     assert set(ids) <= closed  # retiring the view closes every child's comm
 
 
+def test_the_front_end_follows_a_fresh_start(ip: InteractiveShell, wire: Wire) -> None:
+    # A reference defined late re-renders the kept blocks: the sealed children are replaced.
+    text = "Read [the guide] first.\n\n" + _answer(20) + "\n\n[the guide]: https://example.com\n"
+    view = WidgetView("claude-sonnet-4-6", price_overrides={})
+    view.start()
+    first_page = wire.state[view._answer.box.comm.comm_id]["children"][0]
+    _stream(view, text, 60, wire)  # the front end is checked at every render
+    assert view._answer_blocks.resets == 1
+    assert first_page not in wire.state[view._answer.box.comm.comm_id]["children"]
+    closed = {comm_id for kind, comm_id, _ in wire.messages if kind == "comm_close"}
+    assert first_page.removeprefix("IPY_MODEL_") in closed
+    view.abandon()
+
+
 def test_a_long_answer_through_the_magic(
     ip: InteractiveShell, emulator: Emulator, wire: Wire, monkeypatch: pytest.MonkeyPatch
 ) -> None:
