@@ -408,44 +408,11 @@ def _section(
     )
 
 
-_WORDS = [
-    *(
-        [
-            "the",
-            "data",
-            "frame",
-            "groups",
-            "sales",
-            "by",
-            "region",
-            "and",
-            "month",
-            "so",
-            "that",
-            "each",
-            "total",
-            "can",
-            "be",
-        ]
-    ),
-    *(
-        [
-            "compared",
-            "with",
-            "last",
-            "year",
-            "while",
-            "missing",
-            "values",
-            "are",
-            "filled",
-            "from",
-            "the",
-            "nearest",
-        ]
-    ),
-    *(["store", "that", "reported", "on", "time", "before", "any", "model", "is", "fitted"]),
-]
+#: The words of the long answer's sentences.
+_VOCABULARY = (
+    "the data frame groups sales by region and month so that each total can be compared with "
+    "last year while missing values are filled from the nearest store that reported on time"
+)
 
 
 def _long_document(tokens: int, seed: int = 16) -> str:
@@ -456,19 +423,15 @@ def _long_document(tokens: int, seed: int = 16) -> str:
     from claude_magics.emulator.tokens import count_pieces
 
     rng = random.Random(seed)
+    words = _VOCABULARY.split()
 
     def sentence() -> str:
-        words = [rng.choice(_WORDS) for _ in range(rng.randint(6, 18))]
-        at = rng.randrange(len(words))
-        words[at] = rng.choice(
-            [
-                f"*{words[at]}*",
-                f"**{words[at]}**",
-                f"`{words[at]}()`",
-                f"[{words[at]}](https://example.com/{at})",
-            ]
-        )
-        return " ".join(words).capitalize() + "."
+        chosen = [rng.choice(words) for _ in range(rng.randint(6, 18))]
+        at = rng.randrange(len(chosen))
+        word = chosen[at]
+        marked = [f"*{word}*", f"**{word}**", f"`{word}()`", f"[{word}](https://example.com/{at})"]
+        chosen[at] = rng.choice(marked)
+        return " ".join(chosen).capitalize() + "."
 
     blocks: list[str] = []
     used = 0
@@ -490,13 +453,12 @@ def _long_document(tokens: int, seed: int = 16) -> str:
             block = "\n".join(items)
         elif kind == "code":
             lines = [
-                f"    {rng.choice(_WORDS)}_{n} = frame[{n}].sum()"
-                for n in range(rng.randint(3, 20))
+                f"    {rng.choice(words)}_{n} = frame[{n}].sum()" for n in range(rng.randint(3, 20))
             ]
             block = "```python\ndef step():\n" + "\n".join(lines) + "\n    return frame\n```"
         elif kind == "table":
             rows = [
-                f"| {rng.choice(_WORDS)} | {rng.randint(1, 999)} | {rng.random():.2f} |"
+                f"| {rng.choice(words)} | {rng.randint(1, 999)} | {rng.random():.2f} |"
                 for _ in range(rng.randint(3, 9))
             ]
             block = "| name | count | share |\n|---|---:|---:|\n" + "\n".join(rows)
