@@ -28,8 +28,9 @@ before the point the kept blocks relied on (a citation marker moving) resets too
 end already has: ipywidgets can only replace an HTML widget's whole value, so finished HTML is
 collected in the last child widget and *sealed* there (never updated again; a new last child
 takes over) once re-sending it has cost about what a new child costs (a rent-or-buy rule: at
-most twice the cheaper of the two). Each render then sends the status line and the last child:
-at most ~1.5 KB of finished HTML plus the block being written, at token 100 as at token 20,000.
+most twice the cheaper of the two). Each render then sends the status line and the last child (the
+block being written, and finished HTML until it has been re-sent ~1.5 KB's worth): the same at
+token 100 as at token 20,000.
 """
 
 from __future__ import annotations
