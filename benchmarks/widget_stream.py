@@ -28,8 +28,16 @@ default dummy comm instead.
 A paced variant (``--paced-deltas 4000`` at ``--paced-rate 2000`` tokens a second, a stream that
 lasts seconds) shows that the renders-per-second cap holds over time, not just in a short burst.
 
+A long answer (issue 16): ``--long-tokens 20000`` tokens of varied Markdown (headings, paragraphs,
+lists, code, tables, quotes), scripted into the emulator and paced at ``--long-rate`` tokens a
+second, through (b) and through (c), the view as it was before issue 16, which re-rendered the
+whole answer into one HTML widget at every render. For each: bytes sent to the front end against
+the size of the final answer's HTML, renders a second, and the CPU and bytes of one render in
+the last 10% of renders against the first 10%.
+
 Targets (issue 3): (b) at most 1.3x the CPU time of (a) on the 20,000-delta stream, and at most
-15 view updates a second.
+15 view updates a second. Issue 16: on the long answer, a render costs the same at its end as at
+its start (CPU and bytes), and bytes sent grow linearly with the answer.
 """
 
 from __future__ import annotations
@@ -48,8 +56,10 @@ from typing import Any
 MODEL = "claude-sonnet-4-6"
 CPU_TARGET = 1.3
 RENDERS_TARGET = 15
+BYTES_TARGET = 3
 A = "(a) client alone"
 B = "(b) client + WidgetView"
+C = "(c) full re-render (before)"
 
 
 @dataclass
@@ -64,6 +74,10 @@ class Run:
     start_finish_cpu: float = 0.0
     wire_messages: int = 0
     wire_bytes: int = 0
+    render_cpus: list[float] = field(default_factory=list)
+    render_bytes: list[int] = field(default_factory=list)
+    answer_html: int = 0
+    status_bytes: int = 0
 
     @property
     def max_renders_in_a_second(self) -> int:
@@ -92,12 +106,16 @@ class _Wire:
         self.session = Session(key=b"benchmark-signing-key", signature_scheme="hmac-sha256")
         self.messages: Counter[str] = Counter()
         self.bytes = 0
+        self.by_comm: Counter[str] = Counter()  # bytes of each widget's comm
 
     def send(self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any]) -> None:
         msg = self.session.msg(msg_type, content, metadata=metadata)
         frames = self.session.serialize(msg)
+        size = sum(len(frame) for frame in frames)
         self.messages[msg_type] += 1
-        self.bytes += sum(len(frame) for frame in frames)
+        self.bytes += size
+        if "comm_id" in content:
+            self.by_comm[content["comm_id"]] += size
 
 
 def _install_wire(shell: Any) -> _Wire:
@@ -179,30 +197,88 @@ def _client_alone(client: Any, deltas: int) -> Callable[[], Run]:
     return run
 
 
-def _widget_view(client: Any, deltas: int, wire: _Wire | None) -> Callable[[], Run]:
-    """(b): the same stream through ``WidgetView``, sent by ``cell.send`` as ``%%claude`` does."""
+def _full_rerender_view() -> type[Any]:
+    """(c): ``WidgetView`` as it was before issue 16: one HTML widget for the answer, and
+    the whole answer (and thinking) rendered again and sent whole at every render."""
+    from claude_magics.notebook.views import WidgetView, display, markdown_to_html
+
+    class FullRerenderView(WidgetView):
+        def start(self) -> None:
+            import ipywidgets as widgets
+
+            markdown_to_html("")
+
+            class _LiveBox(widgets.VBox):  # type: ignore[misc]
+                def __repr__(self) -> str:
+                    return ""
+
+            self._status_widget = widgets.HTML(value=self._status_html("starting…"))
+            self._whole_thinking = widgets.HTML()
+            self._thinking = widgets.Accordion(
+                children=[self._whole_thinking], titles=("Thinking",)
+            )
+            self._thinking.layout.display = "none"
+            self._whole = widgets.HTML()
+            self._box = _LiveBox([self._status_widget, self._thinking, self._whole])
+            self._handle = display(self._box, display_id=True)
+
+        def render(self, acc: Any) -> None:
+            self.renders += 1
+            if acc.thinking:
+                self._thinking.layout.display = None
+                self._whole_thinking.value = markdown_to_html(acc.thinking)
+            self._whole.value = markdown_to_html(self._answer_markdown(acc))
+            self._status_widget.value = self._status_html(self._status(acc))
+
+        def _retire(self) -> None:
+            self._handle.update({"text/plain": ""}, raw=True)
+            for child in (self._status_widget, self._whole_thinking, self._thinking, self._whole):
+                child.close()
+            self._box.close()
+
+    return FullRerenderView
+
+
+def _widget_view(
+    client: Any,
+    deltas: int,
+    wire: _Wire | None,
+    *,
+    view_class: type[Any] | None = None,
+    body: dict[str, Any] | None = None,
+    before: Callable[[], None] | None = None,
+) -> Callable[[], Run]:
+    """(b): the same stream through ``WidgetView``, sent by ``cell.send`` as ``%%claude`` does
+    (or through ``view_class``; ``before`` runs before each stream, untimed)."""
     from IPython.utils.capture import capture_output
 
     from claude_magics.notebook import cell
-    from claude_magics.notebook.views import WidgetView
+    from claude_magics.notebook.views import WidgetView, markdown_to_html
 
-    body = _body(deltas)
+    body = body or _body(deltas)
+    view_class = view_class or WidgetView
 
     def run() -> Run:
+        if before is not None:
+            before()
         count = 0
         render_times: list[float] = []
         render_cpu: list[float] = []
+        render_bytes: list[int] = []
         start_finish_cpu: list[float] = []
         messages, sent = (wire.messages.copy(), wire.bytes) if wire else (Counter[str](), 0)
-        view = WidgetView(MODEL, 15.0, price_overrides={})
+        by_comm = wire.by_comm.copy() if wire else Counter[str]()
+        view = view_class(MODEL, 15.0, price_overrides={})
         render, event, start, finish = view.render, view.event, view.start, view.finish
 
         # The view's own methods, wrapped to time them and count the text deltas it is fed.
         def timed_render(acc: Any) -> None:
             render_times.append(time.monotonic())
+            on_wire = wire.bytes if wire else 0
             before = time.process_time()
             render(acc)
             render_cpu.append(time.process_time() - before)
+            render_bytes.append((wire.bytes if wire else 0) - on_wire)
 
         def counted_event(ev: Any, acc: Any) -> None:
             nonlocal count
@@ -210,10 +286,13 @@ def _widget_view(client: Any, deltas: int, wire: _Wire | None) -> Callable[[], R
                 count += 1
             event(ev, acc)
 
+        status_comm: list[str] = []
+
         def timed_start() -> None:
             before = time.process_time()
             start()
             start_finish_cpu.append(time.process_time() - before)
+            status_comm.append(view._status_widget.comm.comm_id)
 
         def timed_finish(*args: Any) -> None:
             before = time.process_time()
@@ -227,7 +306,7 @@ def _widget_view(client: Any, deltas: int, wire: _Wire | None) -> Callable[[], R
         # Without the wire, the shell's plain display publisher would print the answer: capture.
         with capture_output() if wire is None else nullcontext():
             wall, cpu = time.perf_counter(), time.process_time()
-            cell.send(client, body, view, stream=True, fmt="markdown", price_overrides={})
+            result = cell.send(client, body, view, stream=True, fmt="markdown", price_overrides={})
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         if view.renders != len(render_times):
             raise SystemExit("WidgetView.render was not the only way the view re-rendered")
@@ -239,11 +318,15 @@ def _widget_view(client: Any, deltas: int, wire: _Wire | None) -> Callable[[], R
             renders=[t - origin for t in render_times],
             render_cpu=sum(render_cpu),
             start_finish_cpu=sum(start_finish_cpu),
+            render_cpus=render_cpu,
+            render_bytes=render_bytes,
+            answer_html=len(markdown_to_html(result.text).encode()),
         )
         if wire is not None:
             new = wire.messages - messages
             result_run.wire_messages = new.total()
             result_run.wire_bytes = wire.bytes - sent
+            result_run.status_bytes = (wire.by_comm - by_comm)[status_comm[0]]
             if new["comm_msg"] < len(render_times):  # every render changes at least the status
                 raise SystemExit("widget updates did not reach the serialising comm")
         return result_run
@@ -325,6 +408,143 @@ def _section(
     )
 
 
+#: The words of the long answer's sentences.
+_VOCABULARY = (
+    "the data frame groups sales by region and month so that each total can be compared with "
+    "last year while missing values are filled from the nearest store that reported on time"
+)
+
+
+def _long_document(tokens: int, seed: int = 16) -> str:
+    """About ``tokens`` emulator tokens of the Markdown a model writes: headings, paragraphs
+    with emphasis, code spans and links, lists (some nested), fenced code, tables, quotes."""
+    import random
+
+    from claude_magics.emulator.tokens import count_pieces
+
+    rng = random.Random(seed)
+    words = _VOCABULARY.split()
+
+    def sentence() -> str:
+        chosen = [rng.choice(words) for _ in range(rng.randint(6, 18))]
+        at = rng.randrange(len(chosen))
+        word = chosen[at]
+        marked = [f"*{word}*", f"**{word}**", f"`{word}()`", f"[{word}](https://example.com/{at})"]
+        chosen[at] = rng.choice(marked)
+        return " ".join(chosen).capitalize() + "."
+
+    blocks: list[str] = []
+    used = 0
+    section = 0
+    while used < tokens:
+        kind = rng.choice(["p", "p", "p", "list", "code", "table", "quote", "heading"])
+        if kind == "heading" or not blocks:
+            section += 1
+            block = f"## {section}. {sentence()[:-1]}"
+        elif kind == "p":
+            block = " ".join(sentence() for _ in range(rng.randint(2, 6)))
+        elif kind == "list":
+            items = []
+            for number in range(1, rng.randint(3, 7)):
+                marker = f"{number}." if section % 2 else "-"
+                items.append(f"{marker} {sentence()}")
+                if rng.random() < 0.3:
+                    items.append(f"   - {sentence()}")
+            block = "\n".join(items)
+        elif kind == "code":
+            lines = [
+                f"    {rng.choice(words)}_{n} = frame[{n}].sum()" for n in range(rng.randint(3, 20))
+            ]
+            block = "```python\ndef step():\n" + "\n".join(lines) + "\n    return frame\n```"
+        elif kind == "table":
+            rows = [
+                f"| {rng.choice(words)} | {rng.randint(1, 999)} | {rng.random():.2f} |"
+                for _ in range(rng.randint(3, 9))
+            ]
+            block = "| name | count | share |\n|---|---:|---:|\n" + "\n".join(rows)
+        else:
+            block = "> " + sentence() + "\n> " + sentence()
+        blocks.append(block)
+        used += count_pieces(block) + 1
+    return "\n\n".join(blocks) + "\n"
+
+
+def _tenth(values: list[Any], last: bool) -> list[Any]:
+    """The first (or last) 10% of ``values``, at least one."""
+    size = max(1, len(values) // 10)
+    return values[-size:] if last else values[:size]
+
+
+def _long_section(url: str, client: Any, tokens: int, rate: int, rounds: int, wire: _Wire) -> None:
+    """(b) and (c) on one long paced answer, interleaved; printed side by side, then ratios."""
+    import httpx
+
+    from claude_magics.emulator.tokens import count_pieces
+
+    document = _long_document(tokens)
+    deltas = count_pieces(document)
+    body = {
+        "model": MODEL,
+        "max_tokens": deltas + 10,
+        "messages": [{"role": "user", "content": "Benchmark: a long answer"}],
+    }
+
+    def queue() -> None:  # the emulator answers the next request with the document
+        httpx.post(f"{url}/_emulator/replies", json={"text": document}).raise_for_status()
+
+    runners = {
+        B: _widget_view(client, deltas, wire, body=body, before=queue),
+        C: _widget_view(
+            client, deltas, wire, body=body, before=queue, view_class=_full_rerender_view()
+        ),
+    }
+    runs: dict[str, list[Run]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            outcome = run()
+            if outcome.deltas != deltas:
+                raise SystemExit(f"{name} saw {outcome.deltas} text deltas, expected {deltas}")
+            runs[name].append(outcome)
+
+    html = runs[B][0].answer_html
+    print(
+        f"{deltas:,}-token Markdown answer ({len(document) / 1e3:.0f} KB of Markdown, "
+        f"{html / 1e3:.0f} KB of HTML) paced at {rate:,} tokens/s, {rounds} interleaved rounds"
+    )
+    figures: dict[str, dict[str, float]] = {}
+    for name, values in runs.items():
+        sent = statistics.median(r.wire_bytes for r in values)
+        first = statistics.median(statistics.median(_tenth(r.render_cpus, False)) for r in values)
+        last = statistics.median(statistics.median(_tenth(r.render_cpus, True)) for r in values)
+        first_b = statistics.median(
+            statistics.median(_tenth(r.render_bytes, False)) for r in values
+        )
+        last_b = statistics.median(statistics.median(_tenth(r.render_bytes, True)) for r in values)
+        renders = statistics.median(len(r.renders) for r in values)
+        rate_seen = statistics.median(len(r.renders) / r.wall for r in values)
+        worst = max(r.max_renders_in_a_second for r in values)
+        cpu = statistics.median(r.cpu for r in values)
+        status = statistics.median(r.status_bytes for r in values)
+        figures[name] = {"sent": sent, "last": last, "cpu": cpu, "last_b": last_b}
+        verdict = "meets" if sent <= BYTES_TARGET * html else "MISSES"
+        print(
+            f"  {name:<28} sent {sent / 1e6:6.2f} MB = {sent / html:5.1f}x the answer's HTML "
+            f"({verdict} {BYTES_TARGET}x; the status line alone {status / html:.1f}x); "
+            f"{renders:g} renders, {rate_seen:.1f}/s, most in 1 s {worst}; CPU {cpu:.2f} s"
+        )
+        print(
+            f"  {'':<28} a render, first 10% -> last 10%: CPU {first * 1000:.2f} -> "
+            f"{last * 1000:.2f} ms ({last / first:.1f}x), sent {first_b / 1e3:.1f} -> "
+            f"{last_b / 1e3:.1f} KB ({last_b / max(first_b, 1):.1f}x)"
+        )
+    new, old = figures[B], figures[C]
+    print(
+        f"  ratios (b)/(c): bytes sent {new['sent'] / old['sent']:.3f}x, "
+        f"CPU {new['cpu'] / old['cpu']:.2f}x, a late render's CPU "
+        f"{new['last'] / old['last']:.3f}x and bytes {new['last_b'] / old['last_b']:.3f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deltas", type=int, default=20_000)
@@ -332,6 +552,10 @@ def main() -> None:
     parser.add_argument("--paced-deltas", type=int, default=4_000)
     parser.add_argument("--paced-rate", type=int, default=2_000, help="tokens per second")
     parser.add_argument("--paced-rounds", type=int, default=3)
+    parser.add_argument("--long-tokens", type=int, default=20_000)
+    parser.add_argument("--long-rate", type=int, default=1_000, help="tokens per second")
+    parser.add_argument("--long-rounds", type=int, default=1)
+    parser.add_argument("--only-long", action="store_true", help="skip the first two sections")
     parser.add_argument("--comm", choices=("serialising", "dummy"), default="serialising")
     args = parser.parse_args()
 
@@ -355,30 +579,39 @@ def main() -> None:
         paced_url = stack.enter_context(_emulator("--tokens-per-second", str(args.paced_rate)))
         client = stack.enter_context(closing(Client(api_key="bench", base_url=url)))
         paced_client = stack.enter_context(closing(Client(api_key="bench", base_url=paced_url)))
-        _section(
-            f"{args.deltas:,} text deltas, no pacing, {args.rounds} interleaved rounds "
-            f"(emulator at {url}; {comm_note})",
-            {
-                A: _client_alone(client, args.deltas),
-                B: _widget_view(client, args.deltas, wire),
-            },
-            args.rounds,
-            args.deltas,
-            wire,
-            cpu_target=True,
-        )
-        _section(
-            f"{args.paced_deltas:,} text deltas paced at {args.paced_rate:,} tokens/s, "
-            f"{args.paced_rounds} interleaved rounds",
-            {
-                A: _client_alone(paced_client, args.paced_deltas),
-                B: _widget_view(paced_client, args.paced_deltas, wire),
-            },
-            args.paced_rounds,
-            args.paced_deltas,
-            wire,
-            cpu_target=False,
-        )
+        long_url = stack.enter_context(_emulator("--tokens-per-second", str(args.long_rate)))
+        long_client = stack.enter_context(closing(Client(api_key="bench", base_url=long_url)))
+        if not args.only_long:
+            _section(
+                f"{args.deltas:,} text deltas, no pacing, {args.rounds} interleaved rounds "
+                f"(emulator at {url}; {comm_note})",
+                {
+                    A: _client_alone(client, args.deltas),
+                    B: _widget_view(client, args.deltas, wire),
+                },
+                args.rounds,
+                args.deltas,
+                wire,
+                cpu_target=True,
+            )
+            _section(
+                f"{args.paced_deltas:,} text deltas paced at {args.paced_rate:,} tokens/s, "
+                f"{args.paced_rounds} interleaved rounds",
+                {
+                    A: _client_alone(paced_client, args.paced_deltas),
+                    B: _widget_view(paced_client, args.paced_deltas, wire),
+                },
+                args.paced_rounds,
+                args.paced_deltas,
+                wire,
+                cpu_target=False,
+            )
+        if wire is None:
+            print("(the long answer needs --comm serialising: it counts the bytes sent)")
+        else:
+            _long_section(
+                long_url, long_client, args.long_tokens, args.long_rate, args.long_rounds, wire
+            )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ __all__ = [
     "citations_of",
     "fence",
     "has_extras",
+    "live_parts",
     "live_text",
     "steps_text",
 ]
@@ -258,10 +259,11 @@ def _source_plain(c: Citation) -> str:
     return f"{name}{where}{quote}"
 
 
-def live_text(parts: Iterable[tuple[str, Sequence[Mapping[str, Any]] | None]]) -> str:
-    """The answer so far with ``[n]`` after each cited block and the sources list under it,
-    for a live view (no HTML: its Markdown is rendered with HTML off). ``parts`` are the text
-    blocks so far, as ``(text, citations)``."""
+def live_parts(parts: Iterable[tuple[str, Sequence[Mapping[str, Any]] | None]]) -> tuple[str, str]:
+    """The answer so far with ``[n]`` after each cited block, and the sources list (Markdown,
+    "" when nothing is cited yet), for a live view (no HTML: its Markdown is rendered with HTML
+    off). ``parts`` are the text blocks so far, as ``(text, citations)``. Apart, because the
+    answer grows at its end while the sources list changes as a whole."""
     notes = Footnotes()
     pieces = []
     for text, citations in parts:
@@ -269,8 +271,13 @@ def live_text(parts: Iterable[tuple[str, Sequence[Mapping[str, Any]] | None]]) -
         stripped = text.rstrip()
         marks = "".join(f"[{n}]" for n in numbers)
         pieces.append(stripped + marks + text[len(stripped) :])
-    sources = notes.markdown()
-    return "".join(pieces) + (f"\n\n{sources}" if sources else "")
+    return "".join(pieces), notes.markdown()
+
+
+def live_text(parts: Iterable[tuple[str, Sequence[Mapping[str, Any]] | None]]) -> str:
+    """:func:`live_parts` as one Markdown text: the answer, then the sources list under it."""
+    answer, sources = live_parts(parts)
+    return answer + (f"\n\n{sources}" if sources else "")
 
 
 def _safe_link(label: str, url: str) -> str:

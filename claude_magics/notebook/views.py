@@ -8,8 +8,11 @@ that has its four methods, so tests hand it a small fake):
 
 - ``WidgetView`` (Jupyter with ipywidgets): one widget, displayed once and mutated in place at
   most ``updates_per_second`` times a second: status line, thinking in a collapsible section,
-  the answer rendered as Markdown.
-- ``MarkdownView`` (Jupyter without widgets): a display-id placeholder updated with Markdown.
+  the answer rendered as Markdown. Finished Markdown blocks are rendered once and sent once
+  (:mod:`.live_markdown`); a render re-renders and sends only the block being written, so a
+  render costs the same at token 100 and at token 20,000 and what is sent grows linearly.
+- ``MarkdownView`` (Jupyter without widgets): a display-id placeholder updated with Markdown
+  (a display update can only replace the whole output, so this one re-sends the answer).
 - ``PlainView`` (terminal IPython): text printed as it arrives, never re-rendered.
 
 Thinking shows even when its text does not come back (new models omit it unless asked): the
@@ -31,7 +34,7 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..api.streaming import (
     CitationEvent,
@@ -45,25 +48,16 @@ from ..api.streaming import (
 from ..cost.pricing import price_usage
 from ..cost.usage import Usage
 from ..prompt import estimate_tokens
-from .content import Footnotes, live_text
+from .content import Footnotes, live_parts, live_text
+from .live_markdown import LiveHTML, MarkdownBlocks, markdown_parser
 from .result import ClaudeResult, ThinkingClock, status_line
 
-if TYPE_CHECKING:
-    from markdown_it import MarkdownIt
-
 __all__ = ["MarkdownView", "PlainView", "View", "WidgetView", "make_view", "markdown_to_html"]
-
-_md: MarkdownIt | None = None
 
 
 def markdown_to_html(text: str) -> str:
     """Markdown as HTML for the live widget; raw HTML in the model's text is escaped."""
-    global _md
-    if _md is None:
-        from markdown_it import MarkdownIt
-
-        _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-    return str(_md.render(text))
+    return str(markdown_parser().render(text))
 
 
 def display(obj: Any, **kwargs: Any) -> Any:
@@ -129,9 +123,9 @@ class _Throttled(ABC):
             return
         self.render(acc)
         spent = time.monotonic() - now
-        # Each render redraws the whole answer, so a long answer makes renders dearer: space
-        # them at least 10x their own cost, keeping the view under ~10% of a core, but never
-        # leave the view still for more than a second.
+        # A render that is slow for some other reason (a huge block still being written, a
+        # busy machine) must not eat the kernel: space renders at least 10x their own cost,
+        # keeping the view under ~10% of a core, but never leave it still for over a second.
         self._next = now + min(max(self.interval, 10 * spent), 1.0)
 
     def _status(self, acc: MessageAccumulator) -> str:
@@ -168,6 +162,9 @@ class WidgetView(_Throttled):
         super().__init__(model, updates_per_second, price_overrides)
         self._box: Any = None
         self._handle: Any = None
+        self._answer_blocks = MarkdownBlocks()
+        self._thinking_blocks = MarkdownBlocks()
+        self._sources = ("", "")  # the sources list: Markdown, and its HTML
 
     def start(self) -> None:
         try:
@@ -186,11 +183,11 @@ class WidgetView(_Throttled):
                 return ""
 
         self._status_widget = widgets.HTML(value=self._status_html("starting…"))
-        self._thinking_html = widgets.HTML()
-        self._thinking = widgets.Accordion(children=[self._thinking_html], titles=("Thinking",))
+        self._thinking_html = LiveHTML()
+        self._thinking = widgets.Accordion(children=[self._thinking_html.box], titles=("Thinking",))
         self._thinking.layout.display = "none"
-        self._answer = widgets.HTML()
-        self._box = _LiveBox([self._status_widget, self._thinking, self._answer])
+        self._answer = LiveHTML()
+        self._box = _LiveBox([self._status_widget, self._thinking, self._answer.box])
         self._handle = display(self._box, display_id=True)
 
     @staticmethod
@@ -203,22 +200,36 @@ class WidgetView(_Throttled):
         thinking = acc.thinking
         if thinking:
             self._thinking.layout.display = None
-            self._thinking_html.value = markdown_to_html(thinking)
-        self._answer.value = markdown_to_html(self._answer_markdown(acc))
+            self._thinking_blocks.update(thinking)
+            self._thinking_html.show(self._thinking_blocks)
+        if self._cited:
+            answer, sources = live_parts(acc.text_parts())
+        else:
+            answer, sources = acc.text, ""
+        if sources != self._sources[0]:  # it changes only when a new source is cited
+            self._sources = (sources, markdown_to_html(sources) if sources else "")
+        self._answer_blocks.update(answer)
+        self._answer.show(self._answer_blocks, after=self._sources[1])
         self._status_widget.value = self._status_html(self._status(acc))
 
     def _retire(self) -> None:
         if self._handle is not None:
             self._handle.update({"text/plain": ""}, raw=True)
         if self._box is not None:
+            self._thinking_html.close()
+            self._answer.close()
+            # Layouts and styles are widgets too: left open, each live view would leave
+            # them in the kernel's widget registry for good.
             for child in (
                 self._status_widget,
-                self._thinking_html,
+                self._status_widget.layout,
+                self._status_widget.style,
                 self._thinking,
-                self._answer,
+                self._thinking.layout,
+                self._box,
+                self._box.layout,
             ):
                 child.close()
-            self._box.close()
 
     def finish(
         self, result: ClaudeResult, bundle: dict[str, Any], metadata: dict[str, Any]

@@ -74,13 +74,17 @@ def test_streaming_answer_grows_then_renders_as_markdown(
     lab.screenshot("1-streaming-done")
 
     seen = lab.widget_texts()
-    # The live view is [status line, thinking (hidden), answer]; keep the snapshots showing it.
-    live = [texts for texts in seen if len(texts) == 3]
+    # The live view is [status line, thinking (hidden), the answer's parts: its finished
+    # blocks, sealed, then the block being written]; keep the snapshots showing it.
+    live = [texts for texts in seen if len(texts) >= 3]
     answers: list[str] = []
     for texts in live:
-        if texts[2].strip() and texts[2] not in answers:
-            answers.append(texts[2])
+        answer = "".join(texts[2:])
+        if answer.strip() and answer not in answers:
+            answers.append(answer)
     assert len(answers) >= 3, f"the answer did not visibly grow; texts seen: {answers}"
+    # Finished blocks were sealed into children of their own and stayed on screen.
+    assert any(len(texts) > 3 for texts in live), live[-1]
     lengths = [len(a) for a in answers]
     assert lengths[0] < lengths[len(lengths) // 2] < lengths[-1], lengths
     # Every snapshot is the same answer, caught at some point (the first may be mid-heading).

@@ -1,0 +1,347 @@
+"""Long answers in the live view: finished Markdown blocks are rendered once and sent once.
+
+Two things are checked. The renderer: for every prefix of many documents, the kept blocks'
+HTML followed by the live block's HTML is exactly the HTML of the whole prefix. The widgets:
+what a real ipywidgets comm would send (captured below, as the kernel would publish it) grows
+linearly with the answer, sealed children are never sent again, and the front end's state
+shows exactly the rendered text at every render.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from shell_support import final, magics_of, ok
+
+from claude_magics.api.streaming import MessageAccumulator
+from claude_magics.emulator import Emulator
+from claude_magics.notebook import views
+from claude_magics.notebook.content import live_parts
+from claude_magics.notebook.live_markdown import MarkdownBlocks, markdown_parser
+from claude_magics.notebook.views import WidgetView, markdown_to_html
+
+DOCUMENTS = [
+    # Setext headings, lazy continuation, loose and tight lists, quotes, fences, tables.
+    "# Title\n\nSome *text* here\nlazy line.\n\nFoo\n===\n\nBar\n---\n\n- a\n- b\n\n  cont\n"
+    "- c\n\n1. one\n2. two\n\n> quote\nlazy\n> more\n\n```python\ncode\n\n```\n\n    indented\n\n"
+    "    more\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nafter table\n***\nFoo\n***x\n\nEnd.\n",
+    # Reference links used before their definitions, a multi-line title, a duplicate label.
+    "See [foo] and [bar][] and [Foo Bar].\n\nA paragraph.\n\n- item [foo]\n\n[foo]: /url 'title'\n"
+    "[bar]: /b\n'multi\nline'\n\n[foo]: /second\n\n[foo   bar]: <https://x.y>\n\nLast [bar].\n",
+    # Fences that nest, unclosed to the end; lists interrupted by other lists.
+    "Intro\n````md\n```\ninner\n```\n````\n- a\n* b\n+ c\n1. d\n1) e\n\n"
+    "~~~\nnever closed\n\n# not a heading",
+    # A paragraph a table interrupts; a table without a body; rows that are not rows.
+    "text\n| a | b |\n|---|---|\n| 1 | 2 |\nnot a row\n\n| x |\n|:-:|\n\n| y\n|-\n",
+    # CRLF and lone CR line ends, hard breaks, escapes, raw HTML (escaped: html is off).
+    "one  \r\ntwo\\\r\nthree\r\rfour\r\n\r\n<div>\r\nhtml</div>\r\n\r\n\\- not a list\r\n",
+    # Citation markers as the live view writes them, and emphasis across lines.
+    "The total is 310 EUR.[1] It is due *in\nMarch*.[2]\n\nThe lease ends in 2027.[3]\n",
+]
+
+#: Lines that change how the lines around them parse: the fuzzed documents are made of them.
+TRICKY = [
+    "# H", "Foo", "===", "---", "***", "***x", "- a", "* b", "1. one", "2) two", "  indented",
+    "    code", "> q", "```", "~~~", "| a | b |", "|---|---|", "| 1 | 2 |", "", "", "",
+    "[foo]: /url", "[foo]", "[bar]: /b 'ti", "tle'", "text *em", "ph*", "-", "1.", "+ c",
+    "> - x", "- > y", "\tcode", "a  ", "b\\", "| c |", "|:-|", "   ", " - nested", "   - deeper",
+    "10. ten", "[a", "b](c)", "<!-- x -->", "&amp; &copy", "```js", "    ```", "- ```",
+    "  code in item", "  ```", "> ```", ">", "> > deep", "___", "_ _ _", "#", "## h2 ##",
+    "Bar\r", "x\r\ny", "    ", "\\- not list", "<http://x.y>", "![img](u)", "    - a", "| x",
+    "x |", "|-", ":--|--:", "[Foo]: https://example.com", "see [FOO] here",
+]  # fmt: skip
+
+
+def _check_prefixes(text: str, steps: Iterator[int]) -> MarkdownBlocks:
+    """Feed ``text`` to one MarkdownBlocks prefix by prefix, checking each against a whole
+    render; returns it, fed the whole text."""
+    md = markdown_parser()
+    blocks = MarkdownBlocks()
+    end = 0
+    while True:
+        prefix = text[:end]
+        blocks.update(prefix)
+        assert "".join(blocks.finished) + blocks.live == md.render(prefix), repr(prefix)
+        if end >= len(text):
+            return blocks
+        end = min(len(text), end + next(steps))
+
+
+def _every(step: int) -> Iterator[int]:
+    while True:
+        yield step
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_kept_and_live_html_is_the_html_of_every_prefix(document: str) -> None:
+    blocks = _check_prefixes(document, _every(1))
+    assert blocks.finished, "a document of many blocks keeps some of them"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fuzzed_documents_fed_in_uneven_pieces(seed: int) -> None:
+    rng = random.Random(seed)
+    kept = 0
+    for _ in range(120):
+        lines = [rng.choice(TRICKY) for _ in range(rng.randint(3, 40))]
+        document = "\n".join(lines) + rng.choice(["", "\n"])
+        steps = iter(lambda: rng.choice([1, 1, 2, 3, 7, 20]), None)
+        kept += len(_check_prefixes(document, steps).finished)
+    assert kept > 100
+
+
+def test_a_line_still_being_written_decides_nothing() -> None:
+    blocks = MarkdownBlocks()
+    # "***" under a paragraph is a rule, "***x" would continue the paragraph: wait for the line.
+    blocks.update("Foo\n***")
+    assert blocks.finished == []
+    blocks.update("Foo\n***\nbar")
+    assert blocks.finished == ["<p>Foo</p>\n"]
+    # A header row is a paragraph line until the delimiter row under it is complete.
+    blocks = MarkdownBlocks()
+    blocks.update("Intro\n| a | b |\n|---|---|")
+    assert blocks.finished == []
+    blocks.update("Intro\n| a | b |\n|---|---|\n| 1 | 2 |\n\nnext")
+    assert "".join(blocks.finished) == "<p>Intro</p>\n"
+    assert blocks.live.startswith("<table>")  # followed by a paragraph begun mid-line: live
+    # A growing fence, list or table is one block, the last: it stays live whatever its length.
+    blocks = MarkdownBlocks()
+    blocks.update("```\n" + "x = 1\n\n" * 200)
+    assert blocks.finished == []
+
+
+def test_a_reference_defined_late_links_what_came_before() -> None:
+    text = "See [the docs].\n\n" + "A paragraph.\n\n" * 5 + "[the docs]: https://example.com\n"
+    blocks = _check_prefixes(text, _every(1))
+    assert '<a href="https://example.com">the docs</a>' in "".join(blocks.finished) + blocks.live
+    assert blocks.resets >= 1  # the kept link text was rendered afresh
+
+
+def test_a_long_answer_keeps_all_but_the_block_being_written() -> None:
+    paragraphs = [f"Paragraph {n} says something *useful* about `step_{n}()`." for n in range(300)]
+    text = "\n\n".join(paragraphs)
+    blocks = MarkdownBlocks()
+    for n in range(1, len(paragraphs)):
+        blocks.update("\n\n".join(paragraphs[: n + 1]))
+        # Only the paragraph being written (and the one before it, until a complete line
+        # follows) is rendered again: the work of a render does not grow with the answer.
+        assert len(blocks.live) <= 2 * len(markdown_to_html(paragraphs[n]))
+    assert "".join(blocks.finished) + blocks.live == markdown_to_html(text)
+    assert blocks.resets == 0
+
+
+def test_a_moving_citation_marker_is_rendered_where_it_is_now() -> None:
+    # The live view writes [n] after a cited block's text, so the text does not only grow.
+    blocks = MarkdownBlocks()
+    cited: list[dict[str, Any]] = [
+        {"type": "char_location", "cited_text": "x", "document_index": 0}
+    ]
+    grown = ""
+    for piece in ["First paragraph.\n\n", "Second, cited", " and longer.\n\n", "Third"]:
+        grown += piece
+        answer, _ = live_parts([("Intro.\n\n", None), (grown, cited)])
+        blocks.update(answer)
+        assert "".join(blocks.finished) + blocks.live == markdown_to_html(answer)
+    shown = "".join(blocks.finished) + blocks.live
+    assert "Third[1]" in shown and "paragraph.[1]" not in shown
+    assert blocks.resets >= 1  # the marker had been kept after "First paragraph."
+
+
+# -- The widgets: what a real comm would send -----------------------------------------------------
+
+
+class Wire:
+    """Every message the widgets publish, as a kernel would send it, and the state the front
+    end builds from them."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str, dict[str, Any]]] = []
+        self.state: dict[str, dict[str, Any]] = {}
+        self.bytes = 0
+
+    def publish(self, msg_type: str, comm_id: str, data: dict[str, Any]) -> None:
+        self.messages.append((msg_type, comm_id, data))
+        self.bytes += len(json.dumps(data))
+        if msg_type == "comm_open" or data.get("method") == "update":
+            self.state.setdefault(comm_id, {}).update(data.get("state") or {})
+
+    def html(self, comm_id: str) -> str:
+        """What the front end shows in the box ``comm_id``: its HTML children, in order."""
+        state = self.state[comm_id]
+        if "children" in state:
+            return "".join(
+                self.html(child.removeprefix("IPY_MODEL_")) for child in state["children"]
+            )
+        return str(state.get("value", ""))
+
+
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
+    """Widget comms that publish into a :class:`Wire` (with no ``kernel`` attribute, so
+    ipywidgets syncs state as it does in a live kernel)."""
+    import comm
+    from comm.base_comm import BaseComm
+
+    captured = Wire()
+
+    class CapturingComm(BaseComm):  # type: ignore[misc]
+        def publish_msg(
+            self,
+            msg_type: str,
+            data: dict[str, Any] | None = None,
+            metadata: dict[str, Any] | None = None,
+            buffers: list[bytes] | None = None,
+            **keys: Any,
+        ) -> None:
+            captured.publish(msg_type, self.comm_id, data or {})
+
+    monkeypatch.setattr(comm, "create_comm", CapturingComm)
+    return captured
+
+
+def _stream(view: WidgetView, text: str, step: int, wire: Wire, check: int = 1) -> list[int]:
+    """Stream ``text`` into ``view`` through a real accumulator, one render every ``step``
+    characters, as the throttle would; the bytes each render sent. Every ``check`` renders,
+    what the front end shows is compared with the whole text rendered."""
+    acc = MessageAccumulator()
+    acc.feed({"type": "message_start", "message": {"model": "claude-sonnet-4-6", "content": [],
+              "usage": {"input_tokens": 12, "output_tokens": 1}}})  # fmt: skip
+    acc.feed(
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    )
+    sent = []
+    for start in range(0, len(text), step):
+        delta = {"type": "text_delta", "text": text[start : start + step]}
+        acc.feed({"type": "content_block_delta", "index": 0, "delta": delta})
+        before = wire.bytes
+        view.render(acc)
+        sent.append(wire.bytes - before)
+        if len(sent) % check == 0:
+            assert wire.html(view._answer.box.comm.comm_id) == markdown_to_html(acc.text)
+    return sent
+
+
+def _answer(sections: int) -> str:
+    rng = random.Random(sections)
+    parts = []
+    for n in range(sections):
+        parts.append(
+            f"## Part {n}\n\nThe figures for part {n} " + "rise and fall " * rng.randint(5, 30)
+        )
+        parts.append("\n".join(f"- item {k}: `value_{k}`" for k in range(rng.randint(2, 5))))
+        parts.append(
+            "```python\n" + "\n".join(f"x_{k} = {k}" for k in range(rng.randint(1, 8))) + "\n```"
+        )
+    return "\n\n".join(parts)
+
+
+def test_bytes_sent_grow_linearly_with_the_answer(ip: InteractiveShell, wire: Wire) -> None:
+    sent: dict[int, list[int]] = {}
+    for sections in (50, 100):
+        view = WidgetView("claude-sonnet-4-6", price_overrides={})
+        view.start()
+        sent[sections] = _stream(view, _answer(sections), 120, wire, check=25)
+        view.abandon()
+    short, long = sum(sent[50]), sum(sent[100])
+    html = len(markdown_to_html(_answer(100)))
+    # Twice the answer, about twice the bytes (the full re-render sent 4x as much).
+    assert long / short < 2.3, (short, long)
+    assert long < 4 * html + 600 * len(sent[100]), (long, html)
+    # A render at the end costs what one at the start costs.
+    assert max(sent[100][-len(sent[100]) // 10 :]) <= 1.5 * max(sent[100][: len(sent[100]) // 5])
+
+
+def test_sealed_children_are_never_sent_again(ip: InteractiveShell, wire: Wire) -> None:
+    view = WidgetView("claude-sonnet-4-6", price_overrides={})
+    view.start()
+    _stream(view, _answer(30), 120, wire)
+    pages = wire.state[view._answer.box.comm.comm_id]["children"]
+    children = [
+        c for page in pages for c in wire.state[page.removeprefix("IPY_MODEL_")]["children"]
+    ]
+    ids = [c.removeprefix("IPY_MODEL_") for c in children]
+    assert len(ids) > 10 and len(pages) > 1
+    opened = {
+        comm_id: n for n, (kind, comm_id, _) in enumerate(wire.messages) if kind == "comm_open"
+    }
+    for sealed, successor in itertools.pairwise(ids):
+        later = [m for m in wire.messages[opened[successor] :] if m[1] == sealed]
+        assert later == [], "a sealed child was updated after the next one began"
+    view.abandon()
+    closed = {comm_id for kind, comm_id, _ in wire.messages if kind == "comm_close"}
+    assert set(ids) <= closed  # retiring the view closes every child's comm
+
+
+def test_the_front_end_follows_a_fresh_start(ip: InteractiveShell, wire: Wire) -> None:
+    # A reference defined late re-renders the kept blocks: the sealed children are replaced.
+    text = "Read [the guide] first.\n\n" + _answer(20) + "\n\n[the guide]: https://example.com\n"
+    view = WidgetView("claude-sonnet-4-6", price_overrides={})
+    view.start()
+    first_page = wire.state[view._answer.box.comm.comm_id]["children"][0]
+    _stream(view, text, 60, wire)  # the front end is checked at every render
+    assert view._answer_blocks.resets == 1
+    assert first_page not in wire.state[view._answer.box.comm.comm_id]["children"]
+    closed = {comm_id for kind, comm_id, _ in wire.messages if kind == "comm_close"}
+    assert first_page.removeprefix("IPY_MODEL_") in closed
+    view.abandon()
+
+
+def test_a_long_answer_through_the_magic(
+    ip: InteractiveShell, emulator: Emulator, wire: Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    magics_of(ip).display = "widget"
+    magics_of(ip).updates_per_second = 100.0
+    document = _answer(40)
+    emulator.add_reply(document)
+    emulator.configure(tokens_per_second=2000)  # about 2 s: renders at most 1 s apart
+    checked: list[int] = []
+    original = views.WidgetView.render
+
+    def spy(self: WidgetView, acc: Any) -> None:
+        original(self, acc)
+        # At every render the front end shows the answer so far, rendered whole.
+        assert wire.html(self._answer.box.comm.comm_id) == markdown_to_html(acc.text)
+        checked.append(len(acc.text))
+
+    monkeypatch.setattr(views.WidgetView, "render", spy)
+    captured = ok(ip, "%%claude\nA long answer, please.")
+    assert len([n for n in checked if n]) >= 2
+    # The static output that replaces the live view is the answer's Markdown, as before.
+    static = final(captured)
+    assert static["text/markdown"].startswith(document)
+    assert static["text/plain"].startswith(document)
+    updates = [o.data for o in captured.outputs if getattr(o, "update", False)]
+    assert updates[-1] == {"text/plain": ""}
+    opened = {c for kind, c, _ in wire.messages if kind == "comm_open"}
+    closed = {c for kind, c, _ in wire.messages if kind == "comm_close"}
+    assert opened == closed  # no widget of the live view outlives it
+
+
+def test_long_thinking_streams_the_same_way(
+    ip: InteractiveShell, emulator: Emulator, wire: Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    magics_of(ip).display = "widget"
+    magics_of(ip).updates_per_second = 100.0
+    emulator.add_reply("The answer.", thinking=_answer(30))
+    emulator.configure(tokens_per_second=2000)
+    shown: list[int] = []
+    original = views.WidgetView.render
+
+    def spy(self: WidgetView, acc: Any) -> None:
+        original(self, acc)
+        if acc.thinking:
+            assert self._thinking.layout.display is None  # the section is shown
+            thinking = wire.html(self._thinking_html.box.comm.comm_id)
+            assert thinking == markdown_to_html(acc.thinking)
+            shown.append(len(acc.thinking))
+
+    monkeypatch.setattr(views.WidgetView, "render", spy)
+    captured = ok(ip, "%%claude -m claude-haiku-4-5 --thinking 4000\nThink at length.")
+    assert len(shown) >= 2
+    assert "<details><summary>Thinking</summary>" in final(captured)["text/markdown"]
