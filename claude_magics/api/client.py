@@ -12,6 +12,10 @@ A batch create is never re-sent once it may have reached the server.
 API objects come back as plain dicts (``ApiObject``, a dict subclass that also carries the
 ``request_id`` and the response headers), exactly as the API sent them.
 
+Platforms: ``Client(platform="bedrock", region=...)`` and ``Client(platform="vertex", region=...,
+project=...)`` send the same requests to Amazon Bedrock or Google Cloud (:mod:`.platforms`); the
+client meets the platform at three points, marked ``# platform:`` below.
+
 Betas: ``Client(betas=[...])`` for every request, ``betas=[...]`` on any request method for
 one; a feature that needs a beta adds it itself (the Files API: `files.FILES_API_BETA`). They
 are merged in that order, without repeats, into one comma-separated ``anthropic-beta`` header.
@@ -47,6 +51,7 @@ from .files import Files, Multipart
 from .listing import Batches, Models, ResultStream
 from .messages import COUNT_TOKENS_FIELDS, Messages, MessageStream, TokenCount
 from .objects import ApiObject, Page, RateLimits
+from .platforms import Platform, make_platform
 from .retry import (
     INITIAL_RETRY_DELAY,
     MAX_RETRY_DELAY,
@@ -98,8 +103,17 @@ class _Secret:
     __str__ = __repr__
 
 
-def _error_from_response(response: httpx.Response, attempts: int) -> APIStatusError:
-    """The error for a 4xx/5xx response, from the API's error body when it has one."""
+def _error_from_response(
+    response: httpx.Response, attempts: int, platform: Platform | None = None
+) -> APIStatusError:
+    """The error for a 4xx/5xx response, from the API's error body when it has one (and in a
+    cloud platform's own terms when there is one)."""
+    error = _first_party_error(response, attempts)
+    # platform: Bedrock's and Google's error shapes and request-id headers.
+    return platform.refine_error(error, response) if platform is not None else error
+
+
+def _first_party_error(response: httpx.Response, attempts: int) -> APIStatusError:
     request_id = response.headers.get("request-id")
     error_type: str | None = None
     error_code: str | None = None
@@ -141,8 +155,10 @@ def _error_from_response(response: httpx.Response, attempts: int) -> APIStatusEr
     )
 
 
-def _api_object(response: httpx.Response) -> ApiObject:
-    request_id = response.headers.get("request-id")
+def _api_object(response: httpx.Response, platform: Platform | None = None) -> ApiObject:
+    request_id = (
+        platform.request_id(response.headers) if platform else response.headers.get("request-id")
+    )
     try:
         data = orjson.loads(response.read())
     except (orjson.JSONDecodeError, httpx.HTTPError) as exc:
@@ -156,8 +172,10 @@ def _api_object(response: httpx.Response) -> ApiObject:
             f"the server answered {response.status_code} with JSON that is not an object",
             request_id=request_id,
         )
+    if platform is not None:  # platform: a count's ``inputTokens`` and the like
+        data = platform.adapt_json(response.request.url.path, data)
     obj = ApiObject(data)
-    obj.request_id = response.headers.get("request-id")
+    obj.request_id = request_id
     obj.response_headers = dict(response.headers)
     return obj
 
@@ -206,6 +224,15 @@ class Client:
             accepts, or ``2026-10-21``).
         betas: beta names sent with every request (``anthropic-beta``); request methods take
             ``betas=`` for one request, and features add the betas they need themselves.
+        platform: ``"anthropic"``, ``"bedrock"`` or ``"vertex"``; None: ``CLAUDE_MAGICS_PLATFORM``
+            decides (see :mod:`.platforms`). On Bedrock ``api_key`` is a Bedrock API key (sent
+            as a bearer token); ``base_url`` replaces the platform's endpoint.
+        region, project: where the platform serves (Bedrock: else ``AWS_REGION``,
+            ``AWS_DEFAULT_REGION``, the AWS profile; Vertex: else ``CLOUD_ML_REGION`` and
+            ``ANTHROPIC_VERTEX_PROJECT_ID``).
+        aws_access_key, aws_secret_key, aws_session_token, aws_profile: Bedrock credentials
+            instead of the AWS credential chain's.
+        access_token: a Google Cloud OAuth token instead of Application Default Credentials.
     """
 
     def __init__(
@@ -222,7 +249,30 @@ class Client:
         max_retry_delay: float = MAX_RETRY_DELAY,
         api_version: str = API_VERSION,
         betas: Iterable[str] | str = (),
+        platform: str | None = None,
+        region: str | None = None,
+        project: str | None = None,
+        aws_access_key: str | None = None,
+        aws_secret_key: str | None = None,
+        aws_session_token: str | None = None,
+        aws_profile: str | None = None,
+        access_token: str | None = None,
     ) -> None:
+        # platform: Amazon Bedrock or Google Cloud (None: the first-party API).
+        self.platform = make_platform(
+            platform,
+            region=region,
+            project=project,
+            base_url=base_url,
+            api_key=api_key,
+            aws_access_key=aws_access_key,
+            aws_secret_key=aws_secret_key,
+            aws_session_token=aws_session_token,
+            aws_profile=aws_profile,
+            access_token=access_token,
+        )
+        if self.platform is not None:
+            api_key, base_url = None, self.platform.base_url
         self._explicit_key = _Secret(api_key) if api_key else None
         #: The ``anthropic-beta`` names sent with every request.
         self.betas: tuple[str, ...] = merge_betas(betas)
@@ -265,12 +315,16 @@ class Client:
 
     def __repr__(self) -> str:
         betas = f", betas={list(self.betas)!r}" if self.betas else ""
+        if self.platform is not None:
+            return f"Client(platform={self.platform!r}{betas})"
         return f"Client(base_url={self.base_url!r}, api_key={self.key_status()}{betas})"
 
     # -- configuration ---------------------------------------------------------------------
 
     def key_status(self) -> str:
         """Where the key comes from, never the key: 'set (argument)', 'set (ENV)', 'unset'."""
+        if self.platform is not None:
+            return self.platform.credentials_status()
         if self._explicit_key:
             return "set (argument)"
         if os.environ.get(self.api_key_env):
@@ -302,7 +356,8 @@ class Client:
 
     def _headers(self, accept: str, betas: Sequence[str] = ()) -> dict[str, str]:
         headers = {
-            "x-api-key": self._api_key(),
+            # platform: Bedrock and Vertex authorize each attempt themselves.
+            **({"x-api-key": self._api_key()} if self.platform is None else {}),
             "anthropic-version": self.api_version,
             "content-type": "application/json",
             "accept": accept,
@@ -312,6 +367,12 @@ class Client:
         if merged:
             headers["anthropic-beta"] = ",".join(merged)
         return headers
+
+    def request_id_of(self, headers: Mapping[str, str]) -> str | None:
+        """The request id a response carries (``request-id``; Bedrock: ``x-amzn-requestid``)."""
+        if self.platform is not None:
+            return self.platform.request_id(headers)
+        return headers.get("request-id")
 
     def _url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url + path
@@ -344,11 +405,16 @@ class Client:
         headers = self._headers(
             accept or ("text/event-stream" if stream else "application/json"), betas
         )
+        url = self._url(path)
+        if self.platform is not None:
+            # platform: the platform's URL and body (or a one-line refusal of what it lacks).
+            if isinstance(body, orjson.Fragment):  # JSON made ahead (jobs): the platform edits it
+                body = orjson.loads(orjson.dumps(body))
+            url, body = self.platform.route(method, path, body, headers)
         content = _encode(body, path) if body is not None else None
         if upload is not None:
             headers["content-type"] = upload.content_type
             headers["content-length"] = str(upload.length)
-        url = self._url(path)
         query = {k: v for k, v in (params or {}).items() if v is not None}
         attempt = 0
         while True:
@@ -359,6 +425,9 @@ class Client:
                 params=query,
                 headers=headers,
             )
+            if self.platform is not None:
+                # platform: signed (SigV4) or given a fresh token after the body is final.
+                self.platform.authorize(request)
             try:
                 response = self._http.send(request, stream=True)
             except httpx.TransportError as exc:
@@ -393,7 +462,7 @@ class Client:
                 method,
                 path,
                 response.status_code,
-                response.headers.get("request-id"),
+                self.request_id_of(response.headers),
                 attempt + 1,
             )
             if response.is_success:
@@ -412,7 +481,7 @@ class Client:
                 time.sleep(delay)
                 continue
             try:
-                raise _error_from_response(response, attempts=attempt + 1)
+                raise _error_from_response(response, attempt + 1, self.platform)
             finally:
                 response.close()
 
@@ -439,5 +508,6 @@ class Client:
                 max_retries=max_retries,
                 betas=betas,
                 upload=upload,
-            )
+            ),
+            self.platform,
         )

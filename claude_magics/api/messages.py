@@ -23,6 +23,7 @@ from httpx_sse import EventSource
 from ..errors import APIStreamError
 from .betas import body_betas
 from .objects import ApiObject
+from .platforms.eventstream import EVENTSTREAM_CONTENT_TYPE, bedrock_sse_events
 from .streaming import MessageAccumulator, StreamEvent, events_of_message
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class MessageStream:
             stream=True,
             betas=self._betas,
         )
-        self.request_id = self._response.headers.get("request-id")
+        self.request_id = self._client.request_id_of(self._response.headers)
         self.response_headers = dict(self._response.headers)
         content_type = self._response.headers.get("content-type", "")
         if "json" in content_type and "event-stream" not in content_type:
@@ -156,8 +157,15 @@ class MessageStream:
                     yield event
             return
         loads = orjson.loads
+        content_type = self._response.headers.get("content-type", "")
+        # Bedrock's InvokeModelWithResponseStream frames the same events in AWS event-stream.
+        source = (
+            bedrock_sse_events(self._response)
+            if EVENTSTREAM_CONTENT_TYPE in content_type
+            else EventSource(self._response).iter_sse()
+        )
         try:
-            for sse in EventSource(self._response).iter_sse():
+            for sse in source:
                 if sse.event == "ping":
                     continue
                 try:

@@ -125,6 +125,25 @@ class ClaudeSettings(Magics):
     base_url = Unicode(
         "", help="API base URL; empty means ANTHROPIC_BASE_URL, else https://api.anthropic.com."
     ).tag(config=True)
+    platform = Enum(
+        ["auto", "anthropic", "bedrock", "vertex"],
+        default_value="auto",
+        help="Where requests go: the Anthropic API, Amazon Bedrock or Google Cloud (Vertex AI); "
+        "auto: CLAUDE_MAGICS_PLATFORM, else the Anthropic API.",
+    ).tag(config=True)
+    region = Unicode(
+        "",
+        help="Bedrock or Vertex region; empty: AWS_REGION / AWS_DEFAULT_REGION / the AWS profile "
+        "(Bedrock), CLOUD_ML_REGION (Vertex).",
+    ).tag(config=True)
+    project = Unicode(
+        "",
+        help="Google Cloud project (Vertex); empty: ANTHROPIC_VERTEX_PROJECT_ID, else the "
+        "credentials' project.",
+    ).tag(config=True)
+    aws_profile = Unicode(
+        "", help="AWS profile whose credentials sign Bedrock requests; empty: AWS_PROFILE."
+    ).tag(config=True)
     max_retries = Integer(2, help="Retries after a failed request (429, 5xx, connection).").tag(
         config=True
     )
@@ -296,7 +315,17 @@ class ClaudeSettings(Magics):
                     if name in section and section[name] == value:
                         del section[name]
 
-    @observe("api_key_env", "base_url", "max_retries", "timeout", "api_version")
+    @observe(
+        "api_key_env",
+        "base_url",
+        "max_retries",
+        "timeout",
+        "api_version",
+        "platform",
+        "region",
+        "project",
+        "aws_profile",
+    )
     def _drop_client(self, change: Any) -> None:
         if self._client is not None:
             self._client.close()
@@ -314,6 +343,10 @@ class ClaudeSettings(Magics):
                 max_retries=self.max_retries,
                 timeout=self.timeout,
                 api_version=self.api_version,
+                platform=None if self.platform == "auto" else self.platform,
+                region=self.region or None,
+                project=self.project or None,
+                aws_profile=self.aws_profile or None,
             )
         return self._client
 

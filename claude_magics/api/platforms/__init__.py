@@ -1,0 +1,186 @@
+"""Claude on Amazon Bedrock and Google Cloud (Vertex AI): where a request goes, how it is signed.
+
+    client = Client(platform="bedrock", region="us-east-1")        # AWS credential chain
+    client = Client(platform="vertex", region="global", project="my-project")  # ADC
+
+A :class:`Platform` sits between the client and the wire, at three points only: ``route`` turns a
+first-party request (``POST /v1/messages`` with its JSON body) into the platform's URL and body,
+once; ``authorize`` signs the encoded request, on every attempt (a SigV4 signature covers the
+final bytes and its time; an OAuth token is refreshed before it expires); ``refine_error`` reads
+the platform's own error shapes and request-id header. Retries, streaming, counting, the budget
+and the ledger are the client's, the same on every platform. What a platform lacks (Message
+Batches, the Files API) is refused in ``route`` with a :class:`PlatformUnsupportedError`, one
+line naming the platform and the way that works.
+
+The platform is chosen by the ``platform=`` argument, else ``CLAUDE_MAGICS_PLATFORM``
+(``anthropic``, ``bedrock``, ``vertex``), else ``CLAUDE_CODE_USE_BEDROCK=1`` /
+``CLAUDE_CODE_USE_VERTEX=1``, else the first-party API.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ...errors import APIStatusError, PlatformUnsupportedError
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["PLATFORMS", "Platform", "make_platform", "platform_name_from_environment"]
+
+#: The platforms ``Client(platform=...)`` and ``ClaudeMagics.platform`` take.
+PLATFORMS = ("anthropic", "bedrock", "vertex")
+
+
+def platform_name_from_environment() -> str:
+    """The platform the environment asks for (``anthropic`` when it asks for none)."""
+    named = os.environ.get("CLAUDE_MAGICS_PLATFORM", "").strip().lower()
+    if named:
+        if named not in PLATFORMS:
+            raise ValueError(f"CLAUDE_MAGICS_PLATFORM={named!r}: use one of {', '.join(PLATFORMS)}")
+        return named
+    for variable, name in (
+        ("CLAUDE_CODE_USE_BEDROCK", "bedrock"),
+        ("CLAUDE_CODE_USE_VERTEX", "vertex"),
+    ):
+        if os.environ.get(variable, "").strip().lower() in ("1", "true", "yes"):
+            return name
+    return "anthropic"
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The response's JSON, or None when it has none."""
+    try:
+        return orjson.loads(response.read())
+    except (orjson.JSONDecodeError, ValueError):
+        return None
+
+
+class Platform:
+    """A cloud platform's endpoints, auth and error shapes (see the module docstring)."""
+
+    #: ``"bedrock"`` or ``"vertex"``.
+    name = ""
+    #: How errors and ``%claude_config`` name it.
+    label = ""
+
+    def __init__(self, region: str, base_url: str) -> None:
+        self.region = region
+        self.base_url = base_url.rstrip("/")
+
+    # -- the three points of contact with the client -------------------------------------------
+
+    def route(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[str, Any]:
+        """The URL and body for a first-party ``method path`` (``headers`` may be edited)."""
+        raise NotImplementedError
+
+    def authorize(self, request: httpx.Request) -> None:
+        """Add the credentials to ``request``, whose body is final (called on every attempt)."""
+        raise NotImplementedError
+
+    def refine_error(self, error: APIStatusError, response: httpx.Response) -> APIStatusError:
+        """The error the client made from the response, in the platform's terms."""
+        raise NotImplementedError
+
+    # -- what the rest of the package asks ------------------------------------------------------
+
+    def request_id(self, headers: Mapping[str, str]) -> str | None:
+        return headers.get("request-id")
+
+    def adapt_json(self, path: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A 2xx response's JSON in the first-party shape (a count's ``inputTokens``...)."""
+        return data
+
+    def model_id(self, model: str) -> str:
+        """The id this platform is sent for ``model`` (a table id or its own)."""
+        return model
+
+    def models(self) -> list[dict[str, Any]]:
+        """The model list as ``GET /v1/models`` objects: neither platform serves that endpoint
+        on its runtime host, so the bundled table answers, in the platform's ids."""
+        from ...model_table import load
+
+        return [
+            {
+                "type": "model",
+                "id": self.model_id(entry.id),
+                "display_name": entry.display_name,
+                "created_at": entry.created_at,
+                "max_input_tokens": entry.max_input_tokens,
+                "max_tokens": entry.max_tokens,
+            }
+            for entry in load().models
+        ]
+
+    def models_note(self) -> str:
+        """What ``%claude_models`` says under its table on this platform."""
+        return f"{self.label}: the bundled table's models; it serves no model list to ask."
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(setting, value, where it comes from) for ``%claude_config``: never a secret."""
+        raise NotImplementedError
+
+    def credentials_status(self) -> str:
+        """Whether credentials were found and where (never the credentials)."""
+        raise NotImplementedError
+
+    def unsupported(self, method: str, path: str) -> PlatformUnsupportedError:
+        """The one-line refusal of an endpoint this platform does not have."""
+        if path.startswith("/v1/messages/batches"):
+            return PlatformUnsupportedError(
+                f"{self.label} has no Message Batches API ({method} {path})",
+                "Send the requests one by one: mode='realtime' (--mode realtime in a "
+                "%%claude --batch cell); mode='auto' does it by itself.",
+            )
+        if path.startswith("/v1/files"):
+            return PlatformUnsupportedError(
+                f"{self.label} has no Files API ({method} {path})",
+                "Documents and images go inline (base64) in each request instead: "
+                "%config ClaudeMagics.upload_above_kb = None.",
+            )
+        if path.startswith("/v1/models"):
+            return PlatformUnsupportedError(
+                f"{self.label} does not list models on its runtime endpoint ({method} {path})",
+                "%claude_models lists the bundled table in this platform's ids.",
+            )
+        return PlatformUnsupportedError(
+            f"{self.label} has no {method} {path} endpoint",
+            "Use the first-party API (ClaudeMagics.platform = 'anthropic') for this.",
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} region={self.region!r}>"
+
+
+def make_platform(name: str | None, **options: Any) -> Platform | None:
+    """The platform called ``name`` (None: the environment decides), or None for the
+    first-party API. ``options`` are the ``Client``'s platform arguments."""
+    name = (name or platform_name_from_environment()).lower()
+    if name not in PLATFORMS:
+        raise ValueError(f"platform={name!r}: use one of {', '.join(PLATFORMS)}")
+    if name == "bedrock":
+        from .bedrock import Bedrock
+
+        return Bedrock(
+            region=options.get("region"),
+            base_url=options.get("base_url"),
+            api_key=options.get("api_key"),
+            aws_access_key=options.get("aws_access_key"),
+            aws_secret_key=options.get("aws_secret_key"),
+            aws_session_token=options.get("aws_session_token"),
+            aws_profile=options.get("aws_profile"),
+        )
+    if name == "vertex":
+        from .vertex import Vertex
+
+        return Vertex(
+            region=options.get("region"),
+            project=options.get("project"),
+            base_url=options.get("base_url"),
+            access_token=options.get("access_token"),
+        )
+    return None

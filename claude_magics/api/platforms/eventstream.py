@@ -1,0 +1,167 @@
+"""AWS event-stream framing, decoded: what Bedrock's InvokeModelWithResponseStream sends.
+
+    for event in bedrock_sse_events(response):   # an httpx.Response of content type
+        data = orjson.loads(event.data)           # application/vnd.amazon.eventstream
+        ...                                       # the same JSON events as server-sent events
+
+A message is a prelude (total length, headers length, the prelude's CRC32), headers (name,
+type, value), a payload and the message's CRC32. Each ``chunk`` event's payload is
+``{"bytes": base64}`` holding one JSON event of the Messages API (``message_start``,
+``content_block_delta``...); an ``exception`` message (throttling, a model stream error) becomes
+an ``error`` event, so the stream reader handles both transports alike. A pure decoder (no
+botocore: Bedrock API-key users do not need it); every CRC is checked.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import orjson
+
+__all__ = [
+    "EVENTSTREAM_CONTENT_TYPE",
+    "EventStreamDecoder",
+    "EventStreamError",
+    "EventStreamMessage",
+    "SseLikeEvent",
+    "bedrock_sse_events",
+]
+
+EVENTSTREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
+_PRELUDE = struct.Struct(">III")
+# Header value types and their fixed sizes (None: a 2-byte length, then the bytes).
+_FIXED = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}
+# Bedrock's stream exceptions, as the Messages API's error types.
+_EXCEPTION_TYPES = {
+    "throttlingException": "rate_limit_error",
+    "serviceUnavailableException": "overloaded_error",
+    "modelStreamErrorException": "api_error",
+    "internalServerException": "api_error",
+    "modelTimeoutException": "timeout_error",
+    "validationException": "invalid_request_error",
+}
+
+
+class EventStreamError(ValueError):
+    """Bytes that are not a valid event-stream message (a bad CRC, a length that lies)."""
+
+
+@dataclass(frozen=True)
+class EventStreamMessage:
+    headers: dict[str, str | bytes | int | bool]
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class SseLikeEvent:
+    """What the stream reader needs of an SSE event: its name and its JSON text."""
+
+    event: str
+    data: str
+
+
+def _header_value(kind: int, data: bytes, at: int) -> tuple[str | bytes | int | bool, int]:
+    if kind in (0, 1):
+        return kind == 0, at
+    if kind in (6, 7):
+        (length,) = struct.unpack_from(">H", data, at)
+        raw = data[at + 2 : at + 2 + length]
+        return (raw.decode("utf-8") if kind == 7 else raw), at + 2 + length
+    size = _FIXED.get(kind)
+    if size is None:
+        raise EventStreamError(f"unknown header value type {kind}")
+    raw = data[at : at + size]
+    return (raw if kind == 9 else int.from_bytes(raw, "big", signed=True)), at + size
+
+
+def _parse_headers(data: bytes) -> dict[str, str | bytes | int | bool]:
+    headers: dict[str, str | bytes | int | bool] = {}
+    at = 0
+    while at < len(data):
+        length = data[at]
+        name = data[at + 1 : at + 1 + length].decode("utf-8")
+        at += 1 + length
+        kind = data[at]
+        headers[name], at = _header_value(kind, data, at + 1)
+    return headers
+
+
+class EventStreamDecoder:
+    """Feed bytes as they arrive; iterate the complete messages so far."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[EventStreamMessage]:
+        self._buffer += data
+        while len(self._buffer) >= _PRELUDE.size:
+            total, headers_length, prelude_crc = _PRELUDE.unpack_from(self._buffer)
+            if zlib.crc32(bytes(self._buffer[:8])) != prelude_crc:
+                raise EventStreamError("event-stream prelude CRC mismatch")
+            if total < 16 + headers_length:
+                raise EventStreamError(f"event-stream message length {total} is too short")
+            if len(self._buffer) < total:
+                return
+            frame = bytes(self._buffer[:total])
+            del self._buffer[:total]
+            (message_crc,) = struct.unpack_from(">I", frame, total - 4)
+            if zlib.crc32(frame[:-4]) != message_crc:
+                raise EventStreamError("event-stream message CRC mismatch")
+            headers = _parse_headers(frame[12 : 12 + headers_length])
+            yield EventStreamMessage(headers, frame[12 + headers_length : total - 4])
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete message still buffered (a stream cut mid-message)."""
+        return len(self._buffer)
+
+
+def _error(error_type: str, message: str) -> SseLikeEvent:
+    body = {"type": "error", "error": {"type": error_type, "message": message}}
+    return SseLikeEvent("error", orjson.dumps(body).decode())
+
+
+def sse_events_of(chunks: Iterable[bytes]) -> Iterator[SseLikeEvent]:
+    """The JSON events carried by event-stream ``chunks`` (each event's ``bytes``, decoded)."""
+    decoder = EventStreamDecoder()
+    for chunk in chunks:
+        try:
+            messages = list(decoder.feed(chunk))
+        except EventStreamError as exc:
+            yield _error("malformed_event", f"a malformed event-stream frame: {exc}")
+            return
+        for message in messages:
+            kind = message.headers.get(":message-type")
+            if kind in ("exception", "error"):
+                name = str(
+                    message.headers.get(":exception-type")
+                    or message.headers.get(":error-code")
+                    or "internalServerException"
+                )
+                try:
+                    text = str(orjson.loads(message.payload).get("message") or name)
+                except (orjson.JSONDecodeError, AttributeError):
+                    text = message.payload.decode("utf-8", "replace") or name
+                yield _error(_EXCEPTION_TYPES.get(name, "api_error"), f"{name}: {text}")
+                return
+            if message.headers.get(":event-type") != "chunk":
+                continue  # initial-response and future event types carry no model event
+            try:
+                inner = base64.b64decode(orjson.loads(message.payload)["bytes"], validate=True)
+                data = orjson.loads(inner)
+            except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error):
+                yield _error("malformed_event", "an event-stream chunk without a JSON event")
+                return
+            yield SseLikeEvent(str(data.get("type") or "message"), inner.decode("utf-8"))
+    if decoder.pending:
+        yield _error("incomplete_stream", "the event stream ended inside a message")
+
+
+def bedrock_sse_events(response: object) -> Iterator[SseLikeEvent]:
+    """:func:`sse_events_of` over an ``httpx.Response``'s bytes as they arrive."""
+    return sse_events_of(response.iter_bytes())  # type: ignore[attr-defined]
