@@ -303,7 +303,12 @@ def test_claude_cell_on_bedrock_end_to_end(
     assert "Amazon Bedrock" in config and "us-west-2" in config
     assert "found (AWS env)" in config and SECRET not in config and AKID not in config
     models = ok(ip, "%claude_models").outputs[-1].data["text/plain"]
-    assert "global.anthropic.claude-haiku-5-5" in models
+    assert "global.anthropic.claude-sonnet-5-5 (model)" in models
+    # A credential in a prompt never reaches the model.
+    ip.user_ns["t_secret"] = SECRET
+    ok(ip, "%%claude -m claude-haiku-4-5-20251001\nRepeat {{t_secret}}")
+    assert SECRET not in orjson.dumps(emulator.requests[-1].body).decode()
+    assert "<AWS_SECRET_ACCESS_KEY: redacted>" in orjson.dumps(emulator.requests[-1].body).decode()
     result, captured = run_cell(ip, "%claude_files upload /etc/hostname")
     assert not result.success
 
@@ -374,3 +379,63 @@ def test_claude_cell_on_vertex_streams(ip: InteractiveShell, emulator: Emulator,
     assert "Google Cloud Vertex AI" in config and "adc-project" in config
     assert "found (Application Default Credentials)" in config
     assert "BEGIN PRIVATE KEY" not in config + str(captured.stdout)
+
+
+def test_a_pdf_goes_inline_on_bedrock_and_says_why(
+    ip: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from test_documents import INVOICE, write_pdf
+
+    invoice = write_pdf(tmp_path / "invoice.pdf", INVOICE)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AKID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    magics = magics_of(ip)
+    magics.platform, magics.region, magics.base_url = "bedrock", "us-east-1", emulator.url
+    magics.upload_above_kb = 0  # would upload anything, where there is a Files API
+    captured = ok(ip, f"%%claude --once --pdf {invoice}\nWhat is the total due?")
+    (sent,) = [r for r in emulator.requests if r.path.startswith("/anthropic/")]
+    document = sent.body["messages"][-1]["content"][0]
+    assert document["type"] == "document" and document["source"]["type"] == "base64"
+    said = captured.stdout + captured.stderr
+    assert "Amazon Bedrock has no Files API: documents and images go inline" in said
+    assert not [r for r in emulator.requests if "/files" in r.path]
+
+
+def test_the_official_sdk_platform_clients_agree_with_the_emulator(emulator: Emulator) -> None:
+    """An independent check of the emulator's SigV4 verification, event-stream framing and
+    Vertex routes: the official SDK's Bedrock client (boto3 signs) and Vertex client."""
+    anthropic = pytest.importorskip("anthropic")
+    pytest.importorskip("boto3")
+    model = "anthropic.claude-haiku-4-5-20251001-v1:0"
+    sdk = anthropic.AnthropicBedrock(
+        aws_access_key=AKID,
+        aws_secret_key=SECRET,
+        aws_region="us-east-1",
+        base_url=emulator.url,
+        max_retries=0,
+    )
+    created = sdk.messages.create(model=model, max_tokens=64, messages=MSGS)
+    with sdk.messages.stream(model=model, max_tokens=64, messages=MSGS) as stream:
+        streamed = "".join(stream.text_stream)
+    assert streamed == created.content[0].text
+    wrong = anthropic.AnthropicBedrock(
+        aws_access_key=AKID,
+        aws_secret_key="not-the-secret",
+        aws_region="us-east-1",
+        base_url=emulator.url,
+        max_retries=0,
+    )
+    with pytest.raises(anthropic.PermissionDeniedError, match="signature we calculated"):
+        wrong.messages.create(model=model, max_tokens=64, messages=MSGS)
+    google = anthropic.AnthropicVertex(
+        region="us-east5",
+        project_id="proj-1",
+        access_token=TOKEN,
+        base_url=emulator.url + "/v1",
+        max_retries=0,
+    )
+    message = google.messages.create(model="claude-sonnet-5-5", max_tokens=64, messages=MSGS)
+    with google.messages.stream(model="claude-sonnet-5-5", max_tokens=64, messages=MSGS) as s:
+        assert "".join(s.text_stream) == message.content[0].text
+    count = google.messages.count_tokens(model="claude-sonnet-5-5", messages=MSGS)
+    assert count.input_tokens == emulator_count(emulator, MSGS)

@@ -23,6 +23,7 @@ are merged in that order, without repeats, into one comma-separated ``anthropic-
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -346,13 +347,23 @@ class Client:
     def redact_key(self, value: Any) -> tuple[Any, int]:
         """``value`` (any JSON-like request part) with the active key replaced wherever it
         appears in a string, and how many strings held it: a ``{{os.environ}}`` in a prompt
-        must not send the key to the model. The key itself never leaves the client."""
-        try:
-            key = self._api_key()
-        except MissingAPIKeyError:
+        must not send the key to the model. The key itself never leaves the client. On Bedrock
+        and Vertex, the platform's secrets (AWS secret key, session token, API key, OAuth
+        token) are replaced too."""
+        secrets: list[tuple[str, str]] = []
+        with contextlib.suppress(MissingAPIKeyError):
+            secrets.append((self._api_key(), f"<{self.api_key_env}: redacted>"))
+        if self.platform is not None:  # platform: its credentials
+            secrets += [(secret, f"<{name}: redacted>") for name, secret in self.platform.secrets()]
+        if not secrets:
             return value, 0
-        marker = f"<{self.api_key_env}: redacted>"
-        return map_strings(value, lambda text: text.replace(key, marker))
+
+        def redact(text: str) -> str:
+            for secret, marker in secrets:
+                text = text.replace(secret, marker)
+            return text
+
+        return map_strings(value, redact)
 
     def _headers(self, accept: str, betas: Sequence[str] = ()) -> dict[str, str]:
         headers = {

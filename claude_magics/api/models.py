@@ -359,6 +359,9 @@ class ModelCatalog:
         models = self._load()
         if model in models:
             return models[model]
+        platform = self._client.platform
+        if platform is not None and platform.model_id(model) in models:
+            return models[platform.model_id(model)]  # a table id, listed under Bedrock's id
         entry = _bundled(model)
         if entry is not None:
             # The server may list the model under its dated id while the user gave the alias.

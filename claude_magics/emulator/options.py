@@ -213,6 +213,16 @@ class EmulatorOptions:
             None if self.cache_min_tokens is None else dict(self.cache_min_tokens)
         )
         data["models"] = [m.to_dict() for m in self.registered_models]
+        # Platform credentials: access key ids are not secret, the rest is never shown.
+        data["aws_credentials"] = (
+            None
+            if self.aws_credentials is None
+            else dict.fromkeys(self.aws_credentials, "<redacted>")
+        )
+        for name in ("bedrock_api_keys", "vertex_tokens"):
+            keys = getattr(self, name)
+            data[name] = None if keys is None else ["<redacted>"] * len(keys)
+        data["aws_denied_actions"] = sorted(self.aws_denied_actions)
         return data
 
     @property

@@ -31,6 +31,7 @@ from .platforms import (
     verify_sigv4,
     vertex_error,
 )
+from .rules import VERSIONS
 
 __all__ = ["handle_platform"]
 
@@ -113,12 +114,14 @@ def _bedrock_body(
                 "input.invokeModel.body must be a base64 JSON InvokeModel body.",
             )
         body = inner
-    if body.get("anthropic_version") != BEDROCK_VERSION:
+    version = body.get("anthropic_version")
+    if version != BEDROCK_VERSION and version not in VERSIONS:
         raise _bedrock_refusal(
             "ValidationException",
-            f"Malformed input request: anthropic_version must be {BEDROCK_VERSION!r}, "
-            f"got {body.get('anthropic_version')!r}",
+            f"Malformed input request: anthropic_version must be {BEDROCK_VERSION!r} (or an "
+            f"API version: {', '.join(VERSIONS)}), got {version!r}",
         )
+    headers["anthropic-version"] = version if version in VERSIONS else "2023-06-01"
     if "model" in body:
         raise _bedrock_refusal(
             "ValidationException",
@@ -172,7 +175,12 @@ def _vertex_token_ok(app: App, token: str, options: EmulatorOptions, now: float)
 
 
 def _vertex_body(
-    app: App, route: PlatformRoute, body: Any, request: Incoming, now: float
+    app: App,
+    route: PlatformRoute,
+    body: Any,
+    request: Incoming,
+    now: float,
+    headers: dict[str, str],
 ) -> tuple[str, dict[str, Any]]:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not _vertex_token_ok(app, token.strip(), app.options, now):
@@ -185,11 +193,13 @@ def _vertex_body(
         )
     if not isinstance(body, dict):
         raise ApiError.invalid("Request body must be a JSON object.")
-    if body.get("anthropic_version") != VERTEX_VERSION:
+    version = body.get("anthropic_version")
+    if version != VERTEX_VERSION and version not in VERSIONS:
         raise ApiError.invalid(
-            f"anthropic_version: must be {VERTEX_VERSION!r} on Vertex AI, got "
-            f"{body.get('anthropic_version')!r}"
+            f"anthropic_version: must be {VERTEX_VERSION!r} on Vertex AI (or an API version: "
+            f"{', '.join(VERSIONS)}), got {version!r}"
         )
+    headers["anthropic-version"] = version if version in VERSIONS else "2023-06-01"
     sent = {k: v for k, v in body.items() if k != "anthropic_version"}
     if route.kind == "count_tokens":
         return "/v1/messages/count_tokens", sent
@@ -255,7 +265,7 @@ def handle_platform(
             _check_bedrock_auth(request, route, action, model, options, arrived)
             path, sent = _bedrock_body(route, body, headers)
         else:
-            path, sent = _vertex_body(app, route, body, request, arrived)
+            path, sent = _vertex_body(app, route, body, request, arrived, headers)
         inner = Incoming(
             request.method,
             path,

@@ -123,7 +123,10 @@ class ClaudeSettings(Magics):
         help="Name of the environment variable holding the key (never the key).",
     ).tag(config=True)
     base_url = Unicode(
-        "", help="API base URL; empty means ANTHROPIC_BASE_URL, else https://api.anthropic.com."
+        "",
+        help="API base URL; empty means ANTHROPIC_BASE_URL, else https://api.anthropic.com (on "
+        "Bedrock or Vertex: the platform's endpoint, else ANTHROPIC_BEDROCK_BASE_URL / "
+        "ANTHROPIC_VERTEX_BASE_URL, else the region's).",
     ).tag(config=True)
     platform = Enum(
         ["auto", "anthropic", "bedrock", "vertex"],

@@ -52,6 +52,14 @@ def platform_name_from_environment() -> str:
     return "anthropic"
 
 
+def body_version(headers: Mapping[str, str], platform_version: str) -> str:
+    """The ``anthropic_version`` a platform's body carries: the platform's own
+    (``bedrock-2023-05-31``, ``vertex-2023-10-16``) for the API's first version, else the
+    client's newer API version (``2026-10-21``: its rules then apply there too)."""
+    version = headers.get("anthropic-version", "")
+    return platform_version if version in ("", "2023-06-01") else version
+
+
 def json_body(response: httpx.Response) -> Any:
     """The response's JSON, or None when it has none."""
     try:
@@ -67,6 +75,8 @@ class Platform:
     name = ""
     #: How errors and ``%claude_config`` name it.
     label = ""
+    #: Where the choice of this platform came from (for ``%claude_config``).
+    source = "argument"
 
     def __init__(self, region: str, base_url: str) -> None:
         self.region = region
@@ -120,6 +130,11 @@ class Platform:
         """What ``%claude_models`` says under its table on this platform."""
         return f"{self.label}: the bundled table's models; it serves no model list to ask."
 
+    def secrets(self) -> list[tuple[str, str]]:
+        """(name, value) of every credential this platform holds or reads, for redaction:
+        none of them may reach a prompt."""
+        return []
+
     def describe(self) -> list[tuple[str, str, str]]:
         """(setting, value, where it comes from) for ``%claude_config``: never a secret."""
         raise NotImplementedError
@@ -159,13 +174,15 @@ class Platform:
 def make_platform(name: str | None, **options: Any) -> Platform | None:
     """The platform called ``name`` (None: the environment decides), or None for the
     first-party API. ``options`` are the ``Client``'s platform arguments."""
+    source = "argument (ClaudeMagics.platform)" if name else "CLAUDE_MAGICS_PLATFORM"
     name = (name or platform_name_from_environment()).lower()
     if name not in PLATFORMS:
         raise ValueError(f"platform={name!r}: use one of {', '.join(PLATFORMS)}")
+    platform: Platform | None = None
     if name == "bedrock":
         from .bedrock import Bedrock
 
-        return Bedrock(
+        platform = Bedrock(
             region=options.get("region"),
             base_url=options.get("base_url"),
             api_key=options.get("api_key"),
@@ -177,10 +194,12 @@ def make_platform(name: str | None, **options: Any) -> Platform | None:
     if name == "vertex":
         from .vertex import Vertex
 
-        return Vertex(
+        platform = Vertex(
             region=options.get("region"),
             project=options.get("project"),
             base_url=options.get("base_url"),
             access_token=options.get("access_token"),
         )
-    return None
+    if platform is not None:
+        platform.source = source
+    return platform

@@ -39,7 +39,7 @@ from ...errors import (
     status_error_class,
 )
 from ...platform_table import load as load_platforms
-from . import Platform, json_body
+from . import Platform, body_version, json_body
 
 if TYPE_CHECKING:
     import httpx
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["Bedrock"]
 
 API_KEY_ENV = "AWS_BEARER_TOKEN_BEDROCK"
+# Environment variables holding secrets the AWS chain may use (redacted from prompts).
+_SECRET_ENV = (API_KEY_ENV, "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 # Bedrock's exception names (x-amzn-errortype) as the Messages API's error types.
 _ERROR_TYPES = {
     "ValidationException": "invalid_request_error",
@@ -115,7 +117,7 @@ class Bedrock(Platform):
     ) -> None:
         self.table = load_platforms()
         self.aws_profile = aws_profile or os.environ.get("AWS_PROFILE") or None
-        self._region_source = "argument"
+        self._region_source = "argument (ClaudeMagics.region)"
         if not region:
             region, self._region_source = self._region_from_environment()
         if bool(aws_access_key) != bool(aws_secret_key):
@@ -127,7 +129,7 @@ class Bedrock(Platform):
         self._api_key = _Redacted(api_key) if api_key else None
         self._credentials: Any = None
         self._lock = threading.Lock()
-        self._base_url_source = "argument" if base_url else "default"
+        self._base_url_source = "argument (ClaudeMagics.base_url)" if base_url else "default"
         if not base_url and os.environ.get("ANTHROPIC_BEDROCK_BASE_URL"):
             base_url, self._base_url_source = (
                 os.environ["ANTHROPIC_BEDROCK_BASE_URL"],
@@ -157,11 +159,13 @@ class Bedrock(Platform):
         return self.table.bedrock_id(model)
 
     def models_note(self) -> str:
-        profiles = ", ".join(f"{p}." for p in self.table.bedrock_profiles)
+        default = self.table.bedrock["default_profile"]
+        others = ", ".join(f"{p}." for p in self.table.bedrock_profiles if p != default)
         return (
-            f"{self.label} ids under the {self.table.bedrock['default_profile']}. profile, the "
-            f"table's ids map to them; other profiles ({profiles}) or none (in-region) work as "
-            "model ids too. Bedrock serves no model list here: this is the bundled table."
+            f"{self.label} ids under the {default}. profile (the table's ids are sent as "
+            f"these); other profiles ({others}) or none (in-region, anthropic.) work as model "
+            "ids too, at the regional price. Bedrock serves no model list here: this is the "
+            "bundled table."
         )
 
     def _api(self, model: str) -> tuple[str, str]:
@@ -171,14 +175,14 @@ class Bedrock(Platform):
 
     def _invoke_body(self, body: Mapping[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         sent = {k: v for k, v in body.items() if k not in ("model", "stream")}
-        sent["anthropic_version"] = self.table.bedrock["anthropic_version"]
+        sent["anthropic_version"] = body_version(headers, self.table.bedrock["anthropic_version"])
         betas = headers.pop("anthropic-beta", "")
         if betas:
             sent["anthropic_beta"] = [b for b in betas.split(",") if b]
         return sent
 
     def route(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[str, Any]:
-        if not self.region and self._base_url_source == "default":
+        if not self.region:  # the endpoint's host and the signature's scope both name it
             raise MissingCredentialsError(
                 "Amazon Bedrock needs a region: none was given and AWS_REGION, "
                 "AWS_DEFAULT_REGION and the AWS profile name none",
@@ -261,6 +265,29 @@ class Bedrock(Platform):
             if name in signed.headers:
                 request.headers[name.lower()] = signed.headers[name]
 
+    def secrets(self) -> list[tuple[str, str]]:
+        found = [
+            (name, value)
+            for name, value in (
+                ("Bedrock API key", self._api_key.value if self._api_key else ""),
+                ("AWS secret key", self._keys[1].value if self._keys else ""),
+                ("AWS session token", self._session_token.value if self._session_token else ""),
+                *((name, os.environ.get(name, "")) for name in _SECRET_ENV),
+            )
+            if len(value) >= 8
+        ]
+        if self._credentials is not None:
+            frozen = self._credentials.get_frozen_credentials()
+            found += [
+                (name, value)
+                for name, value in (
+                    ("AWS secret key", frozen.secret_key),
+                    ("AWS session token", frozen.token),
+                )
+                if value and len(value) >= 8
+            ]
+        return found
+
     def credentials_status(self) -> str:
         if self._api_key is not None:
             return "Bedrock API key (argument)"
@@ -279,7 +306,7 @@ class Bedrock(Platform):
 
     def describe(self) -> list[tuple[str, str, str]]:
         return [
-            ("platform", self.label, ""),
+            ("platform", self.label, self.source),
             ("region", self.region or "unset", self._region_source),
             ("endpoint", self.base_url, self._base_url_source),
             (

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from ...errors import APIStatusError, MissingCredentialsError, status_error_class
 from ...platform_table import load as load_platforms
-from . import Platform, json_body
+from . import Platform, body_version, json_body
 
 if TYPE_CHECKING:
     import httpx
@@ -66,11 +66,11 @@ class Vertex(Platform):
         access_token: str | None = None,
     ) -> None:
         self.table = load_platforms()
-        self._region_source = "argument" if region else "CLOUD_ML_REGION"
+        self._region_source = "argument (ClaudeMagics.region)" if region else "CLOUD_ML_REGION"
         region = region or os.environ.get("CLOUD_ML_REGION") or ""
         if not region:
             self._region_source = "unset"
-        self._project_source = "argument"
+        self._project_source = "argument (ClaudeMagics.project)"
         if not project:
             for variable in ("ANTHROPIC_VERTEX_PROJECT_ID", "GOOGLE_CLOUD_PROJECT"):
                 if os.environ.get(variable):
@@ -82,7 +82,7 @@ class Vertex(Platform):
         self._token = access_token
         self._credentials: Any = None
         self._lock = threading.Lock()
-        self._base_url_source = "argument" if base_url else "default"
+        self._base_url_source = "argument (ClaudeMagics.base_url)" if base_url else "default"
         if not base_url and os.environ.get("ANTHROPIC_VERTEX_BASE_URL"):
             base_url = os.environ["ANTHROPIC_VERTEX_BASE_URL"]
             self._base_url_source = "ANTHROPIC_VERTEX_BASE_URL"
@@ -150,6 +150,10 @@ class Vertex(Platform):
         request.headers.pop("x-api-key", None)
         request.headers["authorization"] = f"Bearer {self._access_token()}"
 
+    def secrets(self) -> list[tuple[str, str]]:
+        token = self._token or getattr(self._credentials, "token", None) or ""
+        return [("Google access token", token)] if len(token) >= 8 else []
+
     def credentials_status(self) -> str:
         if self._token:
             return "access token (argument)"
@@ -189,7 +193,7 @@ class Vertex(Platform):
                     "ClaudeMagics.project = 'my-project', or set ANTHROPIC_VERTEX_PROJECT_ID.",
                     "project",
                 )
-            version = self.table.vertex["anthropic_version"]
+            version = body_version(headers, self.table.vertex["anthropic_version"])
             headers.pop("anthropic-version", None)
             if path.endswith("count_tokens"):
                 return self._model_url("count-tokens", "rawPredict"), {
@@ -205,7 +209,7 @@ class Vertex(Platform):
 
     def describe(self) -> list[tuple[str, str, str]]:
         return [
-            ("platform", self.label, ""),
+            ("platform", self.label, self.source),
             ("region", self.region or "unset", self._region_source),
             ("project", self.project or "unset", self._project_source),
             ("endpoint", self.base_url, self._base_url_source),
