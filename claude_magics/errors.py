@@ -11,6 +11,8 @@ The tree::
     ├── MissingAPIKeyError           no key passed and ANTHROPIC_API_KEY unset
     │   ├── MalformedAPIKeyError     a key with spaces, line breaks or non-ASCII inside
     │   └── MissingCredentialsError  Bedrock or Vertex found no credentials (AWS chain, ADC)
+    ├── PlatformConfigError          a platform, region or credential argument that cannot be
+    │                                right (CLAUDE_MAGICS_PLATFORM=azure, a region with a "/")
     ├── RequestBodyError             a body that cannot be sent (lone surrogates, over 32 MB,
     │                                a FIFO or a file over 500 MB for the Files API)
     ├── StorageError                 the ledger or job store could not be opened or written
@@ -69,6 +71,7 @@ __all__ = [
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
+    "PlatformConfigError",
     "PlatformUnsupportedError",
     "PromptError",
     "RateLimitError",
@@ -174,6 +177,11 @@ class MissingCredentialsError(MissingAPIKeyError):
         ClaudeError.__init__(self, message)
         self.env_var = source
         self.hint = hint
+
+
+class PlatformConfigError(ClaudeError, ValueError):
+    """A platform setting that cannot be right: an unknown platform name, a region or project
+    that is not a name, half of an AWS key pair. One line, raised before anything is sent."""
 
 
 class APIError(ClaudeError):

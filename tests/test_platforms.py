@@ -5,6 +5,7 @@ stream (server-sent events and AWS event-stream), count, retries, signatures, re
 from __future__ import annotations
 
 import base64
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -439,3 +440,58 @@ def test_the_official_sdk_platform_clients_agree_with_the_emulator(emulator: Emu
         assert "".join(s.text_stream) == message.content[0].text
     count = google.messages.count_tokens(model="claude-sonnet-5-5", messages=MSGS)
     assert count.input_tokens == emulator_count(emulator, MSGS)
+
+
+def _no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An environment where the AWS credential chain finds nothing."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_bad_platform_settings_are_one_line(
+    ip: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from claude_magics.errors import MissingCredentialsError, PlatformConfigError
+
+    with pytest.raises(PlatformConfigError, match="go together"):
+        Client(platform="bedrock", region="us-east-1", aws_access_key=AKID)
+    with pytest.raises(PlatformConfigError, match="not a region name"):
+        Client(platform="bedrock", region="evil.example/x")
+    # No region anywhere: refused before anything is sent, saying where to set one.
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    _no_aws(monkeypatch, tmp_path)
+    with pytest.raises(MissingCredentialsError, match="needs a region") as raised:
+        Client(platform="bedrock", base_url=emulator.url).messages.create(
+            model="claude-haiku-5-5", max_tokens=16, messages=MSGS
+        )
+    assert "AWS_REGION" in raised.value.hint
+    # No credentials in the chain: one line naming what to do.
+    with pytest.raises(MissingCredentialsError, match="no AWS credentials found") as raised:
+        Client(platform="bedrock", region="us-east-1", base_url=emulator.url).messages.create(
+            model="claude-haiku-5-5", max_tokens=16, messages=MSGS
+        )
+    assert "aws sso login" in raised.value.hint
+    # botocore missing: the extra to install (an API key would do without it).
+    monkeypatch.setitem(sys.modules, "botocore", None)
+    with pytest.raises(MissingCredentialsError, match="botocore") as raised:
+        bedrock(emulator).messages.create(model="claude-haiku-5-5", max_tokens=16, messages=MSGS)
+    assert "claude-magics[bedrock]" in raised.value.hint
+    monkeypatch.delitem(sys.modules, "botocore")
+    assert not emulator.requests  # nothing was sent
+    # In a notebook: a setting that cannot be a region is refused; a bad environment fails the
+    # cell in one line.
+    result, captured = run_cell(ip, "%config ClaudeMagics.region = 'us-east-1.evil.example/'")
+    assert not result.success and "not a region name" in captured.stdout + captured.stderr
+    monkeypatch.setenv("CLAUDE_MAGICS_PLATFORM", "azure")
+    result, captured = run_cell(ip, "%%claude\nHello")
+    shown = [line for line in (captured.stdout + captured.stderr).splitlines() if line.strip()]
+    assert not result.success
+    assert shown == [
+        "PlatformConfigError: CLAUDE_MAGICS_PLATFORM='azure' is not a platform: use one of "
+        "anthropic, bedrock, vertex"
+    ]

@@ -11,6 +11,7 @@ translated into the ``POST /v1/messages`` (or ``count_tokens``) it stands for an
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -142,7 +143,7 @@ def _bedrock_body(
     return "/v1/messages", sent
 
 
-def _issue_token(app: App, request: Incoming, now: float) -> JsonOut:
+def _issue_token(app: App, request: Incoming) -> JsonOut:
     """An OAuth token response, as Google's token endpoint gives for a refresh token."""
     form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
     # A user's refresh token, or a service account's signed JWT (not verified here).
@@ -154,7 +155,7 @@ def _issue_token(app: App, request: Incoming, now: float) -> JsonOut:
     token = random_id("ya29.emulator-")
     seconds = app.options.vertex_token_seconds
     with app.lock:
-        app.issued_tokens[token] = now + seconds
+        app.issued_tokens[token] = time.time() + seconds  # clients expire tokens by wall clock
     body: dict[str, Any] = {
         "access_token": token,
         "expires_in": int(seconds),
@@ -163,12 +164,12 @@ def _issue_token(app: App, request: Incoming, now: float) -> JsonOut:
     return JsonOut(200, orjson.dumps(body), {"content-type": "application/json"})
 
 
-def _vertex_token_ok(app: App, token: str, options: EmulatorOptions, now: float) -> bool:
+def _vertex_token_ok(app: App, token: str, options: EmulatorOptions) -> bool:
     if not token:
         return False
     expiry = app.issued_tokens.get(token)
     if expiry is not None:
-        return now < expiry
+        return time.time() < expiry
     if options.vertex_tokens is not None:
         return token in options.vertex_tokens
     return not app.issued_tokens  # none configured, none issued: any token
@@ -179,11 +180,10 @@ def _vertex_body(
     route: PlatformRoute,
     body: Any,
     request: Incoming,
-    now: float,
     headers: dict[str, str],
 ) -> tuple[str, dict[str, Any]]:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not _vertex_token_ok(app, token.strip(), app.options, now):
+    if scheme.lower() != "bearer" or not _vertex_token_ok(app, token.strip(), app.options):
         raise _Refused(
             *vertex_error(
                 401,
@@ -243,7 +243,7 @@ def handle_platform(
     arrived = app.now()
     options = app.options
     if route.kind == "token":
-        issued = _issue_token(app, request, arrived)
+        issued = _issue_token(app, request)
         issued.headers["request-id"] = random_id("req_")
         app.record(request, None, issued, issued.headers["request-id"], arrived)
         return issued
@@ -262,10 +262,11 @@ def handle_platform(
             action = route.action
             if route.kind == "messages" and isinstance(body, dict) and body.get("stream") is True:
                 action = "bedrock:InvokeModelWithResponseStream"
-            _check_bedrock_auth(request, route, action, model, options, arrived)
+            # Signatures carry the client's wall-clock time, whatever the emulator's clock says.
+            _check_bedrock_auth(request, route, action, model, options, time.time())
             path, sent = _bedrock_body(route, body, headers)
         else:
-            path, sent = _vertex_body(app, route, body, request, arrived, headers)
+            path, sent = _vertex_body(app, route, body, request, headers)
         inner = Incoming(
             request.method,
             path,

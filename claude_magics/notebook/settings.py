@@ -269,6 +269,16 @@ class ClaudeSettings(Magics):
             raise TraitError(f"{proposal['trait'].name} must not be negative, got {value}")
         return value
 
+    @validate("region", "project")
+    def _plain_name(self, proposal: Any) -> str:
+        from ..api.platforms import checked_name
+        from ..errors import PlatformConfigError
+
+        try:
+            return checked_name(str(proposal["value"]), proposal["trait"].name)
+        except PlatformConfigError as error:
+            raise TraitError(str(error)) from None
+
     @validate("api_key_env")
     def _not_a_key(self, proposal: Any) -> str:
         value = str(proposal["value"])

@@ -20,12 +20,13 @@ The platform is chosen by the ``platform=`` argument, else ``CLAUDE_MAGICS_PLATF
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ...errors import APIStatusError, PlatformUnsupportedError
+from ...errors import APIStatusError, PlatformConfigError, PlatformUnsupportedError
 
 if TYPE_CHECKING:
     import httpx
@@ -41,7 +42,10 @@ def platform_name_from_environment() -> str:
     named = os.environ.get("CLAUDE_MAGICS_PLATFORM", "").strip().lower()
     if named:
         if named not in PLATFORMS:
-            raise ValueError(f"CLAUDE_MAGICS_PLATFORM={named!r}: use one of {', '.join(PLATFORMS)}")
+            raise PlatformConfigError(
+                f"CLAUDE_MAGICS_PLATFORM={named!r} is not a platform: use one of "
+                f"{', '.join(PLATFORMS)}"
+            )
         return named
     for variable, name in (
         ("CLAUDE_CODE_USE_BEDROCK", "bedrock"),
@@ -58,6 +62,22 @@ def body_version(headers: Mapping[str, str], platform_version: str) -> str:
     client's newer API version (``2026-10-21``: its rules then apply there too)."""
     version = headers.get("anthropic-version", "")
     return platform_version if version in ("", "2023-06-01") else version
+
+
+# Regions and projects are names (us-east-1, europe-west4, my-project-123): anything else would
+# change the endpoint's host or path.
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def checked_name(value: str, what: str) -> str:
+    """``value`` when it is a plain region or project name; else a one-line refusal."""
+    value = value.strip()
+    if value and not _NAME.fullmatch(value):
+        raise PlatformConfigError(
+            f"{what} {value[:40]!r} is not a {what} name (lower-case letters, digits and "
+            "hyphens, like us-east-1 or my-project)"
+        )
+    return value
 
 
 def json_body(response: httpx.Response) -> Any:
@@ -177,7 +197,9 @@ def make_platform(name: str | None, **options: Any) -> Platform | None:
     source = "argument (ClaudeMagics.platform)" if name else "CLAUDE_MAGICS_PLATFORM"
     name = (name or platform_name_from_environment()).lower()
     if name not in PLATFORMS:
-        raise ValueError(f"platform={name!r}: use one of {', '.join(PLATFORMS)}")
+        raise PlatformConfigError(
+            f"platform={name!r} is not a platform: use one of {', '.join(PLATFORMS)}"
+        )
     platform: Platform | None = None
     if name == "bedrock":
         from .bedrock import Bedrock

@@ -36,10 +36,11 @@ from ...errors import (
     APIStatusError,
     AuthenticationError,
     MissingCredentialsError,
+    PlatformConfigError,
     status_error_class,
 )
 from ...platform_table import load as load_platforms
-from . import Platform, body_version, json_body
+from . import Platform, body_version, checked_name, json_body
 
 if TYPE_CHECKING:
     import httpx
@@ -121,7 +122,11 @@ class Bedrock(Platform):
         if not region:
             region, self._region_source = self._region_from_environment()
         if bool(aws_access_key) != bool(aws_secret_key):
-            raise ValueError("aws_access_key and aws_secret_key go together: pass both")
+            raise PlatformConfigError(
+                "aws_access_key and aws_secret_key go together: pass both, or neither (the "
+                "AWS credential chain)"
+            )
+        region = checked_name(region, "region")
         self._keys = (
             (_Redacted(aws_access_key), _Redacted(aws_secret_key or "")) if aws_access_key else None
         )

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from ...errors import APIStatusError, MissingCredentialsError, status_error_class
 from ...platform_table import load as load_platforms
-from . import Platform, body_version, json_body
+from . import Platform, body_version, checked_name, json_body
 
 if TYPE_CHECKING:
     import httpx
@@ -78,7 +78,8 @@ class Vertex(Platform):
                     break
             else:
                 self._project_source = "Application Default Credentials"
-        self.project = project or ""
+        self.project = checked_name(project or "", "project")
+        region = checked_name(region, "region")
         self._token = access_token
         self._credentials: Any = None
         self._lock = threading.Lock()
