@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import orjson
 
@@ -53,7 +55,7 @@ class EventStreamError(ValueError):
 
 @dataclass(frozen=True)
 class EventStreamMessage:
-    headers: dict[str, str | bytes | int | bool]
+    headers: Mapping[str, str | bytes | int | bool]
     payload: bytes
 
 
@@ -79,7 +81,9 @@ def _header_value(kind: int, data: bytes, at: int) -> tuple[str | bytes | int | 
     return (raw if kind == 9 else int.from_bytes(raw, "big", signed=True)), at + size
 
 
-def _parse_headers(data: bytes) -> dict[str, str | bytes | int | bool]:
+@functools.lru_cache(maxsize=64)
+def _parse_headers(data: bytes) -> Mapping[str, str | bytes | int | bool]:
+    # Cached: every chunk of a stream carries the same few headers, byte for byte.
     headers: dict[str, str | bytes | int | bool] = {}
     at = 0
     while at < len(data):
@@ -88,7 +92,7 @@ def _parse_headers(data: bytes) -> dict[str, str | bytes | int | bool]:
         at += 1 + length
         kind = data[at]
         headers[name], at = _header_value(kind, data, at + 1)
-    return headers
+    return MappingProxyType(headers)
 
 
 class EventStreamDecoder:
@@ -98,22 +102,29 @@ class EventStreamDecoder:
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> Iterator[EventStreamMessage]:
+        # One read often holds many messages: walk them by offset and drop what was read once
+        # at the end (deleting each message from the front would copy the rest every time).
         self._buffer += data
-        while len(self._buffer) >= _PRELUDE.size:
-            total, headers_length, prelude_crc = _PRELUDE.unpack_from(self._buffer)
-            if zlib.crc32(bytes(self._buffer[:8])) != prelude_crc:
-                raise EventStreamError("event-stream prelude CRC mismatch")
-            if total < 16 + headers_length:
-                raise EventStreamError(f"event-stream message length {total} is too short")
-            if len(self._buffer) < total:
-                return
-            frame = bytes(self._buffer[:total])
-            del self._buffer[:total]
-            (message_crc,) = struct.unpack_from(">I", frame, total - 4)
-            if zlib.crc32(frame[:-4]) != message_crc:
-                raise EventStreamError("event-stream message CRC mismatch")
-            headers = _parse_headers(frame[12 : 12 + headers_length])
-            yield EventStreamMessage(headers, frame[12 + headers_length : total - 4])
+        buffer = self._buffer
+        at = 0
+        try:
+            while len(buffer) - at >= _PRELUDE.size:
+                total, headers_length, prelude_crc = _PRELUDE.unpack_from(buffer, at)
+                if zlib.crc32(buffer[at : at + 8]) != prelude_crc:
+                    raise EventStreamError("event-stream prelude CRC mismatch")
+                if total < 16 + headers_length:
+                    raise EventStreamError(f"event-stream message length {total} is too short")
+                if len(buffer) - at < total:
+                    return
+                frame = bytes(buffer[at : at + total])
+                at += total
+                (message_crc,) = struct.unpack_from(">I", frame, total - 4)
+                if zlib.crc32(memoryview(frame)[:-4]) != message_crc:
+                    raise EventStreamError("event-stream message CRC mismatch")
+                headers = _parse_headers(frame[12 : 12 + headers_length])
+                yield EventStreamMessage(headers, frame[12 + headers_length : total - 4])
+        finally:
+            del buffer[:at]
 
     @property
     def pending(self) -> int:
