@@ -495,3 +495,21 @@ def test_bad_platform_settings_are_one_line(
         "PlatformConfigError: CLAUDE_MAGICS_PLATFORM='azure' is not a platform: use one of "
         "anthropic, bedrock, vertex"
     ]
+
+
+def test_platform_answers_are_valid_against_the_spec(emulator: Emulator) -> None:
+    from spec_validation import check_event, validate
+
+    body = {"model": "claude-haiku-4-5-20251001", "max_tokens": 64, "messages": MSGS}
+    client = bedrock(emulator)
+    validate(dict(client.messages.create(**body)), "Message")
+    response = client.send("POST", "/v1/messages", body={**body, "stream": True}, stream=True)
+    try:
+        assert response.headers["content-type"] == "application/vnd.amazon.eventstream"
+        events = list(sse_events_of(response.iter_bytes()))
+    finally:
+        response.close()
+    assert events[0].event == "message_start" and events[-1].event == "message_stop"
+    for event in events:
+        check_event(event.event, orjson.loads(event.data))
+    validate(dict(vertex(emulator).messages.create(**body)), "Message")

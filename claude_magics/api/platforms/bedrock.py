@@ -117,6 +117,7 @@ class Bedrock(Platform):
         aws_profile: str | None = None,
     ) -> None:
         self.table = load_platforms()
+        self._profile_given = bool(aws_profile)
         self.aws_profile = aws_profile or os.environ.get("AWS_PROFILE") or None
         self._region_source = "argument (ClaudeMagics.region)"
         if not region:
@@ -222,8 +223,12 @@ class Bedrock(Platform):
     # -- credentials -----------------------------------------------------------------------------
 
     def _bearer(self) -> str | None:
+        """The Bedrock API key to send, if that is the way: an argument wins; the
+        environment's key only when no AWS keys or profile were passed either."""
         if self._api_key is not None:
             return self._api_key.value
+        if self._keys is not None or self._profile_given:
+            return None
         return os.environ.get(API_KEY_ENV) or None
 
     def _aws_credentials(self) -> Any:
@@ -296,10 +301,10 @@ class Bedrock(Platform):
     def credentials_status(self) -> str:
         if self._api_key is not None:
             return "Bedrock API key (argument)"
-        if os.environ.get(API_KEY_ENV):
-            return f"Bedrock API key ({API_KEY_ENV})"
         if self._keys is not None:
             return "AWS access key (argument)"
+        if self._bearer():
+            return f"Bedrock API key ({API_KEY_ENV})"
         try:
             import botocore.session
         except ImportError:
