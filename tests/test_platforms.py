@@ -365,11 +365,8 @@ def test_vertex_adc_tokens_are_refreshed_before_they_expire(emulator: Emulator, 
 
 
 def test_claude_cell_on_vertex_streams(ip: InteractiveShell, emulator: Emulator, adc: Path) -> None:
-    ok(
-        ip,
-        "%config ClaudeMagics.platform = 'vertex'\n%config ClaudeMagics.region = 'global'\n"
-        f"%config ClaudeMagics.base_url = '{emulator.url}'",
-    )
+    # The claude_emulator fixture points ANTHROPIC_VERTEX_BASE_URL at the emulator.
+    ok(ip, "%config ClaudeMagics.platform = 'vertex'\n%config ClaudeMagics.region = 'global'")
     captured = ok(ip, "%%claude --out t_answer\nName a colour.")
     assert ip.user_ns["t_answer"].text
     assert emulator.requests[-1].path == (
@@ -379,6 +376,7 @@ def test_claude_cell_on_vertex_streams(ip: InteractiveShell, emulator: Emulator,
     config = ok(ip, "%claude_config").outputs[-1].data["text/plain"]
     assert "Google Cloud Vertex AI" in config and "adc-project" in config
     assert "found (Application Default Credentials)" in config
+    assert "ANTHROPIC_VERTEX_BASE_URL" in config
     assert "BEGIN PRIVATE KEY" not in config + str(captured.stdout)
 
 

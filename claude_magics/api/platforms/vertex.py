@@ -4,7 +4,9 @@
     client = Client(platform="vertex", region="global", project="p", access_token=token)
 
 The model goes in the URL
-(``/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{model}:rawPredict``),
+(``/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{model}:rawPredict`` on
+``{region}-aiplatform.googleapis.com``, ``aiplatform.googleapis.com`` for ``global``, the
+multi-region hosts for ``us`` and ``eu``),
 not in the body, which carries ``anthropic_version: "vertex-2023-10-16"`` instead; streams are
 server-sent events as on the first-party API. Token counts go to the ``count-tokens:rawPredict``
 model with the model in the body. Model ids are the first-party ones.
@@ -24,7 +26,7 @@ import os
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from ...errors import APIStatusError, MissingCredentialsError, status_error_class
 from ...platform_table import load as load_platforms
@@ -87,10 +89,16 @@ class Vertex(Platform):
         if not base_url and os.environ.get("ANTHROPIC_VERTEX_BASE_URL"):
             base_url = os.environ["ANTHROPIC_VERTEX_BASE_URL"]
             self._base_url_source = "ANTHROPIC_VERTEX_BASE_URL"
+        vertex = self.table.vertex
         if not base_url:
-            vertex = self.table.vertex
-            host = vertex["global_host"] if region == "global" else vertex["host"]
+            host = vertex["multi_region_hosts"].get(region) or (
+                vertex["global_host"] if region == "global" else vertex["host"]
+            )
             base_url = f"https://{str(host).format(region=region or 'REGION')}"
+        if urlsplit(base_url).path in ("", "/"):
+            # A bare host (the emulator's URL): the API's path goes after it. A URL with a
+            # path is taken whole, as the official SDK takes ANTHROPIC_VERTEX_BASE_URL.
+            base_url = base_url.rstrip("/") + vertex["api_path"]
         super().__init__(region, base_url)
 
     def __repr__(self) -> str:
@@ -168,7 +176,7 @@ class Vertex(Platform):
 
     def _model_url(self, model: str, action: str) -> str:
         return (
-            f"{self.base_url}/v1/projects/{quote(self.project, safe='')}/locations/"
+            f"{self.base_url}/projects/{quote(self.project, safe='')}/locations/"
             f"{quote(self.region, safe='')}/publishers/anthropic/models/"
             f"{quote(model, safe='@')}:{action}"
         )
