@@ -511,3 +511,26 @@ def test_platform_answers_are_valid_against_the_spec(emulator: Emulator) -> None
     for event in events:
         check_event(event.event, orjson.loads(event.data))
     validate(dict(vertex(emulator).messages.create(**body)), "Message")
+
+
+def test_a_newer_api_version_travels_in_the_platform_body(emulator: Emulator) -> None:
+    from claude_magics.errors import BadRequestError
+
+    client = Client(
+        platform="vertex",
+        region="global",
+        project="proj-1",
+        base_url=emulator.url,
+        access_token=TOKEN,
+        api_version="2026-10-21",
+    )
+    with pytest.raises(BadRequestError) as raised:  # 2026-10-21 takes no sampling parameters
+        client.messages.create(
+            model="claude-sonnet-4-5-20250929", max_tokens=16, messages=MSGS, temperature=0.5
+        )
+    assert raised.value.message.startswith("Google Cloud Vertex AI (global): ")
+    assert emulator.requests[-1].body["anthropic_version"] == "2026-10-21"
+    bedrock(emulator).messages.create(
+        model="claude-sonnet-4-5-20250929", max_tokens=16, messages=MSGS, temperature=0.5
+    )
+    assert emulator.requests[-1].body["anthropic_version"] == "bedrock-2023-05-31"
