@@ -377,6 +377,10 @@ def test_claude_cell_on_vertex_streams(ip: InteractiveShell, emulator: Emulator,
     assert "Google Cloud Vertex AI" in config and "adc-project" in config
     assert "found (Application Default Credentials)" in config
     assert "ANTHROPIC_VERTEX_BASE_URL" in config
+    assert "more than these prices" not in ok(ip, "%claude_models").outputs[-1].data["text/plain"]
+    ok(ip, "%config ClaudeMagics.region = 'us-east5'")
+    models = ok(ip, "%claude_models").outputs[-1].data["text/plain"]
+    assert "The us-east5 endpoint costs 10% more than these prices" in models
     assert "BEGIN PRIVATE KEY" not in config + str(captured.stdout)
 
 

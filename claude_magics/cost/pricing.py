@@ -50,6 +50,7 @@ __all__ = [
     "model_price",
     "price_table",
     "price_usage",
+    "regional_premium",
     "worst_case_usd",
 ]
 
@@ -186,6 +187,16 @@ def model_price(model: str, overrides: Mapping[str, Any] | None = None) -> Model
 
 def _platform_prices() -> Mapping[str, Any]:
     return _price_data().get("platforms") or {"bedrock": {"regional_multiplier": 1.0}}
+
+
+def regional_premium(platform: str, region: str) -> float | None:
+    """How much more than the table a platform's regional endpoint costs (1.1: 10% more), or
+    None when ``region`` is priced as the table (Vertex's global endpoint, or no premium)."""
+    entry = _platform_prices().get(platform) or {}
+    multiplier = float(entry.get("regional_multiplier", 1.0))
+    if multiplier == 1.0 or region in entry.get("global_regions", ()):
+        return None
+    return multiplier
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from IPython.core.error import UsageError
 
-from ..cost.pricing import format_usd, model_price, price_usage
+from ..cost.pricing import format_usd, model_price, price_usage, regional_premium
 from ..cost.usage import Usage
 from .views import display
 
@@ -348,6 +348,12 @@ def show_models(
             notes.append(f"ClaudeMagics.{setting} = {name!r} was retired{when}{instead}.")
     if platform is not None:
         notes.append(platform.models_note())
+        premium = regional_premium(platform.name, platform.region)
+        if platform.name == "vertex" and premium is not None:
+            notes.append(
+                f"The {platform.region} endpoint costs {premium - 1:.0%} more than these "
+                "prices (the global endpoint's); costs, --count and the budget use the table's."
+            )
     if catalog.unavailable:
         notes.append(
             f"The server's model list could not be fetched ({catalog.unavailable}): this is the "
