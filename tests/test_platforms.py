@@ -538,3 +538,34 @@ def test_a_newer_api_version_travels_in_the_platform_body(emulator: Emulator) ->
         model="claude-sonnet-4-5-20250929", max_tokens=16, messages=MSGS, temperature=0.5
     )
     assert emulator.requests[-1].body["anthropic_version"] == "bedrock-2023-05-31"
+
+
+def test_malformed_platform_requests_get_the_platforms_errors(emulator: Emulator) -> None:
+    import httpx
+
+    with httpx.Client(base_url=emulator.url) as http:
+        model_path = "/model/anthropic.claude-haiku-5-5/invoke"
+        cases = [
+            (model_path, {"authorization": "AWS4-HMAC-SHA256 nonsense"}, b"{}"),
+            (model_path, {}, b"{}"),
+            ("/anthropic/v1/messages", {"authorization": "Bearer bedrock-key"}, b"not json"),
+            ("/model/x/count-tokens", {"authorization": "Bearer bedrock-key"}, b'{"input": 1}'),
+            (model_path, {"authorization": "Bearer bedrock-key"}, b'{"model": "m"}'),
+        ]
+        for path, headers, body in cases:
+            response = http.post(path, headers=headers, content=body)
+            assert 400 <= response.status_code < 500, (path, response.status_code)
+            assert response.headers["x-amzn-errortype"].split(":")[0].endswith("Exception")
+            assert set(response.json()) == {"message"} and response.headers["x-amzn-requestid"]
+        vertex_path = "/v1/projects/p/locations/global/publishers/anthropic/models/m:rawPredict"
+        refused = http.post(vertex_path, headers={"authorization": "Basic x"}, content=b"{}")
+        assert refused.status_code == 401 and refused.json()["error"]["status"] == "UNAUTHENTICATED"
+        bad_version = http.post(
+            vertex_path,
+            headers={"authorization": f"Bearer {TOKEN}"},
+            json={"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": MSGS},
+        )
+        assert bad_version.status_code == 400
+        assert "vertex-2023-10-16" in bad_version.json()["error"]["message"]
+        assert http.post("/oauth2/token", content=b"grant_type=password").status_code == 400
+    assert all(r.status < 500 for r in emulator.requests)

@@ -22,8 +22,12 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "EVENTSTREAM_CONTENT_TYPE",
@@ -173,6 +177,6 @@ def sse_events_of(chunks: Iterable[bytes]) -> Iterator[SseLikeEvent]:
         yield _error("incomplete_stream", "the event stream ended inside a message")
 
 
-def bedrock_sse_events(response: object) -> Iterator[SseLikeEvent]:
+def bedrock_sse_events(response: httpx.Response) -> Iterator[SseLikeEvent]:
     """:func:`sse_events_of` over an ``httpx.Response``'s bytes as they arrive."""
-    return sse_events_of(response.iter_bytes())  # type: ignore[attr-defined]
+    return sse_events_of(response.iter_bytes())
