@@ -4,12 +4,16 @@ stream (server-sent events and AWS event-stream), count, retries, signatures, re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import sys
+import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 import orjson
 import pandas as pd
 import pytest
@@ -17,7 +21,7 @@ from batch_support import FAST, LABELS, REVIEWS
 from IPython.core.interactiveshell import InteractiveShell
 from shell_support import magics_of, ok, run_cell
 
-from claude_magics.api.client import Client
+from claude_magics.api.client import AsyncClient, Client
 from claude_magics.api.platforms.eventstream import EventStreamDecoder, sse_events_of
 from claude_magics.cost.ledger import Ledger
 from claude_magics.emulator import Emulator
@@ -36,6 +40,7 @@ from claude_magics.jobs.tasks import label_task
 AKID, SECRET = "AKIDEMULATOR", "emulator-secret"
 TOKEN = "ya29.emulator-token"
 MSGS = [{"role": "user", "content": "Name a colour."}]
+T = TypeVar("T")
 pytestmark = pytest.mark.claude_emulator(
     aws_credentials={AKID: SECRET}, vertex_tokens=[TOKEN], bedrock_api_keys=["bedrock-key"]
 )
@@ -569,3 +574,183 @@ def test_malformed_platform_requests_get_the_platforms_errors(emulator: Emulator
         assert "vertex-2023-10-16" in bad_version.json()["error"]["message"]
         assert http.post("/oauth2/token", content=b"grant_type=password").status_code == 400
     assert all(r.status < 500 for r in emulator.requests)
+
+
+# -- AsyncClient: the same platform hooks, from the shared core ------------------------------
+
+
+def async_bedrock(emulator: Emulator, secret: str = SECRET) -> AsyncClient:
+    return AsyncClient(
+        platform="bedrock",
+        region="us-east-1",
+        base_url=emulator.url,
+        aws_access_key=AKID,
+        aws_secret_key=secret,
+        initial_retry_delay=0.01,
+    )
+
+
+def async_vertex(emulator: Emulator) -> AsyncClient:
+    return AsyncClient(
+        platform="vertex",
+        region="us-east5",
+        project="proj-1",
+        base_url=emulator.url,
+        access_token=TOKEN,
+        initial_retry_delay=0.01,
+    )
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(main())
+
+
+def test_async_bedrock_create_streams_in_both_framings_and_counts(emulator: Emulator) -> None:
+    client = async_bedrock(emulator)
+    old = "claude-haiku-4-5-20251001"  # InvokeModel: an event-stream answer
+
+    async def main() -> tuple[Any, ...]:
+        async with client:
+            created = await client.messages.create(
+                model="claude-sonnet-5-5", max_tokens=64, messages=MSGS
+            )
+            async with client.messages.stream(
+                model="claude-sonnet-5-5", max_tokens=64, messages=MSGS
+            ) as sse:
+                sse_text = "".join([text async for text in sse.text_stream])
+            invoked = await client.messages.create(model=old, max_tokens=64, messages=MSGS)
+            async with client.messages.stream(model=old, max_tokens=64, messages=MSGS) as framed:
+                framed_text = "".join([text async for text in framed.text_stream])
+            count = await client.messages.count_tokens(model="claude-sonnet-5-5", messages=MSGS)
+            return created, sse, sse_text, invoked, framed, framed_text, count
+
+    created, sse, sse_text, invoked, framed, framed_text, count = run_async(main)
+    first, streamed, invoke, framed_request, counted = emulator.requests[-5:]
+    assert first.path == streamed.path == "/anthropic/v1/messages"
+    assert first.body["model"] == "global.anthropic.claude-sonnet-5-5"
+    assert created.request_id == first.request_id and sse.request_id == streamed.request_id
+    assert sse_text == created["content"][0]["text"]
+    assert invoke.path == "/model/global.anthropic.claude-haiku-4-5-20251001-v1%3A0/invoke"
+    assert framed_request.path.endswith("-v1%3A0/invoke-with-response-stream")
+    assert framed.response_headers["content-type"] == "application/vnd.amazon.eventstream"
+    assert framed_text == invoked["content"][0]["text"] and framed_text
+    assert framed.message["stop_reason"] == "end_turn"
+    assert counted.path == "/model/global.anthropic.claude-sonnet-5-5/count-tokens"
+    assert count == emulator_count(emulator, MSGS)
+    assert all(r.status == 200 for r in emulator.requests[-5:])
+
+
+def test_async_bedrock_429_is_retried_signed_afresh_off_the_loop(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = async_bedrock(emulator)
+    assert client.platform is not None
+    signed_in: list[bool] = []
+    sign = client.platform.authorize
+
+    def spy(request: httpx.Request) -> None:
+        signed_in.append(threading.current_thread() is threading.main_thread())
+        sign(request)
+
+    monkeypatch.setattr(client.platform, "authorize", spy)
+    emulator.add_fault(status=429, path=None, retry_after=0)
+
+    async def create() -> Any:
+        async with client:
+            return await client.messages.create(
+                model="claude-sonnet-5-5", max_tokens=32, messages=MSGS
+            )
+
+    assert run_async(create)["type"] == "message"
+    assert [r.status for r in emulator.requests[-2:]] == [429, 200]
+    # Each attempt was signed (the emulator verified both), in a worker thread.
+    assert signed_in == [False, False]
+    emulator.add_fault(status=429, path=None, count=5, retry_after=0)
+    with pytest.raises(RateLimitError) as raised:
+        run_async(create)
+    assert raised.value.message.startswith("Amazon Bedrock (us-east-1): ThrottlingException")
+    assert raised.value.request_id == emulator.requests[-1].request_id
+    assert raised.value.attempts == 3
+
+
+def test_async_bedrock_wrong_secret_and_refusals_are_one_line(emulator: Emulator) -> None:
+    async def create() -> Any:
+        async with async_bedrock(emulator, secret="not-the-secret") as client:
+            return await client.messages.create(
+                model="claude-sonnet-5-5", max_tokens=32, messages=MSGS
+            )
+
+    with pytest.raises(AuthenticationError) as raised:
+        run_async(create)
+    rendered = raised.value._render_traceback_()
+    assert "Amazon Bedrock (us-east-1): InvalidSignatureException" in rendered[0]
+    assert "not-the-secret" not in "".join(rendered) + repr(raised.value.headers)
+    assert emulator.requests[-1].status == 403
+
+    async def refused(client: AsyncClient) -> list[PlatformUnsupportedError]:
+        errors = []
+        async with client:
+            for call in (
+                client.batches.create([{"custom_id": "a", "params": {}}]),
+                client.files.upload(b"hello", filename="a.txt"),
+            ):
+                with pytest.raises(PlatformUnsupportedError) as caught:
+                    await call
+                errors.append(caught.value)
+        return errors
+
+    before = len(emulator.requests)
+    for client in (async_bedrock(emulator), async_vertex(emulator)):
+        batches, files = asyncio.run(refused(client))
+        assert "has no Message Batches API" in str(batches) and "mode='realtime'" in batches.hint
+        assert "has no Files API" in str(files)
+    assert len(emulator.requests) == before  # nothing was sent
+
+
+def test_async_vertex_create_stream_and_count(emulator: Emulator) -> None:
+    client = async_vertex(emulator)
+
+    async def main() -> tuple[Any, str, int]:
+        async with client:
+            created = await client.messages.create(
+                model="claude-sonnet-5-5", max_tokens=64, messages=MSGS
+            )
+            async with client.messages.stream(
+                model="claude-sonnet-5-5", max_tokens=64, messages=MSGS
+            ) as stream:
+                text = "".join([t async for t in stream.text_stream])
+            count = await client.messages.count_tokens(model="claude-sonnet-5-5", messages=MSGS)
+            return created, text, count
+
+    created, text, count = run_async(main)
+    made, streamed, counted = emulator.requests[-3:]
+    base = "/v1/projects/proj-1/locations/us-east5/publishers/anthropic/models/"
+    assert made.path == base + "claude-sonnet-5-5:rawPredict"
+    assert streamed.path == base + "claude-sonnet-5-5:streamRawPredict"
+    assert counted.path == base + "count-tokens:rawPredict"
+    assert made.body["anthropic_version"] == "vertex-2023-10-16" and "model" not in made.body
+    assert text == created["content"][0]["text"] and text
+    assert count == emulator_count(emulator, MSGS)
+
+
+def test_async_vertex_with_adc_gets_its_project_and_token_in_threads(
+    emulator: Emulator, adc: Path
+) -> None:
+    client = AsyncClient(platform="vertex", region="global", base_url=emulator.url)
+
+    async def main() -> list[Any]:
+        async with client:
+            return list(
+                await asyncio.gather(
+                    *(
+                        client.messages.create(
+                            model="claude-haiku-5-5", max_tokens=16, messages=MSGS
+                        )
+                        for _ in range(3)
+                    )
+                )
+            )
+
+    assert all(m["type"] == "message" for m in run_async(main))
+    assert token_requests(emulator) == 1  # the lock held: one token for the three at once
+    assert emulator.requests[-1].path.startswith("/v1/projects/adc-project/locations/global/")
