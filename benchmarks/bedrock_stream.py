@@ -3,10 +3,11 @@ SDK's Bedrock client, and against its own first-party SSE path, on the same emul
 
     python benchmarks/bedrock_stream.py [--deltas 20000] [--rounds 5]
 
-Three readers take the same 20,000-delta reply from one emulator in its own process (test
+Four readers take the same 20,000-delta reply from one emulator in its own process (test
 credentials; every request is SigV4-signed and verified): claude_magics over Bedrock (AWS
 event-stream frames, each a base64 JSON event, decoded by ``api/platforms/eventstream.py``),
-claude_magics over the first-party API (server-sent events; the cost of the framing alone), and
+the same through ``AsyncClient`` (one ``asyncio.run`` per stream), claude_magics over the
+first-party API (server-sent events; the cost of the framing alone), and
 the official SDK's ``AnthropicBedrock`` (boto3 signs, its own event-stream decoder). Runs are
 interleaved so drift hits all alike. Prints deltas per second and the ratios of medians. The
 Bedrock figures include the emulator's own cost of framing each event (base64, CRC32), which
@@ -16,11 +17,13 @@ the SSE path does not pay.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 MODEL = "claude-haiku-4-5-20251001"  # served through InvokeModel on Bedrock
 BEDROCK_ID = "anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -60,6 +63,18 @@ def _reader(stream_of: Callable[[], object]) -> Callable[[], int]:
     return run
 
 
+def _async_reader(client: Any, **params: Any) -> Callable[[], int]:
+    async def read() -> int:
+        count = 0
+        async with client.messages.stream(**params) as stream:
+            async for _ in stream.text_stream:
+                count += 1
+        await client.close()
+        return count
+
+    return lambda: asyncio.run(read())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deltas", type=int, default=20_000)
@@ -68,13 +83,20 @@ def main() -> None:
 
     import anthropic
 
-    from claude_magics.api.client import Client
+    from claude_magics.api.client import AsyncClient, Client
 
     process, url = _start_emulator()
     try:
         messages = [{"role": "user", "content": f"Benchmark [[reply_tokens={args.deltas}]]"}]
         max_tokens = args.deltas + 10
         bedrock = Client(
+            platform="bedrock",
+            region="us-east-1",
+            base_url=url,
+            aws_access_key=AKID,
+            aws_secret_key=SECRET,
+        )
+        async_bedrock = AsyncClient(
             platform="bedrock",
             region="us-east-1",
             base_url=url,
@@ -90,6 +112,9 @@ def main() -> None:
                 lambda: bedrock.messages.stream(
                     model=MODEL, max_tokens=max_tokens, messages=messages
                 )
+            ),
+            "ours async, Bedrock": _async_reader(
+                async_bedrock, model=MODEL, max_tokens=max_tokens, messages=messages
             ),
             "ours, SSE": _reader(
                 lambda: first_party.messages.stream(
@@ -120,13 +145,14 @@ def main() -> None:
     print(f"{args.deltas:,} text deltas per stream, {args.rounds} interleaved rounds")
     for name, values in rates.items():
         print(
-            f"  {name:<14} median {statistics.median(values):>10,.0f} deltas/s"
+            f"  {name:<19} median {statistics.median(values):>10,.0f} deltas/s"
             f"   (min {min(values):,.0f}, max {max(values):,.0f})"
         )
     median = {name: statistics.median(values) for name, values in rates.items()}
     ours = median["ours, Bedrock"]
     print(f"  ours over Bedrock / SDK over Bedrock: {ours / median['SDK, Bedrock']:.1f}x")
     print(f"  ours over Bedrock / ours over SSE:    {ours / median['ours, SSE']:.2f}x")
+    print(f"  ours async / ours sync, over Bedrock: {median['ours async, Bedrock'] / ours:.2f}x")
 
 
 if __name__ == "__main__":
