@@ -144,6 +144,11 @@ def shared_client() -> Client:
     # Keyed on the base URL: pointing ANTHROPIC_BASE_URL elsewhere (the emulator, a proxy)
     # later in the session must reach a client that talks there.
     key = f"client:{os.environ.get('ANTHROPIC_BASE_URL', '')}"
+    # ... and so must a platform chosen (or moved) through the environment.
+    key += "".join(
+        f":{os.environ.get(name, '')}"
+        for name in ("CLAUDE_MAGICS_PLATFORM", "AWS_REGION", "CLOUD_ML_REGION")
+    )
     with _lock:
         if key not in _fallback:
             from .api.client import Client

@@ -9,7 +9,10 @@ The tree::
 
     ClaudeError                      anything claude_magics raises on purpose
     ├── MissingAPIKeyError           no key passed and ANTHROPIC_API_KEY unset
-    │   └── MalformedAPIKeyError     a key with spaces, line breaks or non-ASCII inside
+    │   ├── MalformedAPIKeyError     a key with spaces, line breaks or non-ASCII inside
+    │   └── MissingCredentialsError  Bedrock or Vertex found no credentials (AWS chain, ADC)
+    ├── PlatformConfigError          a platform, region or credential argument that cannot be
+    │                                right (CLAUDE_MAGICS_PLATFORM=azure, a region with a "/")
     ├── RequestBodyError             a body that cannot be sent (lone surrogates, over 32 MB,
     │                                a FIFO or a file over 500 MB for the Files API)
     ├── StorageError                 the ledger or job store could not be opened or written
@@ -30,6 +33,8 @@ The tree::
             ├── PermissionDeniedError      403 permission_error
             ├── NotFoundError              404 not_found_error
             │   └── EndpointNotFoundError  ... a 404 that is not the API's: no such endpoint
+            │       └── PlatformUnsupportedError  what Bedrock or Vertex lacks (batches, files),
+            │                                     refused before sending
             ├── RequestTooLargeError       413 request_too_large
             ├── RateLimitError             429 rate_limit_error
             ├── InternalServerError        500 api_error (and other 5xx)
@@ -62,9 +67,12 @@ __all__ = [
     "JobNotFoundError",
     "MalformedAPIKeyError",
     "MissingAPIKeyError",
+    "MissingCredentialsError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
+    "PlatformConfigError",
+    "PlatformUnsupportedError",
     "PromptError",
     "RateLimitError",
     "ReplayMissError",
@@ -158,6 +166,22 @@ class MalformedAPIKeyError(MissingAPIKeyError):
         )
         self.env_var = source
         self.hint = f"Copy the key again from the Anthropic console into {source}."
+
+
+class MissingCredentialsError(MissingAPIKeyError):
+    """A cloud platform found no credentials: Amazon Bedrock (the AWS credential chain, or
+    ``aws_access_key=``/``api_key=``) or Google Cloud (Application Default Credentials, or
+    ``access_token=``). The message names the platform and where it looked, never a secret."""
+
+    def __init__(self, message: str, hint: str, source: str = "") -> None:
+        ClaudeError.__init__(self, message)
+        self.env_var = source
+        self.hint = hint
+
+
+class PlatformConfigError(ClaudeError, ValueError):
+    """A platform setting that cannot be right: an unknown platform name, a region or project
+    that is not a name, half of an AWS key pair. One line, raised before anything is sent."""
 
 
 class APIError(ClaudeError):
@@ -323,6 +347,20 @@ class EndpointNotFoundError(NotFoundError):
         "This server is not the Anthropic API or lacks this endpoint; point ANTHROPIC_BASE_URL "
         "at one that has it, or use a way that does without it."
     )
+
+
+class PlatformUnsupportedError(EndpointNotFoundError):
+    """What a cloud platform does not have (Message Batches and the Files API on Amazon Bedrock
+    and Google Cloud): refused before anything is sent. A subclass of
+    ``EndpointNotFoundError``, so every feature that can do without the endpoint falls back
+    (realtime instead of batch, inline attachments instead of uploads) and says so."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message, status_code=404, error_type="not_supported_on_platform")
+        self.hint = hint
+
+    def _headline(self) -> str:
+        return f"{type(self).__name__}: {self.message}"
 
 
 class RequestTooLargeError(APIStatusError):

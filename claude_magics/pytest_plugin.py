@@ -2,6 +2,7 @@
 
     def test_hello(claude_emulator):
         claude_emulator.add_reply("Hi!")   # ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY point at it
+                                           # (and ANTHROPIC_BEDROCK_BASE_URL, _VERTEX_BASE_URL)
 
     @pytest.mark.claude_emulator(tokens_per_second=50)   # options for this test's emulator
     def test_slow_stream(claude_emulator): ...
@@ -47,4 +48,7 @@ def claude_emulator(
     with Emulator(**options) as emulator:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_API_KEY)
+        # Bedrock and Vertex clients (ours and the official SDK's) reach its platform routes.
+        monkeypatch.setenv("ANTHROPIC_BEDROCK_BASE_URL", emulator.url)
+        monkeypatch.setenv("ANTHROPIC_VERTEX_BASE_URL", emulator.url + "/v1")
         yield emulator

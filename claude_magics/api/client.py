@@ -19,6 +19,10 @@ mapping live there, once, without I/O; this module only sends, sleeps and reads.
 API objects come back as plain dicts (``ApiObject``, a dict subclass that also carries the
 ``request_id`` and the response headers), exactly as the API sent them.
 
+Platforms: ``Client(platform="bedrock", region=...)`` and ``Client(platform="vertex", region=...,
+project=...)`` (and ``AsyncClient`` alike) send the same requests to Amazon Bedrock or Google
+Cloud (:mod:`.platforms`), through the core's platform hooks.
+
 Betas: ``Client(betas=[...])`` for every request, ``betas=[...]`` on any request method for
 one; a feature that needs a beta adds it itself (the Files API: `files.FILES_API_BETA`). They
 are merged in that order, without repeats, into one comma-separated ``anthropic-beta`` header.
@@ -27,6 +31,7 @@ are merged in that order, without repeats, into one comma-separated ``anthropic-
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -113,6 +118,9 @@ class Client(ClientCore):
             accepts, or ``2026-10-21``).
         betas: beta names sent with every request (``anthropic-beta``); request methods take
             ``betas=`` for one request, and features add the betas they need themselves.
+        platform, region, project, aws_access_key, aws_secret_key, aws_session_token,
+            aws_profile, access_token: Amazon Bedrock or Google Cloud instead of the
+            first-party API (see `core.ClientCore` and :mod:`.platforms`).
     """
 
     def __init__(
@@ -129,6 +137,14 @@ class Client(ClientCore):
         max_retry_delay: float = MAX_RETRY_DELAY,
         api_version: str = API_VERSION,
         betas: Iterable[str] | str = (),
+        platform: str | None = None,
+        region: str | None = None,
+        project: str | None = None,
+        aws_access_key: str | None = None,
+        aws_secret_key: str | None = None,
+        aws_session_token: str | None = None,
+        aws_profile: str | None = None,
+        access_token: str | None = None,
     ) -> None:
         super().__init__(
             api_key,
@@ -140,6 +156,14 @@ class Client(ClientCore):
             max_retry_delay=max_retry_delay,
             api_version=api_version,
             betas=betas,
+            platform=platform,
+            region=region,
+            project=project,
+            aws_access_key=aws_access_key,
+            aws_secret_key=aws_secret_key,
+            aws_session_token=aws_session_token,
+            aws_profile=aws_profile,
+            access_token=access_token,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
@@ -200,8 +224,10 @@ class Client(ClientCore):
         )
         attempts = self.attempts(request, retry, max_retries)
         while True:
+            attempt = _build(self._http, request)
+            self.authorize(attempt)  # platform: signed, or given a fresh token, per attempt
             try:
-                response = self._http.send(_build(self._http, request), stream=True)
+                response = self._http.send(attempt, stream=True)
             except httpx.TransportError as exc:
                 time.sleep(attempts.after_transport_error(exc))
                 continue
@@ -260,6 +286,10 @@ class AsyncClient(ClientCore):
     """`Client` for asyncio: every request method is awaited, streams are ``async with`` /
     ``async for``, on an ``httpx.AsyncClient``. Same arguments, same retries, same errors.
 
+    ``platform="bedrock"`` / ``"vertex"`` work as for `Client`; the platform's credentials are
+    looked up and applied in a worker thread (``asyncio.to_thread``), so the AWS credential
+    chain or a token refresh does not stall the event loop.
+
     ``asyncio.gather`` over many calls runs them at once, up to the pool's 100 connections;
     bound them with an ``asyncio.Semaphore`` to stay inside a rate limit (429s are retried
     after the server's ``retry-after`` all the same). Cancelling a task that is waiting on a
@@ -284,6 +314,14 @@ class AsyncClient(ClientCore):
         max_retry_delay: float = MAX_RETRY_DELAY,
         api_version: str = API_VERSION,
         betas: Iterable[str] | str = (),
+        platform: str | None = None,
+        region: str | None = None,
+        project: str | None = None,
+        aws_access_key: str | None = None,
+        aws_secret_key: str | None = None,
+        aws_session_token: str | None = None,
+        aws_profile: str | None = None,
+        access_token: str | None = None,
     ) -> None:
         super().__init__(
             api_key,
@@ -295,6 +333,14 @@ class AsyncClient(ClientCore):
             max_retry_delay=max_retry_delay,
             api_version=api_version,
             betas=betas,
+            platform=platform,
+            region=region,
+            project=project,
+            aws_access_key=aws_access_key,
+            aws_secret_key=aws_secret_key,
+            aws_session_token=aws_session_token,
+            aws_profile=aws_profile,
+            access_token=access_token,
         )
         self._given_http = http_client
         self._transport = transport
@@ -357,7 +403,8 @@ class AsyncClient(ClientCore):
         accept: str | None = None,
     ) -> httpx.Response:
         """`Client.send`, awaited: the same request, retries and errors."""
-        request = self.prepare(
+        prepare = functools.partial(
+            self.prepare,
             method,
             path,
             body=body,
@@ -367,11 +414,19 @@ class AsyncClient(ClientCore):
             upload=upload,
             accept=accept,
         )
+        # platform: routing may look up Application Default Credentials (a file, or the
+        # metadata server) for Vertex's project: off the event loop.
+        request = prepare() if self.platform is None else await asyncio.to_thread(prepare)
         attempts = self.attempts(request, retry, max_retries)
         http = self._pool_for_loop()
         while True:
+            attempt = _build(http, request)
+            if self.platform is not None:
+                # platform: signed, or given a fresh token, per attempt; in a thread, since the
+                # AWS chain or a token refresh may read files or call a token endpoint.
+                await asyncio.to_thread(self.authorize, attempt)
             try:
-                response = await http.send(_build(http, request), stream=True)
+                response = await http.send(attempt, stream=True)
             except httpx.TransportError as exc:
                 await asyncio.sleep(attempts.after_transport_error(exc))
                 continue

@@ -12,16 +12,20 @@ came back to :func:`api_object` or :meth:`Attempts.error`. So headers, betas, th
 encoding and its limits, key handling, retry rules (:mod:`.retry`) and error mapping are
 written once; stream bytes are decoded once too (`streaming.SSEDecoder`).
 
-**Where a platform slots in.** :meth:`ClientCore.prepare` is the one place a call becomes a
-request (the URL for a path or model, auth headers, the final body bytes: a signature over
-them, or a body rewrite such as moving ``model`` into the URL, belongs there);
-:meth:`ClientCore.api_object`, :func:`error_from_response` (through :meth:`Attempts.error`)
-and :meth:`ClientCore.event_decoder` are where answers are read. Neither client builds a
-request or parses an answer anywhere else.
+**Where a platform slots in** (Amazon Bedrock, Google Cloud: :mod:`.platforms`; marked
+``# platform:``). :meth:`ClientCore.prepare` is the one place a call becomes a request: the
+platform's URL and body (``model`` moved into the URL, ``anthropic_version`` into the body) and
+its one-line refusal of what it lacks are made there, once. :meth:`ClientCore.authorize` adds
+the credentials to each attempt, since a SigV4 signature covers the final bytes and the time
+and a token may expire between retries (the async client runs it in a thread: it may read
+files or refresh a token). :meth:`ClientCore.api_object`, :func:`error_from_response` (through
+:meth:`Attempts.error`) and :meth:`ClientCore.event_decoder` are where answers are read, in the
+platform's terms. Neither client builds a request or parses an answer anywhere else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -48,6 +52,7 @@ from ..errors import (
 from ..walk import map_strings
 from .betas import merge_betas
 from .objects import ApiObject
+from .platforms import Platform, make_platform
 from .retry import (
     INITIAL_RETRY_DELAY,
     MAX_RETRY_DELAY,
@@ -147,10 +152,15 @@ class PreparedRequest:
         return f"PreparedRequest({self.method} {self.url})"
 
 
-def api_object(status: int, headers: Mapping[str, str], body: bytes | None) -> ApiObject:
+def api_object(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    platform: Platform | None = None,
+) -> ApiObject:
     """The JSON object of a 2xx answer, with its request id and headers; a one-line
     ``APIResponseError`` for a body that is not a JSON object."""
-    request_id = headers.get("request-id")
+    request_id = platform.request_id(headers) if platform else headers.get("request-id")
     try:
         data = orjson.loads(body if body is not None else b"")
     except orjson.JSONDecodeError as exc:
@@ -163,6 +173,8 @@ def api_object(status: int, headers: Mapping[str, str], body: bytes | None) -> A
             f"the server answered {status} with JSON that is not an object",
             request_id=request_id,
         )
+    if platform is not None:  # platform: a count's ``inputTokens`` and the like
+        data = platform.adapt_json(data)
     obj = ApiObject(data)
     obj.request_id = request_id
     obj.response_headers = dict(headers)
@@ -176,9 +188,26 @@ def error_from_response(
     headers: Mapping[str, str],
     body: bytes | None,
     attempts: int,
+    platform: Platform | None = None,
 ) -> APIStatusError:
     """The error for a 4xx/5xx answer to ``request``, from the API's error body when it has
-    one (``body`` is None when it could not be read)."""
+    one (``body`` is None when it could not be read), in a cloud platform's own terms when
+    there is one."""
+    error = _first_party_error(request, status, reason, headers, body, attempts)
+    if platform is None:
+        return error
+    # platform: Bedrock's and Google's error shapes and request-id headers.
+    return platform.refine_error(error, status, reason, headers, body)
+
+
+def _first_party_error(
+    request: PreparedRequest,
+    status: int,
+    reason: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    attempts: int,
+) -> APIStatusError:
     request_id = headers.get("request-id")
     error_type: str | None = None
     error_code: str | None = None
@@ -227,7 +256,16 @@ class Attempts:
     raise :meth:`error`. ``after_transport_error`` raises itself when it may not retry.
     """
 
-    __slots__ = ("_base_url", "_cap", "_initial", "_policy", "_retries", "number", "request")
+    __slots__ = (
+        "_base_url",
+        "_cap",
+        "_initial",
+        "_platform",
+        "_policy",
+        "_retries",
+        "number",
+        "request",
+    )
 
     def __init__(
         self,
@@ -238,6 +276,7 @@ class Attempts:
         initial: float,
         cap: float,
         base_url: str,
+        platform: Platform | None = None,
     ) -> None:
         self.request = request
         #: Attempts made so far minus one (0 during the first).
@@ -247,6 +286,7 @@ class Attempts:
         self._initial = initial
         self._cap = cap
         self._base_url = base_url
+        self._platform = platform
 
     def after_transport_error(self, exc: httpx.TransportError) -> float:
         """The wait before sending again after ``exc``; raises ``APIConnectionError`` (or
@@ -282,7 +322,7 @@ class Attempts:
             request.method,
             request.path,
             status,
-            headers.get("request-id"),
+            self._platform.request_id(headers) if self._platform else headers.get("request-id"),
             self.number + 1,
         )
         if 200 <= status < 300:
@@ -298,7 +338,9 @@ class Attempts:
         self, status: int, reason: str, headers: Mapping[str, str], body: bytes | None
     ) -> APIStatusError:
         """The error to raise for an answer that stands and is not a 2xx."""
-        return error_from_response(self.request, status, reason, headers, body, self.number + 1)
+        return error_from_response(
+            self.request, status, reason, headers, body, self.number + 1, self._platform
+        )
 
 
 class ClientCore:
@@ -315,6 +357,15 @@ class ClientCore:
             accepts, or ``2026-10-21``).
         betas: beta names sent with every request (``anthropic-beta``); request methods take
             ``betas=`` for one request, and features add the betas they need themselves.
+        platform: ``"anthropic"``, ``"bedrock"`` or ``"vertex"``; None: ``CLAUDE_MAGICS_PLATFORM``
+            decides (see :mod:`.platforms`). On Bedrock ``api_key`` is a Bedrock API key (sent
+            as a bearer token); ``base_url`` replaces the platform's endpoint.
+        region, project: where the platform serves (Bedrock: else ``AWS_REGION``,
+            ``AWS_DEFAULT_REGION``, the AWS profile; Vertex: else ``CLOUD_ML_REGION`` and
+            ``ANTHROPIC_VERTEX_PROJECT_ID``).
+        aws_access_key, aws_secret_key, aws_session_token, aws_profile: Bedrock credentials
+            instead of the AWS credential chain's.
+        access_token: a Google Cloud OAuth token instead of Application Default Credentials.
     """
 
     def __init__(
@@ -329,7 +380,30 @@ class ClientCore:
         max_retry_delay: float = MAX_RETRY_DELAY,
         api_version: str = API_VERSION,
         betas: Iterable[str] | str = (),
+        platform: str | None = None,
+        region: str | None = None,
+        project: str | None = None,
+        aws_access_key: str | None = None,
+        aws_secret_key: str | None = None,
+        aws_session_token: str | None = None,
+        aws_profile: str | None = None,
+        access_token: str | None = None,
     ) -> None:
+        # platform: Amazon Bedrock or Google Cloud (None: the first-party API).
+        self.platform: Platform | None = make_platform(
+            platform,
+            region=region,
+            project=project,
+            base_url=base_url,
+            api_key=api_key,
+            aws_access_key=aws_access_key,
+            aws_secret_key=aws_secret_key,
+            aws_session_token=aws_session_token,
+            aws_profile=aws_profile,
+            access_token=access_token,
+        )
+        if self.platform is not None:
+            api_key, base_url = None, self.platform.base_url
         self._explicit_key = _Secret(api_key) if api_key else None
         #: The ``anthropic-beta`` names sent with every request.
         self.betas: tuple[str, ...] = merge_betas(betas)
@@ -347,6 +421,8 @@ class ClientCore:
 
     def __repr__(self) -> str:
         betas = f", betas={list(self.betas)!r}" if self.betas else ""
+        if self.platform is not None:
+            return f"{type(self).__name__}(platform={self.platform!r}{betas})"
         return (
             f"{type(self).__name__}(base_url={self.base_url!r}, api_key={self.key_status()}{betas})"
         )
@@ -354,7 +430,10 @@ class ClientCore:
     # -- the key -------------------------------------------------------------------------------
 
     def key_status(self) -> str:
-        """Where the key comes from, never the key: 'set (argument)', 'set (ENV)', 'unset'."""
+        """Where the key comes from, never the key: 'set (argument)', 'set (ENV)', 'unset'
+        (on a cloud platform: whether its credentials were found, and where)."""
+        if self.platform is not None:
+            return self.platform.credentials_status()
         if self._explicit_key:
             return "set (argument)"
         if os.environ.get(self.api_key_env):
@@ -376,13 +455,29 @@ class ClientCore:
     def redact_key(self, value: Any) -> tuple[Any, int]:
         """``value`` (any JSON-like request part) with the active key replaced wherever it
         appears in a string, and how many strings held it: a ``{{os.environ}}`` in a prompt
-        must not send the key to the model. The key itself never leaves the client."""
-        try:
-            key = self._api_key()
-        except MissingAPIKeyError:
+        must not send the key to the model. The key itself never leaves the client. On Bedrock
+        and Vertex, the platform's secrets (AWS secret key, session token, API key, OAuth
+        token) are replaced too."""
+        secrets: list[tuple[str, str]] = []
+        with contextlib.suppress(MissingAPIKeyError):
+            secrets.append((self._api_key(), f"<{self.api_key_env}: redacted>"))
+        if self.platform is not None:  # platform: its credentials
+            secrets += [(secret, f"<{name}: redacted>") for name, secret in self.platform.secrets()]
+        if not secrets:
             return value, 0
-        marker = f"<{self.api_key_env}: redacted>"
-        return map_strings(value, lambda text: text.replace(key, marker))
+
+        def redact(text: str) -> str:
+            for secret, marker in secrets:
+                text = text.replace(secret, marker)
+            return text
+
+        return map_strings(value, redact)
+
+    def request_id_of(self, headers: Mapping[str, str]) -> str | None:
+        """The request id an answer carries (``request-id``; Bedrock: ``x-amzn-requestid``)."""
+        if self.platform is not None:
+            return self.platform.request_id(headers)
+        return headers.get("request-id")
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -403,9 +498,12 @@ class ClientCore:
 
         ``path`` is an API path (``/v1/messages``) or an absolute URL (a batch's
         ``results_url``); ``upload`` is a multipart body sent in pieces instead of ``body``.
+        On a cloud platform the platform's URL and body are made here, once (what it lacks is
+        refused here, before anything is sent); :meth:`authorize` signs each attempt.
         """
         headers = {
-            "x-api-key": self._api_key(),
+            # platform: Bedrock and Vertex authorize each attempt themselves.
+            **({"x-api-key": self._api_key()} if self.platform is None else {}),
             "anthropic-version": self.api_version,
             "content-type": "application/json",
             "accept": accept or ("text/event-stream" if stream else "application/json"),
@@ -414,12 +512,18 @@ class ClientCore:
         merged = merge_betas(self.betas, betas)
         if merged:
             headers["anthropic-beta"] = ",".join(merged)
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        if self.platform is not None:
+            # platform: the platform's URL and body (or a one-line refusal of what it lacks).
+            if isinstance(body, orjson.Fragment):  # JSON made ahead (jobs): the platform edits it
+                body = orjson.loads(orjson.dumps(body))
+            url, body = self.platform.route(method, path, body, headers)
         if upload is not None:
             headers["content-type"] = upload.content_type
             headers["content-length"] = str(upload.length)
         return PreparedRequest(
             method=method,
-            url=path if path.startswith(("http://", "https://")) else self.base_url + path,
+            url=url,
             path=path,
             headers=headers,
             params={k: v for k, v in (params or {}).items() if v is not None},
@@ -442,12 +546,27 @@ class ClientCore:
             initial=self.initial_retry_delay,
             cap=self.max_retry_delay,
             base_url=self.base_url,
+            platform=self.platform,
         )
+
+    def authorize(self, request: httpx.Request) -> None:
+        """Credentials for one attempt of a request whose body is final: nothing to add for
+        the first-party API (the key is a header of the prepared request); on a platform, a
+        SigV4 signature over the bytes and the time, or a bearer token refreshed before it
+        expires. May block on the platform's credential sources (files, a token endpoint)."""
+        if self.platform is not None:
+            self.platform.authorize(request)
 
     def api_object(self, status: int, headers: Mapping[str, str], body: bytes | None) -> ApiObject:
         """The API object a 2xx answer carries (see :func:`api_object`)."""
-        return api_object(status, headers, body)
+        return api_object(status, headers, body, self.platform)
 
-    def event_decoder(self) -> EventDecoder:
-        """A decoder for one streamed answer: server-sent events (`streaming.SSEDecoder`)."""
+    def event_decoder(self, content_type: str) -> EventDecoder:
+        """A decoder for one streamed answer of ``content_type``: server-sent events
+        (`streaming.SSEDecoder`), unless the platform frames it its own way (Bedrock's
+        event-stream for InvokeModel models)."""
+        if self.platform is not None:
+            decoder = self.platform.event_decoder(content_type)
+            if decoder is not None:
+                return decoder
         return SSEDecoder()

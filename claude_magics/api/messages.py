@@ -24,10 +24,17 @@ import orjson
 from ..errors import APIStreamError
 from .betas import body_betas
 from .objects import ApiObject
-from .streaming import EventDecoder, MessageAccumulator, StreamEvent, events_of_message
+from .streaming import (
+    EventDecoder,
+    MessageAccumulator,
+    SSEDecoder,
+    StreamEvent,
+    events_of_message,
+)
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
+    from .core import ClientCore
 
 __all__ = [
     "COUNT_TOKENS_FIELDS",
@@ -55,18 +62,20 @@ COUNT_TOKENS_FIELDS = frozenset(
 
 class _StreamReading:
     """What a sync and an async stream share, with no I/O: the answer's headers, the bytes
-    decoded into events (by the client's `EventDecoder`: server-sent events), error frames
-    and breaks turned into `APIStreamError` with what arrived, and a whole JSON message
-    taken as the answer."""
+    decoded into events (by the `EventDecoder` the client picks for the answer's content
+    type: server-sent events, or Bedrock's event-stream), error frames and breaks turned into
+    `APIStreamError` with what arrived, and a whole JSON message taken as the answer."""
 
-    def __init__(self, params: dict[str, Any], betas: Sequence[str], decoder: EventDecoder) -> None:
+    def __init__(self, client: ClientCore, params: dict[str, Any], betas: Sequence[str]) -> None:
+        self._core = client
         self._params = params
         self._betas = tuple(betas)
         self.accumulator = MessageAccumulator()
         self.request_id: str | None = None
         self.response_headers: Mapping[str, str] = {}
         self._whole: dict[str, Any] | None = None
-        self._decoder = decoder
+        # Chosen when the answer's content type is known (`ClientCore.event_decoder`).
+        self._decoder: EventDecoder = SSEDecoder()
 
     def _request(self) -> dict[str, Any]:
         """The arguments of the client's ``send`` for this stream."""
@@ -78,9 +87,11 @@ class _StreamReading:
 
     def _started(self, response: httpx.Response) -> bool:
         """Keep the answer's headers; True when it is one JSON document rather than events."""
-        self.request_id = response.headers.get("request-id")
+        self.request_id = self._core.request_id_of(response.headers)
         self.response_headers = dict(response.headers)
         content_type = response.headers.get("content-type", "")
+        # Bedrock's InvokeModelWithResponseStream frames the same events in AWS event-stream.
+        self._decoder = self._core.event_decoder(content_type)
         return "json" in content_type and "event-stream" not in content_type
 
     def _take_whole(self, body: bytes | None) -> None:
@@ -180,7 +191,7 @@ class MessageStream(_StreamReading):
     """
 
     def __init__(self, client: Client, params: dict[str, Any], betas: Sequence[str] = ()) -> None:
-        super().__init__(params, betas, client.event_decoder())
+        super().__init__(client, params, betas)
         self._client = client
         self._response: httpx.Response | None = None
         self._events: Iterator[StreamEvent] | None = None
@@ -257,7 +268,7 @@ class AsyncMessageStream(_StreamReading):
     def __init__(
         self, client: AsyncClient, params: dict[str, Any], betas: Sequence[str] = ()
     ) -> None:
-        super().__init__(params, betas, client.event_decoder())
+        super().__init__(client, params, betas)
         self._client = client
         self._response: httpx.Response | None = None
         self._events: AsyncIterator[StreamEvent] | None = None

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import model_table
+from .. import model_table, platform_table
 from ..errors import APIError, MissingAPIKeyError
 from ..paths import default_home
 
@@ -58,7 +58,9 @@ def canonical_model(model: str) -> str:
 
 def _bundled(model: str) -> model_table.ModelEntry | None:
     table = model_table.load()
-    return table.find(model) or table.find(canonical_model(model))
+    found = table.find(model) or table.find(canonical_model(model))
+    # A Bedrock id (``us.anthropic.claude-sonnet-5-5``) is the table's model under another name.
+    return found or table.find(platform_table.load().canonical(model))
 
 
 def cache_min_tokens(model: str, override: int | None = None) -> int:
@@ -305,8 +307,12 @@ class ModelCatalog:
             if self._models is not None:
                 return self._models
             source = "cache"
-            listed = self._read_cache()
-            if listed is None:
+            platform = self._client.platform
+            # Bedrock and Vertex serve no model list: the bundled table, in their ids.
+            listed = platform.models() if platform is not None else self._read_cache()
+            if platform is not None:
+                source = "bundled"
+            elif listed is None:
                 source = "api"
                 try:
                     listed = [dict(m) for m in self._client.models.iter_all()]
@@ -321,6 +327,7 @@ class ModelCatalog:
                     listed = []
                 else:
                     self._write_cache(listed)
+            assert listed is not None
             self._models = {
                 str(m.get("id")): ModelInfo.from_api(m, source) for m in listed if m.get("id")
             }
@@ -352,6 +359,9 @@ class ModelCatalog:
         models = self._load()
         if model in models:
             return models[model]
+        platform = self._client.platform
+        if platform is not None and platform.model_id(model) in models:
+            return models[platform.model_id(model)]  # a table id, listed under Bedrock's id
         entry = _bundled(model)
         if entry is not None:
             # The server may list the model under its dated id while the user gave the alias.

@@ -462,8 +462,9 @@ class Uploads:
                     )
                 except EndpointNotFoundError:
                     self._without_files.add(server)
+                    where = client.platform.label if client.platform else server
                     self.notices.append(
-                        f"{server} has no Files API: documents and images go inline "
+                        f"{where} has no Files API: documents and images go inline "
                         "(base64) in every request."
                     )
                     return dict(body), []

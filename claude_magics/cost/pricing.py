@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .. import platform_table
 from .usage import Usage
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "model_price",
     "price_table",
     "price_usage",
+    "regional_premium",
     "worst_case_usd",
 ]
 
@@ -90,6 +92,15 @@ class ModelPrice:
         ):
             if getattr(self, name) < 0:
                 object.__setattr__(self, name, self.input * ratio)
+
+    def scaled(self, factor: float) -> ModelPrice:
+        """Every price (tiers too) times ``factor``: a platform's regional premium."""
+        return ModelPrice(
+            **{name: getattr(self, name) * factor for name in _FIELDS},
+            tiers=tuple(
+                PriceTier(t.above_prompt_tokens, t.price.scaled(factor)) for t in self.tiers
+            ),
+        )
 
     def for_prompt(self, prompt_tokens: int) -> ModelPrice:
         """The prices that apply to a request with ``prompt_tokens`` of prompt (tiers)."""
@@ -158,13 +169,34 @@ def _override(value: Any) -> ModelPrice:
 
 def model_price(model: str, overrides: Mapping[str, Any] | None = None) -> ModelPrice | None:
     """The price of ``model`` (a snapshot id with a ``-YYYYMMDD`` date maps to its alias), or
-    None when it is not in the table."""
+    None when it is not in the table. A Bedrock id is priced as its model, with the regional
+    premium unless it goes through the global profile (``platforms.bedrock`` in the table)."""
     for name in (model, _DATED.sub("", model)):
         if overrides and name in overrides:
             return _override(overrides[name])
         if name in PRICES:
             return PRICES[name]
+    bedrock = platform_table.load().bedrock_model(model)
+    if bedrock is not None and bedrock.id == model:
+        price = model_price(bedrock.table_id, overrides)
+        if price is None or bedrock.is_global:
+            return price
+        return price.scaled(float(_platform_prices()["bedrock"]["regional_multiplier"]))
     return None
+
+
+def _platform_prices() -> Mapping[str, Any]:
+    return _price_data().get("platforms") or {"bedrock": {"regional_multiplier": 1.0}}
+
+
+def regional_premium(platform: str, region: str) -> float | None:
+    """How much more than the table a platform's regional endpoint costs (1.1: 10% more), or
+    None when ``region`` is priced as the table (Vertex's global endpoint, or no premium)."""
+    entry = _platform_prices().get(platform) or {}
+    multiplier = float(entry.get("regional_multiplier", 1.0))
+    if multiplier == 1.0 or region in entry.get("global_regions", ()):
+        return None
+    return multiplier
 
 
 @dataclass(frozen=True)

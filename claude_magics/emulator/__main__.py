@@ -22,6 +22,7 @@ from .core import Emulator
 from .generation import AUTO_TOOL_RULE, CITE_RULE, JSON_RULE
 from .labeling import LABEL_RULE
 from .options import EmulatorOptions, Fault
+from .platforms import PLATFORM_RULE
 from .server_tools import SERVER_TOOL_RULE
 
 __all__ = ["main"]
@@ -55,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
             f"Server tools: {SERVER_TOOL_RULE}\n\n"
             f"Citations: {CITE_RULE}\n\n"
             f"JSON in text: {JSON_RULE}\n\n"
-            f"Label tasks: {LABEL_RULE}"
+            f"Label tasks: {LABEL_RULE}\n\n"
+            f"Platforms: {PLATFORM_RULE}"
         ),
         formatter_class=_Formatter,
     )
@@ -83,6 +85,20 @@ def _parser() -> argparse.ArgumentParser:
         help="accept only this x-api-key (repeatable; default: any non-empty key)")  # fmt: skip
     add("--fault", action="append", default=[], metavar="JSON",
         help="a fault to install as JSON, e.g. '{\"status\": 529}' (repeatable)")  # fmt: skip
+    add("--aws-credentials", action="append", default=None, metavar="ACCESS_KEY_ID:SECRET",
+        help="Bedrock: verify SigV4 signatures against these test credentials (repeatable; "
+             "default: any well-formed, current signature)")  # fmt: skip
+    add("--bedrock-api-key", action="append", default=None, metavar="KEY",
+        help="Bedrock: accept only this API key as a bearer token "
+             "(repeatable; default: any)")  # fmt: skip
+    add("--aws-deny", action="append", default=[], metavar="ACTION",
+        help="Bedrock: refuse this IAM action with an AccessDeniedException naming it, e.g. "
+             "bedrock:InvokeModelWithResponseStream (repeatable)")  # fmt: skip
+    add("--vertex-token", action="append", default=None, metavar="TOKEN",
+        help="Vertex: accept only this bearer token, besides tokens issued at POST "
+             "/oauth2/token (repeatable; default: any)")  # fmt: skip
+    add("--vertex-token-seconds", type=float, default=3600.0, metavar="S",
+        help="Vertex: lifetime of tokens issued at POST /oauth2/token (default: 3600)")  # fmt: skip
     add("--model", action="append", default=[], metavar="ID,MAX_INPUT,MAX_OUTPUT",
         help="serve a model the table does not know, e.g. claude-sonnet-6,1000000,128000, or "
              "a JSON object of model-table fields with an optional \"like\": MODEL "
@@ -107,7 +123,24 @@ def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
         max_concurrent_requests=args.max_concurrent,
         faults=tuple(Fault.from_obj(text) for text in args.fault),
         models=tuple(register(text) for text in args.model),
+        aws_credentials=_aws_credentials(args.aws_credentials),
+        bedrock_api_keys=frozenset(args.bedrock_api_key) if args.bedrock_api_key else None,
+        aws_denied_actions=frozenset(args.aws_deny),
+        vertex_tokens=frozenset(args.vertex_token) if args.vertex_token else None,
+        vertex_token_seconds=args.vertex_token_seconds,
     )
+
+
+def _aws_credentials(pairs: Sequence[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    credentials = {}
+    for pair in pairs:
+        access_key, colon, secret = pair.partition(":")
+        if not (access_key and colon and secret):
+            raise ValueError("--aws-credentials takes ACCESS_KEY_ID:SECRET")
+        credentials[access_key] = secret
+    return credentials
 
 
 def main(argv: Sequence[str] | None = None) -> int:

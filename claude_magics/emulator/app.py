@@ -69,7 +69,7 @@ MAX_BATCH_REQUESTS = 100_000
 MAX_BATCH_BYTES = 256 * 1024 * 1024
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_REDACTED_HEADERS = frozenset({"x-api-key", "authorization"})
+_REDACTED_HEADERS = frozenset({"x-api-key", "authorization", "x-amz-security-token"})
 _STOP_REASONS = frozenset(
     {"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"}
 )
@@ -129,6 +129,9 @@ class StreamOut:
     tokens_per_second: float | None
     ping_every: int
     delay: float = 0.0
+    #: "sse", or "eventstream" (Bedrock's InvokeModelWithResponseStream: AWS event-stream
+    #: frames, no pings, faults as exception frames).
+    framing: str = "sse"
 
 
 @dataclass
@@ -193,6 +196,8 @@ class App:
         self.files = FileStore()
         self.limiter = RateLimiter(options, self.now())
         self.in_flight = 0
+        #: Google OAuth tokens issued at /oauth2/token (Vertex routes): token -> expiry time.
+        self.issued_tokens: dict[str, float] = {}
         self._routes: list[tuple[re.Pattern[str], dict[str, Callable[[_Context], Outgoing]]]] = [
             (re.compile(r"/v1/messages"), {"POST": self._messages}),
             (re.compile(r"/v1/messages/count_tokens"), {"POST": self._count_tokens}),
@@ -266,6 +271,7 @@ class App:
             self.cache.clear()
             self.batches.clear()
             self.files.clear()
+            self.issued_tokens.clear()
             self.limiter.configure(self.options, self.now())
 
     def configure(self, changes: Mapping[str, Any], *, allow_address: bool) -> EmulatorOptions:
@@ -287,8 +293,9 @@ class App:
             return new
 
     def enter_flight(self, path: str) -> bool | None:
-        """Count a /v1 request in flight: None (not counted), True, or False (over the limit)."""
-        if not path.startswith("/v1/"):
+        """Count an API request (first-party or platform) in flight: None (not counted), True,
+        or False (over the limit)."""
+        if not path.startswith(("/v1/", "/anthropic/", "/model/")):
             return None
         with self.lock:
             limit = self.options.max_concurrent_requests
@@ -317,14 +324,21 @@ class App:
         request_id = random_id("req_")
         arrived = self.now()
         options = self.options
-        body = self._parse_body(request)
+        body = self.parse_body(request)
         try:
-            out = self._api(request, body, request_id, options, admitted is not False)
+            out = self.api(request, body, request_id, options, admitted is not False)
         except ApiError as error:
-            out = self._error(error, request_id)
+            out = self.error_out(error, request_id)
         out.delay += options.latency
         if isinstance(out, (JsonOut, StreamOut, LinesOut)):
             out.headers["request-id"] = request_id
+        self.record(request, body, out, request_id, arrived)
+        return out
+
+    def record(
+        self, request: Incoming, body: Any, out: Outgoing, request_id: str, arrived: float
+    ) -> None:
+        """Keep ``request`` in the log as it was answered (credentials redacted)."""
         status = out.status if isinstance(out, JsonOut) else 0 if isinstance(out, DropOut) else 200
         headers = {
             k: ("<redacted>" if k in _REDACTED_HEADERS else v) for k, v in request.headers.items()
@@ -341,10 +355,9 @@ class App:
         )
         with self.lock:
             self.records.append(record)
-        return out
 
     @staticmethod
-    def _parse_body(request: Incoming) -> Any:
+    def parse_body(request: Incoming) -> Any:
         if not request.body or request.body.isspace():  # no copy of a large body
             return None
         if request.headers.get("content-type", "").lower().startswith("multipart/"):
@@ -356,7 +369,7 @@ class App:
             return _INVALID
 
     @staticmethod
-    def _error(error: ApiError, request_id: str | None) -> JsonOut:
+    def error_out(error: ApiError, request_id: str | None) -> JsonOut:
         body = error_body(error.error_type, error.message, request_id, error.error_code)
         return _json(error.status, body, error.headers)
 
@@ -414,14 +427,22 @@ class App:
         message = fault.message or DEFAULT_MESSAGES.get(error_type, "Error")
         return ApiError(status, error_type, message, self._fault_headers(fault))
 
-    def _api(
+    def api(
         self,
         request: Incoming,
         body: Any,
         request_id: str,
         options: EmulatorOptions,
         admitted: bool,
+        *,
+        authenticated: bool = False,
     ) -> Outgoing:
+        if not authenticated:  # a platform route has checked its own credentials
+            self._authenticate(request, options)
+        return self._serve(request, body, request_id, options, admitted)
+
+    @staticmethod
+    def _authenticate(request: Incoming, options: EmulatorOptions) -> None:
         key = request.headers.get("x-api-key", "")
         if not key:
             # Newer SDKs may send the key as a bearer token instead; the API accepts both.
@@ -431,6 +452,15 @@ class App:
             raise ApiError(401, "authentication_error", "x-api-key header is required")
         if options.api_keys is not None and key not in options.api_keys:
             raise ApiError(401, "authentication_error", "invalid x-api-key")
+
+    def _serve(
+        self,
+        request: Incoming,
+        body: Any,
+        request_id: str,
+        options: EmulatorOptions,
+        admitted: bool,
+    ) -> Outgoing:
         api = RequestContext.from_headers(request.headers, request.query)
         handler, params = self._route(request.method, request.path)
         fault = self._take_fault(request)
@@ -853,12 +883,12 @@ class App:
         try:
             return self._admin_route(request)
         except ApiError as error:
-            return self._error(error, None)
+            return self.error_out(error, None)
         except (TypeError, ValueError) as error:
-            return self._error(ApiError.invalid(str(error)), None)
+            return self.error_out(ApiError.invalid(str(error)), None)
 
     def _admin_route(self, request: Incoming) -> JsonOut:
-        body = self._parse_body(request)
+        body = self.parse_body(request)
         if body is _INVALID:
             raise ApiError.invalid("Request body is not valid JSON.")
         route = (request.method, request.path.rstrip("/"))
@@ -911,6 +941,8 @@ class App:
 
 
 _INVALID: Any = object()  # marks a body that is not valid JSON
+#: What ``App.parse_body`` returns for a body that is not JSON.
+INVALID_BODY = _INVALID
 
 _ERROR_DIRECTIVE = re.compile(r"\[\[\s*error\s*=\s*([a-z_]+)\s*\]\]")
 

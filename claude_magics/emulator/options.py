@@ -138,9 +138,27 @@ class EmulatorOptions:
     # Models served beyond the bundled table (or replacing one of its entries): each a
     # ModelEntry, a mapping (``id``, limits, ``like``, any table field) or "ID,MAX_IN,MAX_OUT".
     models: Sequence[ModelEntry | Mapping[str, Any] | str] = field(default_factory=tuple)
+    #: Bedrock: AWS access key id -> secret, against which SigV4 signatures are verified (None:
+    #: any well-formed, current signature is accepted).
+    aws_credentials: Mapping[str, str] | None = None
+    #: Bedrock API keys accepted as bearer tokens (None: any).
+    bedrock_api_keys: frozenset[str] | None = None
+    #: Vertex OAuth access tokens accepted (None: any bearer token).
+    vertex_tokens: frozenset[str] | None = None
+    #: IAM actions refused with an AccessDeniedException naming them (bedrock:InvokeModel,
+    #: bedrock:InvokeModelWithResponseStream, bedrock:CountTokens).
+    aws_denied_actions: frozenset[str] = frozenset()
+    #: Seconds an access token issued at ``POST /oauth2/token`` stays good (Google: 3600).
+    vertex_token_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_keys", _key_set(self.api_keys))
+        object.__setattr__(self, "bedrock_api_keys", _key_set(self.bedrock_api_keys))
+        object.__setattr__(self, "vertex_tokens", _key_set(self.vertex_tokens))
+        denied = _key_set(self.aws_denied_actions) or frozenset()
+        object.__setattr__(self, "aws_denied_actions", denied)
+        if self.aws_credentials is not None:
+            object.__setattr__(self, "aws_credentials", dict(self.aws_credentials))
         if self.api_keys is not None and not all(self.api_keys):
             raise ValueError("api_keys must not contain an empty key")
         faults = tuple(Fault.from_obj(f) for f in self.faults)
@@ -195,6 +213,16 @@ class EmulatorOptions:
             None if self.cache_min_tokens is None else dict(self.cache_min_tokens)
         )
         data["models"] = [m.to_dict() for m in self.registered_models]
+        # Platform credentials: access key ids are not secret, the rest is never shown.
+        data["aws_credentials"] = (
+            None
+            if self.aws_credentials is None
+            else dict.fromkeys(self.aws_credentials, "<redacted>")
+        )
+        for name in ("bedrock_api_keys", "vertex_tokens"):
+            keys = getattr(self, name)
+            data[name] = None if keys is None else ["<redacted>"] * len(keys)
+        data["aws_denied_actions"] = sorted(self.aws_denied_actions)
         return data
 
     @property

@@ -28,6 +28,9 @@ import orjson
 from .app import App, DropOut, Incoming, JsonOut, LinesOut, Outgoing, StreamOut, random_id
 from .errors import DEFAULT_MESSAGES, error_body
 from .generation import encode_frame
+from .platform_routes import handle_platform
+from .platforms import STREAM_EXCEPTIONS, exception_frame
+from .platforms import match as platform_route
 
 __all__ = ["EmulatorServer"]
 
@@ -39,6 +42,8 @@ _MALFORMED = (
     b"event: content_block_delta\n"
     b'data: {"type": "content_block_delta", "index": 0, "delta": {"type": "text_d\n\n'
 )
+# A 16-byte event-stream message with a wrong prelude CRC.
+_BAD_CRC = b"\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 _DROP = object()  # marks where a "drop" fault closes the connection
 _LINES_CHUNK = 64 * 1024
 
@@ -129,7 +134,12 @@ class _Handler(BaseHTTPRequestHandler):
         admitted = app.enter_flight(request.path)
         try:
             try:
-                out = app.handle(request, admitted)
+                route = platform_route(request.path)
+                out = (
+                    app.handle(request, admitted)
+                    if route is None
+                    else handle_platform(app, request, route, admitted)
+                )
             except Exception as exc:  # a bug in the emulator: answer 500 and show the traceback
                 traceback.print_exc()
                 message = f"emulator error: {type(exc).__name__}: {exc}"
@@ -211,6 +221,11 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "drop":
                 frames.append((_DROP, 0))
                 return True
+            if fault.kind == "error_event" and out.framing == "eventstream":
+                message = fault.message or DEFAULT_MESSAGES.get(fault.error_type, "Error")
+                name = STREAM_EXCEPTIONS.get(fault.error_type, "modelStreamErrorException")
+                frames.append((exception_frame(name, message), 0))
+                return True
             if fault.kind == "error_event":
                 message = fault.message or DEFAULT_MESSAGES.get(fault.error_type, "Error")
                 frames.append(
@@ -222,7 +237,8 @@ class _Handler(BaseHTTPRequestHandler):
                     )
                 )
                 return True
-            frames.append((_MALFORMED, 0))
+            # An event-stream frame whose CRCs do not add up, or an SSE frame cut mid-JSON.
+            frames.append((_BAD_CRC if out.framing == "eventstream" else _MALFORMED, 0))
             return False
 
         # ``sent`` counts frames so far, pings excluded: what a fault's after_events counts.
@@ -230,6 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None and not fired and sent == fault.after_events and inject():
                 return frames
             frames.append((event.frame, event.tokens))
+            if out.framing != "sse":
+                continue  # event-stream has no pings
             if event.name == "message_start":
                 frames.append((_PING, 0))
             elif event.is_delta:

@@ -43,7 +43,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, active_magics, ask, in_ipython
 from ..cost.pricing import format_usd
-from ..errors import ClaudeError, EndpointNotFoundError, JobNotFoundError
+from ..errors import (
+    ClaudeError,
+    EndpointNotFoundError,
+    JobNotFoundError,
+    PlatformUnsupportedError,
+)
 from .claim import StoppedWaiting, say_if_busy
 from .job import Job
 from .progress import say
@@ -494,14 +499,18 @@ def run(
             raise
         # Interrupted while creating batches: what was sent is in the store; say how to go on.
         raise JobDetached(job) from None
-    except EndpointNotFoundError:
+    except EndpointNotFoundError as missing:
         if not batch:
             raise
         # A gateway without the Message Batches API: no batch was made. Retire this job, so
         # that the same call does not attach to it, and send in realtime or say how to.
         store.set_state(job.id, "failed")
         store.replace(key)
-        reason = f"this server ({client.base_url}) has no Message Batches endpoint"
+        reason = (
+            missing.message  # Bedrock and Vertex name themselves
+            if isinstance(missing, PlatformUnsupportedError)
+            else f"this server ({client.base_url}) has no Message Batches endpoint"
+        )
         if mode == "batch":
             raise _no_batches(reason) from None
         say(f"{reason}: sending the {len(misses):,} requests in realtime instead.")

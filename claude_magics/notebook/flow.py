@@ -412,7 +412,14 @@ class CellFlow(ClaudeSettings):
         # text, so no thinking block outlives the conversation it was made in.
         history = conversation.messages_before(key) if conversation is not None else []
         body, more = client.redact_key(build_body(options, history, user_content))
-        if hidden or more:
+        if (hidden or more) and client.platform is not None:
+            print(
+                f"Note: a credential ({client.platform.label}'s or the API key) was in this "
+                "request; it was replaced by a <...: redacted> marker before anything was shown "
+                "or sent.",
+                file=sys.stderr,
+            )
+        elif hidden or more:
             print(
                 f"Note: the API key ({client.api_key_env}) was in this request; it was replaced "
                 f"by <{client.api_key_env}: redacted> before anything was shown or sent.",

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from IPython.core.error import UsageError
 
-from ..cost.pricing import format_usd, model_price, price_usage
+from ..cost.pricing import format_usd, model_price, price_usage, regional_premium
 from ..cost.usage import Usage
 from .views import display
 
 if TYPE_CHECKING:
     from ..api.client import Client
     from ..api.models import ModelCatalog, ModelInfo
+    from ..api.platforms import Platform
     from ..cost.ledger import Ledger
     from ..cost.replay import Cassette, Replayer
     from .chat import Conversation
@@ -66,12 +67,23 @@ def show_history(conversation: Conversation) -> None:
     _show("\n\n---\n\n".join(md), "\n".join(plain))
 
 
-def show_config(settings: Sequence[tuple[str, Any, str]], api_key_env: str, base_url: str) -> None:
+def show_config(
+    settings: Sequence[tuple[str, Any, str]],
+    api_key_env: str,
+    base_url: str,
+    *,
+    platform: Platform | None = None,
+) -> None:
     """``%claude_config``: ``settings`` as (name, value, where it comes from), then whether the
-    key is set (never the key) and the base URL the client uses, with their sources."""
+    key is set (never the key) and the base URL the client uses, with their sources. On Bedrock
+    or Vertex: the platform, region, project, endpoint and whether credentials were found."""
     from ..api.client import DEFAULT_BASE_URL
 
     rows = [(name, repr(value), source) for name, value, source in settings]
+    if platform is not None:
+        rows.extend(platform.describe())
+        _config_table(rows)
+        return
     key_status = "set" if os.environ.get(api_key_env) else "unset"
     rows.append(("API key", key_status, f"environment variable {api_key_env}"))
     # The client's own order: the setting, then ANTHROPIC_BASE_URL, then the default.
@@ -81,6 +93,10 @@ def show_config(settings: Sequence[tuple[str, Any, str]], api_key_env: str, base
         rows.append(("base URL", os.environ["ANTHROPIC_BASE_URL"], "ANTHROPIC_BASE_URL"))
     else:
         rows.append(("base URL", DEFAULT_BASE_URL, "default"))
+    _config_table(rows)
+
+
+def _config_table(rows: Sequence[tuple[str, str, str]]) -> None:
     width = max(len(r[0]) for r in rows)
     plain = "\n".join(f"{n:<{width}}  {v}  ({s})" for n, v, s in rows)
     md = "| setting | value | from |\n|---|---|---|\n" + "\n".join(
@@ -288,6 +304,7 @@ def show_models(
     *,
     all_models: bool = False,
     price_overrides: Mapping[str, Any] | None = None,
+    platform: Platform | None = None,
 ) -> None:
     """``%claude_models``: the models the server lists (the bundled table when it cannot be
     asked) with their status, context window, output limit, thinking, effort levels and
@@ -329,6 +346,14 @@ def show_models(
             instead = f": use {retired.replacement}" if retired.replacement else ""
             when = f" on {retired.retired_on}" if retired.retired_on else ""
             notes.append(f"ClaudeMagics.{setting} = {name!r} was retired{when}{instead}.")
+    if platform is not None:
+        notes.append(platform.models_note())
+        premium = regional_premium(platform.name, platform.region)
+        if platform.name == "vertex" and premium is not None:
+            notes.append(
+                f"The {platform.region} endpoint costs {premium - 1:.0%} more than these "
+                "prices (the global endpoint's); costs, --count and the budget use the table's."
+            )
     if catalog.unavailable:
         notes.append(
             f"The server's model list could not be fetched ({catalog.unavailable}): this is the "

@@ -461,7 +461,7 @@ class ClaudeMagics(CellFlow):
             value = getattr(self, name)
             changed = value != self.trait_defaults(name)
             settings.append((name, value, "%config / ipython_config" if changed else "default"))
-        show_config(settings, self.api_key_env, self.base_url)
+        show_config(settings, self.api_key_env, self.base_url, platform=self.client.platform)
 
     @line_magic
     def claude_tokens(self, line: str) -> None:
@@ -578,4 +578,5 @@ class ClaudeMagics(CellFlow):
             {"model": self.model, "job_model": self.job_model},
             all_models=args.all,
             price_overrides=self.price_overrides,
+            platform=self.client.platform,
         )

@@ -123,7 +123,29 @@ class ClaudeSettings(Magics):
         help="Name of the environment variable holding the key (never the key).",
     ).tag(config=True)
     base_url = Unicode(
-        "", help="API base URL; empty means ANTHROPIC_BASE_URL, else https://api.anthropic.com."
+        "",
+        help="API base URL; empty means ANTHROPIC_BASE_URL, else https://api.anthropic.com (on "
+        "Bedrock or Vertex: the platform's endpoint, else ANTHROPIC_BEDROCK_BASE_URL / "
+        "ANTHROPIC_VERTEX_BASE_URL, else the region's).",
+    ).tag(config=True)
+    platform = Enum(
+        ["auto", "anthropic", "bedrock", "vertex"],
+        default_value="auto",
+        help="Where requests go: the Anthropic API, Amazon Bedrock or Google Cloud (Vertex AI); "
+        "auto: CLAUDE_MAGICS_PLATFORM, else the Anthropic API.",
+    ).tag(config=True)
+    region = Unicode(
+        "",
+        help="Bedrock or Vertex region; empty: AWS_REGION / AWS_DEFAULT_REGION / the AWS profile "
+        "(Bedrock), CLOUD_ML_REGION (Vertex).",
+    ).tag(config=True)
+    project = Unicode(
+        "",
+        help="Google Cloud project (Vertex); empty: ANTHROPIC_VERTEX_PROJECT_ID, else the "
+        "credentials' project.",
+    ).tag(config=True)
+    aws_profile = Unicode(
+        "", help="AWS profile whose credentials sign Bedrock requests; empty: AWS_PROFILE."
     ).tag(config=True)
     max_retries = Integer(2, help="Retries after a failed request (429, 5xx, connection).").tag(
         config=True
@@ -247,6 +269,16 @@ class ClaudeSettings(Magics):
             raise TraitError(f"{proposal['trait'].name} must not be negative, got {value}")
         return value
 
+    @validate("region", "project")
+    def _plain_name(self, proposal: Any) -> str:
+        from ..api.platforms import checked_name
+        from ..errors import PlatformConfigError
+
+        try:
+            return checked_name(str(proposal["value"]), proposal["trait"].name)
+        except PlatformConfigError as error:
+            raise TraitError(str(error)) from None
+
     @validate("api_key_env")
     def _not_a_key(self, proposal: Any) -> str:
         value = str(proposal["value"])
@@ -296,7 +328,17 @@ class ClaudeSettings(Magics):
                     if name in section and section[name] == value:
                         del section[name]
 
-    @observe("api_key_env", "base_url", "max_retries", "timeout", "api_version")
+    @observe(
+        "api_key_env",
+        "base_url",
+        "max_retries",
+        "timeout",
+        "api_version",
+        "platform",
+        "region",
+        "project",
+        "aws_profile",
+    )
     def _drop_client(self, change: Any) -> None:
         if self._client is not None:
             self._client.close()
@@ -314,6 +356,10 @@ class ClaudeSettings(Magics):
                 max_retries=self.max_retries,
                 timeout=self.timeout,
                 api_version=self.api_version,
+                platform=None if self.platform == "auto" else self.platform,
+                region=self.region or None,
+                project=self.project or None,
+                aws_profile=self.aws_profile or None,
             )
         return self._client
 
