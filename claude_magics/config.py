@@ -125,7 +125,8 @@ def current_settings() -> Settings:
     if magics is None:
         return Settings()
     values = {f.name: getattr(magics, f.name) for f in fields(Settings)}
-    values["price_overrides"] = dict(values["price_overrides"] or {}) or None
+    # The session's prices: the overrides, and a regional endpoint's premium (``prices``).
+    values["price_overrides"] = magics.prices
     return Settings(**values)
 
 

@@ -293,7 +293,7 @@ def test_claude_cell_on_bedrock_end_to_end(
         f"%config ClaudeMagics.platform = 'bedrock'\n%config ClaudeMagics.region = 'us-west-2'\n"
         f"%config ClaudeMagics.base_url = '{emulator.url}'",
     )
-    captured = ok(ip, "%%claude --out t_answer\nName a colour.")
+    captured = ok(ip, "%%claude --once --out t_answer\nName a colour.")
     answer = ip.user_ns["t_answer"]
     assert answer.text and answer.text in captured.outputs[-1].data["text/plain"]
     sent = emulator.requests[-1]
@@ -372,7 +372,7 @@ def test_vertex_adc_tokens_are_refreshed_before_they_expire(emulator: Emulator, 
 def test_claude_cell_on_vertex_streams(ip: InteractiveShell, emulator: Emulator, adc: Path) -> None:
     # The claude_emulator fixture points ANTHROPIC_VERTEX_BASE_URL at the emulator.
     ok(ip, "%config ClaudeMagics.platform = 'vertex'\n%config ClaudeMagics.region = 'global'")
-    captured = ok(ip, "%%claude --out t_answer\nName a colour.")
+    captured = ok(ip, "%%claude --once --out t_answer\nName a colour.")
     assert ip.user_ns["t_answer"].text
     assert emulator.requests[-1].path == (
         "/v1/projects/adc-project/locations/global/publishers/anthropic/models/"
@@ -386,6 +386,12 @@ def test_claude_cell_on_vertex_streams(ip: InteractiveShell, emulator: Emulator,
     ok(ip, "%config ClaudeMagics.region = 'us-east5'")
     models = ok(ip, "%claude_models").outputs[-1].data["text/plain"]
     assert "The us-east5 endpoint costs 10% more than these prices" in models
+    # ...and the costs say so: the same answer from the regional endpoint costs 10% more.
+    ok(ip, "%%claude --once --fresh --out t_regional\nName a colour.")
+    regional, global_ = ip.user_ns["t_regional"], ip.user_ns["t_answer"]
+    assert "locations/us-east5" in emulator.requests[-1].path
+    assert regional.usage == global_.usage
+    assert regional.cost.total == pytest.approx(global_.cost.total * 1.1)
     assert "BEGIN PRIVATE KEY" not in config + str(captured.stdout)
 
 

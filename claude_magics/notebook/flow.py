@@ -172,7 +172,7 @@ class CellFlow(ClaudeSettings):
                 stream=not args.no_stream,
                 fmt=fmt,
                 chat=args.chat or DEFAULT_CHAT,
-                price_overrides=self.price_overrides,
+                price_overrides=self.prices,
             )
         else:
             client = self.client
@@ -185,7 +185,7 @@ class CellFlow(ClaudeSettings):
                     stream=not args.no_stream,
                     fmt=fmt,
                     chat=args.chat or DEFAULT_CHAT,
-                    price_overrides=self.price_overrides,
+                    price_overrides=self.prices,
                 )
 
             # The body stays as built (documents inline, so its replay key and the
@@ -276,7 +276,7 @@ class CellFlow(ClaudeSettings):
                 return None
             try:
                 sent = self._by_reference(body)
-                checks.check_budget(self.client, sent, prepared.info, self.price_overrides)
+                checks.check_budget(self.client, sent, prepared.info, self.prices)
             except (UsageError, BudgetExceededError) as refusal:
                 return f"the budget: {refusal}"
             finally:
@@ -289,7 +289,7 @@ class CellFlow(ClaudeSettings):
                 self.shell,
                 prepared.body["model"],
                 self.updates_per_second,
-                price_overrides=self.price_overrides,
+                price_overrides=self.prices,
             )
 
         terminal = isinstance(prepared.view, PlainView)
@@ -470,7 +470,7 @@ class CellFlow(ClaudeSettings):
                 self._by_reference(body),
                 info,
                 cache_min_override=self.cache_min_tokens,
-                price_overrides=self.price_overrides,
+                price_overrides=self.prices,
             )
             display(bundle, raw=True)
             return None
@@ -480,7 +480,7 @@ class CellFlow(ClaudeSettings):
             self.shell,
             options.model,
             self.updates_per_second,
-            price_overrides=self.price_overrides,
+            price_overrides=self.prices,
         )
         ready = _Prepared(
             body,
@@ -507,7 +507,7 @@ class CellFlow(ClaudeSettings):
         checks.check_context(client, sent, info)
         if self.budget_usd is not None:
             try:
-                checks.check_budget(client, sent, info, self.price_overrides)
+                checks.check_budget(client, sent, info, self.prices)
             finally:
                 cell.show_ledger_notices(self.ledger)
         return ready

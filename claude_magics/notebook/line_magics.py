@@ -352,7 +352,7 @@ def show_models(
         if platform.name == "vertex" and premium is not None:
             notes.append(
                 f"The {platform.region} endpoint costs {premium - 1:.0%} more than these "
-                "prices (the global endpoint's); costs, --count and the budget use the table's."
+                "prices (the global endpoint's); costs, --count and the budget include it."
             )
     if catalog.unavailable:
         notes.append(

@@ -480,7 +480,7 @@ class ClaudeMagics(CellFlow):
             value_budget=self.value_token_budget,
             df_budget=self.df_token_budget,
             df_format=self._df_format,
-            price_overrides=self.price_overrides,
+            price_overrides=self.prices,
         )
 
     @magic_arguments()
@@ -577,6 +577,6 @@ class ClaudeMagics(CellFlow):
             self.catalog,
             {"model": self.model, "job_model": self.job_model},
             all_models=args.all,
-            price_overrides=self.price_overrides,
+            price_overrides=self.prices,
             platform=self.client.platform,
         )

@@ -364,6 +364,23 @@ class ClaudeSettings(Magics):
         return self._client
 
     @property
+    def prices(self) -> dict[str, Any] | None:
+        """``price_overrides``, and, on a regional Vertex endpoint, the table's prices with that
+        endpoint's premium for every model the overrides do not name: what every cost, estimate
+        and budget check of the session uses. (A Bedrock id names its own endpoint, so the
+        price table prices it; a Vertex model id does not, so the client's region decides.)"""
+        overrides: dict[str, Any] = dict(self.price_overrides or {})
+        platform = self.client.platform
+        if platform is not None and platform.name == "vertex":
+            from ..cost.pricing import PRICES, regional_premium
+
+            premium = regional_premium(platform.name, platform.region)
+            if premium is not None:
+                for name, price in PRICES.items():
+                    overrides.setdefault(name, price.scaled(premium))
+        return overrides or None
+
+    @property
     def catalog(self) -> ModelCatalog:
         """The models the API serves (``GET /v1/models``), asked once per client."""
         if self._catalog is None:
