@@ -47,6 +47,7 @@ import pandas as pd
 
 from claude_magics.api.client import Client
 from claude_magics.cost.ledger import Ledger
+from claude_magics.errors import APIConnectionError, APIStatusError
 from claude_magics.jobs import entry
 from claude_magics.jobs.rows import RowTemplate, build_prompts
 from claude_magics.jobs.store import JobStore
@@ -170,21 +171,27 @@ def input_tokens(url: str, bodies: list[Any]) -> list[int]:
 
 
 def spend_budget(url: str, body: Any) -> float:
-    """Empty the emulator's per-minute buckets (send ``body`` in bursts until one is refused);
-    returns when they were empty: the runs' clocks start there, setting up counts."""
+    """Empty the emulator's per-minute buckets: send ``body`` (large, to be quick), then a
+    tiny request, in bursts until one is refused; returns when they were empty: the runs'
+    clocks start there, setting up counts."""
     client = Client(api_key="bench", base_url=url, max_retries=0)
     httpx.patch(f"{url}/_emulator/config", json={"latency": 0}, timeout=30)
+    tiny = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 
-    def one(_: int) -> bool:
+    def one(request: Any) -> bool:
         try:
-            client.request("POST", "/v1/messages", body=body)
-        except Exception:
-            return True
+            client.request("POST", "/v1/messages", body=request)
+        except APIStatusError as error:
+            return error.status_code == 429
+        except APIConnectionError:
+            pass  # a connection reset under the burst: send again
         return False
 
     with ThreadPoolExecutor(LIMIT) as pool:
-        while not any(pool.map(one, range(LIMIT))):
-            pass
+        for request in (body, tiny):
+            for _ in range(500):
+                if any(pool.map(one, [request] * LIMIT)):
+                    break
     spent = time.perf_counter()
     httpx.patch(f"{url}/_emulator/config", json={"latency": LATENCY}, timeout=30)
     return spent
