@@ -89,27 +89,39 @@ def refusals(url: str) -> int:
     return sum(1 for record in log if record["status"] == 429)
 
 
-def ours(url: str, n: int, tag: str, since: float | None = None) -> Run:
+@dataclass
+class Notebook:
+    """What a user's kernel has open: a client, the job store and the spend ledger (created
+    once, as in a user's home; a job's first run creates its files, not every run)."""
+
+    client: Client
+    store: JobStore
+    ledger: Ledger
+
+    @classmethod
+    def open(cls, url: str, folder: str) -> Notebook:
+        client = Client(api_key="bench", base_url=url)
+        return cls(client, JobStore(Path(folder) / "jobs.sqlite"), Ledger(Path(folder) / "l.db"))
+
+
+def ours(url: str, kernel: Notebook, n: int, tag: str, since: float | None = None) -> Run:
     """``since``: when the clock starts (the moment the bucket was spent), else now."""
     frame = frame_of(tag, n)
     refused = refusals(url)
-    client = Client(api_key="bench", base_url=url)
-    with tempfile.TemporaryDirectory() as folder:
-        started = time.perf_counter() if since is None else since
-        job = entry.run(
-            frame,
-            "review",
-            label_task(LABELS),
-            model=MODEL,
-            mode="realtime",
-            progress=False,
-            client=client,
-            store=JobStore(Path(folder) / "jobs.sqlite"),
-            ledger=Ledger(Path(folder) / "ledger.sqlite"),
-        )
-        elapsed = time.perf_counter() - started
-        failed = sum(n for status, n in job.counts().items() if status != "succeeded")
-        job.store.close()
+    started = time.perf_counter() if since is None else since
+    job = entry.run(
+        frame,
+        "review",
+        label_task(LABELS),
+        model=MODEL,
+        mode="realtime",
+        progress=False,
+        client=kernel.client,
+        store=kernel.store,
+        ledger=kernel.ledger,
+    )
+    elapsed = time.perf_counter() - started
+    failed = sum(n for status, n in job.counts().items() if status != "succeeded")
     return Run(elapsed, failed, refusals(url) - refused)
 
 
@@ -235,14 +247,17 @@ def report(name: str, runs: list[Run], ideal: float, of: int) -> float:
 
 def concurrency_case(n: int, runs: int) -> bool:
     process, url = start_emulator("--max-concurrent", str(LIMIT))
+    folder = tempfile.TemporaryDirectory()
     try:
-        ours(url, 20, "warm-up")  # imports, connections
-        mine = [ours(url, n, f"Run {run}") for run in range(runs)]
+        kernel = Notebook.open(url, folder.name)
+        ours(url, kernel, 20, "warm-up")  # imports, connections, the files
+        mine = [ours(url, kernel, n, f"Run {run}") for run in range(runs)]
         theirs = [gather_pattern(url, bodies_of(f"Gather {run}", n)) for run in range(runs)]
         told_runs = [told(url, bodies_of(f"Told {run}", n), None, 0) for run in range(runs)]
     finally:
         process.terminate()
         process.wait()
+        folder.cleanup()
     ideal = n * LATENCY / LIMIT
     print(
         f"concurrency: {n} rows, {LIMIT} in flight allowed, not announced "
@@ -272,11 +287,13 @@ def rate_case(kind: str, n: int, runs: int) -> bool:
         "max_tokens": 5,
         "messages": [{"role": "user", "content": words or "hi"}],
     }
+    folder = tempfile.TemporaryDirectory()
     try:
-        ours(url, 20, "warm-up")
+        kernel = Notebook.open(url, folder.name)
+        ours(url, kernel, 20, "warm-up")
         mine, told_runs = [], []
         for run in range(runs):
-            mine.append(ours(url, n, f"Run {run}", spend_budget(url, drain)))
+            mine.append(ours(url, kernel, n, f"Run {run}", spend_budget(url, drain)))
             bodies = bodies_of(f"Told {run}", n)
             sizes = input_tokens(url, bodies) if kind == "tpm" else [1] * n
             per_second = LIMIT * (tokens or 1)
@@ -285,6 +302,7 @@ def rate_case(kind: str, n: int, runs: int) -> bool:
     finally:
         process.terminate()
         process.wait()
+        folder.cleanup()
     ideal = n / LIMIT
     what = (
         f"{LIMIT * 60} requests per minute"
