@@ -1,8 +1,8 @@
-"""Realtime jobs under limits nobody told the client: a concurrency limit, a requests-per-minute
-limit and an input-tokens-per-minute limit, each against the ideal and against 20 threads that
-were told the limit.
+"""Realtime jobs under limits nobody told the client: a concurrency limit, and requests, input
+tokens and output tokens per minute, each against the ideal and against 20 threads that were
+told the limit.
 
-    python benchmarks/realtime_fanout.py [--runs 3] [--case concurrency|rpm|tpm]
+    python benchmarks/realtime_fanout.py [--runs 3] [--case concurrency|rpm|itpm|otpm]
 
 The emulator runs in its own process with 200 ms of latency per request. Ours is
 ``df.claude.label(..., mode="realtime")`` over distinct rows (the whole job: prompts, the
@@ -14,12 +14,13 @@ adaptive fan-out, the store, the ledger), with no setting about limits: it learn
   Also the common ``asyncio.gather`` + ``Semaphore(50)`` pattern, which loses the refused rows.
 - rpm: 1,200 requests per minute (a token bucket refilling 20 a second, announced in the
   headers). 200 rows; the ideal is the limit's own rate, 200 / 20 = 10.0 s.
-- tpm: input tokens per minute set to 20 of these requests a second. 200 rows; ideal 10.0 s.
+- itpm, otpm: input (output) tokens per minute set to 20 of these requests (answers) a second.
+  200 rows; ideal 10.0 s.
 
 In the per-minute cases each run starts with the bucket spent, as it is in the middle of a long
 job (a full bucket would let the first minute's worth through at once, and the figure would
 measure the bucket's size, not the pacing). The baseline there: 20 threads sending exactly at
-the limit's rate, told the limit and each request's size.
+the limit's rate, told the limit and each request's size (an answer's, when it arrives).
 
 Target (issue 16): at most 1.10x the ideal with zero failed rows in every case.
 """
@@ -54,11 +55,12 @@ from claude_magics.jobs.store import JobStore
 from claude_magics.jobs.tasks import label_task
 
 LATENCY = 0.2
-LIMIT = 20  # in flight (concurrency case); requests a second (rpm and tpm cases)
+LIMIT = 20  # in flight (concurrency case); requests a second (the per-minute cases)
 TARGET = 1.10
 LABELS = ["positive", "negative", "neutral"]
 MODEL = "claude-haiku-4-5"
 TEMPLATE = "Classify the text in {tag}."
+TINY = "[[reply_tokens=1]] hi"  # a request as small as can be, with a one-token answer
 
 
 @dataclass
@@ -142,9 +144,12 @@ def told(
     cost: Callable[[int], float] | None,
     rate: float,
     since: float | None = None,
+    *,
+    output: bool = False,
 ) -> Run:
     """20 threads; with ``cost``, request i goes when a client-side bucket refilling ``rate`` a
-    second (the told limit) has paid for it, starting empty."""
+    second (the told limit) has paid for it, starting empty. ``output``: ``cost`` is a guess,
+    corrected by each answer's output tokens when it arrives."""
     client = Client(api_key="bench", base_url=url, max_retries=4)
     lock = threading.Lock()
     refused = refusals(url)
@@ -158,9 +163,12 @@ def told(
                 at = due[0]
             time.sleep(max(0.0, at - time.perf_counter()))
         try:
-            client.request("POST", "/v1/messages", body=bodies[i])
+            answer = client.request("POST", "/v1/messages", body=bodies[i])
         except Exception:
             return 1
+        if output and cost is not None:  # charged what it took, not what was expected
+            with lock:
+                due[0] += (answer["usage"]["output_tokens"] - cost(i)) / rate
         return 0
 
     with ThreadPoolExecutor(LIMIT) as pool:
@@ -182,28 +190,55 @@ def input_tokens(url: str, bodies: list[Any]) -> list[int]:
         return list(pool.map(count, bodies))
 
 
-def spend_budget(url: str, body: Any) -> float:
-    """Empty the emulator's per-minute buckets: send ``body`` (large, to be quick), then a
-    tiny request, in bursts until one is refused; returns when they were empty: the runs'
-    clocks start there, setting up counts."""
+def spend_budget(url: str, kind: str, size: int) -> float:
+    """Empty the emulator's per-minute bucket of ``kind`` (requests of about ``size`` tokens
+    are what it holds 20 of a second); returns when it was empty: the runs' clocks start
+    there, setting up counts."""
     client = Client(api_key="bench", base_url=url, max_retries=0)
     httpx.patch(f"{url}/_emulator/config", json={"latency": 0}, timeout=30)
-    tiny = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 
-    def one(request: Any) -> bool:
+    def request(text: str, max_tokens: int = 5) -> Any:
+        return {
+            "model": MODEL,
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": text}],
+        }
+
+    def one(body: Any) -> bool:
         try:
-            client.request("POST", "/v1/messages", body=request)
+            client.request("POST", "/v1/messages", body=body)
         except APIStatusError as error:
             return error.status_code == 429
         except APIConnectionError:
             pass  # a connection reset under the burst: send again
         return False
 
-    with ThreadPoolExecutor(LIMIT) as pool:
-        for request in (body, tiny):
-            for _ in range(500):
-                if any(pool.map(one, [request] * LIMIT)):
+    if kind == "otpm":
+        # Output is charged after the fact: a burst would overdraw the bucket. One request at a
+        # time, each answer as long as what its headers say is left, until one is refused.
+        left = 1  # a one-token answer first, to read what is left
+        while True:
+            try:
+                answer = client.request(
+                    "POST",
+                    "/v1/messages",
+                    body=request(f"[[reply_tokens={max(1, left)}]] hi", max(5, left + 5)),
+                )
+            except APIStatusError as error:
+                if error.status_code == 429:
                     break
+                raise
+            left = int(answer.response_headers["anthropic-ratelimit-output-tokens-remaining"])
+    else:
+        # Bursts of large requests, then smaller ones, until one of each size is refused (an
+        # input-token bucket is never overdrawn: what is left is less than the next size).
+        sizes = [50 * size, 5 * size, 0] if kind == "itpm" else [0]
+        with ThreadPoolExecutor(LIMIT) as pool:
+            for words in sizes:
+                body = request("word " * words + TINY)
+                for _ in range(500):
+                    if any(pool.map(one, [body] * LIMIT)):
+                        break
     spent = time.perf_counter()
     httpx.patch(f"{url}/_emulator/config", json={"latency": LATENCY}, timeout=30)
     return spent
@@ -270,45 +305,48 @@ def concurrency_case(n: int, runs: int) -> bool:
 
 
 def rate_case(kind: str, n: int, runs: int) -> bool:
-    tokens = 0
+    """``kind``: rpm, itpm or otpm; the limit is set to LIMIT of these requests a second."""
+    size = 1
     if kind == "rpm":
         process, url = start_emulator("--rpm", str(LIMIT * 60))
     else:
         process, url = start_emulator()
-        # Tokens per request as the emulator counts them (they are all about the same size);
-        # the limit is set to LIMIT such requests a second.
-        tokens = input_tokens(url, bodies_of("Size", 1))[0]
-        limit = LIMIT * 60 * tokens
-        httpx.patch(f"{url}/_emulator/config", json={"input_tokens_per_minute": limit}, timeout=30)
-    # Large requests empty an input-token bucket in a few bursts.
-    words = "word " * (50 * tokens)
-    drain = {
-        "model": MODEL,
-        "max_tokens": 5,
-        "messages": [{"role": "user", "content": words or "hi"}],
-    }
+        # Tokens per request (or per answer) as the emulator counts them; they are all about
+        # the same size.
+        sample = bodies_of("Size", 1)
+        if kind == "itpm":
+            size, setting = input_tokens(url, sample)[0], "input_tokens_per_minute"
+        else:
+            answer = Client(api_key="bench", base_url=url).request(
+                "POST", "/v1/messages", body=sample[0]
+            )
+            size, setting = int(answer["usage"]["output_tokens"]), "output_tokens_per_minute"
+        httpx.patch(f"{url}/_emulator/config", json={setting: LIMIT * 60 * size}, timeout=30)
     folder = tempfile.TemporaryDirectory()
     try:
         kernel = Notebook.open(url, folder.name)
         ours(url, kernel, 20, "warm-up")
         mine, told_runs = [], []
         for run in range(runs):
-            mine.append(ours(url, kernel, n, f"Run {run}", spend_budget(url, drain)))
+            mine.append(ours(url, kernel, n, f"Run {run}", spend_budget(url, kind, size)))
             bodies = bodies_of(f"Told {run}", n)
-            sizes = input_tokens(url, bodies) if kind == "tpm" else [1] * n
-            per_second = LIMIT * (tokens or 1)
-            spent = spend_budget(url, drain)
-            told_runs.append(told(url, bodies, sizes.__getitem__, per_second, spent))
+            # The told baseline knows each request's input tokens; an answer's size it learns
+            # when the answer comes, and charges it then.
+            sizes = input_tokens(url, bodies) if kind == "itpm" else [size] * n
+            spent = spend_budget(url, kind, size)
+            told_runs.append(
+                told(url, bodies, sizes.__getitem__, LIMIT * size, spent, output=kind == "otpm")
+            )
     finally:
         process.terminate()
         process.wait()
         folder.cleanup()
     ideal = n / LIMIT
-    what = (
-        f"{LIMIT * 60} requests per minute"
-        if kind == "rpm"
-        else f"{LIMIT * 60 * tokens:,} input tokens per minute ({tokens} a request)"
-    )
+    what = {
+        "rpm": f"{LIMIT * 60} requests per minute",
+        "itpm": f"{LIMIT * 60 * size:,} input tokens per minute ({size} a request)",
+        "otpm": f"{LIMIT * 60 * size:,} output tokens per minute ({size} an answer)",
+    }[kind]
     print(
         f"{kind}: {n} rows, {what}, announced in the headers, bucket spent at the start "
         f"(ideal {ideal:.2f} s at the limit's rate; median of {runs} runs)"
@@ -321,7 +359,7 @@ def rate_case(kind: str, n: int, runs: int) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--case", choices=["concurrency", "rpm", "tpm"], action="append")
+    parser.add_argument("--case", choices=["concurrency", "rpm", "itpm", "otpm"], action="append")
     args = parser.parse_args()
     os.environ.pop("ANTHROPIC_API_KEY", None)
     # Jobs cache the server's model list on disk: here, not in the user's home.
@@ -329,7 +367,7 @@ def main() -> None:
     os.environ["CLAUDE_MAGICS_HOME"] = home.name
     met = []
     try:
-        for case in args.case or ["concurrency", "rpm", "tpm"]:
+        for case in args.case or ["concurrency", "rpm", "itpm", "otpm"]:
             if case == "concurrency":
                 met.append(concurrency_case(500, args.runs))
             else:

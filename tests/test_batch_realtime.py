@@ -103,7 +103,8 @@ def test_a_tight_requests_per_minute_budget_is_paced_not_stormed(
     spend_requests_budget(emulator)
     emulator.configure(latency=0.05)
     before = len(jobs.messages())
-    job = jobs.run(rows(15), "review", label_task(LABELS), mode="realtime")
+    # The same model: each model has a budget of its own.
+    job = jobs.run(rows(15), "review", label_task(LABELS), mode="realtime", model=MODEL)
     assert job.counts() == {"succeeded": 15}
     sent = jobs.messages()[before:]
     statuses = [r.status for r in sent]

@@ -175,14 +175,15 @@ def test_a_budget_429_is_paced_from_its_headers_not_held_for_retry_after() -> No
     control = ramped_to(20)
     headers = budget("requests", 0, 1200, **{"retry-after": "1"})  # 20 a second
     burst = [control.dispatched(5.0, 0.0) for _ in range(16)]
-    waits = [control.throttled(headers, dispatch, 5.2, holding=0) for dispatch in burst]
+    waits = [control.throttled(headers, dispatch, 5.01, holding=0) for dispatch in burst]
     assert waits == [0.0] * 16  # each goes again as soon as the pacing allows
     assert control.ceiling is None  # not a concurrency limit
     assert control.reserve == 2.0 and control.episodes == 1  # once for the whole burst
     # The refused requests cost nothing: the bucket is as the refusal reported it, plus refill.
-    # One request and two in reserve: 0.15 s after the refused request was let go.
-    assert control.wait_time(5.0, 0.0) == pytest.approx(0.15)
-    assert control.wait_time(5.2, 0.0) == 0.0
+    # One request and two in reserve: 0.15 s after the refused request was let go, not the
+    # whole second retry-after says (it is rounded up).
+    assert control.wait_time(5.01, 0.0) == pytest.approx(0.14)
+    assert control.wait_time(5.15, 0.0) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_a_429_with_budget_to_spare_is_a_concurrency_limit() -> None:
@@ -207,3 +208,24 @@ def test_a_refund_gives_the_budget_back() -> None:
     sent[0].refund()
     assert control.wait_time(0.1, 0.0) == 0.0
     assert isinstance(sent[0], Dispatch) and sent[0].requests == 0.0
+
+
+def test_the_combined_tokens_header_is_not_taken_for_the_input_budget() -> None:
+    """Under an output limit alone, ``tokens-*`` reports the output bucket: pacing the input
+    by it would count each request's input against the output budget."""
+    control = AdaptiveConcurrency()
+    headers = {**budget("output-tokens", 50, 6000), **budget("tokens", 50, 6000)}
+    control.succeeded(headers, control.dispatched(0.0, 500), 0.2, output_tokens=5)
+    assert control.wait_time(0.2, 500) == 0.0  # 50 output tokens left: enough for 5 and 5
+    # A server that gives only the combined figure: input is paced by it.
+    alone = AdaptiveConcurrency()
+    alone.succeeded(budget("tokens", 50, 6000), alone.dispatched(0.0, 500), 0.2)
+    assert alone.wait_time(0.0, 500) > 0
+
+
+def test_a_budget_in_debt_waits_what_retry_after_says_less_its_rounding() -> None:
+    control = AdaptiveConcurrency()
+    # Output is charged after the fact: the headers say 0 left, retry-after says 5 s of debt.
+    headers = budget("output-tokens", 0, 6000, **{"retry-after": "5"})
+    assert control.throttled(headers, control.dispatched(1.0, 0.0), 1.2, holding=0) == 0.0
+    assert control.wait_time(1.2, 0.0) == pytest.approx(4.0)

@@ -114,11 +114,16 @@ def _budgets_of(limits: RateLimits) -> dict[str, tuple[int, int]]:
         found["requests"] = (limits.requests_remaining, limits.requests_limit)
     if limits.input_tokens_remaining is not None and limits.input_tokens_limit:
         found["input_tokens"] = (limits.input_tokens_remaining, limits.input_tokens_limit)
-    elif limits.tokens_remaining is not None and limits.tokens_limit:
-        # Only the combined figure: the most restrictive token budget; pace input by it.
-        found["input_tokens"] = (limits.tokens_remaining, limits.tokens_limit)
     if limits.output_tokens_remaining is not None and limits.output_tokens_limit:
         found["output_tokens"] = (limits.output_tokens_remaining, limits.output_tokens_limit)
+    if (
+        limits.tokens_remaining is not None
+        and limits.tokens_limit
+        and not {"input_tokens", "output_tokens"} & found.keys()
+    ):
+        # Only the combined figure (the tightest token budget, whichever it is): pace the
+        # input by it, the one size known before sending.
+        found["input_tokens"] = (limits.tokens_remaining, limits.tokens_limit)
     return found
 
 
@@ -296,9 +301,12 @@ class AdaptiveConcurrency:
         spent = [name for name, (left, _) in announced.items() if left < max(1.0, needs[name])]
         if spent:
             # A per-minute budget ran out sooner than the pacing expected: keep more in hand.
-            # Its own headers say when it refills; pacing holds this request until then.
+            # Its own headers say when it refills; pacing holds this request until then. The
+            # headers show no debt (output is charged after the fact and can overdraw), but
+            # retry-after does, rounded up to whole seconds: wait that, less the rounding.
             if self._new_episode(sent_at, now):
                 self.reserve = min(self.reserve * 2.0, _MAX_RESERVE)
+            self.paused_until = max(self.paused_until, now + retry_after - 1.0)
             return 0.0
         if (limits.requests_remaining is not None or limits.tokens_remaining is not None) and (
             not announced
