@@ -9,16 +9,18 @@ when the next one goes, from the answers alone.
 - **Ramp.** 16 in flight at first, then one more per answer (doubling every round trip) until
   the server first refuses or is overloaded.
 - **An unknown concurrency limit.** A 429 while no announced budget is spent means the server
-  holds no more requests at once: the number in flight becomes how many of ours the server was
-  holding when it refused (our successful requests on the wire at that moment). Now and then it
-  tries one more, less often each time that is refused.
+  holds no more requests at once: the number in flight becomes how many of ours it evidently
+  holds (the most successful requests of ours on the wire together lately). Probes above that
+  come now and then, a step that doubles while it holds; after a refused probe it goes back to
+  the level that held, and probes less often.
 - **Announced budgets.** The ``anthropic-ratelimit-*`` headers describe each per-minute budget
   (requests, input tokens, output tokens) as a token bucket refilling at limit/60 a second. A
   request goes only when every bucket, as last reported less what was sent since, can pay for it
   and keep a small reserve: sending is spread at the budget's own rate instead of bursting into
-  429s. A 429 that finds a budget spent doubles the reserve (the estimate was too bold) and the
-  refused request is paced like the others, from the refusal's own headers, not held for the
-  whole-second ``retry-after``.
+  429s. A 429 that finds a budget spent doubles the reserve (the estimate was too bold); the
+  refused request is paced like the others from the refusal's own headers, after its
+  ``retry-after`` less the rounding to whole seconds (which is what shows a bucket overdrawn by
+  output, charged after the fact), not after the whole rounded-up second.
 - **Once per congestion episode.** Refusals of requests sent before the last reaction belong to
   the episode already answered: one cut per episode, not one per refused request. 529 and 5xx
   halve the number in flight, once per episode.
@@ -27,9 +29,10 @@ A 429 proves the server did not act, so a refused row is sent again (up to
 ``4 x max_attempts`` refusals), never dropped, and never sent twice at once; other failures
 (529 and 5xx included) are retried as the SDKs retry and reported after ``max_attempts``.
 
-Threads, not asyncio: the caller blocks in a plain loop that also works inside a running Jupyter
-event loop, and a kernel interrupt stops sending at once while the requests already in flight
-finish and are reported (a second interrupt abandons them).
+Threads, not asyncio: a dispatcher thread sends, settles and retries; the caller's thread only
+receives outcomes (so a slow ``on_outcome`` never idles the wire), in a plain loop that also
+works inside a running Jupyter event loop. A kernel interrupt stops sending at once while the
+requests already in flight finish and are reported (a second interrupt abandons them).
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ _REORDER_WINDOW = 0.02
 # The reserve kept in an announced bucket, in requests' worth: at first, and at most.
 _RESERVE = 1.0
 _MAX_RESERVE = 8.0
+# Dispatches remembered while no budget has been announced (the first report will be of one
+# of the requests in flight).
+_UNREPORTED_LOG = 4096
 # Refusals (429) a row may meet before it is reported failed, per max_attempts.
 _REFUSALS_PER_ATTEMPT = 4
 
@@ -160,7 +166,6 @@ class AdaptiveConcurrency:
         self._dispatches = 0
         self._input_mean = 0.0
         self._output_mean: float | None = None
-        self._answers = 0
 
     @property
     def current(self) -> int:
@@ -174,7 +179,10 @@ class AdaptiveConcurrency:
         dispatch = Dispatch(self._dispatches, now, 1.0, weight, output)
         self._dispatches += 1
         self._log.append(dispatch)
-        self._input_mean = weight if len(self._log) == 1 else 0.9 * self._input_mean + 0.1 * weight
+        if not self._budgets and len(self._log) > _UNREPORTED_LOG:
+            self._log.popleft()  # no budget announced yet: only the recent ones can matter
+        first = self._dispatches == 1
+        self._input_mean = weight if first else 0.9 * self._input_mean + 0.1 * weight
         return dispatch
 
     def _spent_since(self, number: int) -> dict[str, float]:
@@ -235,7 +243,6 @@ class AdaptiveConcurrency:
         the output budget). ``probe=False`` near the end of a run: a refused
         probe would hold its request back by ``retry-after`` when nothing else is left."""
         self._read_budgets(headers, dispatch)
-        self._answers += 1
         if output_tokens is not None:
             mean = self._output_mean
             self._output_mean = (
