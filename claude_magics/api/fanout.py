@@ -388,9 +388,10 @@ class _Wire:
             attempt.failed = failed
             self._longest = max(self._longest, now - attempt.sent)
 
-    def held_together(self, since: float) -> int:
+    def held_together(self, since: float, lasting: float) -> int:
         """The most of our requests answered successfully since ``since`` that were on the
-        wire at the same moment: a server with a concurrency limit held at least as many."""
+        wire together for at least ``lasting`` seconds: a server with a concurrency limit held
+        at least as many. (Briefer overlaps are a busy client noting an answer late.)"""
         events: list[tuple[float, int]] = []
         with self._lock:
             for attempt in reversed(self._attempts):
@@ -400,9 +401,12 @@ class _Wire:
                 if answered is not None and answered >= since and not attempt.failed:
                     events += [(attempt.sent, 1), (answered, -1)]
         most = count = 0
-        for _, change in sorted(events):  # at a tie an answer comes before a send
+        reached = 0.0
+        for moment, change in sorted(events):  # at a tie an answer comes before a send
+            if count > most and moment - reached >= lasting:
+                most = count
             count += change
-            most = max(most, count)
+            reached = moment
         return most
 
 
@@ -521,7 +525,8 @@ class _FanOut(Generic[T]):
         delay = _retry_delay(exc, max(0, failures - 1), self.initial_backoff, self.max_backoff)
         if status == 429:
             assert isinstance(exc, APIStatusError)
-            held = self.wire.held_together(attempt.sent - 2 * (self.rtt or 0.0))
+            rtt = self.rtt or 0.0
+            held = self.wire.held_together(attempt.sent - 2 * rtt, lasting=rtt / 20)
             delay = control.throttled(exc.headers, dispatch, now, holding=held)
         elif status is not None and status >= 500:
             control.overloaded(dispatch, now)
