@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from claude_magics.api.fanout import AdaptiveConcurrency, Dispatch
+from claude_magics.api.fanout import AdaptiveConcurrency, Dispatch, _Attempt, _Wire
 
 NO_BUDGET = {"retry-after": "1"}  # what a concurrency 429 carries
 
@@ -229,3 +229,15 @@ def test_a_budget_in_debt_waits_what_retry_after_says_less_its_rounding() -> Non
     headers = budget("output-tokens", 0, 6000, **{"retry-after": "5"})
     assert control.throttled(headers, control.dispatched(1.0, 0.0), 1.2, holding=0) == 0.0
     assert control.wait_time(1.2, 0.0) == pytest.approx(4.0)
+
+
+def test_what_the_server_held_is_counted_from_overlaps_that_lasted() -> None:
+    """Twenty requests held together for a round trip, one more sent a moment before one of
+    them was noted answered (a busy client), and one refused: twenty, not twenty-one."""
+    wire = _Wire()
+    held = [_Attempt(sent=1.0 + i * 0.001, answered=1.2 + i * 0.001) for i in range(20)]
+    late = _Attempt(sent=1.1995, answered=1.40)  # half a millisecond before the first answer
+    refused = _Attempt(sent=1.05, answered=1.25, failed=True)
+    wire._attempts = [*held, refused, late]
+    assert wire.held_together(since=1.0, lasting=0.01) == 20
+    assert wire.held_together(since=1.0, lasting=0.0) == 21  # what a plain count would say
