@@ -12,7 +12,7 @@ import pytest
 from batch_support import LABELS, REVIEWS, Jobs, user_text
 
 from claude_magics.api.client import Client
-from claude_magics.api.fanout import AdaptiveConcurrency, Outcome, run_concurrently
+from claude_magics.api.fanout import run_concurrently
 from claude_magics.emulator import Emulator
 from claude_magics.errors import ClaudeError, MissingAPIKeyError
 from claude_magics.jobs import sending
@@ -82,42 +82,41 @@ def test_learns_a_concurrency_limit_it_was_not_told(jobs: Jobs, emulator: Emulat
     assert 0 < refused < 30
 
 
-def test_requests_per_minute_budget_paces_sending(emulator: Emulator) -> None:
-    """The ratelimit headers say how much is left: sending slows before a 429, not after."""
-    emulator.configure(requests_per_minute=600)  # ten a second, a bucket of 600
-    client = Client(api_key="k", base_url=emulator.url)
-    control = AdaptiveConcurrency()
+def spend_requests_budget(emulator: Emulator) -> None:
+    """Send requests until the requests-per-minute bucket refuses one: as in a long job."""
+    client = Client(api_key="k", base_url=emulator.url, max_retries=0)
     body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
-    outcomes: list[Outcome[int]] = []
-    run_concurrently(
-        list(range(20)),
-        lambda _: client.request("POST", "/v1/messages", body=body, max_retries=0),
-        on_outcome=outcomes.append,
-        controller=control,
-    )
-    assert all(o.response is not None for o in outcomes)
-    assert control._requests is not None and control._requests.limit == 600
-    now = time.monotonic()
-    assert control.wait_time(now, 0) == 0.0  # plenty left
-    control._requests.remaining = 0  # as if the bucket were empty: wait for one refill
-    control._requests.seen_at = now
-    assert control.wait_time(now, 0) == pytest.approx(0.1, abs=0.02)
+    for _ in range(1000):
+        try:
+            client.request("POST", "/v1/messages", body=body)
+        except ClaudeError:
+            return
+    raise AssertionError("the budget never ran out")
 
 
-def test_a_rate_limit_429_pauses_everyone(emulator: Emulator) -> None:
-    control = AdaptiveConcurrency()
-    headers = {
-        "anthropic-ratelimit-requests-limit": "50",
-        "anthropic-ratelimit-requests-remaining": "0",
-        "retry-after": "2",
-    }
-    now = time.monotonic()
-    assert control.throttled(headers, now, 10, now) == 2.0
-    assert control.wait_time(now, 0) == pytest.approx(2.0)
-    # Without budget headers a 429 is a concurrency limit: no pause, a ceiling instead.
-    other = AdaptiveConcurrency()
-    other.throttled({"retry-after": "1"}, now, 9, now)
-    assert other.ceiling == 8 and other.current == 8 and other.wait_time(now, 0) == 0
+def test_a_tight_requests_per_minute_budget_is_paced_not_stormed(
+    jobs: Jobs, emulator: Emulator
+) -> None:
+    """The headers announce 300 requests a minute and the bucket is empty: the job goes at
+    five a second, every row answered, and after the first blind burst hardly any 429."""
+    emulator.configure(requests_per_minute=300)
+    spend_requests_budget(emulator)
+    emulator.configure(latency=0.05)
+    before = len(jobs.messages())
+    # The same model: each model has a budget of its own.
+    job = jobs.run(rows(15), "review", label_task(LABELS), mode="realtime", model=MODEL)
+    assert job.counts() == {"succeeded": 15}
+    sent = jobs.messages()[before:]
+    statuses = [r.status for r in sent]
+    assert statuses.count(200) == 15 and set(statuses) == {200, 429}
+    # The first requests go before anything is known of the budget (at most the first
+    # window, 16; here the 15 rows). Once the first answer is back, the pacing keeps the
+    # bucket from running dry: at most a couple of refusals, not a burst every second.
+    known = next(r.time for r in sent if r.status == 200) + 0.05 + 0.1
+    assert sum(1 for r in sent if r.status == 429 and r.time > known) <= 2
+    # Paced at the budget's own rate: the emulator admitted them a fifth of a second apart.
+    admitted = [r.time for r in sent if r.status == 200]
+    assert admitted[-1] - admitted[0] >= 14 / 5 * 0.9
 
 
 def test_failed_rows_get_their_status(jobs: Jobs, emulator: Emulator) -> None:

@@ -3,23 +3,40 @@
     results = run_concurrently(prompts, send=lambda p: client.request(..., max_retries=0),
                                on_outcome=keep)          # keep(outcome) runs in this thread
 
-No semaphore size to tune: `AdaptiveConcurrency` starts small, grows while answers come back
-(doubling per round trip, then one more per round trip), and learns from every refusal. A 429
-whose ``anthropic-ratelimit-*`` headers show an exhausted per-minute budget pauses all sending
-until ``retry-after``; a 429 without them is a concurrency limit, so the number in flight drops
-to what the server evidently accepts; 529 and 5xx halve it, multiplicatively. While the headers
-report what remains of the per-minute request and input-token budgets, sending is paced so the
-budget is not overdrawn in the first place. Failed requests are retried (as the SDKs do) and
-only reported failed after ``max_attempts``; nothing is dropped.
+No semaphore size to tune: `AdaptiveConcurrency` decides how many requests are in flight and
+when the next one goes, from the answers alone.
 
-Threads, not asyncio: the caller blocks in a plain loop that also works inside a running Jupyter
-event loop, and a kernel interrupt stops sending at once while the requests already in flight
-finish and are reported (a second interrupt abandons them).
+- **Ramp.** 16 in flight at first, then one more per answer (doubling every round trip) until
+  the server first refuses or is overloaded.
+- **An unknown concurrency limit.** A 429 while no announced budget is spent means the server
+  holds no more requests at once: the number in flight becomes how many of ours it evidently
+  holds (the most successful requests of ours on the wire together lately). Probes above that
+  come now and then, a step that doubles while it holds; after a refused probe it goes back to
+  the level that held, and probes less often.
+- **Announced budgets.** The ``anthropic-ratelimit-*`` headers describe each per-minute budget
+  (requests, input tokens, output tokens) as a token bucket refilling at limit/60 a second. A
+  request goes only when every bucket, as last reported less what was sent since, can pay for it
+  and keep a small reserve: sending is spread at the budget's own rate instead of bursting into
+  429s. A 429 that finds a budget spent doubles the reserve (the estimate was too bold); the
+  refused request is paced like the others from the refusal's own headers, after its
+  ``retry-after`` less the rounding to whole seconds (which is what shows a bucket overdrawn by
+  output, charged after the fact), not after the whole rounded-up second.
+- **Once per congestion episode.** Refusals of requests sent before the last reaction belong to
+  the episode already answered: one cut per episode, not one per refused request. 529 and 5xx
+  halve the number in flight, once per episode.
+
+A 429 proves the server did not act, so a refused row is sent again (up to
+``4 x max_attempts`` refusals), never dropped, and never sent twice at once; other failures
+(529 and 5xx included) are retried as the SDKs retry and reported after ``max_attempts``.
+
+Threads, not asyncio: a dispatcher thread sends, settles and retries; the caller's thread only
+receives outcomes (so a slow ``on_outcome`` never idles the wire), in a plain loop that also
+works inside a running Jupyter event loop. A kernel interrupt stops sending at once while the
+requests already in flight finish and are reported (a second interrupt abandons them).
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import queue
 import threading
@@ -42,6 +59,14 @@ T = TypeVar("T")
 _MAX_PROBE_ROUNDS = 16
 # Seconds within which a request sent later may reach the server first.
 _REORDER_WINDOW = 0.02
+# The reserve kept in an announced bucket, in requests' worth: at first, and at most.
+_RESERVE = 1.0
+_MAX_RESERVE = 8.0
+# Dispatches remembered while no budget has been announced (the first report will be of one
+# of the requests in flight).
+_UNREPORTED_LOG = 4096
+# Refusals (429) a row may meet before it is reported failed, per max_attempts.
+_REFUSALS_PER_ATTEMPT = 4
 
 
 @dataclass
@@ -57,197 +82,331 @@ class Outcome(Generic[T]):
 
 
 @dataclass
+class Dispatch:
+    """One request as the controller counts it against the budgets: when it was let go and what
+    it will cost (zeroed when the server refuses it: a refusal costs nothing)."""
+
+    number: int  # the order let go in (times may tie)
+    at: float
+    requests: float
+    input_tokens: float
+    output_tokens: float
+
+    def refund(self) -> None:
+        self.requests = self.input_tokens = self.output_tokens = 0.0
+
+
+@dataclass
 class _Budget:
-    """A per-minute budget as a response's headers reported it (a token bucket)."""
+    """A per-minute budget as one answer's headers reported it: a token bucket."""
 
     remaining: float
     limit: float
-    seen_at: float  # monotonic time of the request that carried the headers (its send time)
+    seen_at: float  # when the request that carried the headers was let go
+    seen_number: int  # and its place in the order let go
 
-    def level(self, now: float, spent_since: float) -> float:
+    def wait_for(self, amount: float, now: float, spent: float) -> float:
+        """Seconds until the bucket holds ``amount`` more than ``spent`` (sent since)."""
         refill = (now - self.seen_at) * self.limit / 60.0
-        return min(self.limit, self.remaining + refill) - spent_since
-
-    def wait_for(self, amount: float, now: float, spent_since: float) -> float:
-        short = amount - self.level(now, spent_since)
+        level = min(self.limit, self.remaining + refill) - spent
+        short = min(amount, self.limit) - level
         return 0.0 if short <= 0 else short * 60.0 / self.limit
+
+
+def _budgets_of(limits: RateLimits) -> dict[str, tuple[int, int]]:
+    """The (remaining, limit) of each budget the headers announce, by what it counts."""
+    found: dict[str, tuple[int, int]] = {}
+    if limits.requests_remaining is not None and limits.requests_limit:
+        found["requests"] = (limits.requests_remaining, limits.requests_limit)
+    if limits.input_tokens_remaining is not None and limits.input_tokens_limit:
+        found["input_tokens"] = (limits.input_tokens_remaining, limits.input_tokens_limit)
+    if limits.output_tokens_remaining is not None and limits.output_tokens_limit:
+        found["output_tokens"] = (limits.output_tokens_remaining, limits.output_tokens_limit)
+    if (
+        limits.tokens_remaining is not None
+        and limits.tokens_limit
+        and not {"input_tokens", "output_tokens"} & found.keys()
+    ):
+        # Only the combined figure (the tightest token budget, whichever it is): pace the
+        # input by it, the one size known before sending.
+        found["input_tokens"] = (limits.tokens_remaining, limits.tokens_limit)
+    return found
 
 
 class AdaptiveConcurrency:
     """How many requests may be in flight and when the next may go, learned as answers come.
 
-    ``initial``: in flight at the start; ``maximum``: a ceiling (the HTTP pool's size).
+    ``initial``: in flight at the start; ``maximum``: a ceiling (the HTTP pool's size). Every
+    method takes the time (``time.monotonic()`` seconds) from its caller.
     """
 
     def __init__(self, initial: int = 16, maximum: int = 64) -> None:
         self.maximum = max(1, maximum)
         self.limit = float(max(1, min(initial, self.maximum)))
         self.slow_start = True
+        #: Nobody sends before this (a refusal whose budget cannot be paced).
         self.paused_until = 0.0
-        #: The smallest in-flight count a concurrency 429 has been seen at, minus one.
+        #: How many requests in flight the server evidently accepts (a concurrency limit).
         self.ceiling: int | None = None
-        self._calm = 0  # answers since the last concurrency refusal, at the ceiling
-        self._probe_rounds = 1  # round trips at the ceiling before trying one more
-        self._probe_at = float("inf")  # when the ceiling was last raised by one, to try
-        self._cut_at = float("-inf")  # when the ceiling was last lowered
-        #: The retry-after of the latest 429 (what a refused request waits).
+        #: Requests' worth kept in each announced bucket; doubles on each budget 429 episode.
+        self.reserve = _RESERVE
+        #: The retry-after of the latest 429 (what a request refused for concurrency waits).
         self.last_retry_after = 1.0
-        self._requests: _Budget | None = None
-        self._tokens: _Budget | None = None
-        # (send time, weight) of every dispatch, to know what was spent since a header's time.
-        self._sent_times: list[float] = []
-        self._sent_weights: list[float] = []
-        self._weight_total: list[float] = [0.0]
+        #: Back-offs so far (concurrency cuts, overload halvings, budget reserve doublings).
+        self.episodes = 0
+        self._episode_at = float("-inf")  # the last back-off: refusals of earlier sends are its
+        self._calm = 0  # answers at the ceiling since the last probe or cut
+        self._probe_rounds = 1  # round trips at the ceiling before trying one more
+        self._probe_at = float("inf")  # when the ceiling was last raised, to try
+        self._probe_from = 1  # the ceiling before that probe: the level known to hold
+        self._step = 1  # how far the next probe goes above the ceiling
+        self._episode_top = 1  # in flight when the current episode began, less one
+        self._budgets: dict[str, _Budget] = {}
+        self._log: deque[Dispatch] = deque()  # every dispatch since the oldest budget report
+        self._dispatches = 0
+        self._input_mean = 0.0
+        self._output_mean: float | None = None
 
     @property
     def current(self) -> int:
         return max(1, int(self.limit))
 
-    def dispatched(self, now: float, weight: float) -> None:
-        """Note a request sent at ``now`` that will use about ``weight`` input tokens."""
-        self._sent_times.append(now)
-        self._sent_weights.append(weight)
-        self._weight_total.append(self._weight_total[-1] + weight)
+    # ---------------------------------------------------------------- budgets
 
-    def _spent_since(self, moment: float) -> tuple[int, float]:
-        start = bisect.bisect_right(self._sent_times, moment)
-        count = len(self._sent_times) - start
-        return count, self._weight_total[-1] - self._weight_total[start]
+    def dispatched(self, now: float, weight: float) -> Dispatch:
+        """Note a request let go at ``now`` that will use about ``weight`` input tokens."""
+        output = self._output_mean if self._output_mean is not None else 1.0
+        dispatch = Dispatch(self._dispatches, now, 1.0, weight, output)
+        self._dispatches += 1
+        self._log.append(dispatch)
+        if not self._budgets and len(self._log) > _UNREPORTED_LOG:
+            self._log.popleft()  # no budget announced yet: only the recent ones can matter
+        first = self._dispatches == 1
+        self._input_mean = weight if first else 0.9 * self._input_mean + 0.1 * weight
+        return dispatch
+
+    def _spent_since(self, number: int) -> dict[str, float]:
+        """What was let go after dispatch ``number``."""
+        spent = {"requests": 0.0, "input_tokens": 0.0, "output_tokens": 0.0}
+        for dispatch in reversed(self._log):  # in the order let go: the recent ones only
+            if dispatch.number <= number:
+                break
+            spent["requests"] += dispatch.requests
+            spent["input_tokens"] += dispatch.input_tokens
+            spent["output_tokens"] += dispatch.output_tokens
+        return spent
+
+    def _needs(self, weight: float) -> dict[str, float]:
+        """What one more request takes from each bucket, its reserve included."""
+        output = self._output_mean if self._output_mean is not None else 1.0
+        return {
+            "requests": 1.0 + self.reserve,
+            "input_tokens": weight + self.reserve * max(self._input_mean, weight),
+            "output_tokens": output * (1.0 + self.reserve),
+        }
 
     def wait_time(self, now: float, weight: float) -> float:
         """Seconds until one more request of ``weight`` input tokens may be sent (0: now)."""
         wait = max(0.0, self.paused_until - now)
-        if self._requests is not None:
-            count, _ = self._spent_since(self._requests.seen_at)
-            wait = max(wait, self._requests.wait_for(1.0, now, count))
-        if self._tokens is not None and weight:
-            _, tokens = self._spent_since(self._tokens.seen_at)
-            wait = max(wait, self._tokens.wait_for(min(weight, self._tokens.limit), now, tokens))
+        needs = self._needs(weight)
+        for name, budget in self._budgets.items():
+            spent = self._spent_since(budget.seen_number)[name]
+            wait = max(wait, budget.wait_for(needs[name], now, spent))
         return wait
 
-    def _read_budgets(self, headers: Mapping[str, str], sent_at: float) -> RateLimits:
+    def _read_budgets(self, headers: Mapping[str, str], dispatch: Dispatch) -> RateLimits:
         limits = RateLimits.from_headers(headers)
-        fresher = self._requests is None or sent_at >= self._requests.seen_at
-        if limits.requests_remaining is not None and limits.requests_limit and fresher:
-            self._requests = _Budget(limits.requests_remaining, limits.requests_limit, sent_at)
-        remaining = limits.input_tokens_remaining
-        limit = limits.input_tokens_limit
-        if remaining is None or not limit:
-            remaining, limit = limits.tokens_remaining, limits.tokens_limit
-        if (
-            remaining is not None
-            and limit
-            and (self._tokens is None or sent_at >= self._tokens.seen_at)
-        ):
-            self._tokens = _Budget(remaining, limit, sent_at)
+        for name, (remaining, limit) in _budgets_of(limits).items():
+            known = self._budgets.get(name)
+            if known is None or dispatch.number >= known.seen_number:  # the freshest wins
+                self._budgets[name] = _Budget(
+                    float(remaining), float(limit), dispatch.at, dispatch.number
+                )
+        if self._budgets:  # what no budget will ask about again
+            oldest = min(b.seen_number for b in self._budgets.values())
+            while self._log and self._log[0].number < oldest:
+                self._log.popleft()
         return limits
 
-    def succeeded(self, headers: Mapping[str, str], sent_at: float, *, probe: bool = True) -> None:
-        """An answer came back. ``probe=False`` near the end of a run: a refused probe would
-        hold its request back by ``retry-after`` when nothing else is left to send."""
-        self._read_budgets(headers, sent_at)
+    # ---------------------------------------------------------------- answers
+
+    def succeeded(
+        self,
+        headers: Mapping[str, str],
+        dispatch: Dispatch,
+        now: float,
+        *,
+        output_tokens: int | None = None,
+        probe: bool = True,
+    ) -> None:
+        """An answer came back for ``dispatch``. ``output_tokens``: what it generated (for
+        the output budget). ``probe=False`` near the end of a run: a refused
+        probe would hold its request back by ``retry-after`` when nothing else is left."""
+        self._read_budgets(headers, dispatch)
+        if output_tokens is not None:
+            mean = self._output_mean
+            self._output_mean = (
+                float(output_tokens) if mean is None else 0.9 * mean + 0.1 * output_tokens
+            )
         if self.slow_start:
             self.limit += 1.0  # one more per answer: doubles every round trip
         else:
             self.limit += 1.0 / self.limit  # one more per round trip
         if self.ceiling is not None:
             if self.limit >= self.ceiling:
-                # Hold at the known limit, and now and then try one more: a cut may have come
-                # from a passing limit or a noisy estimate. Probes that fail at the same level
-                # come less and less often (every 1, 2, 4... round trips).
+                # Hold at the known limit, and now and then try above it: a cut may have come
+                # from a passing limit or a low count. Each probe that holds for its rounds
+                # makes the next step twice as big (the edge is found in a few round trips);
+                # probes refused at the same level come less and less often.
                 self._calm += 1
                 if probe and self._calm >= self._probe_rounds * self.ceiling:
-                    self.ceiling += 1
-                    self.limit = float(self.ceiling)  # the probe: one more, now
+                    if self._probe_at < float("inf"):
+                        self._step *= 2  # the last probe held
+                    self._probe_from = self.ceiling
+                    self.ceiling += self._step
+                    self.limit = float(self.ceiling)  # the probe: now
                     self._calm = 0
-                    self._probe_at = time.monotonic()
+                    self._probe_at = now
             self.limit = min(self.limit, float(self.ceiling))
         self.limit = min(self.limit, float(self.maximum))
+
+    def _new_episode(self, sent_at: float, now: float) -> bool:
+        """Whether a refusal of a request let go at ``sent_at`` is news: requests let go before
+        the last back-off were sent under the old rules, and their refusals are its echo."""
+        if sent_at < self._episode_at:
+            return False
+        self._episode_at = now
+        self.episodes += 1
+        self.slow_start = False
+        return True
 
     def throttled(
         self,
         headers: Mapping[str, str],
-        sent_at: float,
-        in_flight_peak: int,
+        dispatch: Dispatch,
         now: float,
-        answered_last_round: int | None = None,
+        *,
+        holding: int,
     ) -> float:
-        """A 429: returns how long this request waits before it is sent again.
+        """A 429 for ``dispatch``: returns how long that request waits before it may go again
+        (it is also paced like any other).
 
-        ``in_flight_peak``: the most requests (this one included) that were on the wire while
-        it was on its way to the server. ``answered_last_round``: successful answers in the
-        last round trip; while the server is full, that is how many it holds at once.
+        ``holding``: how many of our requests the server evidently holds at once (the most
+        successful ones on the wire together lately).
         """
-        limits = self._read_budgets(headers, sent_at)
+        sent_at = dispatch.at
+        weight = dispatch.input_tokens
+        dispatch.refund()
+        limits = self._read_budgets(headers, dispatch)
         retry_after = limits.retry_after if limits.retry_after is not None else 1.0
         retry_after = min(max(retry_after, 0.0), 60.0)
         self.last_retry_after = retry_after
-        exhausted = (limits.requests_remaining is not None and limits.requests_remaining < 1) or (
-            limits.input_tokens_remaining is not None and limits.input_tokens_remaining < 1
-        )
-        self.slow_start = False
-        if exhausted or limits.requests_remaining is not None:
-            # A per-minute budget ran out: nobody sends until it refills.
+        announced = _budgets_of(limits)
+        # Which budget turned it away: one with less left than this request takes (token
+        # counts are our estimates: twice the estimate, to be sure).
+        needs = {"requests": 1.0, "input_tokens": 2.0 * weight, "output_tokens": 1.0}
+        spent = [name for name, (left, _) in announced.items() if left < max(1.0, needs[name])]
+        if spent:
+            # A per-minute budget ran out sooner than the pacing expected: keep more in hand.
+            # Its own headers say when it refills; pacing holds this request until then. The
+            # headers show no debt (output is charged after the fact and can overdraw), but
+            # retry-after does, rounded up to whole seconds: wait that, less the rounding.
+            if self._new_episode(sent_at, now):
+                self.reserve = min(self.reserve * 2.0, _MAX_RESERVE)
+            self.paused_until = max(self.paused_until, now + retry_after - 1.0)
+            return 0.0
+        if (limits.requests_remaining is not None or limits.tokens_remaining is not None) and (
+            not announced
+        ):
+            # Budget headers without their limits: nothing to pace by; wait as told.
             self.paused_until = max(self.paused_until, now + retry_after)
-        elif sent_at >= self._cut_at:
-            # No budget reported: a limit on requests in flight. (A refusal of a request sent
-            # before the last cut says nothing new: it was sent under the old limit.) The
-            # server held at most the others we had on the wire when this one reached it.
-            bound = max(1, in_flight_peak - 1)
-            if answered_last_round:
-                # Little's law: a full server answers as many per round trip as it holds. The
-                # peak alone is loose while many refused requests are in the air; the answer
-                # count is noisy (low while a burst of refusals passes): trust it at most to
-                # halve the peak's bound.
-                bound = min(bound, max(answered_last_round, (bound + 1) // 2))
-            if self.ceiling is not None and bound >= self.ceiling - 1:
-                if sent_at >= self._probe_at:  # refused at the top: the probe failed
-                    self._probe_rounds = min(self._probe_rounds * 2, _MAX_PROBE_ROUNDS)
-            else:
-                self._probe_rounds = 1  # a new, lower limit: look for its edge soon
+            return retry_after
+        if self._new_episode(sent_at, now):
+            # No budget spent: a limit on requests in flight, and the server was full with
+            # the requests of ours it was holding.
+            bound = max(1, holding)
+            rounds, self._probe_rounds = self._probe_rounds, 1  # a new limit: find its edge
+            if self.ceiling is not None and holding >= self.ceiling // 2:
+                # Not a collapse (that would show as a count of half or less): a step.
+                if sent_at >= self._probe_at:
+                    # A probe above the known limit was refused: back to the level that held
+                    # before it, and try again less often.
+                    self._probe_rounds = min(rounds * 2, _MAX_PROBE_ROUNDS)
+                    bound = self._probe_from
+                elif self._calm >= self.ceiling:
+                    # Refused at a level that held for a round trip: the limit moved a
+                    # little, or a slot was freed a moment after its answer. One less.
+                    bound = max(1, self.ceiling - 1)
             self._probe_at = float("inf")
-            self.ceiling = bound if self.ceiling is None else min(self.ceiling, bound)
+            self._step = 1
+            self._episode_top = max(1, self.current - 1)  # refused at this many: fewer hold
+            self.ceiling = min(bound, self._episode_top)
             self.limit = float(min(self.current, self.ceiling))
             self._calm = 0
-            self._cut_at = now
+        elif self.ceiling is not None and holding > self.ceiling:
+            # The same episode: not another cut, a better count. Answers of the requests the
+            # server took are still coming back as the first refusals arrive.
+            self.ceiling = min(holding, self._episode_top)
+            self.limit = float(self.ceiling)
         return retry_after
 
-    def overloaded(self) -> None:
-        """A 529 or 5xx: back off multiplicatively."""
-        self.slow_start = False
-        self.limit = max(1.0, self.limit / 2.0)
+    def overloaded(self, dispatch: Dispatch, now: float) -> None:
+        """A 529 or 5xx: halve the number in flight, once per episode."""
+        dispatch.refund()
+        if self._new_episode(dispatch.at, now):
+            self.limit = max(1.0, self.limit / 2.0)
+
+
+@dataclass
+class _Attempt:
+    """One request on the wire, as its worker thread saw it."""
+
+    sent: float
+    answered: float | None = None
+    failed: bool = False
 
 
 class _Wire:
-    """What is actually on the wire, counted by the worker threads from the moment each sends a
-    request until its answer is back: the loop's own count lags behind both ways."""
+    """Every attempt in the order the workers sent them, and when each was answered: what was
+    actually on the wire (the loop's own count lags behind both ways)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._active = 0
-        self._log: list[tuple[float, int]] = []  # (send time, on the wire then, itself included)
+        self._attempts: list[_Attempt] = []
+        self._longest = 0.0  # the longest round trip so far
 
-    def sending(self) -> float:
+    def sending(self) -> _Attempt:
+        attempt = _Attempt(time.monotonic())
         with self._lock:
-            self._active += 1
-            now = time.monotonic()
-            self._log.append((now, self._active))
-            return now
+            self._attempts.append(attempt)
+        return attempt
 
-    def answered(self) -> None:
+    def answered(self, attempt: _Attempt, *, failed: bool) -> None:
+        now = time.monotonic()
         with self._lock:
-            self._active -= 1
+            attempt.answered = now
+            attempt.failed = failed
+            self._longest = max(self._longest, now - attempt.sent)
 
-    def peak(self, sent_at: float, window: float) -> int:
-        """The most on the wire at a send within ``window`` seconds after ``sent_at``: a
-        request sent a moment later may reach the server first (another connection)."""
-        most = 1
+    def held_together(self, since: float, lasting: float) -> int:
+        """The most of our requests answered successfully since ``since`` that were on the
+        wire together for at least ``lasting`` seconds: a server with a concurrency limit held
+        at least as many. (Briefer overlaps are a busy client noting an answer late.)"""
+        events: list[tuple[float, int]] = []
         with self._lock:
-            for moment, count in reversed(self._log):
-                if moment < sent_at:
-                    break
-                if moment <= sent_at + window:
-                    most = max(most, count)
+            for attempt in reversed(self._attempts):
+                if attempt.sent < since - self._longest:
+                    break  # answered before ``since``, like everything older
+                answered = attempt.answered
+                if answered is not None and answered >= since and not attempt.failed:
+                    events += [(attempt.sent, 1), (answered, -1)]
+        most = count = 0
+        reached = 0.0
+        for moment, change in sorted(events):  # at a tie an answer comes before a send
+            if count > most and moment - reached >= lasting:
+                most = count
+            count += change
+            reached = moment
         return most
 
 
@@ -258,6 +417,194 @@ def _retry_delay(error: APIError, attempt: int, initial: float, cap: float) -> f
     if not isinstance(error, APIStatusError) or not should_retry(error.status_code, error.headers):
         return None
     return retry_delay(attempt, error.headers, initial, cap)
+
+
+def _output_tokens(response: ApiObject) -> int | None:
+    usage = response.get("usage")
+    tokens = usage.get("output_tokens") if isinstance(usage, Mapping) else None
+    return tokens if isinstance(tokens, int) else None
+
+
+_Done = tuple[int, Dispatch, _Attempt, ApiObject | None, BaseException | None]
+# What the dispatcher hands the calling thread: an outcome, an error to raise, or the end.
+_Handed = Outcome[T] | BaseException | None
+
+
+class _FanOut(Generic[T]):
+    """The dispatcher: runs in a thread of its own so that sending never waits for the caller's
+    ``on_outcome`` (a database write, a progress bar), and owns every piece of state."""
+
+    def __init__(
+        self,
+        items: Sequence[T],
+        send: Callable[[T], ApiObject],
+        control: AdaptiveConcurrency,
+        weight: Callable[[T], float] | None,
+        max_attempts: int,
+        first_alone: bool,
+        initial_backoff: float,
+        max_backoff: float,
+    ) -> None:
+        self.items = items
+        self.send = send
+        self.control = control
+        self.weight = weight
+        self.max_attempts = max_attempts
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.fresh: deque[int] = deque(range(len(items)))
+        self.retries: list[tuple[float, int]] = []  # (ready at, position)
+        self.attempts = [0] * len(items)
+        self.failures = [0] * len(items)  # failed attempts other than refusals
+        self.refusals = [0] * len(items)  # 429s
+        self.started = [0.0] * len(items)
+        self.done: queue.Queue[_Done] = queue.Queue()
+        self.handed: queue.Queue[_Handed[T]] = queue.Queue()
+        self.stopping = threading.Event()
+        self.wire = _Wire()
+        self.in_flight = 0
+        self.rtt: float | None = None  # smoothed seconds from sending to an answer
+        self.warming = first_alone and len(items) > 1
+        self.pool = ThreadPoolExecutor(
+            max_workers=control.maximum, thread_name_prefix="claude-fanout"
+        )
+
+    def _work(self, position: int, dispatch: Dispatch) -> None:
+        attempt = self.wire.sending()
+        try:
+            response = self.send(self.items[position])
+        except BaseException as exc:  # reported to the dispatcher, which decides
+            self.wire.answered(attempt, failed=True)
+            self.done.put((position, dispatch, attempt, None, exc))
+        else:
+            self.wire.answered(attempt, failed=False)
+            self.done.put((position, dispatch, attempt, response, None))
+
+    def _hand(self, position: int, response: ApiObject | None, error: APIError | None) -> None:
+        seconds = time.monotonic() - self.started[position]
+        outcome = Outcome(
+            position, self.items[position], response, error, self.attempts[position], seconds
+        )
+        self.handed.put(outcome)
+
+    def _settle(self, entry: _Done) -> None:
+        position, dispatch, attempt, response, exc = entry
+        control = self.control
+        self.in_flight -= 1
+        now = time.monotonic()
+        self.attempts[position] += 1
+        if response is not None:
+            self.warming = False
+            took = (attempt.answered or now) - attempt.sent
+            self.rtt = rtt = took if self.rtt is None else 0.8 * self.rtt + 0.2 * took
+            # Probe only while there is work for twice as long as a refused probe would be
+            # held back (retry-after plus a round trip): never near the end.
+            time_left = len(self.fresh) / control.current * rtt
+            probe = time_left > 2 * (control.last_retry_after + rtt)
+            control.succeeded(
+                response.response_headers,
+                dispatch,
+                now,
+                output_tokens=_output_tokens(response),
+                probe=probe,
+            )
+            self._hand(position, response, None)
+            return
+        if not isinstance(exc, APIError):
+            raise exc if exc is not None else RuntimeError("no response and no error")
+        if self.stopping.is_set():
+            return  # interrupted: the row stays unsent, for the next run
+        status = exc.status_code if isinstance(exc, APIStatusError) else None
+        if status == 429:
+            # Turned away by a limit we pace against: the server did not act, and the row
+            # goes again (within a cap of its own, should the limit never let it through).
+            self.refusals[position] += 1
+        else:
+            self.failures[position] += 1
+        failures = self.failures[position]
+        delay = _retry_delay(exc, max(0, failures - 1), self.initial_backoff, self.max_backoff)
+        if status == 429:
+            assert isinstance(exc, APIStatusError)
+            rtt = self.rtt or 0.0
+            held = self.wire.held_together(attempt.sent - 2 * rtt, lasting=rtt / 20)
+            delay = control.throttled(exc.headers, dispatch, now, holding=held)
+        elif status is not None and status >= 500:
+            control.overloaded(dispatch, now)
+        gave_up = (
+            failures >= self.max_attempts
+            or self.refusals[position] >= _REFUSALS_PER_ATTEMPT * self.max_attempts
+        )
+        if delay is None or gave_up:
+            self.warming = False
+            self._hand(position, None, exc)
+            return
+        heapq.heappush(self.retries, (now + delay, position))
+
+    def _next_ready(self, now: float) -> int | None:
+        if self.retries and self.retries[0][0] <= now:
+            return self.retries[0][1]
+        return self.fresh[0] if self.fresh else None
+
+    def _fill(self) -> float:
+        """Send what may go now; returns how long until the next may (0: none is waiting for
+        time, only for a slot or for nothing)."""
+        now = time.monotonic()
+        while self.in_flight < (1 if self.warming else self.control.current):
+            position = self._next_ready(now)
+            if position is None:
+                return 0.0
+            weight = self.weight(self.items[position]) if self.weight is not None else 0.0
+            pace = self.control.wait_time(now, weight)
+            if pace > 0:
+                return pace
+            if self.retries and self.retries[0][1] == position and self.retries[0][0] <= now:
+                heapq.heappop(self.retries)
+            else:
+                self.fresh.popleft()
+            if not self.started[position]:
+                self.started[position] = now
+            self.in_flight += 1
+            self.pool.submit(self._work, position, self.control.dispatched(now, weight))
+        return 0.0
+
+    def run(self) -> None:
+        """The dispatcher thread: send, settle, retry, until all is answered (or, once
+        stopping, until what is in flight has come back)."""
+        try:
+            while self.fresh or self.retries or self.in_flight:
+                if self.stopping.is_set():
+                    self.fresh.clear()
+                    self.retries.clear()
+                    pace = 0.0
+                else:
+                    pace = self._fill()
+                timeout = 0.25
+                if self.retries:
+                    timeout = min(timeout, max(0.001, self.retries[0][0] - time.monotonic()))
+                if pace > 0:
+                    timeout = min(timeout, max(0.001, pace))
+                try:
+                    self._settle(self.done.get(timeout=timeout))
+                except queue.Empty:
+                    continue
+                while True:  # everything else that has finished meanwhile
+                    try:
+                        self._settle(self.done.get_nowait())
+                    except queue.Empty:
+                        break
+        except BaseException as exc:  # handed to the calling thread, which raises it
+            self.stopping.set()
+            self.handed.put(exc)
+        finally:
+            self.handed.put(None)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def next_handed(self) -> _Handed[T]:
+        while True:  # a timeout, so that a KeyboardInterrupt is seen at once
+            try:
+                return self.handed.get(timeout=0.25)
+            except queue.Empty:
+                continue
 
 
 def run_concurrently(
@@ -275,148 +622,41 @@ def run_concurrently(
     """Send every item, concurrently, and report each final outcome to ``on_outcome``.
 
     ``send`` runs in worker threads and must not retry by itself (``max_retries=0``): the
-    retries are scheduled here, where they also teach the controller. ``on_outcome`` runs in the
-    calling thread, one outcome at a time. ``weight`` estimates an item's input tokens for
-    pacing against the input-token budget. ``first_alone`` sends the first item by itself and
-    waits for its answer, so that a shared prompt prefix is in the cache before the rest go.
-    Errors other than API errors (a missing key, a bug) stop everything and are raised.
-    A KeyboardInterrupt stops sending, waits for the requests in flight (reported as usual)
-    and is raised again.
+    retries are scheduled by a dispatcher thread, where they also teach the controller.
+    ``on_outcome`` runs in the calling thread, one outcome at a time, while sending goes on.
+    ``weight`` estimates an item's input tokens for pacing against the input-token budget.
+    ``first_alone`` sends the first item by itself and waits for its answer, so that a shared
+    prompt prefix is in the cache before the rest go. Errors other than API errors (a missing
+    key, a bug, or one raised by ``on_outcome``) stop everything and are raised. A
+    KeyboardInterrupt stops sending, waits for the requests in flight (their answers are
+    reported as usual; their failures are not: those rows stay unsent) and is raised again.
     """
-    control = controller or AdaptiveConcurrency()
-    fresh: deque[int] = deque(range(len(items)))
-    retries: list[tuple[float, int, int]] = []  # (ready at, position, attempt)
-    attempts = [0] * len(items)
-    started = [0.0] * len(items)
-    done: queue.Queue[tuple[int, float, ApiObject | None, BaseException | None]] = queue.Queue()
-    wire = _Wire()
-    in_flight = 0
-    rtt: float | None = None  # smoothed seconds from sending to an answer
-    answers: deque[float] = deque()  # when recent successful answers came back
-    warming = first_alone and len(items) > 1
-    pool = ThreadPoolExecutor(max_workers=control.maximum, thread_name_prefix="claude-fanout")
-
-    def work(position: int) -> None:
-        sent_at = wire.sending()
-        try:
-            response = send(items[position])
-        except BaseException as exc:  # reported to the loop, which decides
-            wire.answered()
-            done.put((position, sent_at, None, exc))
-        else:
-            wire.answered()
-            done.put((position, sent_at, response, None))
-
-    def settle(entry: tuple[int, float, ApiObject | None, BaseException | None]) -> None:
-        nonlocal in_flight, warming, rtt
-        position, sent_at, response, exc = entry
-        in_flight -= 1
-        now = time.monotonic()
-        attempts[position] += 1
-        if response is not None:
-            warming = False
-            answers.append(now)
-            rtt = (now - sent_at) if rtt is None else 0.8 * rtt + 0.2 * (now - sent_at)
-            # Probe only while there is work for longer than a refused probe would be held
-            # back (retry-after plus a round trip): never at the very end.
-            time_left = len(fresh) / control.current * rtt
-            probe = time_left > control.last_retry_after + 2 * rtt
-            control.succeeded(response.response_headers, sent_at, probe=probe)
-            on_outcome(
-                Outcome(
-                    position,
-                    items[position],
-                    response,
-                    None,
-                    attempts[position],
-                    now - started[position],
-                )
-            )
-            return
-        if not isinstance(exc, APIError):
-            raise exc if exc is not None else RuntimeError("no response and no error")
-        delay = _retry_delay(exc, attempts[position] - 1, initial_backoff, max_backoff)
-        if isinstance(exc, APIStatusError) and exc.status_code == 429:
-            peak = wire.peak(sent_at, _REORDER_WINDOW)
-            while answers and rtt is not None and answers[0] < now - rtt:
-                answers.popleft()
-            delay = control.throttled(exc.headers, sent_at, peak, now, len(answers) or None)
-        elif isinstance(exc, APIStatusError) and exc.status_code >= 500:
-            control.overloaded()
-        if delay is None or attempts[position] >= max_attempts:
-            warming = False
-            on_outcome(
-                Outcome(
-                    position,
-                    items[position],
-                    None,
-                    exc,
-                    attempts[position],
-                    now - started[position],
-                )
-            )
-            return
-        heapq.heappush(retries, (now + delay, position, attempts[position]))
-
-    def next_position(now: float) -> int | None:
-        if retries and retries[0][0] <= now:
-            return heapq.heappop(retries)[1]
-        if fresh:
-            return fresh.popleft()
-        return None
-
+    fan = _FanOut(
+        items,
+        send,
+        controller or AdaptiveConcurrency(),
+        weight,
+        max_attempts,
+        first_alone,
+        initial_backoff,
+        max_backoff,
+    )
+    dispatcher = threading.Thread(target=fan.run, name="claude-fanout-dispatch", daemon=True)
+    dispatcher.start()
     try:
-        while fresh or retries or in_flight:
-            now = time.monotonic()
-            while in_flight < (1 if warming else control.current):
-                ready = (retries and retries[0][0] <= now) or fresh
-                if not ready:
-                    break
-                peek = retries[0][1] if retries and retries[0][0] <= now else fresh[0]
-                item_weight = weight(items[peek]) if weight is not None else 0.0
-                if control.wait_time(now, item_weight) > 0:
-                    break
-                position = next_position(now)
-                assert position is not None
-                if not started[position]:
-                    started[position] = now
-                in_flight += 1
-                control.dispatched(now, item_weight)
-                pool.submit(work, position)
-            timeout = 0.25
-            if retries:
-                timeout = min(timeout, max(0.001, retries[0][0] - now))
-            if (fresh or retries) and in_flight < control.current:
-                peek_item = items[fresh[0]] if fresh else items[retries[0][1]]
-                pace = control.wait_time(now, weight(peek_item) if weight is not None else 0.0)
-                if pace > 0:
-                    timeout = min(timeout, pace)
-            try:
-                entry = done.get(timeout=timeout)
-            except queue.Empty:
-                continue
-            settle(entry)
-            while True:  # everything else that has finished meanwhile
-                try:
-                    settle(done.get_nowait())
-                except queue.Empty:
-                    break
+        while (handed := fan.next_handed()) is not None:
+            if isinstance(handed, BaseException):
+                raise handed
+            on_outcome(handed)
     except KeyboardInterrupt:
-        fresh.clear()
-        retries.clear()
+        fan.stopping.set()
         try:
             # Requests already sent are paid for: wait for them and report their answers.
-            while in_flight:
-                try:
-                    entry = done.get(timeout=0.25)
-                except queue.Empty:
-                    continue
-                if entry[2] is not None:
-                    settle(entry)
-                else:
-                    in_flight -= 1  # failed: stays unsent, for the next run
+            while (handed := fan.next_handed()) is not None:
+                if isinstance(handed, Outcome):
+                    on_outcome(handed)
         except KeyboardInterrupt:
             pass  # a second interrupt: leave them
         raise
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        fan.stopping.set()

@@ -76,9 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         help="length of a default reply in tokens (default: 60)")  # fmt: skip
     add("--batch-seconds", type=float, default=1.0, metavar="S",
         help="time for a message batch to process all its requests (default: 1)")  # fmt: skip
-    add("--rpm", type=int, default=None, metavar="N", help="requests per minute limit")
-    add("--itpm", type=int, default=None, metavar="N", help="input tokens per minute limit")
-    add("--otpm", type=int, default=None, metavar="N", help="output tokens per minute limit")
+    add("--rpm", type=int, default=None, metavar="N",
+        help="requests per minute, per model (a token bucket, in the anthropic-ratelimit-* "
+             "headers)")  # fmt: skip
+    add("--itpm", type=int, default=None, metavar="N",
+        help="uncached input tokens per minute, per model")  # fmt: skip
+    add("--otpm", type=int, default=None, metavar="N",
+        help="output tokens per minute, per model (charged when generated)")  # fmt: skip
     add("--max-concurrent", type=int, default=None, metavar="N",
         help="requests allowed in flight at once; more get 429")  # fmt: skip
     add("--api-key", action="append", default=None, metavar="KEY",

@@ -527,16 +527,18 @@ class App:
         with self.lock:
             now = self.now()
             plan = self.cache.plan(prompt.segments, self._cache_min(options, prompt), now)
-            denied = self.limiter.admit(now, plan.input_tokens + plan.creation_tokens)
+            denied = self.limiter.admit(
+                now, prompt.spec.id, plan.input_tokens + plan.creation_tokens
+            )
             if denied is not None:
-                raise self._rate_limited(denied, now)
+                raise self._rate_limited(denied, now, prompt.spec.id)
             self.cache.commit(plan, now)
             scripted = self.replies.popleft() if self.replies else None
         reply = build_reply(prompt, scripted, options.default_reply_tokens, now)
         self._keep_created_files(reply, now)
-        self.limiter.spend_output(now, reply.output_tokens)
+        self.limiter.spend_output(now, prompt.spec.id, reply.output_tokens)
         usage = reply_usage(reply, prompt, plan.usage_fields(), "standard")
-        headers = {**self.limiter.headers(now), **self._ignored_header(prompt)}
+        headers = {**self.limiter.headers(now, prompt.spec.id), **self._ignored_header(prompt)}
         message_id = random_id("msg_")
         if not prompt.stream:
             return _json(200, message_json(reply, prompt, usage, message_id), headers)
@@ -556,11 +558,11 @@ class App:
         )
 
     def _rate_limited(
-        self, denied: tuple[int, str], now: float, *, count: bool = False
+        self, denied: tuple[int, str], now: float, model: str = "", *, count: bool = False
     ) -> ApiError:
         retry_after, reason = denied
         limit = self.limiter.limit_of(reason)
-        headers = self.limiter.headers(now, count_tokens=count)
+        headers = self.limiter.headers(now, model, count_tokens=count)
         headers["retry-after"] = str(retry_after)
         return ApiError(
             429,
@@ -576,7 +578,7 @@ class App:
         )
         with self.lock:
             now = self.now()
-            denied = self.limiter.admit(now, 0, count_tokens=True)
+            denied = self.limiter.admit(now, "", 0, count_tokens=True)
             if denied is not None:
                 raise self._rate_limited(denied, now, count=True)
         headers = {**self.limiter.headers(now, count_tokens=True), **self._ignored_header(prompt)}

@@ -1,6 +1,7 @@
 """The realtime runner of a DataFrame job: its distinct prompts sent concurrently as single
-messages, each answer kept in the job store (with the spend it owes) before anything else is
-sent, so a ``kill -9`` loses no answer and a re-run pays for no row twice.
+messages, each answer kept in the job store (with the spend it owes) the moment it is handed
+over, so a ``kill -9`` loses no answer that had arrived and a re-run pays for no row twice.
+(Sending goes on meanwhile, in the fan-out's own thread: a slow disk never idles the wire.)
 
     run_realtime(job, prompts)          # from Job.start / Job.wait in realtime mode
 """
@@ -100,7 +101,7 @@ def run_realtime(job: JobState, prompts: list[int]) -> None:
                 "connection_error" if isinstance(error, APIConnectionError) else "api_error"
             )
             row = failed_row(outcome.item, f"errored:{kind}", str(error), "realtime", attempt)
-        # In the store before anything else is sent: a process killed now has this answer.
+        # In the store before the next answer is looked at: a process killed now has it.
         job.put_results([row], [owed] if owed is not None else None)
         if owed is not None and response is not None:
             cost = None if owed.cost is None else owed.cost.total

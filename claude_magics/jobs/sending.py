@@ -27,7 +27,7 @@ Anthropic). Whenever the wait ends early, one line names the job and how to atta
 
 **Realtime.** ``api.fanout.run_concurrently`` sends the requests, learning the account's limits
 as it goes. Every answer is written to the job store, with the spend it owes the ledger, in one
-transaction as it arrives, before anything else is sent; the ledger gets the spend every
+transaction as it arrives (sending goes on in the fan-out's thread); the ledger gets the spend every
 second and at the end, from the store (``spend``), so a ``kill -9`` loses neither answers nor
 spend and a re-run pays for no answer twice. A response that is not an answer (cut short, not
 JSON) marks its row ``errored:malformed_response`` and the job goes on; it is not retried at

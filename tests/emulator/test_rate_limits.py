@@ -137,3 +137,57 @@ def test_max_concurrent_requests(emulator: Emulator) -> None:
     emulator.configure(latency=0.0)
     with Api(emulator.url) as api:
         assert post(api, body()).status_code == 200  # the slots were released
+
+
+def test_each_model_has_buckets_of_its_own(emulator: Emulator, emulator_api: Api) -> None:
+    emulator.configure(requests_per_minute=2, output_tokens_per_minute=100)
+    for _ in range(2):
+        assert post(emulator_api, body(model="claude-haiku-5-5")).status_code == 200
+    spent = post(emulator_api, body(model="claude-haiku-5-5"))
+    assert spent.status_code == 429
+    assert spent.headers["anthropic-ratelimit-requests-remaining"] == "0"
+    # Another model's traffic is not charged to Haiku's budget, and its headers say so.
+    other = post(emulator_api, body(model="claude-sonnet-5-5"))
+    assert other.status_code == 200
+    assert other.headers["anthropic-ratelimit-requests-limit"] == "2"
+    assert other.headers["anthropic-ratelimit-requests-remaining"] == "1"
+    assert other.headers["anthropic-ratelimit-output-tokens-remaining"] == "40"
+
+
+def test_an_alias_spends_its_model_s_budget(emulator: Emulator, emulator_api: Api) -> None:
+    emulator.configure(requests_per_minute=3)
+    post(emulator_api, body(model="claude-haiku-4-5-20251001"))
+    aliased = post(emulator_api, body(model="claude-haiku-4-5"))
+    assert aliased.headers["anthropic-ratelimit-requests-remaining"] == "1"
+
+
+def test_buckets_refill_continuously_and_reset_says_when_full(
+    emulator: Emulator, emulator_api: Api
+) -> None:
+    emulator.configure(requests_per_minute=60)  # one a second
+    for _ in range(10):
+        last = post(emulator_api, body())
+    assert last.headers["anthropic-ratelimit-requests-remaining"] == "50"
+    answered_at = emulator.now()
+    # Full again ten seconds after the last request (each refills in a second): RFC 3339.
+    reset = reset_time(last.headers["anthropic-ratelimit-requests-reset"])
+    assert abs(reset.timestamp() - (answered_at + 10)) <= 1.5
+    emulator.advance_clock(2.5)  # not a minute's window: two and a half requests come back
+    again = post(emulator_api, body())
+    assert again.headers["anthropic-ratelimit-requests-remaining"] == "51"
+
+
+def test_a_429_reports_the_spent_budget_and_when_to_retry(
+    emulator: Emulator, emulator_api: Api
+) -> None:
+    emulator.configure(requests_per_minute=1200, input_tokens_per_minute=100)
+    payload = body(" abcd" * 53)  # 60 input tokens
+    post(emulator_api, payload)
+    limited = post(emulator_api, payload)
+    assert limited.status_code == 429
+    headers = limited.headers
+    assert headers["anthropic-ratelimit-input-tokens-remaining"] == "40"
+    assert headers["anthropic-ratelimit-requests-remaining"] == "1199"  # a refusal is free
+    assert headers["anthropic-ratelimit-tokens-limit"] == "100"  # the tightest token budget
+    assert int(headers["retry-after"]) == 12
+    reset_time(headers["anthropic-ratelimit-input-tokens-reset"])
