@@ -108,11 +108,25 @@ def test_a_line_still_being_written_decides_nothing() -> None:
     blocks.update("Intro\n| a | b |\n|---|---|")
     assert blocks.finished == []
     blocks.update("Intro\n| a | b |\n|---|---|\n| 1 | 2 |\n\nnext")
-    assert "".join(blocks.finished) == "<p>Intro</p>\n"
-    assert blocks.live.startswith("<table>")  # followed by a paragraph begun mid-line: live
+    # The table is ended by the blank line under it; the paragraph begun mid-line is live.
+    assert "".join(blocks.finished).startswith("<p>Intro</p>\n<table>")
+    assert blocks.live == "<p>next</p>\n"
     # A growing fence, list or table is one block, the last: it stays live whatever its length.
     blocks = MarkdownBlocks()
     blocks.update("```\n" + "x = 1\n\n" * 200)
+    assert blocks.finished == []
+
+
+def test_a_blank_line_ends_a_paragraph_but_not_a_list_or_a_fence() -> None:
+    blocks = MarkdownBlocks()
+    blocks.update("A paragraph.\n")
+    assert blocks.finished == []  # "===" on the next line would make it a heading
+    blocks.update("A paragraph.\n\n")
+    assert blocks.finished == ["<p>A paragraph.</p>\n"] and blocks.live == ""
+    blocks = MarkdownBlocks()
+    blocks.update("- one\n- two\n\n")  # "  more" next would be a second paragraph of "two"
+    assert blocks.finished == []
+    blocks.update("```\ncode\n\n")  # still inside the fence
     assert blocks.finished == []
 
 

@@ -9,7 +9,7 @@ A streamed answer only grows, and Markdown is a sequence of top-level blocks (pa
 headings, lists, fences, tables, quotes). A block is *finished* once a later block has begun on
 a complete line: nothing appended can change it any more. Finished blocks are rendered once and
 kept; each render re-renders only the rest, so the HTML of ``finished`` joined, then ``live``,
-is what rendering the whole text gives, for every prefix of it (tests/test_live_markdown.py
+is what rendering the whole text gives, for every prefix of it (tests/test_long_answers.py
 checks it over every prefix of many documents).
 
 Why "a later block on a complete line", and not the token stream of the text as it is: a line
@@ -83,6 +83,19 @@ def _refs_of(md: MarkdownIt, text: str, known: dict[str, Any]) -> dict[str, Any]
     return found if found != known else known
 
 
+#: Blocks that a blank line ends for good (nothing written after it can join or change them).
+#: Not lists, indented code or fences: a blank line may sit inside those.
+_ENDED_BY_BLANK = frozenset(
+    {"paragraph_open", "heading_open", "table_open", "blockquote_open", "hr"}
+)
+
+
+def _blank_after(complete: str, line: int) -> bool:
+    """Whether ``complete`` (whole lines) has a line after ``line`` and only blank lines."""
+    rest = complete[_line_offset(complete, line) :]
+    return bool(rest) and not rest.strip(" \t\n")
+
+
 class MarkdownBlocks:
     """A growing Markdown text as HTML: ``finished`` (one entry per render that finished
     blocks, never changed afterwards unless ``resets`` goes up) and ``live`` (the rest)."""
@@ -132,14 +145,23 @@ class MarkdownBlocks:
         env: dict[str, Any] = {"references": dict(refs)}
         tokens: list[Token] = md.parse(complete, env)
         starts = [i for i, t in enumerate(tokens) if t.level == 0 and t.nesting >= 0 and t.map]
-        if len(starts) < 2:
-            return  # one block (or none): it may still change
-        before_last = tokens[starts[-2]].map
-        assert before_last is not None
-        # Cut after the last finished block: what lies between it and the last block (blank
-        # lines, reference definitions) stays with the live text.
-        cut = _line_offset(complete, before_last[1])
-        html: str = md.renderer.render(tokens[: starts[-1]], md.options, env)
+        if not starts:
+            return
+        last = tokens[starts[-1]].map
+        assert last is not None
+        if tokens[starts[-1]].type in _ENDED_BY_BLANK and _blank_after(complete, last[1]):
+            # The last block is ended by the blank line under it: keep it now rather than
+            # when the next block's first line is complete (a paragraph's is its last).
+            cut, upto = _line_offset(complete, last[1]), len(tokens)
+        elif len(starts) < 2:
+            return  # one block: it may still change
+        else:
+            before_last = tokens[starts[-2]].map
+            assert before_last is not None
+            # Cut after the last finished block: what lies between it and the last block
+            # (blank lines, reference definitions) stays with the live text.
+            cut, upto = _line_offset(complete, before_last[1]), starts[-1]
+        html: str = md.renderer.render(tokens[:upto], md.options, env)
         start = self._kept
         self._refs = _refs_of(md, complete[:cut], self._refs)
         self._kept += cut
