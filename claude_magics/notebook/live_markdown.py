@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from markdown_it.token import Token
 
-__all__ = ["LiveHTML", "MarkdownBlocks", "markdown_parser"]
+__all__ = ["MESSAGE_BYTES", "LiveHTML", "MarkdownBlocks", "markdown_parser"]
 
 _md: MarkdownIt | None = None
 
@@ -192,9 +192,14 @@ class MarkdownBlocks:
         self.resets += 1
 
 
-#: What sealing costs on the wire, roughly: a new HTML widget (its comm_open, ~900 bytes
-#: serialised) and the page's children list sent again (~400 bytes plus ~45 a child).
-_SEAL_BYTES = 1500
+#: What one widget message costs on the wire besides the state it carries: the kernel's
+#: header, the request's header as parent, the signature, the comm id and the JSON around
+#: them (~590 bytes measured with jupyter_client's Session).
+MESSAGE_BYTES = 600
+#: What sealing costs on the wire, roughly: a new HTML widget (its comm_open, ~1.5 KB
+#: serialised), the page's children list sent again (~600 bytes plus ~45 a child) and the
+#: child's comm_close when the view is retired (~600 bytes).
+_SEAL_BYTES = 3000
 #: Sealed children a page holds before a new page begins: a VBox sends its whole children
 #: list at each change, so one flat list would make the answer quadratic again.
 _PAGE_SIZE = 16
@@ -202,7 +207,8 @@ _PAGE_SIZE = 16
 
 class LiveHTML:
     """A :class:`MarkdownBlocks` shown in ipywidgets: ``box``, a VBox of pages (VBoxes) of
-    HTML children. Sealed children are never updated again; only the last one changes.
+    sealed HTML children, then the live child. Sealed children are never updated again; only
+    the live child changes.
 
         shown = LiveHTML()
         shown.show(blocks, after="<p>Sources…</p>")   # ``after``: HTML under it, kept apart
@@ -210,28 +216,43 @@ class LiveHTML:
         shown.close()
     """
 
-    def __init__(self) -> None:
+    def __init__(self, layout: Any = None, style: Any = None) -> None:
+        """``layout`` and ``style``: a Layout and an HTMLStyle to share (their owner closes
+        them); by default it makes its own."""
         import ipywidgets as widgets
 
         self._widgets = widgets
         # One layout and one style for every child: each child would otherwise open two
         # more comms of its own (~2 KB) for the same defaults.
-        self._layout = widgets.Layout()
-        self._live = widgets.HTML(layout=self._layout)
+        self._owns = layout is None
+        self._layout = layout if layout is not None else widgets.Layout()
+        self._live = widgets.HTML(
+            layout=self._layout, **({} if style is None else {"style": style})
+        )
         self._style = self._live.style
         self._after: Any = None
         self._resets = 0
         self._taken = 0
         self._sealed: list[str] = []
-        self._pending = ""  # finished HTML in the last child, not sealed yet
+        self._sealed_size = 0
+        self._pending = ""  # finished HTML in the live child, not sealed yet
         self._sent_pending = 0  # how much of it the front end has already
         self._rent = 0  # bytes of finished HTML re-sent since the last seal
-        self._page = widgets.VBox([self._live], layout=self._layout)
-        self._pages: list[Any] = [self._page]
-        self.box = widgets.VBox([self._page], layout=self._layout)
+        self._pages: list[Any] = []
+        self.box = widgets.VBox([self._live], layout=self._layout)
+        #: Bytes sent to the front end since it was built, estimated from what was set
+        #: (values plus :data:`MESSAGE_BYTES` a message): what a render budget is kept by.
+        self.sent = 0
+        #: Characters of HTML it shows; of them, in the live child (re-sent by a render).
+        self.shown = 0
+        self.live_size = 0
 
     def _child(self, value: str) -> Any:
         return self._widgets.HTML(value=value, layout=self._layout, style=self._style)
+
+    def _children(self) -> tuple[Any, ...]:
+        after = () if self._after is None else (self._after,)
+        return (*self._pages, self._live, *after)
 
     @property
     def value(self) -> str:
@@ -248,61 +269,75 @@ class LiveHTML:
         if fresh:
             self._taken = len(blocks.finished)
             self._pending += "".join(fresh)
-        rent = self._sent_pending
-        if self._pending and self._rent + rent >= _SEAL_BYTES:
-            self._seal(blocks.live)
-        else:
-            self._rent += rent
-            self._live.value = self._pending + blocks.live
+        # Rent or buy: finished HTML left in the live child is re-sent by every render until
+        # it is sealed; seal once what it has cost and would cost now reaches a seal's price.
+        # New finished HTML worth that much goes straight into its sealed child, sent once.
+        if self._pending and self._rent + len(self._pending) >= _SEAL_BYTES:
+            self._seal()
+        value = self._pending + blocks.live
+        if value != self._live.value:
+            self._rent += self._sent_pending
+            self._set(self._live, value)
             self._sent_pending = len(self._pending)
+        self.live_size = len(value)
+        self.shown = self._sealed_size + self.live_size + len(after)
         if after or self._after is not None:
             if self._after is None:
                 self._after = self._child(after)
-                self.box.children = (*self._pages, self._after)
+                self.box.children = self._children()
+                self.sent += _SEAL_BYTES + len(after)
             else:
-                self._after.value = after
+                self._set(self._after, after)
 
-    def _seal(self, live: str) -> None:
-        """The last child keeps the finished HTML for good; a new last child shows ``live``."""
+    def _set(self, child: Any, value: str) -> None:
+        """Set a child's value, counting what that sends (nothing when it is unchanged)."""
+        if child.value != value:
+            child.value = value
+            self.sent += MESSAGE_BYTES + len(value)
+
+    def _seal(self) -> None:
+        """The finished HTML not sealed yet goes into a sealed child of its own, above the
+        live child (which the render then sets to the rest)."""
         widgets = self._widgets
-        self._live.value = self._pending
+        sealed = self._child(self._pending)
         self._sealed.append(self._pending)
+        self._sealed_size += len(self._pending)
+        self.sent += _SEAL_BYTES + len(self._pending)
         self._pending = ""
         self._sent_pending = self._rent = 0
-        self._live = self._child(live)
-        if len(self._page.children) >= _PAGE_SIZE:
-            self._page = widgets.VBox([self._live], layout=self._layout)
-            self._pages.append(self._page)
-            after = () if self._after is None else (self._after,)
-            self.box.children = (*self._pages, *after)
+        if self._pages and len(self._pages[-1].children) < _PAGE_SIZE:
+            page = self._pages[-1]
+            page.children = (*page.children, sealed)
         else:
-            self._page.children = (*self._page.children, self._live)
+            self._pages.append(widgets.VBox([sealed], layout=self._layout))
+            self.box.children = self._children()
 
-    def _restart(self, resets: int) -> None:
-        """The kept blocks were dropped: show everything afresh in one new page."""
+    def _close_pages(self) -> None:
         for page in self._pages:
             for child in page.children:
                 child.close()
             page.close()
+        self._pages = []
+
+    def _restart(self, resets: int) -> None:
+        """The kept blocks were dropped: the sealed children go, the live child shows all."""
+        self._close_pages()
         self._resets = resets
         self._taken = 0
         self._sealed = []
+        self._sealed_size = 0
         self._pending = ""
         self._sent_pending = self._rent = 0
-        self._live = self._child("")
-        self._page = self._widgets.VBox([self._live], layout=self._layout)
-        self._pages = [self._page]
-        after = () if self._after is None else (self._after,)
-        self.box.children = (self._page, *after)
+        self.box.children = self._children()
+        self.sent += MESSAGE_BYTES
 
     def close(self) -> None:
         """Close every widget (the comms too): the live view is retired."""
-        for page in self._pages:
-            for child in page.children:
-                child.close()
-            page.close()
+        self._close_pages()
+        self._live.close()
         if self._after is not None:
             self._after.close()
         self.box.close()
-        self._layout.close()
-        self._style.close()
+        if self._owns:
+            self._layout.close()
+            self._style.close()
