@@ -77,6 +77,7 @@ class Run:
     wire_bytes: int = 0
     render_cpus: list[float] = field(default_factory=list)
     render_bytes: list[int] = field(default_factory=list)
+    render_html: list[int] = field(default_factory=list)  # HTML each render added
     answer_html: int = 0
     status_bytes: int = 0
     static_bytes: int = 0
@@ -219,6 +220,19 @@ def _old_status_html(text: str) -> str:
     return f'<span style="{style}">{html.escape(text)}</span>'
 
 
+def _html_shown(view: Any) -> int:
+    """Characters of HTML the view shows (0 for (c), which does not count them)."""
+    parts = [getattr(view, name, None) for name in ("_answer", "_thinking_html")]
+    return sum(part.shown for part in parts if hasattr(part, "shown"))
+
+
+def _per_kb(run: Run, last: bool) -> float:
+    """CPU of the renders in the first (or last) 10% over the KB of HTML they added."""
+    cpu = sum(_tenth(run.render_cpus, last))
+    added = sum(_tenth(run.render_html, last))
+    return cpu / max(added, 1) * 1e6  # ms per 1,000 characters
+
+
 def _full_rerender_view() -> type[Any]:
     """(c): ``WidgetView`` as it was before issue 16: one HTML widget for the answer, and
     the whole answer (and thinking) rendered again and sent whole at every render."""
@@ -291,6 +305,7 @@ def _widget_view(
         messages, sent = (wire.messages.copy(), wire.bytes) if wire else (Counter[str](), 0)
         static = wire.static if wire else 0
         status_times: list[float] = []
+        render_html: list[int] = []
         by_comm = wire.by_comm.copy() if wire else Counter[str]()
         view = view_class(MODEL, 15.0, price_overrides={})
         render, event, start, finish = view.render, view.event, view.start, view.finish
@@ -300,9 +315,11 @@ def _widget_view(
             render_times.append(time.monotonic())
             on_wire = wire.bytes if wire else 0
             status = view._status_widget.value
+            shown = _html_shown(view)
             before = time.process_time()
             render(acc)
             render_cpu.append(time.process_time() - before)
+            render_html.append(_html_shown(view) - shown)
             render_bytes.append((wire.bytes if wire else 0) - on_wire)
             if view._status_widget.value != status:
                 status_times.append(render_times[-1])
@@ -347,6 +364,7 @@ def _widget_view(
             start_finish_cpu=sum(start_finish_cpu),
             render_cpus=render_cpu,
             render_bytes=render_bytes,
+            render_html=render_html,
             answer_html=len(markdown_to_html(result.text).encode()),
         )
         if wire is not None:
@@ -575,6 +593,15 @@ def _long_section(
             f"{last * 1000:.2f} ms ({last / first:.1f}x), sent {first_b / 1e3:.2f} -> "
             f"{last_b / 1e3:.2f} KB"
         )
+        if any(r.render_html for r in values):
+            # Later renders are sparser (the byte budget) and each brings more text: the
+            # CPU per KB of HTML added is what would grow if a render redid old work.
+            per_first = statistics.median(_per_kb(r, False) for r in values)
+            per_last = statistics.median(_per_kb(r, True) for r in values)
+            print(
+                f"  {'':<28} render CPU per KB of HTML added, first 10% -> last 10%: "
+                f"{per_first:.2f} -> {per_last:.2f} ms ({per_last / per_first:.1f}x)"
+            )
     if old:
         new, before = figures[B], figures[C]
         print(

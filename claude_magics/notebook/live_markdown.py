@@ -7,7 +7,8 @@
 
 A streamed answer only grows, and Markdown is a sequence of top-level blocks (paragraphs,
 headings, lists, fences, tables, quotes). A block is *finished* once a later block has begun on
-a complete line: nothing appended can change it any more. Finished blocks are rendered once and
+a complete line, or (a paragraph, heading, table or quote) once a blank line under it is
+complete: nothing appended can change it any more. Finished blocks are rendered once and
 kept; each render re-renders only the rest, so the HTML of ``finished`` joined, then ``live``,
 is what rendering the whole text gives, for every prefix of it (tests/test_long_answers.py
 checks it over every prefix of many documents).
@@ -25,12 +26,13 @@ rendered with; when they change for a label that block mentions, everything is r
 before the point the kept blocks relied on (a citation marker moving) resets too.
 
 ``LiveHTML`` shows a :class:`MarkdownBlocks` in a notebook without re-sending what the front
-end already has: ipywidgets can only replace an HTML widget's whole value, so finished HTML is
-collected in the last child widget and *sealed* there (never updated again; a new last child
-takes over) once re-sending it has cost about what a new child costs (a rent-or-buy rule: at
-most twice the cheaper of the two). Each render then sends the status line and the last child (the
-block being written, and finished HTML until it has been re-sent ~1.5 KB's worth): the same at
-token 100 as at token 20,000.
+end already has: ipywidgets can only replace an HTML widget's whole value, so finished HTML
+waits in the live child (the last one) and is *sealed* into a child of its own (never updated
+again) once keeping it there would have cost about what a new child costs (rent or buy: a
+render re-sends the live child whole; a new child is ~3 KB of messages). A render sends the
+live child, the block being written and the finished HTML not sealed yet: the same at token
+100 as at token 20,000. How often to render is the view's choice (``sent`` and ``shown``
+tell it what rendering has cost).
 """
 
 from __future__ import annotations

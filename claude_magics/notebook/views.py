@@ -11,6 +11,8 @@ that has its four methods, so tests hand it a small fake):
   the answer rendered as Markdown. Finished Markdown blocks are rendered once and sent once
   (:mod:`.live_markdown`); a render re-renders and sends only the block being written, so a
   render costs the same at token 100 and at token 20,000 and what is sent grows linearly.
+  Renders are also kept within a byte budget (each message carries ~600 bytes of kernel
+  envelope): see :class:`WidgetView`.
 - ``MarkdownView`` (Jupyter without widgets): a display-id placeholder updated with Markdown
   (a display update can only replace the whole output, so this one re-sends the answer).
 - ``PlainView`` (terminal IPython): text printed as it arrives, never re-rendered.
