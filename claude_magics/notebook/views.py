@@ -204,8 +204,6 @@ class WidgetView(_Throttled):
         self._status_at = -1.0  # when the status line last changed
         self._status_sent = 0  # bytes the status line sent, estimated as LiveHTML does
         self._thinking_state: tuple[bool, int] = (False, 0)  # as the status line shows it
-        #: How many times the status line changed (for tests and the benchmark).
-        self.status_changes = 0
 
     def start(self) -> None:
         try:
@@ -283,7 +281,6 @@ class WidgetView(_Throttled):
                 self._status_sent += MESSAGE_BYTES + len(status)
                 self._status_at = now
                 self._thinking_state = thinking_state
-                self.status_changes += 1
 
     def _retire(self) -> None:
         if self._handle is not None:
