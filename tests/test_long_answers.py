@@ -10,16 +10,15 @@ shows exactly the rendered text at every render.
 from __future__ import annotations
 
 import itertools
-import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from shell_support import final, magics_of, ok
 
-from claude_magics.api.streaming import MessageAccumulator
+from claude_magics.api.streaming import MessageAccumulator, TextEvent
 from claude_magics.emulator import Emulator
 from claude_magics.notebook import views
 from claude_magics.notebook.content import live_parts
@@ -108,11 +107,25 @@ def test_a_line_still_being_written_decides_nothing() -> None:
     blocks.update("Intro\n| a | b |\n|---|---|")
     assert blocks.finished == []
     blocks.update("Intro\n| a | b |\n|---|---|\n| 1 | 2 |\n\nnext")
-    assert "".join(blocks.finished) == "<p>Intro</p>\n"
-    assert blocks.live.startswith("<table>")  # followed by a paragraph begun mid-line: live
+    # The table is ended by the blank line under it; the paragraph begun mid-line is live.
+    assert "".join(blocks.finished).startswith("<p>Intro</p>\n<table>")
+    assert blocks.live == "<p>next</p>\n"
     # A growing fence, list or table is one block, the last: it stays live whatever its length.
     blocks = MarkdownBlocks()
     blocks.update("```\n" + "x = 1\n\n" * 200)
+    assert blocks.finished == []
+
+
+def test_a_blank_line_ends_a_paragraph_but_not_a_list_or_a_fence() -> None:
+    blocks = MarkdownBlocks()
+    blocks.update("A paragraph.\n")
+    assert blocks.finished == []  # "===" on the next line would make it a heading
+    blocks.update("A paragraph.\n\n")
+    assert blocks.finished == ["<p>A paragraph.</p>\n"] and blocks.live == ""
+    blocks = MarkdownBlocks()
+    blocks.update("- one\n- two\n\n")  # "  more" next would be a second paragraph of "two"
+    assert blocks.finished == []
+    blocks.update("```\ncode\n\n")  # still inside the fence
     assert blocks.finished == []
 
 
@@ -161,13 +174,20 @@ class Wire:
     end builds from them."""
 
     def __init__(self) -> None:
+        from jupyter_client.session import Session
+
         self.messages: list[tuple[str, str, dict[str, Any]]] = []
         self.state: dict[str, dict[str, Any]] = {}
         self.bytes = 0
+        # Messages are sized as a kernel sends them: signed, with the request as parent.
+        self._session = Session(key=b"test-key", signature_scheme="hmac-sha256")
+        self._parent = self._session.msg("execute_request", {"code": "%%claude\nhi"})["header"]
 
     def publish(self, msg_type: str, comm_id: str, data: dict[str, Any]) -> None:
         self.messages.append((msg_type, comm_id, data))
-        self.bytes += len(json.dumps(data))
+        content = {"data": data, "comm_id": comm_id}
+        frames = self._session.serialize(self._session.msg(msg_type, content, self._parent))
+        self.bytes += len(f"comm-{comm_id}") + sum(len(frame) for frame in frames)
         if msg_type == "comm_open" or data.get("method") == "update":
             self.state.setdefault(comm_id, {}).update(data.get("state") or {})
 
@@ -205,10 +225,28 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
     return captured
 
 
-def _stream(view: WidgetView, text: str, step: int, wire: Wire, check: int = 1) -> list[int]:
+def _pages(wire: Wire, view: WidgetView) -> list[str]:
+    """The comm ids of the answer's pages (VBoxes of sealed children) on the front end."""
+    children = [c.removeprefix("IPY_MODEL_") for c in wire.state[_box(view)]["children"]]
+    return [c for c in children if "children" in wire.state[c]]
+
+
+def _box(view: WidgetView) -> str:
+    return str(view._answer.box.comm.comm_id)
+
+
+def _stream(
+    view: WidgetView,
+    text: str,
+    step: int,
+    wire: Wire,
+    check: int = 1,
+    pause: tuple[int, Callable[[], None]] | None = None,
+) -> list[int]:
     """Stream ``text`` into ``view`` through a real accumulator, one render every ``step``
     characters, as the throttle would; the bytes each render sent. Every ``check`` renders,
-    what the front end shows is compared with the whole text rendered."""
+    what the front end shows is compared with the whole text rendered. ``pause``: (n, f),
+    f is called once the first n characters have been shown."""
     acc = MessageAccumulator()
     acc.feed({"type": "message_start", "message": {"model": "claude-sonnet-4-6", "content": [],
               "usage": {"input_tokens": 12, "output_tokens": 1}}})  # fmt: skip
@@ -223,7 +261,10 @@ def _stream(view: WidgetView, text: str, step: int, wire: Wire, check: int = 1) 
         view.render(acc)
         sent.append(wire.bytes - before)
         if len(sent) % check == 0:
-            assert wire.html(view._answer.box.comm.comm_id) == markdown_to_html(acc.text)
+            assert wire.html(_box(view)) == markdown_to_html(acc.text)
+        if pause is not None and start + step >= pause[0]:
+            pause[1]()
+            pause = None
     return sent
 
 
@@ -252,7 +293,8 @@ def test_bytes_sent_grow_linearly_with_the_answer(ip: InteractiveShell, wire: Wi
     html = len(markdown_to_html(_answer(100)))
     # Twice the answer, about twice the bytes (the full re-render sent 4x as much).
     assert long / short < 2.3, (short, long)
-    assert long < 4 * html + 600 * len(sent[100]), (long, html)
+    # A render every 120 characters: each a message (~600 bytes) and the block being written.
+    assert long < 4 * html + 1200 * len(sent[100]), (long, html)
     # A render at the end costs what one at the start costs.
     assert max(sent[100][-len(sent[100]) // 10 :]) <= 1.5 * max(sent[100][: len(sent[100]) // 5])
 
@@ -260,8 +302,8 @@ def test_bytes_sent_grow_linearly_with_the_answer(ip: InteractiveShell, wire: Wi
 def test_sealed_children_are_never_sent_again(ip: InteractiveShell, wire: Wire) -> None:
     view = WidgetView("claude-sonnet-4-6", price_overrides={})
     view.start()
-    _stream(view, _answer(30), 120, wire)
-    pages = wire.state[view._answer.box.comm.comm_id]["children"]
+    _stream(view, _answer(60), 120, wire, check=10)
+    pages = _pages(wire, view)
     children = [
         c for page in pages for c in wire.state[page.removeprefix("IPY_MODEL_")]["children"]
     ]
@@ -283,12 +325,13 @@ def test_the_front_end_follows_a_fresh_start(ip: InteractiveShell, wire: Wire) -
     text = "Read [the guide] first.\n\n" + _answer(20) + "\n\n[the guide]: https://example.com\n"
     view = WidgetView("claude-sonnet-4-6", price_overrides={})
     view.start()
-    first_page = wire.state[view._answer.box.comm.comm_id]["children"][0]
-    _stream(view, text, 60, wire)  # the front end is checked at every render
-    assert view._answer_blocks.resets == 1
-    assert first_page not in wire.state[view._answer.box.comm.comm_id]["children"]
+    before: list[str] = []
+    # The front end is checked at every render; the pages are noted before the definition.
+    _stream(view, text, 60, wire, pause=(len(text) - 40, lambda: before.extend(_pages(wire, view))))
+    assert before and view._answer_blocks.resets == 1
     closed = {comm_id for kind, comm_id, _ in wire.messages if kind == "comm_close"}
-    assert first_page.removeprefix("IPY_MODEL_") in closed
+    for page in before:
+        assert page not in _pages(wire, view) and page in closed
     view.abandon()
 
 
@@ -345,3 +388,54 @@ def test_long_thinking_streams_the_same_way(
     captured = ok(ip, "%%claude -m claude-haiku-4-5 --thinking 4000\nThink at length.")
     assert len(shown) >= 2
     assert "<details><summary>Thinking</summary>" in final(captured)["text/markdown"]
+
+
+def _most_in_a_second(times: list[float]) -> int:
+    return max((sum(1 for t in times if start <= t < start + 1.0) for start in times), default=0)
+
+
+@pytest.mark.parametrize("tokens_per_second", [1000, 2000])
+def test_a_paced_long_answer_sends_at_most_three_times_its_html(
+    ip: InteractiveShell, wire: Wire, monkeypatch: pytest.MonkeyPatch, tokens_per_second: int
+) -> None:
+    # A fake clock that moves one token's time per token: the same renders on every run.
+    clock = [0.0]
+    monkeypatch.setattr(views.time, "monotonic", lambda: clock[0])
+    text = _answer(120)
+    view = WidgetView("claude-sonnet-4-6", price_overrides={})
+    renders: list[float] = []
+    statuses: list[float] = []
+    original = view.render
+
+    def spy(acc: MessageAccumulator) -> None:
+        status = view._status_widget.value
+        original(acc)
+        renders.append(clock[0])
+        if view._status_widget.value != status:
+            statuses.append(clock[0])
+        assert wire.html(_box(view)) == markdown_to_html(acc.text)
+
+    view.render = spy  # type: ignore[method-assign]
+    view.start()
+    acc = MessageAccumulator()
+    acc.feed({"type": "message_start", "message": {"model": "claude-sonnet-4-6", "content": [],
+              "usage": {"input_tokens": 12, "output_tokens": 1}}})  # fmt: skip
+    acc.feed(
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    )
+    gaps = []
+    for start in range(0, len(text), 4):  # a token is about four characters
+        piece = text[start : start + 4]
+        acc.feed({"type": "content_block_delta", "index": 0,
+                  "delta": {"type": "text_delta", "text": piece}})  # fmt: skip
+        view.event(TextEvent(index=0, text=piece), acc)
+        gaps.append(clock[0] - renders[-1])
+        clock[0] += 1 / tokens_per_second
+    view.abandon()
+    html = len(markdown_to_html(text))
+    # Everything the live view sent, from its first widget to the last comm_close.
+    assert wire.bytes <= 3 * html, (wire.bytes / html, len(renders))
+    assert _most_in_a_second(renders) <= 15  # the throttle's cap
+    assert max(gaps) <= WidgetView.LONGEST_WAIT  # new text never waits longer than that
+    assert _most_in_a_second(statuses) <= WidgetView.STATUS_PER_SECOND
+    assert len(statuses) >= clock[0] * WidgetView.STATUS_PER_SECOND - 2  # and it keeps moving

@@ -11,6 +11,8 @@ that has its four methods, so tests hand it a small fake):
   the answer rendered as Markdown. Finished Markdown blocks are rendered once and sent once
   (:mod:`.live_markdown`); a render re-renders and sends only the block being written, so a
   render costs the same at token 100 and at token 20,000 and what is sent grows linearly.
+  Renders are also kept within a byte budget (each message carries ~600 bytes of kernel
+  envelope): see :class:`WidgetView`.
 - ``MarkdownView`` (Jupyter without widgets): a display-id placeholder updated with Markdown
   (a display update can only replace the whole output, so this one re-sends the answer).
 - ``PlainView`` (terminal IPython): text printed as it arrives, never re-rendered.
@@ -41,6 +43,7 @@ from ..api.streaming import (
     ContentBlockStartEvent,
     ContentBlockStopEvent,
     MessageAccumulator,
+    MessageStopEvent,
     StreamEvent,
     TextEvent,
     ThinkingEvent,
@@ -49,7 +52,7 @@ from ..cost.pricing import price_usage
 from ..cost.usage import Usage
 from ..prompt import estimate_tokens
 from .content import Footnotes, live_parts, live_text
-from .live_markdown import LiveHTML, MarkdownBlocks, markdown_parser
+from .live_markdown import MESSAGE_BYTES, LiveHTML, MarkdownBlocks, markdown_parser
 from .result import ClaudeResult, ThinkingClock, status_line
 
 __all__ = ["MarkdownView", "PlainView", "View", "WidgetView", "make_view", "markdown_to_html"]
@@ -102,6 +105,7 @@ class _Throttled(ABC):
         self._next = 0.0
         self.renders = 0
         self._cited = False
+        self._arrived = 0  # characters of answer and thinking received so far
 
     @abstractmethod
     def render(self, acc: MessageAccumulator) -> None:
@@ -113,20 +117,32 @@ class _Throttled(ABC):
         return live_text(acc.text_parts()) if self._cited else acc.text
 
     def event(self, event: StreamEvent, acc: MessageAccumulator) -> None:
-        if isinstance(event, CitationEvent):
+        if isinstance(event, TextEvent):
+            self._arrived += len(event.text)
+        elif isinstance(event, ThinkingEvent):
+            self._arrived += len(event.thinking)
+        elif isinstance(event, CitationEvent):
             self._cited = True
         now = time.monotonic()
         # Thinking starting or ending is shown at once: with its text omitted, nothing else
         # arrives while the model thinks, so a skipped render would hide it for seconds.
         changed = self.clock.feed(event, now)
-        if now < self._next and not changed:
-            return
+        if not changed:
+            if now < self._next:
+                return
+            if not self._worth(now, isinstance(event, MessageStopEvent)):
+                return
         self.render(acc)
         spent = time.monotonic() - now
         # A render that is slow for some other reason (a huge block still being written, a
         # busy machine) must not eat the kernel: space renders at least 10x their own cost,
         # keeping the view under ~10% of a core, but never leave it still for over a second.
         self._next = now + min(max(self.interval, 10 * spent), 1.0)
+
+    def _worth(self, now: float, end: bool) -> bool:
+        """Whether a render the throttle allows is worth its cost (``end``: the message is
+        complete). Views that re-send the whole answer render whenever they may."""
+        return True
 
     def _status(self, acc: MessageAccumulator) -> str:
         # Read in place, not through acc.message: this runs up to 15 times a second.
@@ -151,7 +167,25 @@ class _Throttled(ABC):
 
 
 class WidgetView(_Throttled):
-    """The live ipywidgets view."""
+    """The live ipywidgets view.
+
+    What it sends is kept in proportion to what it shows. Each render costs a message (~600
+    bytes of kernel envelope) plus the block being written, re-sent whole, so a render is made
+    only when it is worth it: when the bytes sent so far, this render included, stay within
+    :attr:`BYTES_PER_HTML_BYTE` times the HTML shown (plus a little for the start), or when the
+    text has waited :attr:`LONGEST_WAIT` seconds, so it keeps moving at a few renders a
+    second whatever the pace. The first text is shown at once. The status line is a message
+    of its own: it is sent when its text changed, at most :attr:`STATUS_PER_SECOND` times a
+    second (and at once when thinking starts or stops)."""
+
+    #: The render budget: bytes sent against the bytes of HTML shown.
+    BYTES_PER_HTML_BYTE = 2.4
+    #: Bytes the budget allows beyond that: the first renders of a short answer.
+    BUDGET_SLACK = 8_000
+    #: The longest new text waits for a render, in seconds.
+    LONGEST_WAIT = 0.5
+    #: How often the status line may change.
+    STATUS_PER_SECOND = 1.0
 
     def __init__(
         self,
@@ -165,6 +199,11 @@ class WidgetView(_Throttled):
         self._answer_blocks = MarkdownBlocks()
         self._thinking_blocks = MarkdownBlocks()
         self._sources = ("", "")  # the sources list: Markdown, and its HTML
+        self._rendered_at = 0.0  # when the last render was
+        self._arrived_shown = 0  # what ``_arrived`` was at the last render
+        self._status_at = -1.0  # when the status line last changed
+        self._status_sent = 0  # bytes the status line sent, estimated as LiveHTML does
+        self._thinking_state: tuple[bool, int] = (False, 0)  # as the status line shows it
 
     def start(self) -> None:
         try:
@@ -182,21 +221,43 @@ class WidgetView(_Throttled):
             def __repr__(self) -> str:
                 return ""
 
-        self._status_widget = widgets.HTML(value=self._status_html("starting…"))
-        self._thinking_html = LiveHTML()
+        from ipywidgets.widgets.widget_string import HTMLStyle
+
+        # Every widget opens a comm for its layout and its style unless handed one (~1.6 KB
+        # each on the wire): one layout and one style serve all but the thinking section
+        # (hidden through its own layout until thinking arrives) and the status line.
+        self._shared = (widgets.Layout(), HTMLStyle())
+        layout, style = self._shared
+        # Styled through the widget's own style (sent once), not a <span> in every value.
+        self._status_widget = widgets.HTML(
+            value=html.escape("starting…"),
+            layout=layout,
+            style={"font_size": "85%", "text_color": "var(--jp-ui-font-color2, #777)"},
+        )
+        self._thinking_html = LiveHTML(layout, style)
         self._thinking = widgets.Accordion(children=[self._thinking_html.box], titles=("Thinking",))
         self._thinking.layout.display = "none"
-        self._answer = LiveHTML()
-        self._box = _LiveBox([self._status_widget, self._thinking, self._answer.box])
+        self._answer = LiveHTML(layout, style)
+        self._box = _LiveBox([self._status_widget, self._thinking, self._answer.box], layout=layout)
         self._handle = display(self._box, display_id=True)
 
-    @staticmethod
-    def _status_html(text: str) -> str:
-        style = "color: var(--jp-ui-font-color2, #777); font-size: 85%"
-        return f'<span style="{style}">{html.escape(text)}</span>'
+    def _worth(self, now: float, end: bool) -> bool:
+        new = self._arrived - self._arrived_shown
+        if not new:  # only the status line would change
+            return now - self._status_at >= 1.0 / self.STATUS_PER_SECOND
+        if not self._arrived_shown or end or now - self._rendered_at >= self.LONGEST_WAIT:
+            return True
+        sent = self._answer.sent + self._thinking_html.sent + self._status_sent
+        shown = self._answer.shown + self._thinking_html.shown
+        # This render: a message, the last child of each section again, and the new text.
+        cost = MESSAGE_BYTES + self._answer.live_size + self._thinking_html.live_size + new
+        return sent + cost <= self.BYTES_PER_HTML_BYTE * (shown + new) + self.BUDGET_SLACK
 
     def render(self, acc: MessageAccumulator) -> None:
         self.renders += 1
+        now = time.monotonic()
+        self._rendered_at = now
+        self._arrived_shown = self._arrived
         thinking = acc.thinking
         if thinking:
             self._thinking.layout.display = None
@@ -210,7 +271,16 @@ class WidgetView(_Throttled):
             self._sources = (sources, markdown_to_html(sources) if sources else "")
         self._answer_blocks.update(answer)
         self._answer.show(self._answer_blocks, after=self._sources[1])
-        self._status_widget.value = self._status_html(self._status(acc))
+        thinking_state = self.clock.thinking, self.clock.blocks
+        if now - self._status_at >= 1.0 / self.STATUS_PER_SECOND or (
+            thinking_state != self._thinking_state
+        ):
+            status = html.escape(self._status(acc))
+            if status != self._status_widget.value:
+                self._status_widget.value = status
+                self._status_sent += MESSAGE_BYTES + len(status)
+                self._status_at = now
+                self._thinking_state = thinking_state
 
     def _retire(self) -> None:
         if self._handle is not None:
@@ -222,12 +292,11 @@ class WidgetView(_Throttled):
             # them in the kernel's widget registry for good.
             for child in (
                 self._status_widget,
-                self._status_widget.layout,
                 self._status_widget.style,
                 self._thinking,
                 self._thinking.layout,
                 self._box,
-                self._box.layout,
+                *self._shared,
             ):
                 child.close()
 
