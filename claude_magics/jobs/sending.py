@@ -235,8 +235,12 @@ class Batches:
             elif chunk.state == "planned":
                 self._create(chunk)
 
+    def _body(self, chunk: ChunkRecord) -> bytes:
+        """The create request's body for ``chunk`` (a streamed job reads it from disk)."""
+        return batch_body(self._items(chunk.prompts))
+
     def _create(self, chunk: ChunkRecord) -> None:
-        body = batch_body(self._items(chunk.prompts))
+        body = self._body(chunk)
         # Written before sending: if the answer is lost, or the process dies, the next run
         # knows a batch may exist and looks for it instead of paying twice.
         self.store.update_chunk(chunk, state="sending", sent_at=time.time())
@@ -517,7 +521,7 @@ class Batches:
         from .progress import Progress
 
         total = job.record.n_prompts
-        have = len(job.stored_results())
+        have = job.answered_count()
         bar = Progress(total, f"{job.id} batch", enabled=job.progress, initial=min(have, total))
         interval = job.settings.batch_poll_seconds
         started = time.monotonic()
