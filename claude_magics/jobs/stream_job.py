@@ -560,21 +560,28 @@ class StreamJob(Job):
 
     def _result_parts(
         self, key: Sequence[str] = (), status: bool | None = None, *, row: bool = False
-    ) -> Iterator[pa.Table]:
+    ) -> Iterator[Any]:
+        """The result, a pyarrow Table per part of the table as it is read (``key``'s columns,
+        or with ``row`` the row number, before the result columns)."""
+        import numpy as np
+
         pa = need("pyarrow")
         cache: dict[int, tuple[str, Any]] = {}
         start = 0
-        keys = self.source().batches(list(key), CHUNK_ROWS) if key else None
-        for numbers in self._row_numbers():
-            columns: dict[str, Any] = {}
-            if keys is not None:
-                batch = next(keys)
-                for name in key:
-                    columns[name] = batch.column(name)
-            elif row:
-                columns["row"] = pa.array(range(start, start + len(numbers)), pa.int64())
-            columns.update(self._arrow_columns(numbers, status, cache))
-            start += len(numbers)
+        numbers = self._row_numbers()
+        held = np.empty(0, dtype=np.int64)
+        # The parts follow the table's own batches (key columns, or none: only their sizes),
+        # the row map read alongside.
+        for batch in self.source().batches(list(key), CHUNK_ROWS):
+            size = batch.num_rows
+            while len(held) < size:
+                held = np.concatenate([held, next(numbers)])
+            part, held = held[:size], held[size:]
+            columns: dict[str, Any] = {name: batch.column(name) for name in key}
+            if row:
+                columns["row"] = pa.array(range(start, start + size), pa.int64())
+            columns.update(self._arrow_columns(part, status, cache))
+            start += size
             yield pa.table(columns)
 
     def table(self, *, status: bool | None = None) -> pa.Table:
