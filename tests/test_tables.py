@@ -189,6 +189,19 @@ def test_retry_of_a_streamed_job_reads_its_prompts_again_from_the_table(
     assert values(job.table()) == EXPECTED
 
 
+def test_extract_and_map_stream_typed_columns(jobs: Jobs, tmp_path: Path) -> None:
+    path = str(parquet(tmp_path))
+    schema = {"mood": LABELS, "stars": int}
+    streamed = cm_jobs.extract(path, "review", schema, mode="batch", **options(jobs))
+    held = frame().claude.extract("review", schema, mode="batch", **options(jobs))
+    assert streamed.column_names == ["mood", "stars", "claude_status"]
+    assert streamed.schema.field("stars").type == pa.int64()
+    assert streamed.column("mood").to_pylist() == held["mood"].astype(str).tolist()
+    assert streamed.column("stars").to_pylist() == held["stars"].tolist()
+    text = cm_jobs.map(path, "Say something about {{review}}", mode="batch", **options(jobs))
+    assert text.column_names == ["answer"] and all(text.column("answer").to_pylist())
+
+
 # --------------------------------------------------------------------------------------------
 # Killed mid-way, picked up
 
@@ -329,3 +342,21 @@ def test_a_template_without_columns_is_refused_before_anything_is_sent(
     with pytest.raises(PromptError):
         cm_jobs.label(str(parquet(tmp_path)), "Classify it", LABELS, mode="batch", **options(jobs))
     assert not jobs.creates() and not list(tmp_path.glob("jobs-tables/*"))
+
+
+def test_load_ext_registers_polars_frames_only_once_polars_comes() -> None:
+    probe = """
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+ip.history_manager.enabled = False
+ip.run_line_magic("load_ext", "claude_magics")
+ip.run_cell("x = 1")
+print("after load_ext:", "polars" in sys.modules, "pyarrow" in sys.modules)
+ip.run_cell("import polars as pl\\nok = hasattr(pl.DataFrame({'a': [1]}).lazy(), 'claude')")
+print("claude in the same cell:", ip.user_ns["ok"])
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "after load_ext: False False" in out.stdout
+    assert "claude in the same cell: True" in out.stdout

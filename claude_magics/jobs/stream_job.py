@@ -50,10 +50,13 @@ if TYPE_CHECKING:
 
     from .rows import RowTemplate
 
-__all__ = ["CHUNK_ROWS", "StreamBatches", "StreamJob", "job_folder"]
+__all__ = ["CHUNK_ROWS", "STREAM_BATCH_BYTES", "StreamBatches", "StreamJob", "job_folder"]
 
 #: Rows read, rendered and hashed at a time.
 CHUNK_ROWS = 20_000
+#: The most a streamed job's batch body holds (the API takes 256 MB): the body is read back
+#: and sent whole, so this bounds the job's memory (about 30,000 short labeling requests).
+STREAM_BATCH_BYTES = 32 * 1024 * 1024
 _BODY_OVERHEAD = len(b'{"requests":[]}')
 
 
@@ -311,7 +314,10 @@ class StreamJob(Job):
         planned = self.store.chunks(self.id, 0)
         upto = max((max(c.prompts) + 1 for c in planned if c.prompts), default=0)
         batches = StreamBatches(self)
-        body = _BodyFile(self.folder, self.limits)
+        limits = BatchLimits(
+            self.limits.max_requests, min(self.limits.max_bytes, STREAM_BATCH_BYTES)
+        )
+        body = _BodyFile(self.folder, limits)
         self.folder.mkdir(parents=True, exist_ok=True)
         rows_path = self.folder / "rows.u32"
         total = self.record.n_rows
@@ -335,7 +341,7 @@ class StreamJob(Job):
                         for prompt, item in zip(prompts, items, strict=True):
                             if not body.fits(item):
                                 sent += self._send_body(body, batches, bar)
-                                body = _BodyFile(self.folder, self.limits)
+                                body = _BodyFile(self.folder, limits)
                             body.add(prompt, item)
                     bar.advance(len(texts))
                     bar.note(f"{n_prompts:,} distinct, {sent:,} requests sent")
