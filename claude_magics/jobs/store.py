@@ -481,9 +481,17 @@ class JobStore:
 
     def results(self, job_id: str) -> dict[int, ResultRow]:
         """The latest result of every prompt that has one."""
+        with self._read() as db:
+            blobs = db.execute(
+                "SELECT rows FROM result_slices WHERE job_id = ? ORDER BY seq", (job_id,)
+            ).fetchall()
         latest: dict[int, ResultRow] = {}
-        for rows in self.result_slices(job_id):
-            for row in rows:
+        make = ResultRow._make
+        for (blob,) in blobs:
+            if blob[:1] == _DEFLATED:
+                blob = zlib.decompress(blob[1:])
+            for values in orjson.loads(blob):
+                row = make(values)
                 latest[row.prompt] = row
         return latest
 
