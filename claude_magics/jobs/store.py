@@ -46,6 +46,7 @@ from .records import (
     _decode_owed,
     _encode_owed,
     pack_ints,
+    unpack_array,
     unpack_ints,
 )
 
@@ -340,7 +341,7 @@ class JobStore:
 
     # -- chunks (one batch each) -----------------------------------------------------------------
 
-    def plan(self, job_id: str, attempt: int, chunks: Iterable[tuple[list[int], int]]) -> None:
+    def plan(self, job_id: str, attempt: int, chunks: Iterable[tuple[Sequence[int], int]]) -> None:
         """Record the batches an attempt will create, before the first is sent."""
         now = time.time()
         with self._tx() as db:
@@ -373,7 +374,7 @@ class JobStore:
                 r[0],
                 r[1],
                 r[2],
-                unpack_ints(r[3]),
+                unpack_array(r[3]),
                 r[4],
                 r[5],
                 r[6],

@@ -54,8 +54,9 @@ __all__ = ["CHUNK_ROWS", "STREAM_BATCH_BYTES", "StreamBatches", "StreamJob", "jo
 
 #: Rows read, rendered and hashed at a time.
 CHUNK_ROWS = 20_000
-#: The most a streamed job's batch body holds (the API takes 256 MB): the body is read back
-#: and sent whole, so this bounds the job's memory (about 30,000 short labeling requests).
+#: The most a streamed job's batch body holds (the API takes 256 MB): it is sent from disk,
+#: but a lost one is laid out again in memory, and results come back a batch at a time
+#: (about 30,000 short labeling requests).
 STREAM_BATCH_BYTES = 32 * 1024 * 1024
 _BODY_OVERHEAD = len(b'{"requests":[]}')
 
@@ -162,6 +163,22 @@ class _BodyFile:
             self._handle = None
 
 
+class _FileBody:
+    """A JSON request body sent from a file in pieces (``Client.send``'s ``upload``), from its
+    first byte on each attempt."""
+
+    content_type = "application/json"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.length = path.stat().st_size
+
+    def chunks(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                yield block
+
+
 def _body_path(folder: Path, chunk: ChunkRecord) -> Path:
     return folder / f"batch-{chunk.attempt}-{chunk.chunk}.json"
 
@@ -185,12 +202,12 @@ class StreamBatches(Batches):
         texts = job.prompt_texts(numbers)
         return request_items(job.tag, job.record.before, job.record.after, texts, numbers)
 
-    def _body(self, chunk: ChunkRecord) -> bytes:
+    def _payload(self, chunk: ChunkRecord) -> dict[str, Any]:
         path = _body_path(self.job.folder, chunk)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return super()._body(chunk)
+        if path.is_file():
+            # Sent from the file a megabyte at a time: the body is never whole in memory.
+            return {"upload": _FileBody(path)}
+        return super()._payload(chunk)  # lost before it was sent: laid out again
 
     def _adopt(self, chunk: ChunkRecord, batch: Mapping[str, Any]) -> None:
         super()._adopt(chunk, batch)
@@ -319,6 +336,8 @@ class StreamJob(Job):
         )
         body = _BodyFile(self.folder, limits)
         self.folder.mkdir(parents=True, exist_ok=True)
+        for partial in self.folder.glob("filling-*.json"):
+            partial.unlink(missing_ok=True)  # a killed run's batch half filled, never planned
         rows_path = self.folder / "rows.u32"
         total = self.record.n_rows
         bar = Progress(total, f"{self.id} rows read", enabled=self.progress, unit="row")

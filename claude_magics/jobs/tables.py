@@ -99,9 +99,13 @@ class TableSource:
         batch, file after file."""
         pq = need("pyarrow.parquet")
         for path in self.files:
-            reader = pq.ParquetFile(path)
+            # Buffered reads of a megabyte, nothing read ahead: otherwise pyarrow holds whole
+            # column chunks, and a big file's reading takes memory in proportion to it.
+            reader = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
             try:
-                yield from reader.iter_batches(batch_size=size, columns=list(columns))
+                yield from reader.iter_batches(
+                    batch_size=size, columns=list(columns), use_threads=False
+                )
             finally:
                 reader.close()
 
