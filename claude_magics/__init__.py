@@ -110,21 +110,33 @@ _accessor_hooks: dict[int, Any] = {}
 def _register_accessor_when_pandas(ipython: Any) -> None:
     """Register ``df.claude`` without making ``%load_ext`` import pandas: now if pandas is
     already imported, else just before the first cell that imports pandas or uses ``.claude``
-    (a check per cell until then, which then removes itself)."""
+    (a check per cell until then, which then removes itself). Polars frames get theirs the
+    same way, but only once Polars is imported (by the user: never here)."""
     import sys
 
-    if "pandas" in sys.modules:
+    if "polars" in sys.modules:
+        importlib.import_module("claude_magics.jobs.polars")
+    if "pandas" in sys.modules and "polars" in sys.modules:
         importlib.import_module("claude_magics.jobs.accessor")
         return
     if id(ipython) in _accessor_hooks:
         return
+    pending = {"pandas": "claude_magics.jobs.accessor", "polars": "claude_magics.jobs.polars"}
+    if "pandas" in sys.modules:
+        importlib.import_module(pending.pop("pandas"))
 
     def register_before(info: Any) -> None:
         cell = getattr(info, "raw_cell", None) or ""
-        if "pandas" in sys.modules or "pandas" in cell or ".claude" in cell:
+        for name, module in list(pending.items()):
+            # A cell that names the library is about to import it; pandas is imported for
+            # .claude too (Polars never: a cell using Polars imports it).
+            wanted = name in sys.modules or name in cell or (name == "pandas" and ".claude" in cell)
+            if wanted:
+                importlib.import_module(module)
+                pending.pop(name)
+        if not pending:
             ipython.events.unregister("pre_run_cell", register_before)
             _accessor_hooks.pop(id(ipython), None)
-            importlib.import_module("claude_magics.jobs.accessor")
 
     _accessor_hooks[id(ipython)] = register_before
     ipython.events.register("pre_run_cell", register_before)

@@ -27,11 +27,18 @@ labeling and extraction) unless given a model; ``%%claude`` cells have their own
 * :mod:`.compare`: one label task on a sample with several models and efforts, side by side;
   :mod:`.cascade`: a small model first, bigger ones for the rows it is unsure of; both run
   ordinary jobs, planned and confirmed as one by :mod:`.runner` (each imported on its own).
+* :mod:`.front`: ``label``, ``extract``, ``map`` over any table (pandas, Polars, Arrow,
+  Parquet, Dask); :mod:`.tables` reads them, :mod:`.streaming` runs big ones in bounded
+  memory; :mod:`.polars` is ``frame.claude`` for Polars (registered here when Polars is
+  already imported: this package never imports it).
 """
 
 from __future__ import annotations
 
+import sys as _sys
+
 from .entry import BatchesUnavailableError, attach, cancel, list_jobs, run
+from .front import extract, label, map
 from .job import Job
 from .sending import JobWaitError
 from .tasks import extract_task, label_task, map_task
@@ -42,9 +49,15 @@ __all__ = [
     "JobWaitError",
     "attach",
     "cancel",
+    "extract",
     "extract_task",
+    "label",
     "label_task",
     "list_jobs",
+    "map",
     "map_task",
     "run",
 ]
+
+if "polars" in _sys.modules:  # registering needs Polars: never imported here, only used
+    from . import polars as _polars  # noqa: F401

@@ -664,6 +664,20 @@ def attach(
     ledger = ledger if ledger is not None else shared_ledger()
     settle_owed(store, ledger)
     settings = settings if settings is not None else current_settings()
+    if "table" in record.spec:  # a streamed job: its state is compact, its rows on disk
+        from .stream_job import StreamJob
+
+        job: Job = StreamJob(
+            store,
+            record,
+            client=client or shared_client(),
+            ledger=ledger,
+            progress=progress,
+            settings=settings,
+        )
+        if wait:
+            job.wait()
+        return job
     job = Job(
         store,
         record,

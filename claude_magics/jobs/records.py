@@ -22,6 +22,7 @@ __all__ = [
     "OwedSpend",
     "ResultRow",
     "pack_ints",
+    "unpack_array",
     "unpack_ints",
 ]
 
@@ -48,7 +49,8 @@ class ChunkRecord:
     job_id: str
     attempt: int
     chunk: int
-    prompts: list[int]
+    #: The batch's prompt numbers (an ``array('I')``: 4 bytes each, for jobs of millions).
+    prompts: Sequence[int]
     n: int
     nbytes: int
     state: str
@@ -143,6 +145,13 @@ _JOB_COLUMNS = (
 
 def pack_ints(values: Sequence[int]) -> bytes:
     return array("I", values).tobytes()
+
+
+def unpack_array(blob: bytes) -> array[int]:
+    """Packed ints as an ``array('I')``: a tenth of the memory of a list of them."""
+    values = array("I")
+    values.frombytes(blob)
+    return values
 
 
 def unpack_ints(blob: bytes) -> list[int]:

@@ -37,7 +37,7 @@ once, since it was billed, but a re-run sends it again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -201,7 +201,7 @@ class Batches:
         self.store = job.store
         self._encoded: dict[int, bytes] = {}
 
-    def send(self, prompts: list[int]) -> None:
+    def send(self, prompts: Sequence[int]) -> None:
         """Plan batches for ``prompts`` and create them (and any planned earlier)."""
         self.plan(prompts)
         self.send_planned()
@@ -216,7 +216,7 @@ class Batches:
             job.tag, job.record.before, job.record.after, job.texts, numbers, job.documents
         )
 
-    def plan(self, prompts: list[int]) -> None:
+    def plan(self, prompts: Sequence[int]) -> None:
         """Record the batches that will hold ``prompts`` (a new attempt), before any is sent."""
         attempt = self.store.next_attempt(self.job.id)
         items = self._items(prompts)
@@ -235,8 +235,16 @@ class Batches:
             elif chunk.state == "planned":
                 self._create(chunk)
 
+    def _body(self, chunk: ChunkRecord) -> bytes:
+        """The create request's body for ``chunk``."""
+        return batch_body(self._items(chunk.prompts))
+
+    def _payload(self, chunk: ChunkRecord) -> dict[str, Any]:
+        """How the create request carries its body (a streamed job's goes from disk)."""
+        return {"body": orjson.Fragment(self._body(chunk))}
+
     def _create(self, chunk: ChunkRecord) -> None:
-        body = batch_body(self._items(chunk.prompts))
+        payload = self._payload(chunk)
         # Written before sending: if the answer is lost, or the process dies, the next run
         # knows a batch may exist and looks for it instead of paying twice.
         self.store.update_chunk(chunk, state="sending", sent_at=time.time())
@@ -244,9 +252,9 @@ class Batches:
             batch = self.job.client.request(
                 "POST",
                 "/v1/messages/batches",
-                body=orjson.Fragment(body),
                 retry="unsent",
                 betas=self.job.betas,
+                **payload,
             )
         except APIConnectionError as exc:
             if not exc.may_have_reached_server:
@@ -517,7 +525,7 @@ class Batches:
         from .progress import Progress
 
         total = job.record.n_prompts
-        have = len(job.stored_results())
+        have = job.answered_count()
         bar = Progress(total, f"{job.id} batch", enabled=job.progress, initial=min(have, total))
         interval = job.settings.batch_poll_seconds
         started = time.monotonic()

@@ -70,6 +70,9 @@ _UNSAVED: dict[str, tuple[list[ResultRow], list[OwedSpend]]] = {}
 class JobState:
     """One job's record, prompts and results, read from the job store and kept up to date."""
 
+    #: Whether result slices are stored deflated (``JobStore.put_results``): streamed jobs.
+    compress_results = False
+
     def __init__(
         self,
         store: JobStore,
@@ -375,6 +378,7 @@ class JobState:
                 self._unsaved,
                 self._unsaved_spend,
                 busy=_SAVE_RETRY_BUSY if retrying and not final else None,
+                compress=self.compress_results,
             )
         except StorageError as error:
             self._save_retry_at = time.monotonic() + _SAVE_RETRY_SECONDS
@@ -501,6 +505,10 @@ class JobState:
         """The prompts that have no result yet."""
         answered = self.statuses()
         return [n for n in range(self.record.n_prompts) if n not in answered]
+
+    def answered_count(self) -> int:
+        """How many prompts have a result (for the progress bar)."""
+        return len(self.stored_results())
 
     @property
     def done(self) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
@@ -45,6 +46,7 @@ from .records import (
     _decode_owed,
     _encode_owed,
     pack_ints,
+    unpack_array,
     unpack_ints,
 )
 
@@ -137,6 +139,9 @@ CREATE TABLE IF NOT EXISTS claims (
     heartbeat REAL NOT NULL
 );
 """
+
+# The first byte of a deflated result slice (a JSON array starts with "[").
+_DEFLATED = b"z"
 
 #: A chunk's life: planned (in the ledger, not sent) -> sending (create sent, answer not yet
 #: recorded) -> created (batch id known) -> ended -> fetched. ``adopting``: the answer to its
@@ -341,7 +346,7 @@ class JobStore:
 
     # -- chunks (one batch each) -----------------------------------------------------------------
 
-    def plan(self, job_id: str, attempt: int, chunks: Iterable[tuple[list[int], int]]) -> None:
+    def plan(self, job_id: str, attempt: int, chunks: Iterable[tuple[Sequence[int], int]]) -> None:
         """Record the batches an attempt will create, before the first is sent."""
         now = time.time()
         with self._tx() as db:
@@ -374,7 +379,7 @@ class JobStore:
                 r[0],
                 r[1],
                 r[2],
-                unpack_ints(r[3]),
+                unpack_array(r[3]),
                 r[4],
                 r[5],
                 r[6],
@@ -462,14 +467,19 @@ class JobStore:
         owed: Sequence[OwedSpend] = (),
         *,
         busy: float | None = None,
+        compress: bool = False,
     ) -> None:
         """Append results as they arrive, with the spend they owe the ledger (``owed``), in one
         transaction: one row per slice, the slice's results as a JSON array (100,000 results
-        are a few dozen inserts). A later result for a prompt replaces an earlier one."""
+        are a few dozen inserts). A later result for a prompt replaces an earlier one.
+        ``compress``: the slice deflated (a streamed job's millions of rows repeat their model,
+        batch id and answers: a tenth of the bytes); read back either way."""
         if not rows and not owed:
             return
         # orjson leaves NamedTuples to ``default``: each row is stored as a plain JSON array.
         blob = orjson.dumps(rows, default=tuple)
+        if compress:
+            blob = _DEFLATED + zlib.compress(blob, 1)
         with self._tx(busy=busy) as db:
             if rows:
                 db.execute("INSERT INTO result_slices (job_id, rows) VALUES (?, ?)", (job_id, blob))
@@ -484,10 +494,44 @@ class JobStore:
         latest: dict[int, ResultRow] = {}
         make = ResultRow._make
         for (blob,) in blobs:
+            if blob[:1] == _DEFLATED:
+                blob = zlib.decompress(blob[1:])
             for values in orjson.loads(blob):
                 row = make(values)
                 latest[row.prompt] = row
         return latest
+
+    def result_slices(self, job_id: str, after: int = 0) -> Iterator[list[ResultRow]]:
+        """The job's stored results, a slice at a time, oldest first (``after``: only slices
+        stored after the one of that sequence number): one slice in memory at a time."""
+        with self._read() as db:
+            seqs = [
+                seq
+                for (seq,) in db.execute(
+                    "SELECT seq FROM result_slices WHERE job_id = ? AND seq > ? ORDER BY seq",
+                    (job_id, after),
+                )
+            ]
+        make = ResultRow._make
+        for seq in seqs:
+            with self._read() as db:
+                found = db.execute(
+                    "SELECT rows FROM result_slices WHERE seq = ?", (seq,)
+                ).fetchone()
+            if found is None:
+                continue
+            blob = found[0]
+            if blob[:1] == _DEFLATED:
+                blob = zlib.decompress(blob[1:])
+            yield [make(values) for values in orjson.loads(blob)]
+
+    def update_job(self, job_id: str, *, n_rows: int, n_prompts: int, spec: dict[str, Any]) -> None:
+        """A streamed job's size and spec, once its source has been read through."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET n_rows = ?, n_prompts = ?, spec = ? WHERE id = ?",
+                (n_rows, n_prompts, orjson.dumps(spec), job_id),
+            )
 
     def result_statuses(self, job_id: str) -> dict[int, str]:
         return {prompt: row.status for prompt, row in self.results(job_id).items()}

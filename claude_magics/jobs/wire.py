@@ -110,7 +110,7 @@ def request_items(
     tag: str,
     before: bytes,
     after: bytes,
-    texts: Sequence[str],
+    texts: Sequence[str] | Mapping[int, str],
     prompts: Iterable[int],
     documents: Sequence[bytes | None] | None = None,
 ) -> list[bytes]:

@@ -1,0 +1,189 @@
+"""Running a streamed job: the table opened, its cost asked, the job found or made.
+
+    job = run_table("reviews.parquet", "review", label_task(labels))
+    job.write("labels.parquet", key=["id"])
+
+How a streamed job reads, sends and keeps its results is in ``stream_job``. Here: the table is
+opened (an in-memory one written to a snapshot), a sample of its rows laid out as requests
+and checked against the model's rules, the job named by a hash of the task, the shared
+request and the table's bytes (the same call again attaches to it), its worst case checked
+against the budget and confirmed, and the job written to the job store before anything is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..prompt import PromptError
+from .progress import say
+from .store import JobRecord, JobStore
+from .stream_job import StreamJob, job_folder
+from .wire import BatchLimits
+
+if TYPE_CHECKING:
+    from ..api.client import Client
+    from ..config import Settings
+    from ..cost.ledger import Ledger
+    from .tasks import Task
+
+__all__ = ["run_table"]
+
+
+def _key(task: Task, before: bytes, after: bytes, fingerprint: str, template: Any) -> str:
+    digest = hashlib.blake2b(digest_size=32)
+    digest.update(b"table\x00batch\x00")
+    digest.update(orjson.dumps(task.to_spec()))
+    digest.update(before + b"\x00" + after + b"\x00")
+    digest.update(fingerprint.encode() + b"\x00" + str(template).encode())
+    return digest.hexdigest()
+
+
+def run_table(
+    table: Any,
+    template: Any,
+    task: Task,
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    effort: str | None = None,
+    yes: bool = False,
+    wait: bool = True,
+    fresh: bool = False,
+    progress: bool = True,
+    client: Client | None = None,
+    store: JobStore | None = None,
+    ledger: Ledger | None = None,
+    limits: BatchLimits | None = None,
+    settings: Settings | None = None,
+    what: str | None = None,
+) -> StreamJob:
+    """Run ``task`` over every row of ``table`` (a Parquet path or dataset, a pyarrow Table, a
+    Polars DataFrame or LazyFrame, a Dask DataFrame) in batches, streamed: see the module's
+    docstring. Returns the job, done unless ``wait=False``; ``job.write(out)`` or
+    ``job.table()`` gives the results. The same call again attaches to the job."""
+    from ..api.rules import check_request
+    from ..config import check_budget, current_settings, shared_client, shared_ledger
+    from .entry import confirm, default_store, model_info
+    from .estimate import estimate_job
+    from .rows import build_prompts, make_template
+    from .spend import settle_owed
+    from .tables import column_names, open_table, table_kind
+
+    settings = settings if settings is not None else current_settings()
+    model = model or settings.job_model
+    client = client or shared_client()
+    store = store or default_store()
+    ledger = ledger if ledger is not None else shared_ledger()
+    limits = limits or BatchLimits()
+    all_columns = column_names(table)
+    row_template = make_template(all_columns, template, task)
+    needed = sorted({str(f.column) for f in row_template.fields})
+    scratch = store.path.parent / "jobs-tables"
+    source = open_table(table, needed if table_kind(table) != "parquet" else None, scratch)
+    keep_source = False
+    try:
+        sample_batch = next(source.batches(needed, 2_000), None)
+        if sample_batch is None:
+            raise PromptError(f"{source.display} has no rows: nothing to send")
+        sample = build_prompts(
+            sample_batch.to_pandas(),
+            row_template,
+            task,
+            model=model,
+            max_tokens=max_tokens,
+            system=system,
+            effort=effort,
+        )
+        check_request(sample.body(batch=True), model_info(client, model), client.api_version)
+        before, after = sample.template(batch=True)
+        fingerprint = source.fingerprint()
+        key = _key(task, before, after, fingerprint, template)
+        if fresh:
+            store.replace(key)
+        settle_owed(store, ledger)
+        existing = store.find(key)
+        common: dict[str, Any] = {
+            "client": client,
+            "ledger": ledger,
+            "progress": progress,
+            "limits": limits,
+            "settings": settings,
+        }
+        if existing is not None:
+            job = StreamJob(store, existing, **common)
+            if not job.done:
+                say(
+                    f"Attaching to {job.id}, started earlier on this same table: nothing is "
+                    "sent twice."
+                )
+            if wait:
+                job.wait()
+            return job
+        # What it may cost: the sample's requests, scaled to every row (each distinct, at
+        # worst; expected at the sample's share of distinct rows).
+        estimate = estimate_job(sample, settings.price_overrides)
+        scale = source.n_rows / max(sample.n_rows, 1)
+        worst = estimate.worst_case("batch")
+        expected = estimate.cost("batch")
+        worst = None if worst is None else worst * scale * sample.n_rows / sample.n_prompts
+        expected = None if expected is None else expected * scale
+        label = what or f"This {task.kind} job ({source.n_rows:,} rows of {source.display}, batch)"
+        check_budget(worst, label)
+        if not yes and worst is not None and worst > settings.confirm_above_usd:
+            confirm(label, expected, worst, settings.confirm_above_usd)
+        job_id = "job_" + secrets.token_hex(5)
+        folder = job_folder(store, job_id)
+        files = source.files
+        if source.snapshot:
+            folder.mkdir(parents=True, exist_ok=True)
+            files = [folder / "table.parquet"]
+            os.replace(source.files[0], files[0])
+            source.files = files
+        keep_source = True
+        record = JobRecord(
+            id=job_id,
+            key=key,
+            created=time.time(),
+            mode="batch",
+            kind=task.kind,
+            model=model,
+            n_rows=source.n_rows,
+            n_prompts=0,
+            state="running",
+            description=str(template)[:200],
+            spec={
+                "task": task.to_spec(),
+                "cacheable": sample.cacheable,
+                "instruction_tokens": sample.instruction_tokens,
+                "max_tokens": sample.max_tokens,
+                "pid": os.getpid(),
+                **({"effort": sample.effort} if sample.effort else {}),
+                "table": {
+                    "template": template if isinstance(template, str) else str(template),
+                    "columns": all_columns,
+                    "readable": source.columns,
+                    "files": source.stamp(),
+                    "display": source.display,
+                    "fingerprint": fingerprint,
+                    "read": False,
+                },
+            },
+            before=before,
+            after=after,
+        )
+        store.create(record, texts=[], row_prompt=[], row_index=None)
+    finally:
+        if not keep_source:
+            source.remove()
+    job = StreamJob(store, record, source=source, template=row_template, **common)
+    job.start()
+    if wait:
+        job.wait()
+    return job

@@ -1,0 +1,362 @@
+"""Any table in (issue 16): Polars, Arrow, Parquet and Dask tables labelled as pandas frames
+are, big ones streamed through batches (``jobs.streaming``) with nothing of their prompts in the
+job store, a Parquet job killed mid-way and picked up, and tables that fight back."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import dask.dataframe as dd
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from batch_support import FAST, LABELS, Jobs
+
+import claude_magics.jobs.accessor
+import claude_magics.jobs.polars  # noqa: F401  (registers frame.claude for Polars)
+from claude_magics import jobs as cm_jobs
+from claude_magics.emulator import Emulator
+from claude_magics.jobs.store import JobStore
+from claude_magics.jobs.tables import need
+from claude_magics.jobs.wire import BatchLimits
+from claude_magics.prompt import PromptError
+
+# Each review names its label (the emulator labels those right), some twice: 12 rows, 7 distinct.
+TEXTS = [
+    "Great value, I would buy it again. positive",
+    "Broke after two days. negative",
+    "It does the job. neutral",
+    "Arrived late and the box was damaged. negative",
+    "Lovely colour and it fits well. positive",
+    "Nothing special either way. neutral",
+    "Stopped charging within a week. negative",
+]
+ROWS = [TEXTS[i % len(TEXTS)] for i in (0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 0, 4)]
+EXPECTED = [text.rsplit(" ", 1)[1] for text in ROWS]
+
+
+def options(jobs: Jobs, **more: Any) -> dict[str, Any]:
+    """Where a test's jobs go: its emulator, store and ledger; fast polling; no bar; batches
+    of 3 requests, so that even these few rows make several."""
+    return {
+        "client": jobs.client,
+        "store": jobs.store,
+        "ledger": jobs.ledger,
+        "settings": FAST,
+        "progress": False,
+        "limits": BatchLimits(max_requests=3),
+        **more,
+    }
+
+
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"id": [100 + i for i in range(len(ROWS))], "review": ROWS})
+
+
+def parquet(tmp_path: Path, name: str = "reviews.parquet") -> Path:
+    path = tmp_path / name
+    pq.write_table(pa.Table.from_pandas(frame(), preserve_index=False), path, row_group_size=5)
+    return path
+
+
+def values(result: Any) -> list[Any]:
+    """The labels of a result of any kind, as a list."""
+    if isinstance(result, pa.Table):
+        return result.column("label").to_pylist()
+    if isinstance(result, (pl.Series, pd.Series)):
+        return [str(v) for v in result.to_list()]
+    raise AssertionError(type(result))
+
+
+# --------------------------------------------------------------------------------------------
+# The same labels from every kind of table
+
+
+def test_the_same_labels_from_every_kind_of_table(jobs: Jobs, tmp_path: Path) -> None:
+    from claude_magics.jobs.stream_job import StreamJob
+
+    pandas_labels = frame().claude.label("review", LABELS, mode="batch", **options(jobs))
+    assert values(pandas_labels) == EXPECTED
+    pandas_creates = len(jobs.creates())
+
+    polars_frame = pl.from_pandas(frame())
+    got = {
+        "polars": polars_frame.claude.label("review", LABELS, mode="batch", **options(jobs)),
+        "lazy": polars_frame.lazy().claude.label("review", LABELS, mode="batch", **options(jobs)),
+        "arrow": cm_jobs.label(
+            pa.Table.from_pandas(frame()), "review", LABELS, mode="batch", **options(jobs)
+        ),
+        "parquet": cm_jobs.label(
+            str(parquet(tmp_path)), "review", LABELS, mode="batch", **options(jobs)
+        ),
+        "dask": cm_jobs.label(
+            dd.from_pandas(frame(), npartitions=3), "review", LABELS, mode="batch", **options(jobs)
+        ),
+    }
+    for kind, result in got.items():
+        assert values(result) == EXPECTED, kind
+    assert isinstance(got["polars"], pl.Series) and got["polars"].dtype == pl.Categorical
+    assert isinstance(got["dask"], pd.Series)
+    # Every streamed job went through batches of at most 3 requests, each prompt sent once a job.
+    streamed = list(jobs.creates()[pandas_creates:])
+    assert streamed and all(len(r.body["requests"]) <= 3 for r in streamed)
+    kinds = [
+        JobStore(jobs.store.path).get(record.id) for record in JobStore(jobs.store.path).jobs()
+    ]
+    tables = [r for r in kinds if r is not None and "table" in r.spec]
+    assert tables and all(r.n_prompts == len(TEXTS) and r.n_rows == len(ROWS) for r in tables)
+    for record in tables:
+        ids = [
+            item["custom_id"]
+            for request in streamed
+            for item in request.body["requests"]
+            if item["custom_id"].startswith(record.id.removeprefix("job_"))
+        ]
+        assert len(ids) == len(set(ids)) == len(TEXTS)
+    # attach in a "fresh kernel" gives a streamed job back as one, with its results.
+    again = jobs.attach(tables[0].id)
+    assert isinstance(again, StreamJob) and values(again.table()) == EXPECTED
+
+
+def test_a_parquet_job_writes_keys_and_labels_and_keeps_no_prompt(
+    jobs: Jobs, tmp_path: Path
+) -> None:
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    whole = frame()
+    for part, start in enumerate(range(0, len(whole), 5)):  # a dataset of three files
+        piece = whole.iloc[start : start + 5]
+        pq.write_table(
+            pa.Table.from_pandas(piece, preserve_index=False), folder / f"{part}.parquet"
+        )
+    out = cm_jobs.label(
+        str(folder),
+        "review",
+        LABELS,
+        out=tmp_path / "labels.parquet",
+        key="id",
+        mode="batch",
+        **options(jobs),
+    )
+    written = pq.read_table(out).to_pandas()
+    assert list(written.columns) == ["id", "label", "claude_status"]
+    assert written["id"].tolist() == whole["id"].tolist()
+    assert written["label"].astype(str).tolist() == EXPECTED
+    assert set(written["claude_status"]) == {"succeeded"}
+    # No prompt is in the job store: the file, by its hash, reproduces them.
+    jobs.store.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("jobs.sqlite*"))
+    assert b"Lovely colour" not in stored and b"Stopped charging" not in stored
+    # Running the same call again attaches: nothing new is created.
+    before = len(jobs.creates())
+    again = cm_jobs.label(str(folder), "review", LABELS, mode="batch", **options(jobs))
+    assert values(again) == EXPECTED and len(jobs.creates()) == before
+    # Without key, the row number stands beside the labels.
+    plain = cm_jobs.label(
+        str(folder), "review", LABELS, out=tmp_path / "plain.parquet", mode="batch", **options(jobs)
+    )
+    assert pq.read_table(plain).column("row").to_pylist() == list(range(len(ROWS)))
+
+
+def test_a_small_polars_frame_runs_as_a_pandas_job_in_realtime(jobs: Jobs) -> None:
+    polars_frame = pl.from_pandas(frame())
+    result = polars_frame.claude.label("review", LABELS, **options(jobs))  # auto: few rows
+    assert isinstance(result, pl.Series) and values(result) == EXPECTED
+    assert not jobs.creates() and jobs.messages()
+    fields = polars_frame.claude.extract("review", {"mood": LABELS}, **options(jobs))
+    assert isinstance(fields, pl.DataFrame) and "claude_status" in fields.columns
+
+
+def test_retry_of_a_streamed_job_reads_its_prompts_again_from_the_table(
+    jobs: Jobs, emulator: Emulator, tmp_path: Path
+) -> None:
+    path = parquet(tmp_path)
+    job = cm_jobs.label(str(path), "review", LABELS, mode="batch", wait=False, **options(jobs))
+    job.wait()
+    before = len(jobs.creates())
+    job.retry(["succeeded"])  # everything again: the prompts come from the file
+    resent = [item for r in jobs.creates()[before:] for item in r.body["requests"]]
+    assert len(resent) == len(TEXTS)
+    texts = {"".join(b["text"] for b in i["params"]["messages"][-1]["content"]) for i in resent}
+    assert texts == {f"<review>{t}</review>" for t in TEXTS}
+    assert values(job.table()) == EXPECTED
+
+
+def test_extract_and_map_stream_typed_columns(jobs: Jobs, tmp_path: Path) -> None:
+    path = str(parquet(tmp_path))
+    schema = {"mood": LABELS, "stars": int}
+    streamed = cm_jobs.extract(path, "review", schema, mode="batch", **options(jobs))
+    held = frame().claude.extract("review", schema, mode="batch", **options(jobs))
+    assert streamed.column_names == ["mood", "stars", "claude_status"]
+    assert streamed.schema.field("stars").type == pa.int64()
+    assert streamed.column("mood").to_pylist() == held["mood"].astype(str).tolist()
+    assert streamed.column("stars").to_pylist() == held["stars"].tolist()
+    text = cm_jobs.map(path, "Say something about {{review}}", mode="batch", **options(jobs))
+    assert text.column_names == ["answer"] and all(text.column("answer").to_pylist())
+
+
+# --------------------------------------------------------------------------------------------
+# Killed mid-way, picked up
+
+
+def test_a_parquet_job_killed_mid_way_is_picked_up_complete_and_aligned(
+    jobs: Jobs, emulator: Emulator, tmp_path: Path
+) -> None:
+    n = 60  # 30 distinct, in batches of 2: 15 batches, created as the file is read
+    rows = [f"Review {i % 30}: " + ("positive" if i % 3 else "negative") for i in range(n)]
+    table = pa.table({"id": list(range(1000, 1000 + n)), "review": rows})
+    path = tmp_path / "many.parquet"
+    pq.write_table(table, path, row_group_size=7)
+    out = tmp_path / "labels.parquet"
+    emulator.configure(latency=0.15, batch_processing_seconds=600)
+    call = (
+        f"jobs.label({str(path)!r}, 'review', LABELS, out={str(out)!r}, key='id', mode='batch', "
+        "progress=False, limits=BatchLimits(max_requests=2), settings=FAST)"
+    )
+    child = jobs.child(
+        "from claude_magics.jobs.wire import BatchLimits\n"
+        "from claude_magics.config import Settings\n"
+        "FAST = Settings(batch_poll_seconds=0.02, batch_poll_max_seconds=0.05, "
+        "lost_create_grace_seconds=0.3)\n" + call + "\n"
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(jobs.creates()) < 4:
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the child never got going"
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)  # mid-read: more batches were still to come
+    finally:
+        child.kill()
+        child.wait()
+    created_before = len(jobs.creates())
+    (record,) = JobStore(jobs.store.path).jobs()
+    assert not record.spec["table"]["read"] and not out.exists()
+
+    emulator.configure(latency=0.0, batch_processing_seconds=0.05)
+    emulator.advance_clock(700)
+    result = cm_jobs.label(
+        str(path),
+        "review",
+        LABELS,
+        out=out,
+        key="id",
+        mode="batch",
+        **options(jobs, limits=BatchLimits(max_requests=2)),
+    )
+    assert Path(result) == out
+    written = pq.read_table(out).to_pandas()
+    assert written["id"].tolist() == list(range(1000, 1000 + n))
+    assert written["label"].astype(str).tolist() == [r.rsplit(" ", 1)[1] for r in rows]
+    assert set(written["claude_status"]) == {"succeeded"}
+    # Every distinct prompt was sent once, across the killed run and the one that went on.
+    ids = [item["custom_id"] for r in jobs.creates() for item in r.body["requests"]]
+    assert len(ids) == len(set(ids)) == 30
+    assert len(jobs.creates()) > created_before
+    (again,) = JobStore(jobs.store.path).jobs()
+    assert again.id == record.id and again.spec["table"]["read"]
+
+
+# --------------------------------------------------------------------------------------------
+# Tables that fight back
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error)
+    assert "\n" not in text.strip(), text
+    return text
+
+
+def test_tables_that_fight_back_are_one_line(jobs: Jobs, tmp_path: Path) -> None:
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("not parquet at all")
+    (junk / "data.parquet").write_bytes(b"PAR1 and then garbage")
+    with pytest.raises(PromptError) as error:
+        cm_jobs.label(str(junk), "review", LABELS, mode="batch", **options(jobs))
+    assert "Parquet" in one_line(error.value)
+
+    with pytest.raises(PromptError) as error:
+        cm_jobs.label(str(parquet(tmp_path)), "reveiw", LABELS, mode="batch", **options(jobs))
+    assert "did you mean 'review'" in one_line(error.value)
+
+    with pytest.raises(PromptError) as error:
+        cm_jobs.label("/dev/zero", "review", LABELS, mode="batch", **options(jobs))
+    assert "not a regular file" in one_line(error.value)
+
+    with pytest.raises(PromptError) as error:
+        cm_jobs.label(str(tmp_path / "nowhere.parquet"), "review", LABELS, **options(jobs))
+    assert "no such file" in one_line(error.value)
+
+    with pytest.raises(PromptError) as error:
+        cm_jobs.label(
+            str(parquet(tmp_path)),
+            "review",
+            LABELS,
+            key="ident",
+            mode="batch",
+            out=tmp_path / "o.parquet",
+            **options(jobs),
+        )
+    assert "key: no column named 'ident'" in one_line(error.value)
+
+    with pytest.raises(PromptError) as error:
+        cm_jobs.label([1, 2, 3], "review", LABELS, **options(jobs))
+    assert "not a table" in one_line(error.value)
+    assert not jobs.creates() and not jobs.messages()
+
+
+def test_a_missing_extra_names_its_pip_install() -> None:
+    with pytest.raises(PromptError) as error:
+        need("dask_but_not_installed")
+    assert "pip install" in one_line(error.value)
+
+
+def test_polars_is_imported_only_when_used() -> None:
+    def run(code: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split()
+
+    light = "import sys, claude_magics, claude_magics.jobs\n" + (
+        "print(*(m in sys.modules for m in ('polars', 'pyarrow', 'dask', 'numpy')))"
+    )
+    assert run(light) == ["False", "False", "False", "False"]
+    # Polars imported first: claude_magics.jobs registers .claude on its frames.
+    used = "import polars as pl\nimport claude_magics.jobs\n" + (
+        "print(hasattr(pl.DataFrame({'a': [1]}), 'claude'), hasattr(pl.LazyFrame, 'claude'))"
+    )
+    assert run(used) == ["True", "True"]
+
+
+def test_a_template_without_columns_is_refused_before_anything_is_sent(
+    jobs: Jobs, tmp_path: Path
+) -> None:
+    with pytest.raises(PromptError):
+        cm_jobs.label(str(parquet(tmp_path)), "Classify it", LABELS, mode="batch", **options(jobs))
+    assert not jobs.creates() and not list(tmp_path.glob("jobs-tables/*"))
+
+
+def test_load_ext_registers_polars_frames_only_once_polars_comes() -> None:
+    probe = """
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+ip.history_manager.enabled = False
+ip.run_line_magic("load_ext", "claude_magics")
+ip.run_cell("x = 1")
+print("after load_ext:", "polars" in sys.modules, "pyarrow" in sys.modules)
+ip.run_cell("import polars as pl\\nok = hasattr(pl.DataFrame({'a': [1]}).lazy(), 'claude')")
+print("claude in the same cell:", ip.user_ns["ok"])
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "after load_ext: False False" in out.stdout
+    assert "claude in the same cell: True" in out.stdout
