@@ -489,7 +489,10 @@ def test_lone_surrogates_in_a_value_or_dataframe_cell_are_repaired_end_to_end(
     import pandas as pd
 
     ip.user_ns["t_name"] = SURROGATE
-    ip.user_ns["t_frame"] = pd.DataFrame({"dish": [SURROGATE, "tea"], "price": [4.5, 2.0]})
+    # An object column: pandas' Arrow-backed strings (pandas 3 with pyarrow) refuse a lone
+    # surrogate, so only such a column can hold one.
+    dishes = pd.Series([SURROGATE, "tea"], dtype=object)
+    ip.user_ns["t_frame"] = pd.DataFrame({"dish": dishes, "price": [4.5, 2.0]})
     magics_of(ip).system = f"You know {SURROGATE}."
     cell = "About {{t_name}} and {{t_frame}}"
     with capture_output() as dry:
