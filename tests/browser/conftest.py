@@ -77,9 +77,12 @@ def jupyter_server(
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
-    """Headless Debian Chromium driven by Playwright (never `playwright install`)."""
+    """Headless Debian Chromium driven by Playwright (never `playwright install`). Module
+    scope, not session: Playwright's sync API keeps an event loop running in the main thread
+    until it stops, and the tests after the browser's (asyncio.run, top-level await) need none
+    running."""
     from playwright.sync_api import sync_playwright
 
     playwright = sync_playwright().start()
