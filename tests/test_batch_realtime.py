@@ -115,8 +115,8 @@ def test_a_tight_requests_per_minute_budget_is_paced_not_stormed(
     # second's grace for the client to read the first headers on a loaded machine; a storm
     # would refuse requests through the whole three seconds the job takes.)
     known = next(r.time for r in sent if r.status == 200) + 1.0
-    # (Without pacing, each refused row would come back on its own retry-after: some
-    # 25-30 refusals for these 15 rows, most of them after the first answer.)
+    # (Without pacing, every refused row comes back on its own retry-after and is refused
+    # again while the bucket is dry: refusals through the whole run, not a few.)
     assert sum(1 for r in sent if r.status == 429 and r.time > known) <= 4
     # Paced at the budget's own rate: the emulator admitted them a fifth of a second apart.
     admitted = [r.time for r in sent if r.status == 200]
