@@ -1,9 +1,9 @@
 """The bundled platform table (``data/platforms.json``): Bedrock's model ids and APIs, Vertex's.
 
     table = load()
-    table.bedrock_model("us.anthropic.claude-sonnet-5-5")   # BedrockModel(table_id=..., api=...)
-    table.bedrock_id("claude-sonnet-5-5")                   # "global.anthropic.claude-sonnet-5-5"
-    table.canonical("global.anthropic.claude-haiku-5-5")    # "claude-haiku-5-5"
+    table.bedrock_model("us.anthropic.<model>")   # BedrockModel(table_id="<model>", api=...)
+    table.bedrock_id("<model>")                   # "global.anthropic.<model>"
+    table.canonical("global.anthropic.<model>")   # "<model>"
 
 One fact, one place: the client maps model ids and picks the Bedrock API from this table, and
 the emulator serves the same ids. A leaf module (standard library only), like ``model_table``.

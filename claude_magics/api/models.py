@@ -59,7 +59,7 @@ def canonical_model(model: str) -> str:
 def _bundled(model: str) -> model_table.ModelEntry | None:
     table = model_table.load()
     found = table.find(model) or table.find(canonical_model(model))
-    # A Bedrock id (``us.anthropic.claude-sonnet-5-5``) is the table's model under another name.
+    # A Bedrock id (``us.anthropic.<model>``) is the table's model under another name.
     return found or table.find(platform_table.load().canonical(model))
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -93,8 +94,9 @@ def json_body(body: bytes | None) -> Any:
         return None
 
 
-class Platform:
-    """A cloud platform's endpoints, auth and error shapes (see the module docstring)."""
+class Platform(ABC):
+    """A cloud platform's endpoints, auth and error shapes (see the module docstring). Each
+    platform (``bedrock.Bedrock``, ``vertex.Vertex``) implements the abstract methods."""
 
     #: ``"bedrock"`` or ``"vertex"``.
     name = ""
@@ -109,14 +111,17 @@ class Platform:
 
     # -- the three points of contact with the client -------------------------------------------
 
+    @abstractmethod
     def route(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[str, Any]:
         """The URL and body for a first-party ``method path`` (``headers`` may be edited)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def authorize(self, request: httpx.Request) -> None:
         """Add the credentials to ``request``, whose body is final (called on every attempt)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def refine_error(
         self,
         error: APIStatusError,
@@ -127,7 +132,7 @@ class Platform:
     ) -> APIStatusError:
         """The error the client made from an answer (``body`` None: unread), in the
         platform's terms."""
-        raise NotImplementedError
+        ...
 
     # -- what the rest of the package asks ------------------------------------------------------
 
@@ -173,13 +178,15 @@ class Platform:
         none of them may reach a prompt."""
         return []
 
+    @abstractmethod
     def describe(self) -> list[tuple[str, str, str]]:
         """(setting, value, where it comes from) for ``%claude_config``: never a secret."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def credentials_status(self) -> str:
         """Whether credentials were found and where (never the credentials)."""
-        raise NotImplementedError
+        ...
 
     def unsupported(self, method: str, path: str) -> PlatformUnsupportedError:
         """The one-line refusal of an endpoint this platform does not have."""
