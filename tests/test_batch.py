@@ -171,6 +171,20 @@ def test_duplicates_are_sent_once(jobs: Jobs) -> None:
     }
 
 
+def test_the_bar_keeps_time_between_polls(
+    jobs: Jobs, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Polls 3 s apart (they grow to a minute in real jobs): between them the bar still redraws
+    # its elapsed time every second, so a long wait does not look hung at 00:00.
+    emulator.configure(batch_processing_seconds=2.5)
+    slow = replace(FAST, batch_poll_seconds=3.0, batch_poll_max_seconds=3.0)
+    frame = pd.DataFrame({"review": REVIEWS[:4]})
+    jobs.run(frame, "review", label_task(LABELS), mode="batch", progress=True, settings=slow)
+    drawn = capsys.readouterr().err
+    waiting = set(re.findall(r" 0/\d+ \[(00:0\d)", drawn))
+    assert {"00:01", "00:02"} <= waiting, drawn
+
+
 def test_errored_expired_and_canceled_rows_then_retry_only_those(
     jobs: Jobs, emulator: Emulator
 ) -> None:

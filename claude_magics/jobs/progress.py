@@ -14,6 +14,7 @@ nothing else in ``jobs`` prints.
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 from types import TracebackType
 from typing import Any
@@ -84,6 +85,16 @@ class Progress:
             # Redraw now: between polls nothing else refreshes the bar, and without this its
             # status and elapsed time stay frozen at 00:00 for the whole wait.
             self._bar.set_postfix_str(text, refresh=True)
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` between polls, redrawing the bar every second: polls grow to a
+        minute apart, and a bar whose elapsed time stands still for that long looks hung. An
+        interrupt ends the pause as it would end ``time.sleep``."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 1.0))
+            if self._bar is not None:
+                self._bar.refresh()
 
     def describe(self, text: str) -> None:
         if self._bar is not None:

@@ -559,7 +559,7 @@ class Batches:
                     bar.note(f"{running} of {len(states)} batches running")
                 if timeout is not None and time.monotonic() - started > timeout:
                     raise JobWaitTimeout(job.id, f"still running after {timeout:g} s")
-                time.sleep(interval)
+                bar.pause(interval)
                 interval = min(interval * 1.5, job.settings.batch_poll_max_seconds)
         except KeyboardInterrupt:
             bar.close()
