@@ -43,10 +43,12 @@ browser-deps:
 
 # Lint, type-check, then every test (unit, emulator, browser, notebooks under nbval) with
 # coverage. --cov names its source: nbval copies it into each notebook kernel, and a bare --cov
-# (pytest-cov 7 passes source=[True]) makes the kernel die before the first cell.
+# (pytest-cov 7 passes source=[True]) makes the kernel die before the first cell. Two workers,
+# each taking a whole file at a time (a notebook's cells run in order in one kernel; a file's
+# emulator and browser fixtures are started once): most tests wait on sockets, not the CPU.
 test: lint browser-deps
 	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg \
-		--cov=claude_magics --cov-report=term
+		-n 2 --dist loadfile --cov=claude_magics --cov-report=term
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/import_time.py

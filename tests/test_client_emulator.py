@@ -350,7 +350,7 @@ def test_stream_status_error_before_start_is_retried(client: Client, emulator: E
 
 
 def test_interrupting_a_stream_closes_the_connection(emulator: Emulator) -> None:
-    emulator.configure(tokens_per_second=200)
+    emulator.configure(tokens_per_second=50)
     client = Client(api_key="k", base_url=emulator.url)
     received: list[str] = []
     with client.messages.stream(
@@ -364,10 +364,10 @@ def test_interrupting_a_stream_closes_the_connection(emulator: Emulator) -> None
     assert response is not None
     assert response.is_closed
     assert stream.text == "".join(received)
-    # The emulator would need 5 s to finish; we got out right away and the connection is free.
+    # The emulator would need 20 s to finish; we got out right away and the connection is free.
     started = time.monotonic()
     client.messages.create(model=MODEL, max_tokens=5, messages=ask("next"))
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5
 
 
 def test_keyboard_interrupt_mid_stream_keeps_partial(emulator: Emulator) -> None:

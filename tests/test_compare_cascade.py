@@ -182,7 +182,6 @@ def test_cascade_costs_less_than_the_big_model_and_reaches_the_target(
     jobs: Jobs, capsys: pytest.CaptureFixture[str]
 ) -> None:
     frame = frame_with_truth(2000, hard=0.4, gold_every=10)
-    started = time.perf_counter()
     out = frame.claude.label(
         "review", LABELS, cascade=[HAIKU, SONNET], gold="gold", target=0.95, **on(jobs)
     )
@@ -222,7 +221,6 @@ def test_cascade_costs_less_than_the_big_model_and_reaches_the_target(
     assert "of the other 1,800, claude-haiku-5-5 takes every row, then claude-sonnet-5-5" in said
     assert "from the shares sent on from the gold rows at this threshold" in said
     assert f"threshold {report.threshold:.2f}" in repr(report)
-    assert time.perf_counter() - started < 20
 
 
 def test_no_threshold_reaching_the_target_sends_every_row_to_the_last_model(jobs: Jobs) -> None:

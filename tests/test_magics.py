@@ -320,7 +320,7 @@ def test_interrupt_stops_the_stream_and_keeps_partial_answer(
         )["content"][0]["text"]
     transport = WatchingTransport()
     magics_of(ip)._client = Client(base_url=emulator.url, transport=transport)
-    emulator.configure(tokens_per_second=100)  # the whole answer would take 5 s
+    emulator.configure(tokens_per_second=20)  # the whole answer would take 25 s
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     started = time.monotonic()
     timer.start()
@@ -341,7 +341,7 @@ def test_interrupt_stops_the_stream_and_keeps_partial_answer(
     (stream,) = transport.streams
     assert stream.closed
     assert not stream.read_to_end
-    assert elapsed < 2.5
+    assert elapsed < 8
     assert result.text
     assert full.startswith(result.text)
     assert len(result.text) < len(full) / 2

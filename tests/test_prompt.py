@@ -585,13 +585,10 @@ def test_a_million_rows_formats_only_what_it_shows(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(prompt.dataframes, "_format_rows", counting)
     for sample in (False, True):
         formatted.clear()
-        started = time.perf_counter()
         text = dataframe_text(frame, "big", budget=4000, sample=sample)
-        elapsed = time.perf_counter() - started
         shown = len([line for line in text.splitlines() if line[:1].isdigit()])
         assert 50 < shown < 2000
         assert sum(formatted) <= shown + 1024  # the rows shown and at most one more chunk
-        assert elapsed < 2.0  # about 0.1 s; loose for slow CI machines
         assert "of 1,000,000" in text
 
 

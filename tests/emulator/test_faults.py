@@ -209,5 +209,5 @@ def test_slow_fault(emulator: Emulator, emulator_api: Api) -> None:
     with pytest.raises(httpx.ReadTimeout):
         emulator_api.client.post("/v1/messages", json=body(), timeout=0.2)
     started = time.monotonic()
-    emulator_api.create(**body())  # the fault was used up
-    assert time.monotonic() - started < 0.5
+    emulator_api.create(**body())  # the fault was used up: not delayed by its second
+    assert time.monotonic() - started < 1.0
