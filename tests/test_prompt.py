@@ -8,7 +8,6 @@ import io
 import json
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
