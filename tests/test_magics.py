@@ -201,6 +201,21 @@ def test_line_magic_uses_defaults(ip: InteractiveShell, emulator: Emulator) -> N
         ip.run_line_magic("claude", "  ")
 
 
+def test_the_magic_line_is_taken_as_typed(ip: InteractiveShell, emulator: Emulator) -> None:
+    # IPython expands $name and {expr} in a magic's line unless the magic says not to: a
+    # dollar amount lost its "$" and a placeholder took a variable's value, silently.
+    ip.user_ns["t_lang"] = "French"
+    system = "Prices like $5 stay; reply as {t_lang} says, or $t_lang"
+    with capture_output():
+        result = ip.run_cell(f'%%claude --once -s "{system}"\nHi [[reply_tokens=3]]')
+        assert result.success, result.error_in_exec
+        line = ip.run_cell("%claude What is $5 in {t_lang}? [[reply_tokens=3]]")
+        assert line.success, line.error_in_exec
+    requests = [r.body for r in emulator.requests if r.path == "/v1/messages"]
+    assert requests[0]["system"][0]["text"] == system
+    assert user_prompts(emulator)[-1][-1] == "What is $5 in {t_lang}? [[reply_tokens=3]]"
+
+
 def test_interpolation_and_code_with_braces(ip: InteractiveShell, emulator: Emulator) -> None:
     ip.user_ns["t_name"] = "Ada"
     ip.user_ns["t_cfg"] = {"k": [1, 2]}

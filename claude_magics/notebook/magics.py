@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import line_cell_magic, line_magic, magics_class
+from IPython.core.magic import line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..model_table import EFFORT_LEVELS
@@ -207,6 +207,10 @@ class ClaudeMagics(CellFlow):
     @argument("--labels", metavar="A,B,C", help="With --batch: label each row with one of these.")
     @argument("--mode", choices=("auto", "batch", "realtime"), help="With --batch: how to send.")
     @argument("--yes", action="store_true", help="With --batch: skip the cost confirmation.")
+    # IPython would expand $name and {expr} in the line first: "costs $5" lost its dollar, a
+    # system prompt's {placeholder} took a variable's value, and its pattern takes seconds on a
+    # long -s. The line is the user's text, as typed; {{name}} is how values go in.
+    @no_var_expand
     @line_cell_magic
     def claude(self, line: str, cell: str | None = None) -> None:
         """Ask Claude. The cell is the prompt; the answer streams in and stays in the notebook.
