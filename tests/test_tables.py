@@ -360,3 +360,104 @@ print("claude in the same cell:", ip.user_ns["ok"])
     assert out.returncode == 0, out.stderr
     assert "after load_ext: False False" in out.stdout
     assert "claude in the same cell: True" in out.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Estimates before sending
+
+
+def test_the_same_estimates_from_every_kind_of_table(jobs: Jobs, tmp_path: Path) -> None:
+    asked = {"labels": LABELS, "compare": ("claude-sonnet-5-5",)}
+    held = frame().claude.estimate("review", client=jobs.client, **asked)
+    assert held["requests"].tolist()[0] == len(TEXTS)
+    polars_frame = pl.from_pandas(frame())
+    # mode="batch": each is estimated as the streamed job it would be, read a part at a time.
+    where = {"mode": "batch", "store": jobs.store, **asked}
+    got = {
+        "polars": polars_frame.claude.estimate("review", **where),
+        "lazy": polars_frame.lazy().claude.estimate("review", **where),
+        "arrow": cm_jobs.estimate_cost(pa.Table.from_pandas(frame()), "review", **where),
+        # Row groups of 5: rows 7 and 10 repeat a prompt of the first group.
+        "parquet": cm_jobs.estimate_cost(str(parquet(tmp_path)), "review", **where),
+        "dask": cm_jobs.estimate_cost(dd.from_pandas(frame(), npartitions=3), "review", **where),
+    }
+    for kind, table in got.items():
+        pd.testing.assert_frame_equal(table, held, check_like=False, obj=kind)
+        note = table.attrs["note"]
+        assert f"{len(ROWS)} rows, {len(TEXTS)} distinct prompts" in note, kind
+        assert "read a row group at a time" in note and "64-bit hash" in note, kind
+    # The figures are the pandas job's: priced from the session's prices, on each model.
+    assert "if claude-sonnet-5-5 ($)" in held.columns
+    # A small table without mode="batch" would run as a pandas job: estimated as one.
+    small = polars_frame.claude.estimate("review", client=jobs.client, **asked)
+    pd.testing.assert_frame_equal(small, held)
+    assert "row group" not in small.attrs["note"]
+    # Extract and map are estimated too; nothing was sent, no snapshot is left behind.
+    schema = {"mood": LABELS, "stars": int}
+    fields = cm_jobs.estimate_cost(
+        str(parquet(tmp_path)), "review", schema=schema, mode="batch", store=jobs.store
+    )
+    assert fields["requests"].tolist()[0] == len(TEXTS)
+    assert not jobs.creates() and not jobs.messages()
+    assert not list(jobs.home.glob("jobs-tables/*"))
+
+
+def test_a_big_parquet_estimate_counts_distinct_prompts_across_row_groups(
+    jobs: Jobs, tmp_path: Path
+) -> None:
+    n = 50_000  # 3 row groups of 20,000 and more; 1,234 distinct prompts spread over all
+    reviews = [f"Review number {i % 1234}: fine" for i in range(n)]
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"review": reviews}), path, row_group_size=20_000)
+    table = cm_jobs.estimate_cost(str(path), "review", labels=LABELS, compare=(), store=jobs.store)
+    assert table["requests"].tolist()[0] == 1234
+    assert "50,000 rows, 1,234 distinct prompts" in table.attrs["note"]
+    # The same prompts held in pandas give the same tokens and cost.
+    held = pd.DataFrame({"review": reviews}).claude.estimate(
+        "review", labels=LABELS, compare=(), client=jobs.client
+    )
+    pd.testing.assert_frame_equal(table, held)
+
+
+# --------------------------------------------------------------------------------------------
+# Key columns of in-memory tables
+
+
+def keyed() -> pd.DataFrame:
+    whole = frame()
+    whole["shop"] = ["north" if i % 2 else "south" for i in range(len(whole))]
+    return whole
+
+
+@pytest.mark.parametrize("kind", ["polars", "lazy", "arrow", "dask", "pandas", "small-polars"])
+def test_key_columns_of_in_memory_tables_round_trip(jobs: Jobs, tmp_path: Path, kind: str) -> None:
+    source = keyed()
+    tables = {
+        "polars": lambda: pl.from_pandas(source),
+        "lazy": lambda: pl.from_pandas(source).lazy(),
+        "arrow": lambda: pa.Table.from_pandas(source, preserve_index=False),
+        "dask": lambda: dd.from_pandas(source, npartitions=3),
+        "pandas": lambda: source,
+        "small-polars": lambda: pl.from_pandas(source),
+    }
+    mode = "auto" if kind == "small-polars" else "batch"  # small: a pandas job in realtime
+    out = tmp_path / "labels.parquet"
+    result = cm_jobs.label(
+        tables[kind](), "review", LABELS, out=out, key=["id", "shop"], mode=mode, **options(jobs)
+    )
+    assert Path(result) == out
+    written = pq.read_table(out).to_pandas()
+    assert list(written.columns) == ["id", "shop", "label", "claude_status"]
+    assert written["id"].tolist() == source["id"].tolist()
+    assert written["shop"].tolist() == source["shop"].tolist()
+    assert written["label"].astype(str).tolist() == EXPECTED
+    # A key changes nothing of what is asked: the same call without one attaches, sends nothing.
+    before = (len(jobs.creates()), len(jobs.messages()))
+    again = cm_jobs.label(tables[kind](), "review", LABELS, key="id", mode=mode, **options(jobs))
+    assert values(again) == EXPECTED
+    assert (len(jobs.creates()), len(jobs.messages())) == before
+    assert not list(jobs.home.glob("jobs-tables/*/snapshot-*"))  # the key snapshot is gone
+    with pytest.raises(PromptError) as error:
+        cm_jobs.label(tables[kind](), "review", LABELS, out=out, key="idd", **options(jobs))
+    text = one_line(error.value)
+    assert "key: no column named 'idd' (did you mean 'id'?)" in text and "shop" in text

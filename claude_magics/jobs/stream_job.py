@@ -50,7 +50,14 @@ if TYPE_CHECKING:
 
     from .rows import RowTemplate
 
-__all__ = ["CHUNK_ROWS", "STREAM_BATCH_BYTES", "StreamBatches", "StreamJob", "job_folder"]
+__all__ = [
+    "CHUNK_ROWS",
+    "STREAM_BATCH_BYTES",
+    "StreamBatches",
+    "StreamJob",
+    "job_folder",
+    "scan",
+]
 
 #: Rows read, rendered and hashed at a time.
 CHUNK_ROWS = 20_000
@@ -116,6 +123,20 @@ class _Seen:
             self.hashes = np.insert(self.hashes, at[new], unique[new])
             self.numbers = np.insert(self.numbers, at[new], fresh)
         return numbers[inverse.reshape(-1)], first[new][order]
+
+
+def scan(
+    source: TableSource, template: RowTemplate
+) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
+    """Each chunk of a table: its prompt texts, the prompt number of each row, and the rows
+    whose prompt is new (the same numbers on every read of the same table). What a streamed
+    job reads and sends, and what its estimate counts."""
+    columns = sorted({str(f.column) for f in template.fields})
+    seen = _Seen()
+    for batch in source.batches(columns, CHUNK_ROWS):
+        texts = template.render(batch.to_pandas())
+        numbers, new_rows = seen.add(_hashes(texts))
+        yield texts, numbers, new_rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,15 +323,7 @@ class StreamJob(Job):
     # -- reading the table ---------------------------------------------------------------------
 
     def _scan(self) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
-        """Each chunk of the table: its prompt texts, the prompt number of each row, and the
-        rows whose prompt is new (the same numbers on every read of the same table)."""
-        template = self.template()
-        columns = sorted({str(f.column) for f in template.fields})
-        seen = _Seen()
-        for batch in self.source().batches(columns, CHUNK_ROWS):
-            texts = template.render(batch.to_pandas())
-            numbers, new_rows = seen.add(_hashes(texts))
-            yield texts, numbers, new_rows
+        return scan(self.source(), self.template())
 
     def prompt_texts(self, prompts: Sequence[int]) -> dict[int, str]:
         """The texts of ``prompts``, read again from the table."""
@@ -584,10 +597,16 @@ class StreamJob(Job):
         return columns
 
     def _result_parts(
-        self, key: Sequence[str] = (), status: bool | None = None, *, row: bool = False
+        self,
+        key: Sequence[str] = (),
+        status: bool | None = None,
+        *,
+        row: bool = False,
+        keys_from: TableSource | None = None,
     ) -> Iterator[Any]:
         """The result, a pyarrow Table per part of the table as it is read (``key``'s columns,
-        or with ``row`` the row number, before the result columns)."""
+        or with ``row`` the row number, before the result columns). ``keys_from``: where the
+        key columns are, when not in the job's table (the same rows, in the same order)."""
         import numpy as np
 
         pa = need("pyarrow")
@@ -597,7 +616,7 @@ class StreamJob(Job):
         held = np.empty(0, dtype=np.int64)
         # The parts follow the table's own batches (key columns, or none: only their sizes),
         # the row map read alongside.
-        for batch in self.source().batches(list(key), CHUNK_ROWS):
+        for batch in (keys_from or self.source()).batches(list(key), CHUNK_ROWS):
             size = batch.num_rows
             while len(held) < size:
                 held = np.concatenate([held, next(numbers)])
@@ -619,16 +638,28 @@ class StreamJob(Job):
         return pa.concat_tables(parts)
 
     def write(
-        self, out: str | os.PathLike[str], *, key: Sequence[str] = (), status: bool = True
+        self,
+        out: str | os.PathLike[str],
+        *,
+        key: Sequence[str] = (),
+        status: bool = True,
+        keys_from: TableSource | None = None,
     ) -> Path:
         """Write the results to a Parquet file, a chunk at a time: ``key``'s columns of the
         table (default: ``row``, the row number) and the result columns with
-        ``claude_status``. Written beside and then moved in place: never half a file."""
+        ``claude_status``. Written beside and then moved in place: never half a file.
+        ``keys_from``: the key columns of an in-memory table (whose snapshot holds only the
+        columns its prompts read), as a snapshot of its own, the same rows in the same order."""
         pq = need("pyarrow.parquet")
         target = Path(os.fspath(out)).expanduser()
         if target.is_dir():
             raise PromptError(f"out: {out} is a folder; give a file name such as labels.parquet")
-        readable = self.table_spec["readable"]
+        if keys_from is not None and keys_from.n_rows != self.record.n_rows:
+            raise ClaudeError(
+                f"{self.id}: the key columns have {keys_from.n_rows:,} rows and the job "
+                f"{self.record.n_rows:,}: give the same table the job was run on"
+            )
+        readable = keys_from.columns if keys_from is not None else self.table_spec["readable"]
         missing = [k for k in key if k not in readable]
         if missing:
             from .rows import _missing_column
@@ -638,7 +669,7 @@ class StreamJob(Job):
         partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
         writer = None
         try:
-            for part in self._result_parts(key, status, row=not key):
+            for part in self._result_parts(key, status, row=not key, keys_from=keys_from):
                 if writer is None:
                     writer = pq.ParquetWriter(partial, part.schema)
                 writer.write_table(part)

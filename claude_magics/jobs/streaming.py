@@ -16,6 +16,7 @@ import hashlib
 import os
 import secrets
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -30,9 +31,12 @@ if TYPE_CHECKING:
     from ..api.client import Client
     from ..config import Settings
     from ..cost.ledger import Ledger
+    from .estimate import JobEstimate
+    from .rows import Prompts, RowTemplate
+    from .tables import TableSource
     from .tasks import Task
 
-__all__ = ["run_table"]
+__all__ = ["estimate_streamed", "run_table"]
 
 
 def _key(task: Task, before: bytes, after: bytes, fingerprint: str, template: Any) -> str:
@@ -42,6 +46,106 @@ def _key(task: Task, before: bytes, after: bytes, fingerprint: str, template: An
     digest.update(before + b"\x00" + after + b"\x00")
     digest.update(fingerprint.encode() + b"\x00" + str(template).encode())
     return digest.hexdigest()
+
+
+def _open(
+    table: Any, template: Any, task: Task, store: JobStore
+) -> tuple[list[str], RowTemplate, TableSource]:
+    """The table's columns, its row template, and the table as a source: a Parquet path or
+    dataset as it is, an in-memory table as a snapshot (beside ``store``) of the columns its
+    prompts read."""
+    from .rows import make_template
+    from .tables import column_names, open_table, table_kind
+
+    all_columns = column_names(table)
+    row_template = make_template(all_columns, template, task)
+    needed = sorted({str(f.column) for f in row_template.fields})
+    scratch = store.path.parent / "jobs-tables"
+    source = open_table(table, needed if table_kind(table) != "parquet" else None, scratch)
+    return all_columns, row_template, source
+
+
+def _sample(
+    source: TableSource,
+    template: RowTemplate,
+    task: Task,
+    *,
+    model: str,
+    system: str | None,
+    max_tokens: int | None,
+    effort: str | None = None,
+) -> Prompts:
+    """The prompts of the table's first rows (its first row group, 2,000 rows at most): the
+    shared request, laid out as every row's will be."""
+    from .rows import build_prompts
+
+    needed = sorted({str(f.column) for f in template.fields})
+    sample_batch = next(source.batches(needed, 2_000), None)
+    if sample_batch is None:
+        raise PromptError(f"{source.display} has no rows: nothing to send")
+    return build_prompts(
+        sample_batch.to_pandas(),
+        template,
+        task,
+        model=model,
+        max_tokens=max_tokens,
+        system=system,
+        effort=effort,
+    )
+
+
+def estimate_streamed(
+    table: Any,
+    template: Any,
+    task: Task,
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    compare: Any = None,
+    store: JobStore | None = None,
+    settings: Settings | None = None,
+) -> JobEstimate:
+    """What a streamed job over ``table`` would cost, as ``df.claude.estimate`` says it, with
+    the table read as the job reads it: a row group at a time, each chunk's prompts rendered
+    and hashed (``stream_job.scan``), the local estimate of each distinct prompt's tokens
+    summed and the prompt itself let go. Nothing is sent; nothing but the hashes (16 bytes a
+    distinct prompt) is held. ``compare``: the models to price beside (default as
+    ``df.claude.estimate``)."""
+    from ..config import current_settings
+    from .entry import default_store
+    from .estimate import comparison_models, prompt_tokens
+    from .estimate import estimate_job as _estimate
+    from .stream_job import scan
+
+    settings = settings if settings is not None else current_settings()
+    model = model or settings.job_model
+    store = store or default_store()
+    _columns, row_template, source = _open(table, template, task, store)
+    try:
+        sample = _sample(
+            source, row_template, task, model=model, system=system, max_tokens=max_tokens
+        )
+        rows = prompts = fresh = 0
+        for texts, _numbers, new_rows in scan(source, row_template):
+            rows += len(texts)
+            prompts += len(new_rows)
+            fresh += sum(prompt_tokens(texts[r]) for r in new_rows.tolist())
+    finally:
+        source.remove()
+    if compare is None:
+        compare = comparison_models(model, settings.model)
+    shape = _estimate(sample, settings.price_overrides, compare=compare)
+    return replace(
+        shape,
+        rows=rows,
+        prompts=prompts,
+        fresh_tokens=fresh,
+        read_note=(
+            f"{source.display} read a row group at a time; distinct prompts told apart by a "
+            "64-bit hash of each, as the streamed job does"
+        ),
+    )
 
 
 def run_table(
@@ -72,9 +176,7 @@ def run_table(
     from ..config import check_budget, current_settings, shared_client, shared_ledger
     from .entry import confirm, default_store, model_info
     from .estimate import estimate_job
-    from .rows import build_prompts, make_template
     from .spend import settle_owed
-    from .tables import column_names, open_table, table_kind
 
     settings = settings if settings is not None else current_settings()
     model = model or settings.job_model
@@ -82,23 +184,16 @@ def run_table(
     store = store or default_store()
     ledger = ledger if ledger is not None else shared_ledger()
     limits = limits or BatchLimits()
-    all_columns = column_names(table)
-    row_template = make_template(all_columns, template, task)
-    needed = sorted({str(f.column) for f in row_template.fields})
-    scratch = store.path.parent / "jobs-tables"
-    source = open_table(table, needed if table_kind(table) != "parquet" else None, scratch)
+    all_columns, row_template, source = _open(table, template, task, store)
     keep_source = False
     try:
-        sample_batch = next(source.batches(needed, 2_000), None)
-        if sample_batch is None:
-            raise PromptError(f"{source.display} has no rows: nothing to send")
-        sample = build_prompts(
-            sample_batch.to_pandas(),
+        sample = _sample(
+            source,
             row_template,
             task,
             model=model,
-            max_tokens=max_tokens,
             system=system,
+            max_tokens=max_tokens,
             effort=effort,
         )
         check_request(sample.body(batch=True), model_info(client, model), client.api_version)
