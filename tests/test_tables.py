@@ -461,3 +461,64 @@ def test_key_columns_of_in_memory_tables_round_trip(jobs: Jobs, tmp_path: Path, 
         cm_jobs.label(tables[kind](), "review", LABELS, out=out, key="idd", **options(jobs))
     text = one_line(error.value)
     assert "key: no column named 'idd' (did you mean 'id'?)" in text and "shop" in text
+
+
+# --------------------------------------------------------------------------------------------
+# A file per row, streamed
+
+
+def test_files_on_a_streamed_job_upload_each_distinct_file_once(
+    jobs: Jobs, emulator: Emulator, tmp_path: Path, capsys: Any
+) -> None:
+    from test_job_documents import documents_sent, invoices, uploads_of
+
+    from claude_magics.api.uploads import FileStore, Uploads
+
+    held = invoices(tmp_path / "pdfs", 10, distinct=4)  # 10 rows, 4 different PDFs
+    held.loc[7, "pdf"] = str(tmp_path / "gone.pdf")  # a missing file: that row's error
+    held["id"] = [500 + i for i in range(len(held))]
+    path = tmp_path / "invoices.parquet"
+    pq.write_table(pa.Table.from_pandas(held, preserve_index=False), path, row_group_size=3)
+    uploads = Uploads(FileStore(jobs.home / "files.sqlite"))
+    out = tmp_path / "vendors.parquet"
+    schema = {"vendor": str, "total": float}
+    call = {"files": "pdf", "mode": "batch", "uploads": uploads, **options(jobs)}
+    written = cm_jobs.extract(str(path), "Read {{name}}", schema, out=out, key="id", **call)
+    assert Path(written) == out
+    # Each distinct PDF uploaded once, whichever row group it first came in.
+    assert len(uploads_of(emulator)) == 4
+    # Every row with a file sent once (no two rows have both the same name and the same
+    # file), in batches of 3, each by its upload's file_id, with the Files API's beta.
+    params = list(jobs.batch_params())
+    assert len(params) == 9 and all(len(r.body["requests"]) <= 3 for r in jobs.creates())
+    ids = [documents_sent(p)[0]["source"]["file_id"] for p in params]
+    assert len(set(ids)) == 4 and all(i.startswith("file_") for i in ids)
+    assert all("files-api-2025-04-14" in r.headers["anthropic-beta"] for r in jobs.creates())
+    # Each request carries its own row's file: rows 4.. have the PDFs of rows 0..3 (copies).
+    by_name = {
+        "".join(b["text"] for b in p["messages"][0]["content"] if b["type"] == "text"): (
+            documents_sent(p)[0]["source"]["file_id"]
+        )
+        for p in params
+    }
+    for i in (4, 5, 6, 8, 9):
+        assert by_name[f"<name>invoice {i}</name>"] == by_name[f"<name>invoice {i % 4}</name>"]
+    # Results aligned to the rows, the missing file that row's error.
+    result = pq.read_table(out).to_pandas()
+    assert result["id"].tolist() == held["id"].tolist()
+    statuses = result["claude_status"].tolist()
+    assert statuses[7] == "errored:file_error"
+    assert statuses[:7] + statuses[8:] == ["succeeded"] * 9
+    assert result["vendor"].notna().sum() == 9
+    assert "have no file to send" in capsys.readouterr().out
+    # The same call again attaches: nothing uploaded or sent again.
+    before = (len(uploads_of(emulator)), len(jobs.creates()))
+    job = cm_jobs.extract(str(path), "Read {{name}}", schema, wait=False, **call)
+    job.wait()
+    assert (len(uploads_of(emulator)), len(jobs.creates())) == before
+    # A retry lays the requests out again from the file, by the same ids, uploading nothing
+    # (files.sqlite knows them); the row without a file stays as it is.
+    job.retry(["succeeded", "errored"])
+    again = [item["params"] for r in jobs.creates()[before[1] :] for item in r.body["requests"]]
+    assert len(again) == 9 and len(uploads_of(emulator)) == 4
+    assert {documents_sent(p)[0]["source"]["file_id"] for p in again} == set(ids)

@@ -141,7 +141,7 @@ def _write_streamed(
 def _streams(kind: str, rows: int | None, options: JobOptions) -> bool:
     """Whether a job over a table of ``kind`` and ``rows`` (None: unknown) is streamed: a
     batch job over anything but pandas, without what only a pandas job has."""
-    if kind == "pandas" or options.files is not None or options.usage or options.citations:
+    if kind == "pandas" or options.usage or options.citations:
         return False
     threshold = options.settings_now().batch_threshold
     return options.mode == "batch" or (

@@ -50,9 +50,8 @@ WHERE = (
 )
 
 # What only a job over rows held in memory (``entry.run``) uses: a streamed job keeps its
-# answers in its own job store, not the replay store, and is a batch job by then; a job with
-# files is held in memory.
-_HELD_ONLY = ("replayer", "mode", "files", "uploads")
+# answers in its own job store, not the replay store, and is a batch job by then.
+_HELD_ONLY = ("replayer", "mode")
 # Decided by the caller, not passed to the runners.
 _CALLER = ("status", "usage", "citations")
 

@@ -31,7 +31,7 @@ import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -48,11 +48,14 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from ..api.uploads import Uploads
+    from .documents import RowFile
     from .rows import RowTemplate
 
 __all__ = [
     "CHUNK_ROWS",
     "STREAM_BATCH_BYTES",
+    "Chunk",
     "StreamBatches",
     "StreamJob",
     "job_folder",
@@ -125,18 +128,38 @@ class _Seen:
         return numbers[inverse.reshape(-1)], first[new][order]
 
 
-def scan(
-    source: TableSource, template: RowTemplate
-) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
-    """Each chunk of a table: its prompt texts, the prompt number of each row, and the rows
-    whose prompt is new (the same numbers on every read of the same table). What a streamed
-    job reads and sends, and what its estimate counts."""
-    columns = sorted({str(f.column) for f in template.fields})
+class Chunk(NamedTuple):
+    """A chunk of a table as a streamed job reads it."""
+
+    #: Each row's prompt text.
+    texts: list[str]
+    #: Each row's prompt number (the same on every read of the same table).
+    numbers: np.ndarray
+    #: The rows (positions) whose prompt is new here, in the order of their numbers.
+    new_rows: np.ndarray
+    #: With ``files=``: each row's file (read and hashed, never held past the chunk).
+    files: list[RowFile] | None = None
+
+
+def scan(source: TableSource, template: RowTemplate, files: str | None = None) -> Iterator[Chunk]:
+    """The table a chunk at a time: what a streamed job reads and sends, and what its
+    estimate counts. ``files``: the column of each row's PDF or image; a prompt is then its
+    text and its file's content (by hash), as a pandas job's is."""
+    from .documents import read_files
+
+    columns = {str(f.column) for f in template.fields} | ({files} if files else set())
     seen = _Seen()
-    for batch in source.batches(columns, CHUNK_ROWS):
-        texts = template.render(batch.to_pandas())
-        numbers, new_rows = seen.add(_hashes(texts))
-        yield texts, numbers, new_rows
+    for batch in source.batches(sorted(columns), CHUNK_ROWS):
+        frame = batch.to_pandas()
+        texts = template.render(frame)
+        if files is None:
+            numbers, new_rows = seen.add(_hashes(texts))
+            yield Chunk(texts, numbers, new_rows)
+            continue
+        row_files = read_files(frame[files])
+        keyed = [f"{t}\x00file\x00{f.identity}" for t, f in zip(texts, row_files, strict=True)]
+        numbers, new_rows = seen.add(_hashes(keyed))
+        yield Chunk(texts, numbers, new_rows, row_files)
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,9 +242,7 @@ class StreamBatches(Batches):
         cached = self._encoded
         if all(n in cached for n in numbers):
             return [cached[n] for n in numbers]
-        job = self.job
-        texts = job.prompt_texts(numbers)
-        return request_items(job.tag, job.record.before, job.record.after, texts, numbers)
+        return self.job.prompt_items(numbers)
 
     def _payload(self, chunk: ChunkRecord) -> dict[str, Any]:
         path = _body_path(self.job.folder, chunk)
@@ -255,11 +276,17 @@ class StreamJob(Job):
         *,
         source: TableSource | None = None,
         template: RowTemplate | None = None,
+        uploads: Uploads | None = None,
         **options: Any,
     ) -> None:
         super().__init__(store, record, texts=[], row_prompt=[], **options)
         self._source = source
         self._template = template
+        self._uploads = uploads
+        # With files=: each distinct file's upload id, or why it has none (the id map only;
+        # the files themselves are read a chunk at a time and let go).
+        self._file_ids: dict[str, str] = {}
+        self._file_failed: dict[str, str] = {}
         self.folder = job_folder(store, record.id)
         self._loaded = False
         self._status_names: list[str] = []
@@ -317,26 +344,100 @@ class StreamJob(Job):
             from .rows import make_template
 
             spec = self.table_spec
-            self._template = make_template(spec["columns"], spec["template"], self.task)
+            self._template = make_template(
+                spec["columns"], spec["template"], self.task, files=self.files_column is not None
+            )
         return self._template
+
+    @property
+    def betas(self) -> tuple[str, ...]:
+        """The Files API's beta when rows send their files (by upload id)."""
+        from ..api.betas import FILES_API_BETA
+
+        return (FILES_API_BETA,) if self.files_column is not None else ()
+
+    @property
+    def files_column(self) -> str | None:
+        """The column of each row's PDF or image (``files=``), or None."""
+        column = self.table_spec.get("files_column")
+        return None if column is None else str(column)
 
     # -- reading the table ---------------------------------------------------------------------
 
-    def _scan(self) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
-        return scan(self.source(), self.template())
+    def _scan(self) -> Iterator[Chunk]:
+        return scan(self.source(), self.template(), self.files_column)
 
-    def prompt_texts(self, prompts: Sequence[int]) -> dict[int, str]:
-        """The texts of ``prompts``, read again from the table."""
+    def _prompts_again(self, prompts: Sequence[int]) -> dict[int, tuple[str, RowFile | None]]:
+        """The texts (and files) of ``prompts``, read again from the table."""
         wanted = set(prompts)
-        found: dict[int, str] = {}
-        for texts, numbers, new_rows in self._scan():
-            for row in new_rows:
-                number = int(numbers[row])
+        found: dict[int, tuple[str, RowFile | None]] = {}
+        for chunk in self._scan():
+            for row in chunk.new_rows.tolist():
+                number = int(chunk.numbers[row])
                 if number in wanted:
-                    found[number] = texts[row]
+                    found[number] = (chunk.texts[row], chunk.files[row] if chunk.files else None)
             if len(found) == len(wanted):
                 break
         return found
+
+    def prompt_texts(self, prompts: Sequence[int]) -> dict[int, str]:
+        """The texts of ``prompts``, read again from the table."""
+        return {n: text for n, (text, _file) in self._prompts_again(prompts).items()}
+
+    def prompt_items(self, prompts: Sequence[int]) -> list[bytes]:
+        """The batch requests of ``prompts``, laid out again from the table (a retry, a body
+        lost before it was sent); with files, each by its upload's id (none uploaded twice)."""
+        found = self._prompts_again(prompts)
+        texts = {n: text for n, (text, _file) in found.items()}
+        before, after = self.record.before, self.record.after
+        if self.files_column is None:
+            return request_items(self.tag, before, after, texts, prompts)
+        documents, failed = self._wire_documents({n: f for n, (_t, f) in found.items() if f})
+        if failed:
+            raise ClaudeError(
+                f"{self.id}: {len(failed):,} of these rows' files can no longer be read or "
+                f"uploaded (the first: {failed[0].error}); restore them and retry"
+            )
+        return request_items(self.tag, before, after, texts, prompts, documents)
+
+    def _wire_documents(
+        self, files: Mapping[int, RowFile]
+    ) -> tuple[dict[int, bytes], list[ResultRow]]:
+        """The document block of each prompt as sent (its file uploaded first, once: what
+        ``files.sqlite`` knows is not sent again), and the prompts whose file cannot be sent,
+        as ``errored:file_error`` results."""
+        from .documents import (
+            FILE_ERROR,
+            block_error,
+            block_sha,
+            key_block,
+            session_uploads,
+            wire_block,
+        )
+        from .wire import failed_row
+
+        documents: dict[int, bytes] = {}
+        failed: list[ResultRow] = []
+        for prompt, row_file in files.items():
+            block = key_block(row_file, citations=self.task.citations)
+            error = block_error(block)
+            sha = block_sha(block)
+            if error is None and sha is not None and sha not in self._file_ids:
+                if sha not in self._file_failed:
+                    from .documents import upload_files
+
+                    if self._uploads is None:
+                        self._uploads = session_uploads()
+                    ids, bad = upload_files([row_file], self.client, self._uploads)
+                    self._file_ids.update(ids)
+                    self._file_failed.update(bad)
+                if sha in self._file_failed:
+                    error = f"upload failed: {self._file_failed[sha]}"
+            if error is not None:
+                failed.append(failed_row(prompt, FILE_ERROR, error, "files", 0))
+            else:
+                documents[prompt] = wire_block(block, self._file_ids)
+        return documents, failed
 
     def _read_and_send(self) -> None:
         """Read the table through: plan each batch as it fills and create it at once. Batches
@@ -355,21 +456,27 @@ class StreamJob(Job):
         total = self.record.n_rows
         bar = Progress(total, f"{self.id} rows read", enabled=self.progress, unit="row")
         sent = sum(c.n for c in planned)
-        n_rows = 0
-        n_prompts = 0
+        n_rows = n_prompts = n_failed = 0
         tag, before, after = self.tag, self.record.before, self.record.after
         try:
             with open(rows_path, "wb") as rows_file:
-                for texts, numbers, new_rows in self._scan():
+                for texts, numbers, new_rows, row_files in self._scan():
                     self.check_claim()
                     rows_file.write(numbers.astype("<u4").tobytes())
                     n_rows += len(texts)
                     n_prompts += len(new_rows)
                     chosen = [int(r) for r in new_rows if numbers[r] >= upto]
+                    documents = None
+                    if chosen and row_files is not None:
+                        by_prompt = {int(numbers[r]): row_files[r] for r in chosen}
+                        documents, failed = self._wire_documents(by_prompt)
+                        self.put_results(failed)  # never sent: their files cannot be
+                        n_failed += len(failed)
+                        chosen = [r for r in chosen if int(numbers[r]) in documents]
                     if chosen:
                         prompts = [int(numbers[r]) for r in chosen]
                         chunk_texts = {int(numbers[r]): texts[r] for r in chosen}
-                        items = request_items(tag, before, after, chunk_texts, prompts)
+                        items = request_items(tag, before, after, chunk_texts, prompts, documents)
                         for prompt, item in zip(prompts, items, strict=True):
                             if not body.fits(item):
                                 sent += self._send_body(body, batches, bar)
@@ -380,6 +487,13 @@ class StreamJob(Job):
             if body.prompts:
                 sent += self._send_body(body, batches, bar)
             bar.note(f"{n_prompts:,} distinct, {sent:,} requests sent")
+            if n_failed:
+                from .progress import say
+
+                say(
+                    f"{n_failed:,} distinct prompts have no file to send (errored:file_error; "
+                    "status=True shows which rows); the others are sent."
+                )
         finally:
             body.finish()
             if body.path.exists():
@@ -491,7 +605,13 @@ class StreamJob(Job):
         return [int(p) for p in np.flatnonzero(self._prompt_status() < 0)]
 
     def unsendable(self) -> set[int]:
-        return set()
+        """The prompts never sent: their file could not be read or uploaded (a retry leaves
+        them as they are, as a pandas job does)."""
+        from .documents import FILE_ERROR
+
+        if self.files_column is None:
+            return set()
+        return {n for n, status in self.statuses().items() if status == FILE_ERROR}
 
     def counts(self) -> dict[str, int]:
         import numpy as np
@@ -545,8 +665,8 @@ class StreamJob(Job):
                 while block := handle.read(4 * CHUNK_ROWS):
                     yield np.frombuffer(block, dtype="<u4").astype(np.int64)
             return
-        for _texts, numbers, _new in self._scan():
-            yield numbers
+        for chunk in self._scan():
+            yield chunk.numbers
 
     def _row_numbers_all(self) -> np.ndarray:
         import numpy as np

@@ -29,6 +29,7 @@ from .wire import BatchLimits
 
 if TYPE_CHECKING:
     from ..api.client import Client
+    from ..api.uploads import Uploads
     from ..config import Settings
     from ..cost.ledger import Ledger
     from .estimate import JobEstimate
@@ -39,27 +40,33 @@ if TYPE_CHECKING:
 __all__ = ["estimate_streamed", "run_table"]
 
 
-def _key(task: Task, before: bytes, after: bytes, fingerprint: str, template: Any) -> str:
+def _key(
+    task: Task, before: bytes, after: bytes, fingerprint: str, template: Any, files: Any
+) -> str:
     digest = hashlib.blake2b(digest_size=32)
     digest.update(b"table\x00batch\x00")
     digest.update(orjson.dumps(task.to_spec()))
     digest.update(before + b"\x00" + after + b"\x00")
     digest.update(fingerprint.encode() + b"\x00" + str(template).encode())
+    if files is not None:  # (without files, the hash jobs have always had)
+        digest.update(b"\x00files\x00" + str(files).encode())
     return digest.hexdigest()
 
 
 def _open(
-    table: Any, template: Any, task: Task, store: JobStore
+    table: Any, template: Any, task: Task, store: JobStore, files: str | None = None
 ) -> tuple[list[str], RowTemplate, TableSource]:
     """The table's columns, its row template, and the table as a source: a Parquet path or
     dataset as it is, an in-memory table as a snapshot (beside ``store``) of the columns its
-    prompts read."""
-    from .rows import make_template
+    prompts read (and ``files``, the column of each row's file)."""
+    from .rows import _missing_column, make_template
     from .tables import column_names, open_table, table_kind
 
     all_columns = column_names(table)
-    row_template = make_template(all_columns, template, task)
-    needed = sorted({str(f.column) for f in row_template.fields})
+    if files is not None and files not in all_columns:
+        raise _missing_column(str(files), all_columns, bare=True)
+    row_template = make_template(all_columns, template, task, files=files is not None)
+    needed = sorted({str(f.column) for f in row_template.fields} | ({files} if files else set()))
     scratch = store.path.parent / "jobs-tables"
     source = open_table(table, needed if table_kind(table) != "parquet" else None, scratch)
     return all_columns, row_template, source
@@ -74,23 +81,27 @@ def _sample(
     system: str | None,
     max_tokens: int | None,
     effort: str | None = None,
+    files: str | None = None,
 ) -> Prompts:
     """The prompts of the table's first rows (its first row group, 2,000 rows at most): the
-    shared request, laid out as every row's will be."""
+    shared request, laid out as every row's will be (with ``files``, each with its file)."""
+    from .documents import read_files
     from .rows import build_prompts
 
-    needed = sorted({str(f.column) for f in template.fields})
-    sample_batch = next(source.batches(needed, 2_000), None)
+    needed = {str(f.column) for f in template.fields} | ({files} if files else set())
+    sample_batch = next(source.batches(sorted(needed), 2_000), None)
     if sample_batch is None:
         raise PromptError(f"{source.display} has no rows: nothing to send")
+    frame = sample_batch.to_pandas()
     return build_prompts(
-        sample_batch.to_pandas(),
+        frame,
         template,
         task,
         model=model,
         max_tokens=max_tokens,
         system=system,
         effort=effort,
+        files=None if files is None else read_files(frame[files]),
     )
 
 
@@ -127,10 +138,10 @@ def estimate_streamed(
             source, row_template, task, model=model, system=system, max_tokens=max_tokens
         )
         rows = prompts = fresh = 0
-        for texts, _numbers, new_rows in scan(source, row_template):
-            rows += len(texts)
-            prompts += len(new_rows)
-            fresh += sum(prompt_tokens(texts[r]) for r in new_rows.tolist())
+        for chunk in scan(source, row_template):
+            rows += len(chunk.texts)
+            prompts += len(chunk.new_rows)
+            fresh += sum(prompt_tokens(chunk.texts[r]) for r in chunk.new_rows.tolist())
     finally:
         source.remove()
     if compare is None:
@@ -167,6 +178,8 @@ def run_table(
     limits: BatchLimits | None = None,
     settings: Settings | None = None,
     what: str | None = None,
+    files: Any = None,
+    uploads: Uploads | None = None,
 ) -> StreamJob:
     """Run ``task`` over every row of ``table`` (a Parquet path or dataset, a pyarrow Table, a
     Polars DataFrame or LazyFrame, a Dask DataFrame) in batches, streamed: see the module's
@@ -184,7 +197,7 @@ def run_table(
     store = store or default_store()
     ledger = ledger if ledger is not None else shared_ledger()
     limits = limits or BatchLimits()
-    all_columns, row_template, source = _open(table, template, task, store)
+    all_columns, row_template, source = _open(table, template, task, store, files)
     keep_source = False
     try:
         sample = _sample(
@@ -195,11 +208,12 @@ def run_table(
             system=system,
             max_tokens=max_tokens,
             effort=effort,
+            files=files,
         )
         check_request(sample.body(batch=True), model_info(client, model), client.api_version)
         before, after = sample.template(batch=True)
         fingerprint = source.fingerprint()
-        key = _key(task, before, after, fingerprint, template)
+        key = _key(task, before, after, fingerprint, template, files)
         if fresh:
             store.replace(key)
         settle_owed(store, ledger)
@@ -212,7 +226,7 @@ def run_table(
             "settings": settings,
         }
         if existing is not None:
-            job = StreamJob(store, existing, **common)
+            job = StreamJob(store, existing, uploads=uploads, **common)
             if not job.done:
                 say(
                     f"Attaching to {job.id}, started earlier on this same table: nothing is "
@@ -223,7 +237,12 @@ def run_table(
             return job
         # What it may cost: the sample's requests, scaled to every row (each distinct, at
         # worst; expected at the sample's share of distinct rows).
-        estimate = estimate_job(sample, settings.price_overrides)
+        documents = (0, "")
+        if files is not None:
+            from .estimate import document_tokens
+
+            documents = document_tokens(sample, range(sample.n_prompts), client)
+        estimate = estimate_job(sample, settings.price_overrides, documents=documents)
         scale = source.n_rows / max(sample.n_rows, 1)
         worst = estimate.worst_case("batch")
         expected = estimate.cost("batch")
@@ -235,12 +254,11 @@ def run_table(
             confirm(label, expected, worst, settings.confirm_above_usd)
         job_id = "job_" + secrets.token_hex(5)
         folder = job_folder(store, job_id)
-        files = source.files
         if source.snapshot:
             folder.mkdir(parents=True, exist_ok=True)
-            files = [folder / "table.parquet"]
-            os.replace(source.files[0], files[0])
-            source.files = files
+            kept = folder / "table.parquet"
+            os.replace(source.files[0], kept)
+            source.files = [kept]
         keep_source = True
         record = JobRecord(
             id=job_id,
@@ -268,6 +286,7 @@ def run_table(
                     "display": source.display,
                     "fingerprint": fingerprint,
                     "read": False,
+                    **({"files_column": str(files)} if files is not None else {}),
                 },
             },
             before=before,
@@ -277,7 +296,7 @@ def run_table(
     finally:
         if not keep_source:
             source.remove()
-    job = StreamJob(store, record, source=source, template=row_template, **common)
+    job = StreamJob(store, record, source=source, template=row_template, uploads=uploads, **common)
     job.start()
     if wait:
         job.wait()
