@@ -511,6 +511,15 @@ def test_files_on_a_streamed_job_upload_each_distinct_file_once(
     assert statuses[:7] + statuses[8:] == ["succeeded"] * 9
     assert result["vendor"].notna().sum() == 9
     assert "have no file to send" in capsys.readouterr().out
+    # The estimate of the streamed job counts the documents as the pandas job's does.
+    asked = {"schema": schema, "files": "pdf", "compare": (), "client": jobs.client}
+    streamed_estimate = cm_jobs.estimate_cost(
+        str(path), "Read {{name}}", mode="batch", store=jobs.store, **asked
+    )
+    held_estimate = held.claude.estimate("Read {{name}}", **asked)
+    pd.testing.assert_frame_equal(streamed_estimate, held_estimate)
+    assert "documents about" in streamed_estimate.attrs["note"]
+    assert "row group" in streamed_estimate.attrs["note"]
     # The same call again attaches: nothing uploaded or sent again.
     before = (len(uploads_of(emulator)), len(jobs.creates()))
     job = cm_jobs.extract(str(path), "Read {{name}}", schema, wait=False, **call)
@@ -522,3 +531,9 @@ def test_files_on_a_streamed_job_upload_each_distinct_file_once(
     again = [item["params"] for r in jobs.creates()[before[1] :] for item in r.body["requests"]]
     assert len(again) == 9 and len(uploads_of(emulator)) == 4
     assert {documents_sent(p)[0]["source"]["file_id"] for p in again} == set(ids)
+    # A Polars frame with the same files streams as well (its snapshot keeps the paths): new
+    # requests, but every file is known to files.sqlite, so nothing is uploaded again.
+    sent_before = len(list(jobs.batch_params()))
+    fields = pl.from_pandas(held).claude.extract("Read {{name}}", schema, **call)
+    assert isinstance(fields, pl.DataFrame) and fields["claude_status"].to_list() == statuses
+    assert len(list(jobs.batch_params())) == sent_before + 9 and len(uploads_of(emulator)) == 4

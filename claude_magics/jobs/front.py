@@ -7,13 +7,19 @@
 A pandas DataFrame goes to ``entry.run`` as ``df.claude`` sends it. Any other table is
 streamed (``streaming``: batches, bounded memory) when the job is a batch job: ``mode="batch"``,
 or ``mode="auto"`` with at least ``ClaudeMagics.batch_threshold`` rows (or an unknown count:
-a LazyFrame, a Dask frame). A smaller table, ``mode="realtime"``, ``files=`` or ``usage=True``
-reads the columns the job needs into pandas and runs as a pandas job, which has every option.
+a LazyFrame, a Dask frame), ``files=`` too. A smaller table, ``mode="realtime"``,
+``citations=True`` or ``usage=True`` reads the columns the job needs into pandas and runs as a
+pandas job, which has every option. Both take their options as one ``JobOptions`` (``options``),
+as ``df.claude`` does. ``estimate_cost`` says what either would cost, reading the table as the
+job would.
 
 The result comes back in the table's kind: a Polars Series (one value column) or DataFrame
 for Polars input, a pyarrow Table for Arrow or Parquet input, pandas for pandas and Dask
 input; with ``out=`` a Parquet file of the table's ``key`` columns (default ``row``, the row
-number) beside the result columns, written a chunk at a time, and its path is returned.
+number) beside the result columns, written a chunk at a time, and its path is returned. An
+in-memory table's key columns are not in its snapshot (a key changes nothing of what is
+asked, so the same rows are the same job with a key or without): they are written to a
+snapshot of their own when the results are, and read beside them.
 """
 
 from __future__ import annotations
@@ -290,8 +296,8 @@ def estimate_cost(
     nothing is sent. A job that would be streamed (by ``mode``, as the job picks it) is
     estimated as it would run: the table read a row group at a time (a Parquet file is never
     loaded whole) and its distinct prompts told apart by the streamed job's hash, as the note
-    says. A smaller job, or one with ``files=``, is estimated as the pandas job it would be
-    (answers already paid for counted at $0).
+    says (with ``files=``, the documents of the first rows counted and scaled). A smaller
+    job is estimated as the pandas job it would be (answers already paid for at $0).
 
         jobs.estimate_cost("reviews.parquet", "review", labels=["pos", "neg"])
     """
@@ -330,6 +336,8 @@ def estimate_cost(
         system=a["system"],
         max_tokens=a["max_tokens"],
         compare=a["compare"],
+        files=a["files"],
+        client=a["client"],
         store=store,
         settings=settings,
     ).frame()

@@ -114,6 +114,8 @@ def estimate_streamed(
     system: str | None = None,
     max_tokens: int | None = None,
     compare: Any = None,
+    files: str | None = None,
+    client: Client | None = None,
     store: JobStore | None = None,
     settings: Settings | None = None,
 ) -> JobEstimate:
@@ -122,28 +124,49 @@ def estimate_streamed(
     and hashed (``stream_job.scan``), the local estimate of each distinct prompt's tokens
     summed and the prompt itself let go. Nothing is sent; nothing but the hashes (16 bytes a
     distinct prompt) is held. ``compare``: the models to price beside (default as
-    ``df.claude.estimate``)."""
-    from ..config import current_settings
+    ``df.claude.estimate``). With ``files``, the documents of the first rows are counted
+    by count_tokens (``client``), as a pandas estimate counts them, and scaled to every
+    distinct prompt with a file."""
+    from ..config import current_settings, shared_client
     from .entry import default_store
-    from .estimate import comparison_models, prompt_tokens
+    from .estimate import comparison_models, document_tokens, prompt_tokens
     from .estimate import estimate_job as _estimate
     from .stream_job import scan
 
     settings = settings if settings is not None else current_settings()
     model = model or settings.job_model
     store = store or default_store()
-    _columns, row_template, source = _open(table, template, task, store)
+    _columns, row_template, source = _open(table, template, task, store, files)
     try:
         sample = _sample(
-            source, row_template, task, model=model, system=system, max_tokens=max_tokens
+            source,
+            row_template,
+            task,
+            model=model,
+            system=system,
+            max_tokens=max_tokens,
+            files=files,
         )
-        rows = prompts = fresh = 0
-        for chunk in scan(source, row_template):
+        rows = prompts = fresh = with_file = 0
+        for chunk in scan(source, row_template, files):
             rows += len(chunk.texts)
             prompts += len(chunk.new_rows)
-            fresh += sum(prompt_tokens(chunk.texts[r]) for r in chunk.new_rows.tolist())
+            new = chunk.new_rows.tolist()
+            fresh += sum(prompt_tokens(chunk.texts[r]) for r in new)
+            if chunk.files is not None:
+                with_file += sum(chunk.files[r].error is None for r in new)
     finally:
         source.remove()
+    documents = (0, "")
+    if files is not None:
+        counted, _how = document_tokens(sample, range(sample.n_prompts), client or shared_client())
+        in_sample = sum(f.error is None for f in sample.files or [])
+        total = round(counted * with_file / in_sample) if in_sample else 0
+        documents = (
+            total,
+            f"documents about {total:,} tokens (an estimate: count_tokens on a few files of "
+            f"the first rows, scaled to {with_file:,} prompts with a file)",
+        )
     if compare is None:
         compare = comparison_models(model, settings.model)
     shape = _estimate(sample, settings.price_overrides, compare=compare)
@@ -151,7 +174,9 @@ def estimate_streamed(
         shape,
         rows=rows,
         prompts=prompts,
-        fresh_tokens=fresh,
+        fresh_tokens=fresh + documents[0],
+        document_tokens=documents[0],
+        document_note=documents[1],
         read_note=(
             f"{source.display} read a row group at a time; distinct prompts told apart by a "
             "64-bit hash of each, as the streamed job does"
