@@ -510,7 +510,8 @@ def test_files_on_a_streamed_job_upload_each_distinct_file_once(
     assert statuses[7] == "errored:file_error"
     assert statuses[:7] + statuses[8:] == ["succeeded"] * 9
     assert result["vendor"].notna().sum() == 9
-    assert "have no file to send" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "1 of 10 distinct prompts have no file to send" in said and "gone.pdf" in said
     # The estimate of the streamed job counts the documents as the pandas job's does.
     asked = {"schema": schema, "files": "pdf", "compare": (), "client": jobs.client}
     streamed_estimate = cm_jobs.estimate_cost(

@@ -457,6 +457,7 @@ class StreamJob(Job):
         bar = Progress(total, f"{self.id} rows read", enabled=self.progress, unit="row")
         sent = sum(c.n for c in planned)
         n_rows = n_prompts = n_failed = 0
+        first_failure: str | None = None
         tag, before, after = self.tag, self.record.before, self.record.after
         try:
             with open(rows_path, "wb") as rows_file:
@@ -472,6 +473,7 @@ class StreamJob(Job):
                         documents, failed = self._wire_documents(by_prompt)
                         self.put_results(failed)  # never sent: their files cannot be
                         n_failed += len(failed)
+                        first_failure = first_failure or next((f.error for f in failed), None)
                         chosen = [r for r in chosen if int(numbers[r]) in documents]
                     if chosen:
                         prompts = [int(numbers[r]) for r in chosen]
@@ -491,8 +493,9 @@ class StreamJob(Job):
                 from .progress import say
 
                 say(
-                    f"{n_failed:,} distinct prompts have no file to send (errored:file_error; "
-                    "status=True shows which rows); the others are sent."
+                    f"{n_failed:,} of {n_prompts:,} distinct prompts have no file to send "
+                    "(errored:file_error; "
+                    f"the first: {first_failure}); the others are sent."
                 )
         finally:
             body.finish()
