@@ -311,7 +311,7 @@ def estimate_cost(
     bound = inspect.signature(ClaudeAccessor.estimate).bind(None, template, **asked)
     bound.apply_defaults()
     a = bound.arguments
-    picked = JobOptions(mode=mode, files=a["files"], citations=a["citations"], settings=settings)
+    picked = JobOptions(mode=mode, citations=a["citations"], settings=settings)
     columns = column_names(table)
     if not _streams(kind, row_count(table), picked):
         frame = table if kind == "pandas" else _as_pandas(table, kind, columns)
