@@ -470,12 +470,17 @@ def test_key_columns_of_in_memory_tables_round_trip(jobs: Jobs, tmp_path: Path, 
 def test_files_on_a_streamed_job_upload_each_distinct_file_once(
     jobs: Jobs, emulator: Emulator, tmp_path: Path, capsys: Any
 ) -> None:
+    import hashlib
+
     from test_job_documents import documents_sent, invoices, uploads_of
 
     from claude_magics.api.uploads import FileStore, Uploads
 
-    held = invoices(tmp_path / "pdfs", 10, distinct=4)  # 10 rows, 4 different PDFs
+    held = invoices(tmp_path / "pdfs", 10, distinct=4)  # 10 rows; row i has PDF i % 4
     held.loc[7, "pdf"] = str(tmp_path / "gone.pdf")  # a missing file: that row's error
+    # A prompt is a row's text and its file: row 9 asks what row 1 asks, of the same PDF
+    # (sent once); row 6 asks it too, of another PDF (sent on its own).
+    held.loc[[6, 9], "name"] = "invoice 1"
     held["id"] = [500 + i for i in range(len(held))]
     path = tmp_path / "invoices.parquet"
     pq.write_table(pa.Table.from_pandas(held, preserve_index=False), path, row_group_size=3)
@@ -487,22 +492,32 @@ def test_files_on_a_streamed_job_upload_each_distinct_file_once(
     assert Path(written) == out
     # Each distinct PDF uploaded once, whichever row group it first came in.
     assert len(uploads_of(emulator)) == 4
-    # Every row with a file sent once (no two rows have both the same name and the same
-    # file), in batches of 3, each by its upload's file_id, with the Files API's beta.
+    # Each distinct prompt sent once (10 rows, one without a file, one repeating another),
+    # in batches of 3, with the Files API's beta.
     params = list(jobs.batch_params())
-    assert len(params) == 9 and all(len(r.body["requests"]) <= 3 for r in jobs.creates())
-    ids = [documents_sent(p)[0]["source"]["file_id"] for p in params]
-    assert len(set(ids)) == 4 and all(i.startswith("file_") for i in ids)
+    assert len(params) == 8 and all(len(r.body["requests"]) <= 3 for r in jobs.creates())
     assert all("files-api-2025-04-14" in r.headers["anthropic-beta"] for r in jobs.creates())
-    # Each request carries its own row's file: rows 4.. have the PDFs of rows 0..3 (copies).
-    by_name = {
-        "".join(b["text"] for b in p["messages"][0]["content"] if b["type"] == "text"): (
-            documents_sent(p)[0]["source"]["file_id"]
+
+    # Each request carries its own row's file, by the id its upload got.
+    def file_id(pdf: str) -> str:
+        known = uploads.known(jobs.client, hashlib.sha256(Path(pdf).read_bytes()).hexdigest())
+        assert known is not None
+        return known.file_id
+
+    sent = [
+        (
+            "".join(b["text"] for b in p["messages"][0]["content"] if b["type"] == "text"),
+            documents_sent(p)[0]["source"]["file_id"],
         )
         for p in params
+    ]
+    rows = held.drop(index=7)
+    expected = {
+        (f"<name>{n}</name>", file_id(pdf)) for n, pdf in zip(rows.name, rows.pdf, strict=True)
     }
-    for i in (4, 5, 6, 8, 9):
-        assert by_name[f"<name>invoice {i}</name>"] == by_name[f"<name>invoice {i % 4}</name>"]
+    assert len(set(sent)) == len(sent) == len(expected) == 8 and set(sent) == expected
+    ids = [i for _, i in sent]
+    assert len(set(ids)) == 4 and all(i.startswith("file_") for i in ids)
     # Results aligned to the rows, the missing file that row's error.
     result = pq.read_table(out).to_pandas()
     assert result["id"].tolist() == held["id"].tolist()
@@ -511,7 +526,7 @@ def test_files_on_a_streamed_job_upload_each_distinct_file_once(
     assert statuses[:7] + statuses[8:] == ["succeeded"] * 9
     assert result["vendor"].notna().sum() == 9
     said = capsys.readouterr().out
-    assert "1 of 10 distinct prompts have no file to send" in said and "gone.pdf" in said
+    assert "1 of 9 distinct prompts have no file to send" in said and "gone.pdf" in said
     # The estimate of the streamed job counts the documents as the pandas job's does.
     asked = {"schema": schema, "files": "pdf", "compare": (), "client": jobs.client}
     streamed_estimate = cm_jobs.estimate_cost(
@@ -530,11 +545,11 @@ def test_files_on_a_streamed_job_upload_each_distinct_file_once(
     # (files.sqlite knows them); the row without a file stays as it is.
     job.retry(["succeeded", "errored"])
     again = [item["params"] for r in jobs.creates()[before[1] :] for item in r.body["requests"]]
-    assert len(again) == 9 and len(uploads_of(emulator)) == 4
+    assert len(again) == 8 and len(uploads_of(emulator)) == 4
     assert {documents_sent(p)[0]["source"]["file_id"] for p in again} == set(ids)
     # A Polars frame with the same files streams as well (its snapshot keeps the paths): new
     # requests, but every file is known to files.sqlite, so nothing is uploaded again.
     sent_before = len(list(jobs.batch_params()))
     fields = pl.from_pandas(held).claude.extract("Read {{name}}", schema, **call)
     assert isinstance(fields, pl.DataFrame) and fields["claude_status"].to_list() == statuses
-    assert len(list(jobs.batch_params())) == sent_before + 9 and len(uploads_of(emulator)) == 4
+    assert len(list(jobs.batch_params())) == sent_before + 8 and len(uploads_of(emulator)) == 4

@@ -412,6 +412,7 @@ class StreamJob(Job):
             block_sha,
             key_block,
             session_uploads,
+            upload_files,
             wire_block,
         )
         from .wire import failed_row
@@ -424,8 +425,6 @@ class StreamJob(Job):
             sha = block_sha(block)
             if error is None and sha is not None and sha not in self._file_ids:
                 if sha not in self._file_failed:
-                    from .documents import upload_files
-
                     if self._uploads is None:
                         self._uploads = session_uploads()
                     ids, bad = upload_files([row_file], self.client, self._uploads)
