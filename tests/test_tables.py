@@ -553,3 +553,35 @@ def test_files_on_a_streamed_job_upload_each_distinct_file_once(
     fields = pl.from_pandas(held).claude.extract("Read {{name}}", schema, **call)
     assert isinstance(fields, pl.DataFrame) and fields["claude_status"].to_list() == statuses
     assert len(list(jobs.batch_params())) == sent_before + 8 and len(uploads_of(emulator)) == 4
+
+
+def test_a_file_deleted_while_a_streamed_batch_runs_is_uploaded_again(
+    jobs: Jobs, emulator: Emulator, tmp_path: Path, capsys: Any
+) -> None:
+    import hashlib
+
+    from test_job_documents import documents_sent, invoices, uploads_of
+
+    from claude_magics.api.uploads import FileStore, Uploads
+
+    held = invoices(tmp_path / "pdfs", 3, distinct=3)
+    path = tmp_path / "invoices.parquet"
+    pq.write_table(pa.Table.from_pandas(held, preserve_index=False), path)
+    uploads = Uploads(FileStore(jobs.home / "files.sqlite"))
+    call = {"files": "pdf", "mode": "batch", "uploads": uploads, **options(jobs, limits=None)}
+    emulator.configure(batch_processing_seconds=30)
+    cm_jobs.extract(str(path), "Read {{name}}", {"vendor": str}, wait=False, **call)
+    sha = hashlib.sha256(Path(held.pdf[1]).read_bytes()).hexdigest()
+    known = uploads.known(jobs.client, sha)
+    assert known is not None
+    jobs.client.files.delete(known.file_id)  # gone before the batch reads it
+    emulator.advance_clock(60)  # the batch ends: row 1 is a 404, the others answered
+    emulator.configure(batch_processing_seconds=0.05)
+    # The same call again attaches, finds the 404, uploads that file again, sends that row.
+    result = cm_jobs.extract(str(path), "Read {{name}}", {"vendor": str}, **call)
+    assert result.column("claude_status").to_pylist() == ["succeeded"] * 3
+    assert [len(c.body["requests"]) for c in jobs.creates()] == [3, 1]
+    (resent,) = jobs.creates()[1].body["requests"]
+    assert documents_sent(resent["params"])[0]["source"]["file_id"] != known.file_id
+    assert len(uploads_of(emulator)) == 4  # three files, one of them twice
+    assert "no longer had 1 of this job's files" in capsys.readouterr().out

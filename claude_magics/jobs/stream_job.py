@@ -400,6 +400,47 @@ class StreamJob(Job):
             )
         return request_items(self.tag, before, after, texts, prompts, documents)
 
+    def renew_lost_files(self) -> None:
+        """Prompts that came back 404 because the API no longer has their file (deleted from
+        another notebook while the batch ran): upload those files again and send those
+        prompts once more (once: a file lost again leaves them ``errored:not_found_error``),
+        as a pandas job does. The files are found by reading the table again."""
+        from .documents import session_uploads
+        from .progress import say
+
+        if self.files_column is None or not self.done:
+            return
+        statuses = self.statuses()
+        lost = sorted(n for n, status in statuses.items() if status == "errored:not_found_error")
+        if not lost:
+            return
+        if self._uploads is None:
+            self._uploads = session_uploads()
+        uploads = self._uploads
+        used: dict[int, str] = {}
+        for n, (_text, row_file) in self._prompts_again(lost).items():
+            known = None
+            if row_file is not None and row_file.sha256 is not None:
+                known = uploads.known(self.client, row_file.sha256)
+            if known is not None:
+                used[n] = known.file_id
+        try:
+            gone = set(uploads.missing(self.client, sorted(set(used.values()))))
+        except ClaudeError as error:
+            say(f"{self.id}: could not ask the Files API about {len(used):,} files ({error}).")
+            return
+        if not gone:
+            return
+        uploads.forget(self.client, sorted(gone))
+        self._file_ids = {sha: i for sha, i in self._file_ids.items() if i not in gone}
+        again = sorted(n for n, file_id in used.items() if file_id in gone)
+        say(
+            f"{self.id}: the API no longer had {len(gone):,} of this job's files; uploading "
+            f"them again and sending their {len(again):,} requests once more."
+        )
+        self.start(again)
+        self.wait()
+
     def _wire_documents(
         self, files: Mapping[int, RowFile]
     ) -> tuple[dict[int, bytes], list[ResultRow]]:

@@ -259,6 +259,7 @@ def run_table(
                 )
             if wait:
                 job.wait()
+                job.renew_lost_files()
             return job
         # What it may cost: the sample's requests, scaled to every row (each distinct, at
         # worst; expected at the sample's share of distinct rows).
@@ -325,4 +326,5 @@ def run_table(
     job.start()
     if wait:
         job.wait()
+        job.renew_lost_files()
     return job
