@@ -451,6 +451,14 @@ def test_key_columns_of_in_memory_tables_round_trip(jobs: Jobs, tmp_path: Path, 
     assert written["id"].tolist() == source["id"].tolist()
     assert written["shop"].tolist() == source["shop"].tolist()
     assert written["label"].astype(str).tolist() == EXPECTED
+    if kind not in ("pandas", "small-polars"):
+        # The key columns are kept with the streamed job: attached in a fresh kernel, it
+        # writes them again.
+        (record,) = [r for r in JobStore(jobs.store.path).jobs() if "table" in r.spec]
+        again = jobs.attach(record.id).write(tmp_path / "again.parquet", key=["shop", "id"])
+        pd.testing.assert_frame_equal(
+            pq.read_table(again).to_pandas(), written[["shop", "id", "label", "claude_status"]]
+        )
     # A key changes nothing of what is asked: the same call without one attaches, sends nothing.
     before = (len(jobs.creates()), len(jobs.messages()))
     again = cm_jobs.label(tables[kind](), "review", LABELS, key="id", mode=mode, **options(jobs))

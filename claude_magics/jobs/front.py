@@ -18,8 +18,8 @@ for Polars input, a pyarrow Table for Arrow or Parquet input, pandas for pandas 
 input; with ``out=`` a Parquet file of the table's ``key`` columns (default ``row``, the row
 number) beside the result columns, written a chunk at a time, and its path is returned. An
 in-memory table's key columns are not in its snapshot (a key changes nothing of what is
-asked, so the same rows are the same job with a key or without): they are written to a
-snapshot of their own when the results are, and read beside them.
+asked, so the same rows are the same job with a key or without): they are kept with the job
+in a snapshot of their own, read beside the results.
 """
 
 from __future__ import annotations
@@ -131,17 +131,13 @@ def _write_streamed(
 ) -> Path:
     """A streamed job's result written as ``out``. An in-memory table's snapshot holds only
     the columns its prompts read (so that the same rows are the same job, with a key or
-    without): its key columns are written to a snapshot of their own, read beside the
-    results and removed."""
-    if not keys or kind == "parquet":
-        return job.write(out, key=keys, status=status is not False)
-    from .tables import snapshot
+    without): its key columns are kept with the job in a snapshot of their own, read beside
+    the results (and again by ``attach(ID).write(out, key=...)``)."""
+    if keys and kind != "parquet":
+        from .tables import snapshot
 
-    keys_from = snapshot(table, kind, keys, job.folder)
-    try:
-        return job.write(out, key=keys, status=status is not False, keys_from=keys_from)
-    finally:
-        keys_from.remove()
+        job.keep_keys(snapshot(table, kind, keys, job.folder))
+    return job.write(out, key=keys, status=status is not False)
 
 
 def _streams(kind: str, rows: int | None, options: JobOptions) -> bool:

@@ -800,28 +800,49 @@ class StreamJob(Job):
             return pa.table({})
         return pa.concat_tables(parts)
 
+    def keep_keys(self, keys: TableSource) -> None:
+        """Keep the key columns of an in-memory table (a snapshot of them, the same rows in
+        the same order) with the job, so that ``write(out, key=...)`` finds them, in this
+        kernel or after ``attach`` in another. Its table's snapshot holds only the columns
+        the prompts read: a key changes nothing of what is asked."""
+        if keys.n_rows != self.record.n_rows:
+            keys.remove()
+            raise ClaudeError(
+                f"{self.id}: the key columns have {keys.n_rows:,} rows and the job "
+                f"{self.record.n_rows:,}: give the same table the job was run on"
+            )
+        self.folder.mkdir(parents=True, exist_ok=True)
+        kept = self.folder / "keys.parquet"
+        os.replace(keys.files[0], kept)
+        spec = dict(self.record.spec)
+        spec["table"] = {**self.table_spec, "keys": list(keys.columns)}
+        self.store.update_spec(self.id, spec)
+        self.record = replace(self.record, spec=spec)
+
+    def _kept_keys(self, key: Sequence[str]) -> TableSource | None:
+        """The key columns kept with the job (:meth:`keep_keys`), when they hold ``key`` and
+        the table does not."""
+        readable = self.table_spec["readable"]
+        kept = self.table_spec.get("keys") or []
+        path = self.folder / "keys.parquet"
+        if all(k in readable for k in key) or not all(k in kept for k in key):
+            return None
+        if not path.is_file():
+            return None
+        return TableSource([path], "the key columns", list(kept), self.record.n_rows)
+
     def write(
-        self,
-        out: str | os.PathLike[str],
-        *,
-        key: Sequence[str] = (),
-        status: bool = True,
-        keys_from: TableSource | None = None,
+        self, out: str | os.PathLike[str], *, key: Sequence[str] = (), status: bool = True
     ) -> Path:
         """Write the results to a Parquet file, a chunk at a time: ``key``'s columns of the
-        table (default: ``row``, the row number) and the result columns with
-        ``claude_status``. Written beside and then moved in place: never half a file.
-        ``keys_from``: the key columns of an in-memory table (whose snapshot holds only the
-        columns its prompts read), as a snapshot of its own, the same rows in the same order."""
+        table (default: ``row``, the row number; an in-memory table's, once kept with
+        :meth:`keep_keys`) and the result columns with ``claude_status``. Written beside and
+        then moved in place: never half a file."""
         pq = need("pyarrow.parquet")
         target = Path(os.fspath(out)).expanduser()
         if target.is_dir():
             raise PromptError(f"out: {out} is a folder; give a file name such as labels.parquet")
-        if keys_from is not None and keys_from.n_rows != self.record.n_rows:
-            raise ClaudeError(
-                f"{self.id}: the key columns have {keys_from.n_rows:,} rows and the job "
-                f"{self.record.n_rows:,}: give the same table the job was run on"
-            )
+        keys_from = self._kept_keys(key)
         readable = keys_from.columns if keys_from is not None else self.table_spec["readable"]
         missing = [k for k in key if k not in readable]
         if missing:
