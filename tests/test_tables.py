@@ -360,3 +360,236 @@ print("claude in the same cell:", ip.user_ns["ok"])
     assert out.returncode == 0, out.stderr
     assert "after load_ext: False False" in out.stdout
     assert "claude in the same cell: True" in out.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Estimates before sending
+
+
+def test_the_same_estimates_from_every_kind_of_table(jobs: Jobs, tmp_path: Path) -> None:
+    asked = {"labels": LABELS, "compare": ("claude-sonnet-5-5",)}
+    held = frame().claude.estimate("review", client=jobs.client, **asked)
+    assert held["requests"].tolist()[0] == len(TEXTS)
+    polars_frame = pl.from_pandas(frame())
+    # mode="batch": each is estimated as the streamed job it would be, read a part at a time.
+    where = {"mode": "batch", "store": jobs.store, **asked}
+    got = {
+        "polars": polars_frame.claude.estimate("review", **where),
+        "lazy": polars_frame.lazy().claude.estimate("review", **where),
+        "arrow": cm_jobs.estimate_cost(pa.Table.from_pandas(frame()), "review", **where),
+        # Row groups of 5: rows 7 and 10 repeat a prompt of the first group.
+        "parquet": cm_jobs.estimate_cost(str(parquet(tmp_path)), "review", **where),
+        "dask": cm_jobs.estimate_cost(dd.from_pandas(frame(), npartitions=3), "review", **where),
+    }
+    for kind, table in got.items():
+        pd.testing.assert_frame_equal(table, held, check_like=False, obj=kind)
+        note = table.attrs["note"]
+        assert f"{len(ROWS)} rows, {len(TEXTS)} distinct prompts" in note, kind
+        assert "read a row group at a time" in note and "64-bit hash" in note, kind
+    # The figures are the pandas job's: priced from the session's prices, on each model.
+    assert "if claude-sonnet-5-5 ($)" in held.columns
+    # A small table without mode="batch" would run as a pandas job: estimated as one.
+    small = polars_frame.claude.estimate("review", client=jobs.client, **asked)
+    pd.testing.assert_frame_equal(small, held)
+    assert "row group" not in small.attrs["note"]
+    # Extract and map are estimated too; nothing was sent, no snapshot is left behind.
+    schema = {"mood": LABELS, "stars": int}
+    fields = cm_jobs.estimate_cost(
+        str(parquet(tmp_path)), "review", schema=schema, mode="batch", store=jobs.store
+    )
+    assert fields["requests"].tolist()[0] == len(TEXTS)
+    assert not jobs.creates() and not jobs.messages()
+    assert not list(jobs.home.glob("jobs-tables/*"))
+
+
+def test_a_big_parquet_estimate_counts_distinct_prompts_across_row_groups(
+    jobs: Jobs, tmp_path: Path
+) -> None:
+    n = 50_000  # 3 row groups of 20,000 and more; 1,234 distinct prompts spread over all
+    reviews = [f"Review number {i % 1234}: fine" for i in range(n)]
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"review": reviews}), path, row_group_size=20_000)
+    table = cm_jobs.estimate_cost(str(path), "review", labels=LABELS, compare=(), store=jobs.store)
+    assert table["requests"].tolist()[0] == 1234
+    assert "50,000 rows, 1,234 distinct prompts" in table.attrs["note"]
+    # The same prompts held in pandas give the same tokens and cost.
+    held = pd.DataFrame({"review": reviews}).claude.estimate(
+        "review", labels=LABELS, compare=(), client=jobs.client
+    )
+    pd.testing.assert_frame_equal(table, held)
+
+
+# --------------------------------------------------------------------------------------------
+# Key columns of in-memory tables
+
+
+def keyed() -> pd.DataFrame:
+    whole = frame()
+    whole["shop"] = ["north" if i % 2 else "south" for i in range(len(whole))]
+    return whole
+
+
+@pytest.mark.parametrize("kind", ["polars", "lazy", "arrow", "dask", "pandas", "small-polars"])
+def test_key_columns_of_in_memory_tables_round_trip(jobs: Jobs, tmp_path: Path, kind: str) -> None:
+    source = keyed()
+    tables = {
+        "polars": lambda: pl.from_pandas(source),
+        "lazy": lambda: pl.from_pandas(source).lazy(),
+        "arrow": lambda: pa.Table.from_pandas(source, preserve_index=False),
+        "dask": lambda: dd.from_pandas(source, npartitions=3),
+        "pandas": lambda: source,
+        "small-polars": lambda: pl.from_pandas(source),
+    }
+    mode = "auto" if kind == "small-polars" else "batch"  # small: a pandas job in realtime
+    out = tmp_path / "labels.parquet"
+    result = cm_jobs.label(
+        tables[kind](), "review", LABELS, out=out, key=["id", "shop"], mode=mode, **options(jobs)
+    )
+    assert Path(result) == out
+    written = pq.read_table(out).to_pandas()
+    assert list(written.columns) == ["id", "shop", "label", "claude_status"]
+    assert written["id"].tolist() == source["id"].tolist()
+    assert written["shop"].tolist() == source["shop"].tolist()
+    assert written["label"].astype(str).tolist() == EXPECTED
+    if kind not in ("pandas", "small-polars"):
+        # The key columns are kept with the streamed job: attached in a fresh kernel, it
+        # writes them again.
+        (record,) = [r for r in JobStore(jobs.store.path).jobs() if "table" in r.spec]
+        again = jobs.attach(record.id).write(tmp_path / "again.parquet", key=["shop", "id"])
+        pd.testing.assert_frame_equal(
+            pq.read_table(again).to_pandas(), written[["shop", "id", "label", "claude_status"]]
+        )
+    # A key changes nothing of what is asked: the same call without one attaches, sends nothing.
+    before = (len(jobs.creates()), len(jobs.messages()))
+    again = cm_jobs.label(tables[kind](), "review", LABELS, key="id", mode=mode, **options(jobs))
+    assert values(again) == EXPECTED
+    assert (len(jobs.creates()), len(jobs.messages())) == before
+    assert not list(jobs.home.glob("jobs-tables/*/snapshot-*"))  # the key snapshot is gone
+    with pytest.raises(PromptError) as error:
+        cm_jobs.label(tables[kind](), "review", LABELS, out=out, key="idd", **options(jobs))
+    text = one_line(error.value)
+    assert "key: no column named 'idd' (did you mean 'id'?)" in text and "shop" in text
+
+
+# --------------------------------------------------------------------------------------------
+# A file per row, streamed
+
+
+def test_files_on_a_streamed_job_upload_each_distinct_file_once(
+    jobs: Jobs, emulator: Emulator, tmp_path: Path, capsys: Any
+) -> None:
+    import hashlib
+
+    from test_job_documents import documents_sent, invoices, uploads_of
+
+    from claude_magics.api.uploads import FileStore, Uploads
+
+    held = invoices(tmp_path / "pdfs", 10, distinct=4)  # 10 rows; row i has PDF i % 4
+    held.loc[7, "pdf"] = str(tmp_path / "gone.pdf")  # a missing file: that row's error
+    # A prompt is a row's text and its file: row 9 asks what row 1 asks, of the same PDF
+    # (sent once); row 6 asks it too, of another PDF (sent on its own).
+    held.loc[[6, 9], "name"] = "invoice 1"
+    held["id"] = [500 + i for i in range(len(held))]
+    path = tmp_path / "invoices.parquet"
+    pq.write_table(pa.Table.from_pandas(held, preserve_index=False), path, row_group_size=3)
+    uploads = Uploads(FileStore(jobs.home / "files.sqlite"))
+    out = tmp_path / "vendors.parquet"
+    schema = {"vendor": str, "total": float}
+    call = {"files": "pdf", "mode": "batch", "uploads": uploads, **options(jobs)}
+    written = cm_jobs.extract(str(path), "Read {{name}}", schema, out=out, key="id", **call)
+    assert Path(written) == out
+    # Each distinct PDF uploaded once, whichever row group it first came in.
+    assert len(uploads_of(emulator)) == 4
+    # Each distinct prompt sent once (10 rows, one without a file, one repeating another),
+    # in batches of 3, with the Files API's beta.
+    params = list(jobs.batch_params())
+    assert len(params) == 8 and all(len(r.body["requests"]) <= 3 for r in jobs.creates())
+    assert all("files-api-2025-04-14" in r.headers["anthropic-beta"] for r in jobs.creates())
+
+    # Each request carries its own row's file, by the id its upload got.
+    def file_id(pdf: str) -> str:
+        known = uploads.known(jobs.client, hashlib.sha256(Path(pdf).read_bytes()).hexdigest())
+        assert known is not None
+        return known.file_id
+
+    sent = [
+        (
+            "".join(b["text"] for b in p["messages"][0]["content"] if b["type"] == "text"),
+            documents_sent(p)[0]["source"]["file_id"],
+        )
+        for p in params
+    ]
+    rows = held.drop(index=7)
+    expected = {
+        (f"<name>{n}</name>", file_id(pdf)) for n, pdf in zip(rows.name, rows.pdf, strict=True)
+    }
+    assert len(set(sent)) == len(sent) == len(expected) == 8 and set(sent) == expected
+    ids = [i for _, i in sent]
+    assert len(set(ids)) == 4 and all(i.startswith("file_") for i in ids)
+    # Results aligned to the rows, the missing file that row's error.
+    result = pq.read_table(out).to_pandas()
+    assert result["id"].tolist() == held["id"].tolist()
+    statuses = result["claude_status"].tolist()
+    assert statuses[7] == "errored:file_error"
+    assert statuses[:7] + statuses[8:] == ["succeeded"] * 9
+    assert result["vendor"].notna().sum() == 9
+    said = capsys.readouterr().out
+    assert "1 of 9 distinct prompts have no file to send" in said and "gone.pdf" in said
+    # The estimate of the streamed job counts the documents as the pandas job's does.
+    asked = {"schema": schema, "files": "pdf", "compare": (), "client": jobs.client}
+    streamed_estimate = cm_jobs.estimate_cost(
+        str(path), "Read {{name}}", mode="batch", store=jobs.store, **asked
+    )
+    held_estimate = held.claude.estimate("Read {{name}}", **asked)
+    pd.testing.assert_frame_equal(streamed_estimate, held_estimate)
+    assert "documents about" in streamed_estimate.attrs["note"]
+    assert "row group" in streamed_estimate.attrs["note"]
+    # The same call again attaches: nothing uploaded or sent again.
+    before = (len(uploads_of(emulator)), len(jobs.creates()))
+    job = cm_jobs.extract(str(path), "Read {{name}}", schema, wait=False, **call)
+    job.wait()
+    assert (len(uploads_of(emulator)), len(jobs.creates())) == before
+    # A retry lays the requests out again from the file, by the same ids, uploading nothing
+    # (files.sqlite knows them); the row without a file stays as it is.
+    job.retry(["succeeded", "errored"])
+    again = [item["params"] for r in jobs.creates()[before[1] :] for item in r.body["requests"]]
+    assert len(again) == 8 and len(uploads_of(emulator)) == 4
+    assert {documents_sent(p)[0]["source"]["file_id"] for p in again} == set(ids)
+    # A Polars frame with the same files streams as well (its snapshot keeps the paths): new
+    # requests, but every file is known to files.sqlite, so nothing is uploaded again.
+    sent_before = len(list(jobs.batch_params()))
+    fields = pl.from_pandas(held).claude.extract("Read {{name}}", schema, **call)
+    assert isinstance(fields, pl.DataFrame) and fields["claude_status"].to_list() == statuses
+    assert len(list(jobs.batch_params())) == sent_before + 8 and len(uploads_of(emulator)) == 4
+
+
+def test_a_file_deleted_while_a_streamed_batch_runs_is_uploaded_again(
+    jobs: Jobs, emulator: Emulator, tmp_path: Path, capsys: Any
+) -> None:
+    import hashlib
+
+    from test_job_documents import documents_sent, invoices, uploads_of
+
+    from claude_magics.api.uploads import FileStore, Uploads
+
+    held = invoices(tmp_path / "pdfs", 3, distinct=3)
+    path = tmp_path / "invoices.parquet"
+    pq.write_table(pa.Table.from_pandas(held, preserve_index=False), path)
+    uploads = Uploads(FileStore(jobs.home / "files.sqlite"))
+    call = {"files": "pdf", "mode": "batch", "uploads": uploads, **options(jobs, limits=None)}
+    emulator.configure(batch_processing_seconds=30)
+    cm_jobs.extract(str(path), "Read {{name}}", {"vendor": str}, wait=False, **call)
+    sha = hashlib.sha256(Path(held.pdf[1]).read_bytes()).hexdigest()
+    known = uploads.known(jobs.client, sha)
+    assert known is not None
+    jobs.client.files.delete(known.file_id)  # gone before the batch reads it
+    emulator.advance_clock(60)  # the batch ends: row 1 is a 404, the others answered
+    emulator.configure(batch_processing_seconds=0.05)
+    # The same call again attaches, finds the 404, uploads that file again, sends that row.
+    result = cm_jobs.extract(str(path), "Read {{name}}", {"vendor": str}, **call)
+    assert result.column("claude_status").to_pylist() == ["succeeded"] * 3
+    assert [len(c.body["requests"]) for c in jobs.creates()] == [3, 1]
+    (resent,) = jobs.creates()[1].body["requests"]
+    assert documents_sent(resent["params"])[0]["source"]["file_id"] != known.file_id
+    assert len(uploads_of(emulator)) == 4  # three files, one of them twice
+    assert "no longer had 1 of this job's files" in capsys.readouterr().out

@@ -38,7 +38,7 @@ from __future__ import annotations
 import sys as _sys
 
 from .entry import BatchesUnavailableError, attach, cancel, list_jobs, run
-from .front import extract, label, map
+from .front import estimate_cost, extract, label, map
 from .job import Job
 from .sending import JobWaitError
 from .tasks import extract_task, label_task, map_task
@@ -49,6 +49,7 @@ __all__ = [
     "JobWaitError",
     "attach",
     "cancel",
+    "estimate_cost",
     "extract",
     "extract_task",
     "label",

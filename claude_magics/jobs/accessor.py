@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from . import entry
-from .progress import say
+from .options import (
+    WHERE,
+    JobOptions,
+    estimate_task,
+    label_options,
+    label_status,
+    refuse_label_citations,
+    run_rows,
+)
 from .tasks import Task, extract_task, label_task, map_task
 
 if TYPE_CHECKING:
@@ -37,48 +45,6 @@ if TYPE_CHECKING:
     from .runner import Runner
 
 __all__ = ["ClaudeAccessor", "register"]
-
-# Passed through to ``entry.run``: where to send and store, and the settings to use.
-_KNOWN = (
-    *("client", "store", "ledger", "limits", "settings", "fresh", "progress", "what"),
-    *("replayer", "uploads"),
-)
-
-
-def _job_options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(_KNOWN))
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
-    return options
-
-
-def _label_options(
-    descriptions: Mapping[str, str] | None,
-    examples: Iterable[tuple[str, Any]] | None,
-    **flags: bool,
-) -> dict[str, Any]:
-    """The options of ``label`` given to ``estimate`` or ``count_tokens`` (only those set)."""
-    given: dict[str, Any] = {"descriptions": descriptions, "examples": examples, **flags}
-    return {
-        name: value for name, value in given.items() if value is not None and value is not False
-    }
-
-
-def _only_for_labels(options: dict[str, Any], labels: bool, schema: bool) -> None:
-    """``label``'s options need ``labels=`` (``descriptions`` may go with ``schema=`` too):
-    given without them they would be dropped, and the figures would not be the job's."""
-    misplaced = [k for k in options if not labels and not (schema and k == "descriptions")]
-    if misplaced:
-        raise TypeError(
-            f"{', '.join(misplaced)}: only with labels= (descriptions also with schema=)"
-        )
-
-
-def _cited(task: Task, citations: bool) -> Task:
-    """``task`` asking for citations of each row's document when ``citations`` is set."""
-    from dataclasses import replace
-
-    return replace(task, citations=True) if citations else task
 
 
 class ClaudeAccessor:
@@ -108,43 +74,8 @@ class ClaudeAccessor:
 
     # -- jobs ------------------------------------------------------------------------------------
 
-    def _run(
-        self,
-        template: Any,
-        task: Task,
-        *,
-        model: str | None,
-        effort: str | None = None,
-        system: str | None,
-        max_tokens: int | None,
-        mode: str,
-        yes: bool,
-        wait: bool,
-        status: bool | None,
-        usage: bool,
-        options: dict[str, Any],
-        files: Any = None,
-    ) -> Any:
-        job = entry.run(
-            self._frame,
-            template,
-            task,
-            model=model,
-            effort=effort,
-            system=system,
-            max_tokens=max_tokens,
-            mode=mode,
-            yes=yes,
-            wait=wait,
-            files=files,
-            **_job_options(options),
-        )
-        if not wait:
-            return job
-        note = job.failures_note()
-        if note:
-            say(note)
-        return job.result(self._frame, status=status, usage=usage)
+    def _run(self, template: Any, task: Task, options: JobOptions) -> Any:
+        return run_rows(self._frame, template, task, options)
 
     def map(
         self,
@@ -174,20 +105,23 @@ class ClaudeAccessor:
 
             df["summary"] = df.claude.map("Summarise in one line: {{review}}", max_tokens=60)
         """
-        task = _cited(map_task(schema), citations)
+        task = map_task(schema)
         result = self._run(
             template,
             task,
-            model=model,
-            system=system,
-            max_tokens=max_tokens,
-            mode=mode,
-            yes=yes,
-            wait=wait,
-            status=status or None,
-            usage=usage,
-            options=options,
-            files=files,
+            JobOptions.take(
+                options,
+                model=model,
+                system=system,
+                max_tokens=max_tokens,
+                mode=mode,
+                yes=yes,
+                wait=wait,
+                status=status or None,
+                usage=usage,
+                files=files,
+                citations=citations,
+            ),
         )
         if (
             isinstance(result, pd.DataFrame)
@@ -260,11 +194,7 @@ class ClaudeAccessor:
         with its prompt and uploaded once. ``citations=True`` is refused: labels are structured
         output, which the API does not allow with citations (``extract`` or ``map`` cite).
         """
-        if citations:
-            raise TypeError(
-                "citations=True: not with label (the API allows no citations with structured "
-                "output); use extract(..., files=..., citations=True) to cite each field"
-            )
+        refuse_label_citations(citations)
         if cascade is not None:
             return self._cascade(
                 template_or_column,
@@ -307,18 +237,19 @@ class ClaudeAccessor:
         return self._run(
             template_or_column,
             task,
-            model=model,
-            effort=effort,
-            system=system,
-            max_tokens=max_tokens,
-            mode=mode,
-            yes=yes,
-            wait=wait,
-            # None: claude_status beside several columns; abstentions always get it.
-            status=status if status is not None else (True if abstain else None),
-            usage=usage,
-            options=options,
-            files=files,
+            JobOptions.take(
+                options,
+                model=model,
+                effort=effort,
+                system=system,
+                max_tokens=max_tokens,
+                mode=mode,
+                yes=yes,
+                wait=wait,
+                status=label_status(status, abstain),
+                usage=usage,
+                files=files,
+            ),
         )
 
     def extract(
@@ -363,17 +294,20 @@ class ClaudeAccessor:
         """
         result = self._run(
             template_or_column,
-            _cited(extract_task(schema, descriptions=descriptions), citations),
-            model=model,
-            system=system,
-            max_tokens=max_tokens,
-            mode=mode,
-            yes=yes,
-            wait=wait,
-            status=status,
-            usage=usage,
-            options=options,
-            files=files,
+            extract_task(schema, descriptions=descriptions),
+            JobOptions.take(
+                options,
+                model=model,
+                system=system,
+                max_tokens=max_tokens,
+                mode=mode,
+                yes=yes,
+                wait=wait,
+                status=status,
+                usage=usage,
+                files=files,
+                citations=citations,
+            ),
         )
         return result.to_frame() if isinstance(result, pd.Series) else result
 
@@ -389,10 +323,21 @@ class ClaudeAccessor:
     ) -> Runner:
         from .runner import Runner
 
-        given = _job_options(options)
-        given.pop("what", None)
+        given = JobOptions.take(options, only=WHERE, mode=mode)
         return Runner.make(
-            template, system=system, max_tokens=max_tokens, mode=mode, files=files, **given
+            template,
+            system=system,
+            max_tokens=max_tokens,
+            mode=mode,
+            files=files,
+            client=given.client,
+            store=given.store,
+            ledger=given.ledger,
+            limits=given.limits,
+            settings=given.settings,
+            replayer=given.replayer,
+            progress=given.progress,
+            fresh=given.fresh,
         )
 
     def _gold(self, gold: Any) -> pd.Series | None:
@@ -543,23 +488,16 @@ class ClaudeAccessor:
         from ..config import current_settings
         from .rows import build_prompts, make_template
 
-        if labels is not None and schema is not None:
-            raise TypeError("give labels or schema, not both")
         columns = list(self._frame.columns)
-        _only_for_labels(label_options, labels is not None, schema is not None)
-        descriptions = label_options.get("descriptions")
-        if labels is not None:
-            task = label_task(labels, multi=multi, **label_options)
-        elif schema is not None:
-            bare_column = not isinstance(template, str) or template in columns
-            # Field descriptions are extract's (a template with a schema may be either).
-            if bare_column or descriptions is not None:
-                task = extract_task(schema, descriptions=descriptions)
-            else:
-                task = map_task(schema)
-        else:
-            task = map_task()
-        task = _cited(task, citations)
+        task = estimate_task(
+            template,
+            columns,
+            labels=labels,
+            multi=multi,
+            schema=schema,
+            label_options=label_options,
+            citations=citations,
+        )
         row_template = make_template(columns, template, task, files=files is not None)
         return build_prompts(
             self._frame,
@@ -620,7 +558,7 @@ class ClaudeAccessor:
             model=model,
             system=system,
             max_tokens=max_tokens,
-            label_options=_label_options(
+            label_options=label_options(
                 descriptions, examples, abstain=abstain, rationale=rationale, confidence=confidence
             ),
             files=files,
@@ -677,7 +615,7 @@ class ClaudeAccessor:
             model=model,
             system=system,
             max_tokens=None,
-            label_options=_label_options(
+            label_options=label_options(
                 descriptions, examples, abstain=abstain, rationale=rationale, confidence=confidence
             ),
         )

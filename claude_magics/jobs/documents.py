@@ -51,6 +51,7 @@ __all__ = [
     "cited_fields",
     "key_block",
     "read_files",
+    "session_uploads",
     "upload_files",
     "wire_block",
 ]
@@ -197,6 +198,26 @@ def wire_block(block: Mapping[str, Any], file_ids: Mapping[str, str]) -> bytes:
     if sha is None:
         return orjson.dumps(block)
     return orjson.dumps({**block, "source": {"type": "file", "file_id": file_ids[sha]}})
+
+
+# Outside IPython: one Uploads per files.sqlite for the process (the magics have their own).
+_UPLOADS: dict[str, Uploads] = {}
+
+
+def session_uploads() -> Uploads:
+    """The session's uploads: the magics' when loaded, else one beside the shared ledger."""
+    from ..api.uploads import FileStore, Uploads
+    from ..config import active_magics, shared_ledger, shared_uploads
+    from .progress import upload_bar
+
+    if active_magics() is not None:
+        return shared_uploads()
+    ledger = shared_ledger()
+    path = ledger.path.parent / "files.sqlite"
+    if str(path) not in _UPLOADS:
+        store = FileStore(path, busy_timeout=ledger.busy_timeout)
+        _UPLOADS[str(path)] = Uploads(store, progress=upload_bar)
+    return _UPLOADS[str(path)]
 
 
 def upload_files(

@@ -50,6 +50,7 @@ from ..errors import (
     PlatformUnsupportedError,
 )
 from .claim import StoppedWaiting, say_if_busy
+from .documents import session_uploads
 from .job import Job
 from .progress import say
 from .sending import JobDetached, JobInterrupted
@@ -544,26 +545,6 @@ def run(
     return job
 
 
-# Outside IPython: one Uploads per files.sqlite for the process (the magics have their own).
-_UPLOADS: dict[str, Uploads] = {}
-
-
-def _session_uploads() -> Uploads:
-    """The session's uploads: the magics' when loaded, else one beside the shared ledger."""
-    from ..api.uploads import FileStore, Uploads
-    from ..config import shared_ledger, shared_uploads
-    from .progress import upload_bar
-
-    if active_magics() is not None:
-        return shared_uploads()
-    ledger = shared_ledger()
-    path = ledger.path.parent / "files.sqlite"
-    if str(path) not in _UPLOADS:
-        store = FileStore(path, busy_timeout=ledger.busy_timeout)
-        _UPLOADS[str(path)] = Uploads(store, progress=upload_bar)
-    return _UPLOADS[str(path)]
-
-
 def _upload(
     prompts: Prompts, misses: list[int], client: Client, uploads: Uploads | None
 ) -> tuple[dict[str, Any], dict[int, str]]:
@@ -573,7 +554,7 @@ def _upload(
     from .documents import upload_files
 
     files = prompts.files or []
-    uploads = uploads if uploads is not None else _session_uploads()
+    uploads = uploads if uploads is not None else session_uploads()
     ids, failed = upload_files([files[n] for n in misses], client, uploads)
     for notice in uploads.notices:
         say(notice)
@@ -612,7 +593,7 @@ def _renew_lost_files(job: Job, prompts: Prompts, client: Client, uploads: Uploa
     }
     if not lost:
         return
-    uploads = uploads if uploads is not None else _session_uploads()
+    uploads = uploads if uploads is not None else session_uploads()
     used = sorted({ids[str(block_sha(keys[n]))] for n in lost})
     try:
         gone = set(uploads.missing(client, used, [row.error or "" for row in lost.values()]))

@@ -54,6 +54,7 @@ __all__ = [
     "comparison_models",
     "count_prompt_tokens",
     "estimate_job",
+    "prompt_tokens",
 ]
 
 # Tokens the API adds around a user turn (role markers) beyond the text itself.
@@ -111,6 +112,8 @@ class JobEstimate:
     #: found (:func:`document_tokens`).
     document_tokens: int = 0
     document_note: str = ""
+    #: How the rows were read, when not held in memory (a table read a row group at a time).
+    read_note: str = ""
 
     @property
     def price(self) -> ModelPrice | None:
@@ -229,8 +232,10 @@ class JobEstimate:
             else ""
         )
         documents = f"{self.document_note}; " if self.document_note else ""
+        read = f" ({self.read_note})" if self.read_note else ""
         return (
-            f"{self.rows:,} rows, {self.prompts:,} distinct prompts{replayed}, {self.model}; "
+            f"{self.rows:,} rows, {self.prompts:,} distinct prompts{replayed}{read}, "
+            f"{self.model}; "
             f"{documents}input tokens "
             f"are local estimates, output is at most max_tokens={self.max_tokens:,} a request; "
             f"{cache}; {compared}prices as of {PRICES_AS_OF}."
@@ -262,6 +267,14 @@ class JobEstimate:
         return table
 
 
+def prompt_tokens(text: str) -> int:
+    """A local estimate of a prompt's own input tokens (its text and the turn around it; the
+    shared prefix apart): what every estimate of a job sums over its distinct prompts."""
+    from ..prompt import estimate_tokens
+
+    return estimate_tokens(text) + _TURN_OVERHEAD
+
+
 def estimate_job(
     prompts: Prompts,
     overrides: Mapping[str, Any] | None = None,
@@ -274,14 +287,8 @@ def estimate_job(
     to price the same tokens on; ``replayed``: the prompts that will be replayed, not sent
     (counted apart, at $0); ``documents``: the documents' tokens and what they are
     (:func:`document_tokens`)."""
-    from ..prompt import estimate_tokens
-
     skip = set(replayed)
-    fresh = sum(
-        estimate_tokens(text) + _TURN_OVERHEAD
-        for n, text in enumerate(prompts.texts)
-        if n not in skip
-    )
+    fresh = sum(prompt_tokens(text) for n, text in enumerate(prompts.texts) if n not in skip)
     return JobEstimate(
         model=prompts.model,
         rows=prompts.n_rows,

@@ -7,13 +7,19 @@
 A pandas DataFrame goes to ``entry.run`` as ``df.claude`` sends it. Any other table is
 streamed (``streaming``: batches, bounded memory) when the job is a batch job: ``mode="batch"``,
 or ``mode="auto"`` with at least ``ClaudeMagics.batch_threshold`` rows (or an unknown count:
-a LazyFrame, a Dask frame). A smaller table, ``mode="realtime"``, ``files=`` or ``usage=True``
-reads the columns the job needs into pandas and runs as a pandas job, which has every option.
+a LazyFrame, a Dask frame), ``files=`` too. A smaller table, ``mode="realtime"``,
+``citations=True`` or ``usage=True`` reads the columns the job needs into pandas and runs as a
+pandas job, which has every option. Both take their options as one ``JobOptions`` (``options``),
+as ``df.claude`` does. ``estimate_cost`` says what either would cost, reading the table as the
+job would.
 
 The result comes back in the table's kind: a Polars Series (one value column) or DataFrame
 for Polars input, a pyarrow Table for Arrow or Parquet input, pandas for pandas and Dask
 input; with ``out=`` a Parquet file of the table's ``key`` columns (default ``row``, the row
-number) beside the result columns, written a chunk at a time, and its path is returned.
+number) beside the result columns, written a chunk at a time, and its path is returned. An
+in-memory table's key columns are not in its snapshot (a key changes nothing of what is
+asked, so the same rows are the same job with a key or without): they are kept with the job
+in a snapshot of their own, read beside the results.
 """
 
 from __future__ import annotations
@@ -21,29 +27,30 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..prompt import PromptError
-from .progress import say
+from .options import (
+    JobOptions,
+    estimate_task,
+    label_options,
+    label_status,
+    refuse_label_citations,
+    run_rows,
+)
 from .tables import need, row_count, table_kind
 from .tasks import Task, extract_task, label_task, map_task
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["extract", "label", "map"]
+    from ..config import Settings
+    from .store import JobStore
+    from .stream_job import StreamJob
 
-# Passed through to the runners: where to send and store, and the settings to use.
-_PASSED = ("client", "store", "ledger", "limits", "settings", "fresh", "progress", "what")
-
-
-def _options(options: dict[str, Any], *, pandas: bool) -> dict[str, Any]:
-    known = (*_PASSED, "replayer", "uploads") if pandas else _PASSED
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
-    return options
+__all__ = ["estimate_cost", "extract", "label", "map"]
 
 
 def _as_pandas(table: Any, kind: str, columns: Sequence[str]) -> pd.DataFrame:
@@ -119,107 +126,81 @@ def _write_pandas(result: Any, frame: pd.DataFrame, out: Any, key: Sequence[str]
     return target
 
 
-def _run(
-    table: Any,
-    template: Any,
-    task: Task,
-    *,
-    out: Any,
-    key: Sequence[str] | str | None,
-    mode: str,
-    status: bool | None,
-    usage: bool,
-    files: Any,
-    model: str | None,
-    system: str | None,
-    max_tokens: int | None,
-    effort: str | None,
-    yes: bool,
-    wait: bool,
-    options: dict[str, Any],
-) -> Any:
-    from ..config import current_settings
-    from .entry import resolve_mode
-    from .rows import make_template
-    from .tables import column_names
+def _write_streamed(
+    job: StreamJob, table: Any, kind: str, out: Any, keys: Sequence[str], status: bool | None
+) -> Path:
+    """A streamed job's result written as ``out``. An in-memory table's snapshot holds only
+    the columns its prompts read (so that the same rows are the same job, with a key or
+    without): its key columns are kept with the job in a snapshot of their own, read beside
+    the results (and again by ``attach(ID).write(out, key=...)``)."""
+    if keys and kind != "parquet":
+        from .tables import snapshot
 
+        job.keep_keys(snapshot(table, kind, keys, job.folder))
+    return job.write(out, key=keys, status=status is not False)
+
+
+def _streams(kind: str, rows: int | None, options: JobOptions) -> bool:
+    """Whether a job over a table of ``kind`` and ``rows`` (None: unknown) is streamed: a
+    batch job over anything but pandas, without what only a pandas job has."""
+    if kind == "pandas" or options.usage or options.citations:
+        return False
+    threshold = options.settings_now().batch_threshold
+    return options.mode == "batch" or (
+        options.mode == "auto" and (rows is None or rows >= threshold)
+    )
+
+
+def _kind(table: Any) -> str:
     kind = table_kind(table)
     if kind is None:
         raise PromptError(
             f"not a table: {type(table).__name__} (give a pandas, Polars or Dask DataFrame, a "
             "Polars LazyFrame, a pyarrow Table, or a Parquet file or folder)"
         )
+    return kind
+
+
+def _keys(key: Sequence[str] | str | None, columns: Sequence[str]) -> list[str]:
+    """The key columns, each checked to be a column of the table (one line naming them)."""
     keys = [key] if isinstance(key, str) else list(key or ())
-    resolve_mode(mode, 0, 1)  # a bad mode is one line before anything is read
-    settings = options.get("settings") or current_settings()
-    rows = row_count(table)
-    streamed = (
-        kind != "pandas"
-        and files is None
-        and not usage
-        and (
-            mode == "batch"
-            or (mode == "auto" and (rows is None or rows >= settings.batch_threshold))
-        )
-    )
-    columns = column_names(table)
     for name in keys:
         if name not in columns:
             from .rows import _missing_column
 
             raise PromptError(f"key: {_missing_column(name, columns, bare=True)}")
-    if streamed:
+    return keys
+
+
+def _run(table: Any, template: Any, task: Task, *, out: Any, key: Any, options: JobOptions) -> Any:
+    from .tables import column_names
+
+    kind = _kind(table)
+    rows = row_count(table)
+    columns = column_names(table)
+    keys = _keys(key, columns)
+    if _streams(kind, rows, options):
         from .streaming import run_table
 
-        streamed_job = run_table(
-            table,
-            template,
-            task,
-            model=model,
-            system=system,
-            max_tokens=max_tokens,
-            effort=effort,
-            yes=yes,
-            wait=wait,
-            **_options(options, pandas=False),
-        )
-        if not wait:
+        streamed_job = run_table(table, template, task, **options.stream_args())
+        if not options.finished(streamed_job):
             return streamed_job
-        note = streamed_job.failures_note()
-        if note:
-            say(note)
         if out is not None:
-            if keys and kind != "parquet":
-                raise PromptError("key: only for a Parquet table (the others give a column)")
-            return streamed_job.write(out, key=keys, status=status is not False)
-        return _arrow_back(streamed_job.table(status=status), kind, status)
-    from . import entry
+            return _write_streamed(streamed_job, table, kind, out, keys, options.status)
+        return _arrow_back(streamed_job.table(status=options.status), kind, options.status)
+    from .rows import make_template
 
-    row_template = make_template(columns, template, task)
+    row_template = make_template(columns, template, task, files=options.files is not None)
     needed = {str(f.column) for f in row_template.fields} | set(keys)
-    if files is not None:
-        needed.add(files)
+    if options.files is not None:
+        needed.add(options.files)
     frame = table if kind == "pandas" else _as_pandas(table, kind, sorted(needed))
-    job = entry.run(
-        frame,
-        template,
-        task,
-        model=model,
-        system=system,
-        max_tokens=max_tokens,
-        effort=effort,
-        mode=mode,
-        yes=yes,
-        wait=wait,
-        files=files,
-        **_options(options, pandas=True),
-    )
-    if not wait:
-        return job
-    note = job.failures_note()
-    if note:
-        say(note)
-    result = job.result(frame, status=status, usage=usage)
+    if out is not None and options.status is not False:
+        # A results file has claude_status, streamed or not (status=False leaves it out).
+        options = replace(options, status=True)
+    result = run_rows(frame, template, task, options)
+    if not options.wait:
+        return result
     if out is not None:
         return _write_pandas(result, frame, out, keys)
     return _back(result, kind)
@@ -238,24 +219,19 @@ def label(
     confidence: bool = False,
     out: Any = None,
     key: Sequence[str] | str | None = None,
-    files: Any = None,
-    model: str | None = None,
-    effort: str | None = None,
-    system: str | None = None,
-    max_tokens: int | None = None,
-    mode: str = "auto",
-    yes: bool = False,
-    wait: bool = True,
     status: bool | None = None,
-    usage: bool = False,
     **options: Any,
 ) -> Any:
-    """A label per row of any table, as ``df.claude.label`` gives it (the options are its
-    own). ``out``: write a Parquet file of ``key`` (the table's key columns; default ``row``,
-    the row number) and the result columns, and return its path.
+    """A label per row of any table, as ``df.claude.label`` gives it, with its options
+    (``model``, ``effort``, ``system``, ``max_tokens``, ``mode``, ``yes``, ``wait``, ``usage``,
+    ``files``...: :class:`~claude_magics.jobs.options.JobOptions`). ``out``: write a Parquet
+    file of ``key`` (the table's key columns; default ``row``, the row number) and the result
+    columns, and return its path.
 
         jobs.label("reviews.parquet", "review", labels=["pos", "neg"], out="labels.parquet")
     """
+    given = JobOptions.take(options, status=label_status(status, abstain))
+    refuse_label_citations(given.citations)
     task = label_task(
         labels,
         multi=multi,
@@ -265,24 +241,7 @@ def label(
         rationale=rationale,
         confidence=confidence,
     )
-    return _run(
-        table,
-        template_or_column,
-        task,
-        out=out,
-        key=key,
-        mode=mode,
-        status=status if status is not None else (True if abstain else None),
-        usage=usage,
-        files=files,
-        model=model,
-        system=system,
-        max_tokens=max_tokens,
-        effort=effort,
-        yes=yes,
-        wait=wait,
-        options=options,
-    )
+    return _run(table, template_or_column, task, out=out, key=key, options=given)
 
 
 def extract(
@@ -293,36 +252,14 @@ def extract(
     descriptions: Mapping[str, str] | None = None,
     out: Any = None,
     key: Sequence[str] | str | None = None,
-    files: Any = None,
-    model: str | None = None,
-    system: str | None = None,
-    max_tokens: int | None = None,
-    mode: str = "auto",
-    yes: bool = False,
-    wait: bool = True,
     status: bool = True,
-    usage: bool = False,
     **options: Any,
 ) -> Any:
-    """Typed fields per row of any table, as ``df.claude.extract`` gives them."""
-    return _run(
-        table,
-        template_or_column,
-        extract_task(schema, descriptions=descriptions),
-        out=out,
-        key=key,
-        mode=mode,
-        status=status,
-        usage=usage,
-        files=files,
-        model=model,
-        system=system,
-        max_tokens=max_tokens,
-        effort=None,
-        yes=yes,
-        wait=wait,
-        options=options,
-    )
+    """Typed fields per row of any table, as ``df.claude.extract`` gives them (its options:
+    see :func:`label`)."""
+    task = extract_task(schema, descriptions=descriptions)
+    given = JobOptions.take(options, status=status)
+    return _run(table, template_or_column, task, out=out, key=key, options=given)
 
 
 def map(
@@ -332,33 +269,71 @@ def map(
     schema: Any = None,
     out: Any = None,
     key: Sequence[str] | str | None = None,
-    files: Any = None,
-    model: str | None = None,
-    system: str | None = None,
-    max_tokens: int | None = None,
-    mode: str = "auto",
-    yes: bool = False,
-    wait: bool = True,
     status: bool = False,
-    usage: bool = False,
     **options: Any,
 ) -> Any:
-    """One answer per row of any table, as ``df.claude.map`` gives it."""
-    return _run(
+    """One answer per row of any table, as ``df.claude.map`` gives it (its options: see
+    :func:`label`)."""
+    given = JobOptions.take(options, status=status or None)
+    return _run(table, template, map_task(schema), out=out, key=key, options=given)
+
+
+def estimate_cost(
+    table: Any,
+    template: Any,
+    *,
+    mode: str = "auto",
+    store: JobStore | None = None,
+    settings: Settings | None = None,
+    **asked: Any,
+) -> pd.DataFrame:
+    """What ``label`` (``labels=``), ``extract`` or ``map`` (``schema=``, or neither) over any
+    table would cost, as ``df.claude.estimate`` says it, with its keywords (``asked``);
+    nothing is sent. A job that would be streamed (by ``mode``, as the job picks it) is
+    estimated as it would run: the table read a row group at a time (a Parquet file is never
+    loaded whole) and its distinct prompts told apart by the streamed job's hash, as the note
+    says (with ``files=``, the documents of the first rows counted and scaled). A smaller
+    job is estimated as the pandas job it would be (answers already paid for at $0).
+
+        jobs.estimate_cost("reviews.parquet", "review", labels=["pos", "neg"])
+    """
+    import inspect
+
+    from .accessor import ClaudeAccessor
+    from .tables import column_names
+
+    kind = _kind(table)
+    # df.claude.estimate's own signature checks the keywords and fills in their defaults.
+    bound = inspect.signature(ClaudeAccessor.estimate).bind(None, template, **asked)
+    bound.apply_defaults()
+    a = bound.arguments
+    picked = JobOptions(mode=mode, citations=a["citations"], settings=settings)
+    columns = column_names(table)
+    if not _streams(kind, row_count(table), picked):
+        frame = table if kind == "pandas" else _as_pandas(table, kind, columns)
+        return ClaudeAccessor(frame).estimate(template, **asked)
+    from .streaming import estimate_streamed
+
+    flags = {name: a[name] for name in ("abstain", "rationale", "confidence")}
+    task = estimate_task(
+        template,
+        columns,
+        labels=a["labels"],
+        multi=a["multi"],
+        schema=a["schema"],
+        label_options=label_options(a["descriptions"], a["examples"], **flags),
+        citations=False,
+    )
+    return estimate_streamed(
         table,
         template,
-        map_task(schema),
-        out=out,
-        key=key,
-        mode=mode,
-        status=status or None,
-        usage=usage,
-        files=files,
-        model=model,
-        system=system,
-        max_tokens=max_tokens,
-        effort=None,
-        yes=yes,
-        wait=wait,
-        options=options,
-    )
+        task,
+        model=a["model"],
+        system=a["system"],
+        max_tokens=a["max_tokens"],
+        compare=a["compare"],
+        files=a["files"],
+        client=a["client"],
+        store=store,
+        settings=settings,
+    ).frame()

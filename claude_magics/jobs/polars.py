@@ -22,8 +22,8 @@ __all__ = ["ClaudeNamespace", "register"]
 
 
 class ClaudeNamespace:
-    """``frame.claude`` on a Polars DataFrame or LazyFrame: ``label``, ``extract`` and ``map``
-    with the options of ``df.claude`` (and ``out=``/``key=`` to write Parquet)."""
+    """``frame.claude`` on a Polars DataFrame or LazyFrame: ``label``, ``extract``, ``map`` and
+    ``estimate`` with the options of ``df.claude`` (and ``out=``/``key=`` to write Parquet)."""
 
     def __init__(self, frame: Any) -> None:
         self._frame = frame
@@ -39,6 +39,12 @@ class ClaudeNamespace:
     def map(self, template: str, **options: Any) -> Any:
         """One answer per row (a string Series, or the schema's fields)."""
         return front.map(self._frame, template, **options)
+
+    def estimate(self, template: Any, **options: Any) -> Any:
+        """What the job would cost, as ``df.claude.estimate`` says it (a pandas table of the
+        scenarios; ``labels=`` for ``label``, ``schema=`` for ``extract`` or ``map``). A
+        LazyFrame or a big frame is read a part at a time, never collected."""
+        return front.estimate_cost(self._frame, template, **options)
 
 
 def register() -> None:

@@ -31,7 +31,7 @@ import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -48,9 +48,19 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from ..api.uploads import Uploads
+    from .documents import RowFile
     from .rows import RowTemplate
 
-__all__ = ["CHUNK_ROWS", "STREAM_BATCH_BYTES", "StreamBatches", "StreamJob", "job_folder"]
+__all__ = [
+    "CHUNK_ROWS",
+    "STREAM_BATCH_BYTES",
+    "Chunk",
+    "StreamBatches",
+    "StreamJob",
+    "job_folder",
+    "scan",
+]
 
 #: Rows read, rendered and hashed at a time.
 CHUNK_ROWS = 20_000
@@ -116,6 +126,40 @@ class _Seen:
             self.hashes = np.insert(self.hashes, at[new], unique[new])
             self.numbers = np.insert(self.numbers, at[new], fresh)
         return numbers[inverse.reshape(-1)], first[new][order]
+
+
+class Chunk(NamedTuple):
+    """A chunk of a table as a streamed job reads it."""
+
+    #: Each row's prompt text.
+    texts: list[str]
+    #: Each row's prompt number (the same on every read of the same table).
+    numbers: np.ndarray
+    #: The rows (positions) whose prompt is new here, in the order of their numbers.
+    new_rows: np.ndarray
+    #: With ``files=``: each row's file (read and hashed, never held past the chunk).
+    files: list[RowFile] | None = None
+
+
+def scan(source: TableSource, template: RowTemplate, files: str | None = None) -> Iterator[Chunk]:
+    """The table a chunk at a time: what a streamed job reads and sends, and what its
+    estimate counts. ``files``: the column of each row's PDF or image; a prompt is then its
+    text and its file's content (by hash), as a pandas job's is."""
+    from .documents import read_files
+
+    columns = {str(f.column) for f in template.fields} | ({files} if files else set())
+    seen = _Seen()
+    for batch in source.batches(sorted(columns), CHUNK_ROWS):
+        frame = batch.to_pandas()
+        texts = template.render(frame)
+        if files is None:
+            numbers, new_rows = seen.add(_hashes(texts))
+            yield Chunk(texts, numbers, new_rows)
+            continue
+        row_files = read_files(frame[files])
+        keyed = [f"{t}\x00file\x00{f.identity}" for t, f in zip(texts, row_files, strict=True)]
+        numbers, new_rows = seen.add(_hashes(keyed))
+        yield Chunk(texts, numbers, new_rows, row_files)
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,9 +242,7 @@ class StreamBatches(Batches):
         cached = self._encoded
         if all(n in cached for n in numbers):
             return [cached[n] for n in numbers]
-        job = self.job
-        texts = job.prompt_texts(numbers)
-        return request_items(job.tag, job.record.before, job.record.after, texts, numbers)
+        return self.job.prompt_items(numbers)
 
     def _payload(self, chunk: ChunkRecord) -> dict[str, Any]:
         path = _body_path(self.job.folder, chunk)
@@ -234,11 +276,17 @@ class StreamJob(Job):
         *,
         source: TableSource | None = None,
         template: RowTemplate | None = None,
+        uploads: Uploads | None = None,
         **options: Any,
     ) -> None:
         super().__init__(store, record, texts=[], row_prompt=[], **options)
         self._source = source
         self._template = template
+        self._uploads = uploads
+        # With files=: each distinct file's upload id, or why it has none (the id map only;
+        # the files themselves are read a chunk at a time and let go).
+        self._file_ids: dict[str, str] = {}
+        self._file_failed: dict[str, str] = {}
         self.folder = job_folder(store, record.id)
         self._loaded = False
         self._status_names: list[str] = []
@@ -296,34 +344,140 @@ class StreamJob(Job):
             from .rows import make_template
 
             spec = self.table_spec
-            self._template = make_template(spec["columns"], spec["template"], self.task)
+            self._template = make_template(
+                spec["columns"], spec["template"], self.task, files=self.files_column is not None
+            )
         return self._template
+
+    @property
+    def betas(self) -> tuple[str, ...]:
+        """The Files API's beta when rows send their files (by upload id)."""
+        from ..api.betas import FILES_API_BETA
+
+        return (FILES_API_BETA,) if self.files_column is not None else ()
+
+    @property
+    def files_column(self) -> str | None:
+        """The column of each row's PDF or image (``files=``), or None."""
+        column = self.table_spec.get("files_column")
+        return None if column is None else str(column)
 
     # -- reading the table ---------------------------------------------------------------------
 
-    def _scan(self) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
-        """Each chunk of the table: its prompt texts, the prompt number of each row, and the
-        rows whose prompt is new (the same numbers on every read of the same table)."""
-        template = self.template()
-        columns = sorted({str(f.column) for f in template.fields})
-        seen = _Seen()
-        for batch in self.source().batches(columns, CHUNK_ROWS):
-            texts = template.render(batch.to_pandas())
-            numbers, new_rows = seen.add(_hashes(texts))
-            yield texts, numbers, new_rows
+    def _scan(self) -> Iterator[Chunk]:
+        return scan(self.source(), self.template(), self.files_column)
 
-    def prompt_texts(self, prompts: Sequence[int]) -> dict[int, str]:
-        """The texts of ``prompts``, read again from the table."""
+    def _prompts_again(self, prompts: Sequence[int]) -> dict[int, tuple[str, RowFile | None]]:
+        """The texts (and files) of ``prompts``, read again from the table."""
         wanted = set(prompts)
-        found: dict[int, str] = {}
-        for texts, numbers, new_rows in self._scan():
-            for row in new_rows:
-                number = int(numbers[row])
+        found: dict[int, tuple[str, RowFile | None]] = {}
+        for chunk in self._scan():
+            for row in chunk.new_rows.tolist():
+                number = int(chunk.numbers[row])
                 if number in wanted:
-                    found[number] = texts[row]
+                    found[number] = (chunk.texts[row], chunk.files[row] if chunk.files else None)
             if len(found) == len(wanted):
                 break
         return found
+
+    def prompt_texts(self, prompts: Sequence[int]) -> dict[int, str]:
+        """The texts of ``prompts``, read again from the table."""
+        return {n: text for n, (text, _file) in self._prompts_again(prompts).items()}
+
+    def prompt_items(self, prompts: Sequence[int]) -> list[bytes]:
+        """The batch requests of ``prompts``, laid out again from the table (a retry, a body
+        lost before it was sent); with files, each by its upload's id (none uploaded twice)."""
+        found = self._prompts_again(prompts)
+        texts = {n: text for n, (text, _file) in found.items()}
+        before, after = self.record.before, self.record.after
+        if self.files_column is None:
+            return request_items(self.tag, before, after, texts, prompts)
+        documents, failed = self._wire_documents({n: f for n, (_t, f) in found.items() if f})
+        if failed:
+            raise ClaudeError(
+                f"{self.id}: {len(failed):,} of these rows' files can no longer be read or "
+                f"uploaded (the first: {failed[0].error}); restore them and retry"
+            )
+        return request_items(self.tag, before, after, texts, prompts, documents)
+
+    def renew_lost_files(self) -> None:
+        """Prompts that came back 404 because the API no longer has their file (deleted from
+        another notebook while the batch ran): upload those files again and send those
+        prompts once more (once: a file lost again leaves them ``errored:not_found_error``),
+        as a pandas job does. The files are found by reading the table again."""
+        from .documents import session_uploads
+        from .progress import say
+
+        if self.files_column is None or not self.done:
+            return
+        statuses = self.statuses()
+        lost = sorted(n for n, status in statuses.items() if status == "errored:not_found_error")
+        if not lost:
+            return
+        if self._uploads is None:
+            self._uploads = session_uploads()
+        uploads = self._uploads
+        used: dict[int, str] = {}
+        for n, (_text, row_file) in self._prompts_again(lost).items():
+            known = None
+            if row_file is not None and row_file.sha256 is not None:
+                known = uploads.known(self.client, row_file.sha256)
+            if known is not None:
+                used[n] = known.file_id
+        try:
+            gone = set(uploads.missing(self.client, sorted(set(used.values()))))
+        except ClaudeError as error:
+            say(f"{self.id}: could not ask the Files API about {len(used):,} files ({error}).")
+            return
+        if not gone:
+            return
+        uploads.forget(self.client, sorted(gone))
+        self._file_ids = {sha: i for sha, i in self._file_ids.items() if i not in gone}
+        again = sorted(n for n, file_id in used.items() if file_id in gone)
+        say(
+            f"{self.id}: the API no longer had {len(gone):,} of this job's files; uploading "
+            f"them again and sending their {len(again):,} requests once more."
+        )
+        self.start(again)
+        self.wait()
+
+    def _wire_documents(
+        self, files: Mapping[int, RowFile]
+    ) -> tuple[dict[int, bytes], list[ResultRow]]:
+        """The document block of each prompt as sent (its file uploaded first, once: what
+        ``files.sqlite`` knows is not sent again), and the prompts whose file cannot be sent,
+        as ``errored:file_error`` results."""
+        from .documents import (
+            FILE_ERROR,
+            block_error,
+            block_sha,
+            key_block,
+            session_uploads,
+            upload_files,
+            wire_block,
+        )
+        from .wire import failed_row
+
+        documents: dict[int, bytes] = {}
+        failed: list[ResultRow] = []
+        for prompt, row_file in files.items():
+            block = key_block(row_file, citations=self.task.citations)
+            error = block_error(block)
+            sha = block_sha(block)
+            if error is None and sha is not None and sha not in self._file_ids:
+                if sha not in self._file_failed:
+                    if self._uploads is None:
+                        self._uploads = session_uploads()
+                    ids, bad = upload_files([row_file], self.client, self._uploads)
+                    self._file_ids.update(ids)
+                    self._file_failed.update(bad)
+                if sha in self._file_failed:
+                    error = f"upload failed: {self._file_failed[sha]}"
+            if error is not None:
+                failed.append(failed_row(prompt, FILE_ERROR, error, "files", 0))
+            else:
+                documents[prompt] = wire_block(block, self._file_ids)
+        return documents, failed
 
     def _read_and_send(self) -> None:
         """Read the table through: plan each batch as it fills and create it at once. Batches
@@ -342,21 +496,29 @@ class StreamJob(Job):
         total = self.record.n_rows
         bar = Progress(total, f"{self.id} rows read", enabled=self.progress, unit="row")
         sent = sum(c.n for c in planned)
-        n_rows = 0
-        n_prompts = 0
+        n_rows = n_prompts = n_failed = 0
+        first_failure: str | None = None
         tag, before, after = self.tag, self.record.before, self.record.after
         try:
             with open(rows_path, "wb") as rows_file:
-                for texts, numbers, new_rows in self._scan():
+                for texts, numbers, new_rows, row_files in self._scan():
                     self.check_claim()
                     rows_file.write(numbers.astype("<u4").tobytes())
                     n_rows += len(texts)
                     n_prompts += len(new_rows)
                     chosen = [int(r) for r in new_rows if numbers[r] >= upto]
+                    documents = None
+                    if chosen and row_files is not None:
+                        by_prompt = {int(numbers[r]): row_files[r] for r in chosen}
+                        documents, failed = self._wire_documents(by_prompt)
+                        self.put_results(failed)  # never sent: their files cannot be
+                        n_failed += len(failed)
+                        first_failure = first_failure or next((f.error for f in failed), None)
+                        chosen = [r for r in chosen if int(numbers[r]) in documents]
                     if chosen:
                         prompts = [int(numbers[r]) for r in chosen]
                         chunk_texts = {int(numbers[r]): texts[r] for r in chosen}
-                        items = request_items(tag, before, after, chunk_texts, prompts)
+                        items = request_items(tag, before, after, chunk_texts, prompts, documents)
                         for prompt, item in zip(prompts, items, strict=True):
                             if not body.fits(item):
                                 sent += self._send_body(body, batches, bar)
@@ -367,6 +529,14 @@ class StreamJob(Job):
             if body.prompts:
                 sent += self._send_body(body, batches, bar)
             bar.note(f"{n_prompts:,} distinct, {sent:,} requests sent")
+            if n_failed:
+                from .progress import say
+
+                say(
+                    f"{n_failed:,} of {n_prompts:,} distinct prompts have no file to send "
+                    "(errored:file_error; "
+                    f"the first: {first_failure}); the others are sent."
+                )
         finally:
             body.finish()
             if body.path.exists():
@@ -478,7 +648,13 @@ class StreamJob(Job):
         return [int(p) for p in np.flatnonzero(self._prompt_status() < 0)]
 
     def unsendable(self) -> set[int]:
-        return set()
+        """The prompts never sent: their file could not be read or uploaded (a retry leaves
+        them as they are, as a pandas job does)."""
+        from .documents import FILE_ERROR
+
+        if self.files_column is None:
+            return set()
+        return {n for n, status in self.statuses().items() if status == FILE_ERROR}
 
     def counts(self) -> dict[str, int]:
         import numpy as np
@@ -532,8 +708,8 @@ class StreamJob(Job):
                 while block := handle.read(4 * CHUNK_ROWS):
                     yield np.frombuffer(block, dtype="<u4").astype(np.int64)
             return
-        for _texts, numbers, _new in self._scan():
-            yield numbers
+        for chunk in self._scan():
+            yield chunk.numbers
 
     def _row_numbers_all(self) -> np.ndarray:
         import numpy as np
@@ -584,10 +760,16 @@ class StreamJob(Job):
         return columns
 
     def _result_parts(
-        self, key: Sequence[str] = (), status: bool | None = None, *, row: bool = False
+        self,
+        key: Sequence[str] = (),
+        status: bool | None = None,
+        *,
+        row: bool = False,
+        keys_from: TableSource | None = None,
     ) -> Iterator[Any]:
         """The result, a pyarrow Table per part of the table as it is read (``key``'s columns,
-        or with ``row`` the row number, before the result columns)."""
+        or with ``row`` the row number, before the result columns). ``keys_from``: where the
+        key columns are, when not in the job's table (the same rows, in the same order)."""
         import numpy as np
 
         pa = need("pyarrow")
@@ -597,7 +779,7 @@ class StreamJob(Job):
         held = np.empty(0, dtype=np.int64)
         # The parts follow the table's own batches (key columns, or none: only their sizes),
         # the row map read alongside.
-        for batch in self.source().batches(list(key), CHUNK_ROWS):
+        for batch in (keys_from or self.source()).batches(list(key), CHUNK_ROWS):
             size = batch.num_rows
             while len(held) < size:
                 held = np.concatenate([held, next(numbers)])
@@ -618,17 +800,50 @@ class StreamJob(Job):
             return pa.table({})
         return pa.concat_tables(parts)
 
+    def keep_keys(self, keys: TableSource) -> None:
+        """Keep the key columns of an in-memory table (a snapshot of them, the same rows in
+        the same order) with the job, so that ``write(out, key=...)`` finds them, in this
+        kernel or after ``attach`` in another. Its table's snapshot holds only the columns
+        the prompts read: a key changes nothing of what is asked."""
+        if keys.n_rows != self.record.n_rows:
+            keys.remove()
+            raise ClaudeError(
+                f"{self.id}: the key columns have {keys.n_rows:,} rows and the job "
+                f"{self.record.n_rows:,}: give the same table the job was run on"
+            )
+        self.folder.mkdir(parents=True, exist_ok=True)
+        kept = self.folder / "keys.parquet"
+        os.replace(keys.files[0], kept)
+        spec = dict(self.record.spec)
+        spec["table"] = {**self.table_spec, "keys": list(keys.columns)}
+        self.store.update_spec(self.id, spec)
+        self.record = replace(self.record, spec=spec)
+
+    def _kept_keys(self, key: Sequence[str]) -> TableSource | None:
+        """The key columns kept with the job (:meth:`keep_keys`), when they hold ``key`` and
+        the table does not."""
+        readable = self.table_spec["readable"]
+        kept = self.table_spec.get("keys") or []
+        path = self.folder / "keys.parquet"
+        if all(k in readable for k in key) or not all(k in kept for k in key):
+            return None
+        if not path.is_file():
+            return None
+        return TableSource([path], "the key columns", list(kept), self.record.n_rows)
+
     def write(
         self, out: str | os.PathLike[str], *, key: Sequence[str] = (), status: bool = True
     ) -> Path:
         """Write the results to a Parquet file, a chunk at a time: ``key``'s columns of the
-        table (default: ``row``, the row number) and the result columns with
-        ``claude_status``. Written beside and then moved in place: never half a file."""
+        table (default: ``row``, the row number; an in-memory table's, once kept with
+        :meth:`keep_keys`) and the result columns with ``claude_status``. Written beside and
+        then moved in place: never half a file."""
         pq = need("pyarrow.parquet")
         target = Path(os.fspath(out)).expanduser()
         if target.is_dir():
             raise PromptError(f"out: {out} is a folder; give a file name such as labels.parquet")
-        readable = self.table_spec["readable"]
+        keys_from = self._kept_keys(key)
+        readable = keys_from.columns if keys_from is not None else self.table_spec["readable"]
         missing = [k for k in key if k not in readable]
         if missing:
             from .rows import _missing_column
@@ -638,7 +853,7 @@ class StreamJob(Job):
         partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
         writer = None
         try:
-            for part in self._result_parts(key, status, row=not key):
+            for part in self._result_parts(key, status, row=not key, keys_from=keys_from):
                 if writer is None:
                     writer = pq.ParquetWriter(partial, part.schema)
                 writer.write_table(part)

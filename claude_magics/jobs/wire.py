@@ -112,7 +112,7 @@ def request_items(
     after: bytes,
     texts: Sequence[str] | Mapping[int, str],
     prompts: Iterable[int],
-    documents: Sequence[bytes | None] | None = None,
+    documents: Sequence[bytes | None] | Mapping[int, bytes] | None = None,
 ) -> list[bytes]:
     """The serialised batch requests of ``prompts``: ``{"custom_id": ..., "params": ...}``
     with each body laid out around its text (the shared part was serialised once), and, with
