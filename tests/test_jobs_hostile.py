@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -724,3 +725,51 @@ def test_odd_frames_and_arguments_are_one_line(emulator: Emulator) -> None:
     # A frame without rows: an empty result, nothing sent.
     nothing = frame.iloc[:0].claude.label("review", LABELS, mode="realtime", **options)
     assert len(nothing) == 0 and list(nothing.cat.categories) == LABELS
+
+
+class _InterruptAtLine:
+    """Raise KeyboardInterrupt at the ``n``-th line run in ``module`` (what Ctrl-C does when it
+    lands there); ``fired`` says whether the run got that far."""
+
+    def __init__(self, module: Any, n: int) -> None:
+        self.file, self.left, self.fired = module.__file__, n, False
+
+    def _trace(self, frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename != self.file:
+            return None
+        if event == "line" and not self.fired:
+            self.left -= 1
+            if self.left == 0:
+                self.fired = True
+                raise KeyboardInterrupt
+        return self._trace
+
+    def __enter__(self) -> _InterruptAtLine:
+        sys.settrace(self._trace)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.settrace(None)
+
+
+def test_an_interrupt_at_any_line_of_a_store_transaction_leaves_the_store_usable(
+    jobs: Jobs,
+) -> None:
+    import claude_magics.jobs.store as store_module
+
+    job = jobs.run(rows(2), "review", label_task(LABELS), mode="realtime")
+    store = jobs.store
+    for action in (lambda: store.set_state(job.id, "done"), store.jobs):
+        n = 0
+        while True:
+            n += 1
+            with _InterruptAtLine(store_module, n) as point, suppress(KeyboardInterrupt):
+                action()
+            # Wherever it landed, the store still reads and writes (it once kept the
+            # interrupted transaction open: "cannot start a transaction within a transaction").
+            record = store.get(job.id)
+            assert record is not None and record.state == "done"
+            store.set_state(job.id, "done")
+            if not point.fired:  # the action ran to its end: every line of it was tried
+                break
+        assert n > 5

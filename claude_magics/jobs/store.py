@@ -223,10 +223,15 @@ class JobStore:
         with self._lock:
             db = self._connection()
             try:
+                if db.in_transaction:
+                    # An interrupt (Ctrl-C, a kernel interrupt) landed in an earlier one at a
+                    # point no handler covered: end it, or every later BEGIN would fail.
+                    db.execute("ROLLBACK")
                 if busy is not None:
                     db.execute(f"PRAGMA busy_timeout = {int(busy * 1000)}")
-                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
+                    # BEGIN inside the try: an interrupt just after it still rolls back.
+                    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                     yield db
                     db.execute("COMMIT")
                 except BaseException:
