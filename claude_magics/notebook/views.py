@@ -177,9 +177,10 @@ class WidgetView(_Throttled):
     mostly the message itself: ~600 bytes of kernel envelope. A render is made only when it is
     worth it: when the bytes sent so far, this render included, stay within
     :attr:`BYTES_PER_HTML_BYTE` times the HTML shown (plus a little for the start), or when
-    the text has waited :attr:`LONGEST_WAIT` seconds, so it keeps moving whatever the pace.
-    The first text is shown at once. The status line changes at most
-    :attr:`STATUS_PER_SECOND` times a second (and at once when thinking starts or stops)."""
+    the text has waited :attr:`LONGEST_WAIT` seconds or the status line is due, so it keeps
+    moving whatever the pace. The first text is shown at once. The status line changes at
+    most :attr:`STATUS_PER_SECOND` times a second (and at once when thinking starts or stops);
+    it rides in the render's message, so it costs no envelope of its own."""
 
     #: The render budget: bytes sent against the bytes of HTML shown.
     BYTES_PER_HTML_BYTE = 2.4
@@ -207,7 +208,7 @@ class WidgetView(_Throttled):
         self._status_text = ""  # the status line as the front end shows it
         self._rendered_at = 0.0  # when the last render was
         self._arrived_shown = 0  # what ``_arrived`` was at the last render
-        self._status_at = -1.0  # when the status line last changed
+        self._status_at = -1.0  # when the status line was last due
         self._thinking_state: tuple[bool, int] = (False, 0)  # as the status line shows it
         #: Bytes sent to the front end by renders, estimated (:data:`MESSAGE_BYTES` a message).
         self.sent = 0
@@ -217,7 +218,7 @@ class WidgetView(_Throttled):
             widget = new_live_widget()
         except ImportError as exc:  # pragma: no cover - anywidget is a dependency
             raise RuntimeError(
-                "anywidget is not installed: pip install anywidget, "
+                f"anywidget could not be imported ({exc}): pip install -U anywidget, "
                 "or %config ClaudeMagics.display = 'markdown'"
             ) from exc
         markdown_to_html("")  # build the parser now, so its one-time cost is not a render's
@@ -264,10 +265,9 @@ class WidgetView(_Throttled):
             thinking_state != self._thinking_state
         ):
             status = self._status(acc)
+            self._status_at, self._thinking_state = now, thinking_state
             if status != self._status_text:
                 message["s"] = self._status_text = status
-                self._status_at = now
-                self._thinking_state = thinking_state
         if message:
             self._widget.send(message)
             self.sent += MESSAGE_BYTES + _payload(message)
