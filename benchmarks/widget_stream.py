@@ -20,10 +20,10 @@ shortest gap between two, and the messages and bytes the kernel would send to th
 widgets would not do their real work: ``comm.create_comm`` gives a ``DummyComm`` whose
 ``publish_msg`` drops every message unserialised (ipywidgets still builds the state dict), and
 once ipykernel is imported its comms have ``kernel=None``, so ipywidgets skips state syncing
-altogether. So by default (``--comm serialising``) every widget comm message and every display
-message is built and serialised as ipykernel does it, with a ``jupyter_client.Session`` (JSON and
-an HMAC-SHA256 signature); only the socket write is left out. ``--comm dummy`` measures with the
-default dummy comm instead.
+altogether. So by default (``--comm serialising``) every widget comm message (the live
+widget's custom messages too) and every display message is built and serialised as ipykernel
+does it, with a ``jupyter_client.Session`` (JSON and an HMAC-SHA256 signature); only the
+socket write is left out. ``--comm dummy`` measures with the default dummy comm instead.
 
 A paced variant (``--paced-deltas 4000`` at ``--paced-rate 2000`` tokens a second, a stream that
 lasts seconds) shows that the renders-per-second cap holds over time, not just in a short burst.
@@ -130,6 +130,7 @@ class _Wire:
         self.bytes += size
         if "comm_id" in content:
             self.by_comm[content["comm_id"]] += size
+            # The live widget's status line rides in its render messages: count its share.
             custom = content["data"].get("content") if content["data"].get("method") else None
             if isinstance(custom, dict) and "s" in custom:
                 self.status += len(self.session.pack({"s": custom["s"]})) - 2

@@ -6,7 +6,7 @@ every message a real comm would send is serialised and signed as a kernel does, 
 and applied by :class:`FrontEnd`, the front end's apply step (live_view.js) written again in
 Python; what it then shows is exactly the whole text rendered, at every render. What is sent
 grows linearly with the answer and a render costs the same at its end as at its start.
-tests/browser/test_live_view_js.py runs the real JavaScript on the same messages.
+tests/browser/test_scenarios.py (1b) runs the real JavaScript on the same messages.
 """
 
 from __future__ import annotations
