@@ -224,6 +224,8 @@ class WidgetView(_Throttled):
         markdown_to_html("")  # build the parser now, so its one-time cost is not a render's
         self._widget = widget
         self._handle = display(widget, display_id=True)
+        # Something to see while the request waits for its first event.
+        self._send({"s": "starting…"})
 
     def _worth(self, now: float, end: bool) -> bool:
         new = self._arrived - self._arrived_shown
@@ -269,8 +271,11 @@ class WidgetView(_Throttled):
             if status != self._status_text:
                 message["s"] = self._status_text = status
         if message:
-            self._widget.send(message)
-            self.sent += MESSAGE_BYTES + _payload(message)
+            self._send(message)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self._widget.send(message)
+        self.sent += MESSAGE_BYTES + _payload(message)
 
     def _retire(self) -> None:
         if self._handle is not None:
