@@ -20,10 +20,10 @@ shortest gap between two, and the messages and bytes the kernel would send to th
 widgets would not do their real work: ``comm.create_comm`` gives a ``DummyComm`` whose
 ``publish_msg`` drops every message unserialised (ipywidgets still builds the state dict), and
 once ipykernel is imported its comms have ``kernel=None``, so ipywidgets skips state syncing
-altogether. So by default (``--comm serialising``) every widget comm message and every display
-message is built and serialised as ipykernel does it, with a ``jupyter_client.Session`` (JSON and
-an HMAC-SHA256 signature); only the socket write is left out. ``--comm dummy`` measures with the
-default dummy comm instead.
+altogether. So by default (``--comm serialising``) every widget comm message (the live
+widget's custom messages too) and every display message is built and serialised as ipykernel
+does it, with a ``jupyter_client.Session`` (JSON and an HMAC-SHA256 signature); only the
+socket write is left out. ``--comm dummy`` measures with the default dummy comm instead.
 
 A paced variant (``--paced-deltas 4000`` at ``--paced-rate 2000`` tokens a second, a stream that
 lasts seconds) shows that the renders-per-second cap holds over time, not just in a short burst.
@@ -118,6 +118,7 @@ class _Wire:
         self.bytes = 0
         self.static = 0  # bytes of the final static outputs (display_data with the Markdown)
         self.by_comm: Counter[str] = Counter()  # bytes of each widget's comm
+        self.status = 0  # bytes of the status line inside the live widget's render messages
 
     def send(self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any]) -> None:
         msg = self.session.msg(msg_type, content, parent=self.parent, metadata=metadata)
@@ -129,6 +130,10 @@ class _Wire:
         self.bytes += size
         if "comm_id" in content:
             self.by_comm[content["comm_id"]] += size
+            # The live widget's status line rides in its render messages: count its share.
+            custom = content["data"].get("content") if content["data"].get("method") else None
+            if isinstance(custom, dict) and "s" in custom:
+                self.status += len(self.session.pack({"s": custom["s"]})) - 2
         if msg_type == "display_data" and "text/markdown" in content.get("data", {}):
             self.static += size
 
@@ -222,7 +227,7 @@ def _old_status_html(text: str) -> str:
 
 def _html_shown(view: Any) -> int:
     """Characters of HTML the view shows (0 for (c), which does not count them)."""
-    parts = [getattr(view, name, None) for name in ("_answer", "_thinking_html")]
+    parts = [getattr(view, name, None) for name in ("_answer", "_thinking")]
     return sum(part.shown for part in parts if hasattr(part, "shown"))
 
 
@@ -264,7 +269,8 @@ def _full_rerender_view() -> type[Any]:
                 self._thinking.layout.display = None
                 self._whole_thinking.value = markdown_to_html(acc.thinking)
             self._whole.value = markdown_to_html(self._answer_markdown(acc))
-            self._status_widget.value = _old_status_html(self._status(acc))
+            self._status_text = self._status(acc)
+            self._status_widget.value = _old_status_html(self._status_text)
 
         def _retire(self) -> None:
             self._handle.update({"text/plain": ""}, raw=True)
@@ -303,6 +309,7 @@ def _widget_view(
         render_bytes: list[int] = []
         start_finish_cpu: list[float] = []
         messages, sent = (wire.messages.copy(), wire.bytes) if wire else (Counter[str](), 0)
+        status_sent = wire.status if wire else 0
         static = wire.static if wire else 0
         status_times: list[float] = []
         render_html: list[int] = []
@@ -314,14 +321,14 @@ def _widget_view(
         def timed_render(acc: Any) -> None:
             render_times.append(time.monotonic())
             on_wire = wire.bytes if wire else 0
-            status = view._status_widget.value
+            status = view._status_text
             shown = _html_shown(view)
             before = time.process_time()
             render(acc)
             render_cpu.append(time.process_time() - before)
             render_html.append(_html_shown(view) - shown)
             render_bytes.append((wire.bytes if wire else 0) - on_wire)
-            if view._status_widget.value != status:
+            if view._status_text != status:
                 status_times.append(render_times[-1])
 
         def counted_event(ev: Any, acc: Any) -> None:
@@ -336,7 +343,8 @@ def _widget_view(
             before = time.process_time()
             start()
             start_finish_cpu.append(time.process_time() - before)
-            status_comm.append(view._status_widget.comm.comm_id)
+            if hasattr(view, "_status_widget"):  # (c): the status line is a widget of its own
+                status_comm.append(view._status_widget.comm.comm_id)
 
         def timed_finish(*args: Any) -> None:
             before = time.process_time()
@@ -371,7 +379,10 @@ def _widget_view(
             new = wire.messages - messages
             result_run.wire_messages = new.total()
             result_run.wire_bytes = wire.bytes - sent
-            result_run.status_bytes = (wire.by_comm - by_comm)[status_comm[0]]
+            if status_comm:
+                result_run.status_bytes = (wire.by_comm - by_comm)[status_comm[0]]
+            else:
+                result_run.status_bytes = wire.status - status_sent
             result_run.static_bytes = wire.static - static
             result_run.status_changes = [t - origin for t in status_times]
             if new["comm_msg"] < len(render_times) // 2:

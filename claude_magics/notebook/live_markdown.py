@@ -3,7 +3,7 @@
     blocks = MarkdownBlocks()
     blocks.update(text)                 # at each render: the text so far
     blocks.finished, blocks.live        # HTML of the blocks that cannot change; of the rest
-    shown = LiveHTML(); shown.show(blocks)   # the same in ipywidgets, sending only what changed
+    step = LiveSection().step(blocks)   # what the front end must change to show them
 
 A streamed answer only grows, and Markdown is a sequence of top-level blocks (paragraphs,
 headings, lists, fences, tables, quotes). A block is *finished* once a later block has begun on
@@ -25,14 +25,11 @@ rendered with; when they change for a label that block mentions, everything is r
 (``resets`` counts these: rare, a model seldom writes reference links). Text that changes
 before the point the kept blocks relied on (a citation marker moving) resets too.
 
-``LiveHTML`` shows a :class:`MarkdownBlocks` in a notebook without re-sending what the front
-end already has: ipywidgets can only replace an HTML widget's whole value, so finished HTML
-waits in the live child (the last one) and is *sealed* into a child of its own (never updated
-again) once keeping it there would have cost about what a new child costs (rent or buy: a
-render re-sends the live child whole; a new child is ~3 KB of messages). A render sends the
-live child, the block being written and the finished HTML not sealed yet: the same at token
-100 as at token 20,000. How often to render is the view's choice (``sent`` and ``shown``
-tell it what rendering has cost).
+``LiveSection`` says what a front end that keeps finished HTML (appended once) and a live
+tail must change to show a :class:`MarkdownBlocks` now: a common-prefix diff of the tail alone,
+so a render sends the new words of the block being written, the same at token 100 as at token
+20,000 (:mod:`.live_widget` is that front end). How often to render is the view's choice
+(``shown`` tells it what is shown).
 """
 
 from __future__ import annotations
@@ -43,7 +40,7 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from markdown_it.token import Token
 
-__all__ = ["MESSAGE_BYTES", "LiveHTML", "MarkdownBlocks", "markdown_parser"]
+__all__ = ["MESSAGE_BYTES", "LiveSection", "MarkdownBlocks", "markdown_parser"]
 
 _md: MarkdownIt | None = None
 
@@ -194,152 +191,75 @@ class MarkdownBlocks:
         self.resets += 1
 
 
-#: What one widget message costs on the wire besides the state it carries: the kernel's
-#: header, the request's header as parent, the signature, the comm id and the JSON around
-#: them (~590 bytes measured with jupyter_client's Session).
+#: What one widget message costs on the wire besides what it carries: the kernel's header, the
+#: request's header as parent, the signature, the comm id and the JSON around them (~590 bytes
+#: measured with jupyter_client's Session).
 MESSAGE_BYTES = 600
-#: What sealing costs on the wire, roughly: a new HTML widget (its comm_open, ~1.5 KB
-#: serialised), the page's children list sent again (~600 bytes plus ~45 a child) and the
-#: child's comm_close when the view is retired (~600 bytes).
-_SEAL_BYTES = 3000
-#: Sealed children a page holds before a new page begins: a VBox sends its whole children
-#: list at each change, so one flat list would make the answer quadratic again.
-_PAGE_SIZE = 16
 
 
-class LiveHTML:
-    """A :class:`MarkdownBlocks` shown in ipywidgets: ``box``, a VBox of pages (VBoxes) of
-    sealed HTML children, then the live child. Sealed children are never updated again; only
-    the live child changes.
+def _utf16(text: str) -> int:
+    """Length of ``text`` in UTF-16 code units: what JavaScript's ``slice`` counts."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
 
-        shown = LiveHTML()
-        shown.show(blocks, after="<p>Sources…</p>")   # ``after``: HTML under it, kept apart
-        shown.value                                   # all the HTML shown, for tests
-        shown.close()
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix of ``a`` and ``b`` (slices compared in C)."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    same, differs = 0, n  # a[:same] == b[:same]; a[:differs] != b[:differs]
+    while differs - same > 1:
+        middle = (same + differs) // 2
+        if a[same:middle] == b[same:middle]:
+            same = middle
+        else:
+            differs = middle
+    return same
+
+
+class LiveSection:
+    """What the front end of one section must do to show a :class:`MarkdownBlocks` as it is
+    now, given what it was sent so far.
+
+        section = LiveSection()
+        step = section.step(blocks)     # None (nothing changed) or [offset, suffix, cut]
+
+    The front end keeps finished HTML in nodes it appended once, and a *tail*: the HTML not
+    yet finished, shown in one live element. A step says: cut the tail at ``offset``, append
+    ``suffix``, then move its first ``cut`` characters into finished nodes (the blocks that
+    just finished); ``offset`` -1 means drop everything first (the blocks were reset).
+    Offsets count UTF-16 code units, as JavaScript strings do. A growing paragraph sends its
+    new words and closing tags; a block that finishes sends nothing again. Only the tail is
+    compared, never the whole answer, so a step costs the same at token 100 and 20,000.
     """
 
-    def __init__(self, layout: Any = None, style: Any = None) -> None:
-        """``layout`` and ``style``: a Layout and an HTMLStyle to share (their owner closes
-        them); by default it makes its own."""
-        import ipywidgets as widgets
-
-        self._widgets = widgets
-        # One layout and one style for every child: each child would otherwise open two
-        # more comms of its own (~2 KB) for the same defaults.
-        self._owns = layout is None
-        self._layout = layout if layout is not None else widgets.Layout()
-        self._live = widgets.HTML(
-            layout=self._layout, **({} if style is None else {"style": style})
-        )
-        self._style = self._live.style
-        self._after: Any = None
+    def __init__(self) -> None:
         self._resets = 0
-        self._taken = 0
-        self._sealed: list[str] = []
-        self._sealed_size = 0
-        self._pending = ""  # finished HTML in the live child, not sealed yet
-        self._sent_pending = 0  # how much of it the front end has already
-        self._rent = 0  # bytes of finished HTML re-sent since the last seal
-        self._pages: list[Any] = []
-        self.box = widgets.VBox([self._live], layout=self._layout)
-        #: Bytes sent to the front end since it was built, estimated from what was set
-        #: (values plus :data:`MESSAGE_BYTES` a message): what a render budget is kept by.
-        self.sent = 0
-        #: Characters of HTML it shows; of them, in the live child (re-sent by a render).
+        self._taken = 0  # entries of blocks.finished the front end has
+        self._tail = ""  # the front end's tail
+        #: Characters of HTML the front end shows; of them, in its tail.
         self.shown = 0
-        self.live_size = 0
+        self.tail_size = 0
 
-    def _child(self, value: str) -> Any:
-        return self._widgets.HTML(value=value, layout=self._layout, style=self._style)
-
-    def _children(self) -> tuple[Any, ...]:
-        after = () if self._after is None else (self._after,)
-        return (*self._pages, self._live, *after)
-
-    @property
-    def value(self) -> str:
-        """The HTML shown, joined (for tests and debugging: this costs the whole answer)."""
-        after = str(self._after.value) if self._after is not None else ""
-        return "".join(self._sealed) + str(self._live.value) + after
-
-    def show(self, blocks: MarkdownBlocks, after: str = "") -> None:
-        """Show ``blocks`` as they are now; ``after`` (HTML) goes under them, in its own child,
-        sent only when it changes."""
+    def step(self, blocks: MarkdownBlocks) -> list[Any] | None:
+        """The step to the front end that shows ``blocks`` now (None if it shows them)."""
+        finished = blocks.finished
         if blocks.resets != self._resets:
-            self._restart(blocks.resets)
-        fresh = blocks.finished[self._taken :]
-        if fresh:
-            self._taken = len(blocks.finished)
-            self._pending += "".join(fresh)
-        # Rent or buy: finished HTML left in the live child is re-sent by every render until
-        # it is sealed; seal once what it has cost and would cost now reaches a seal's price.
-        # New finished HTML worth that much goes straight into its sealed child, sent once.
-        if self._pending and self._rent + len(self._pending) >= _SEAL_BYTES:
-            self._seal()
-        value = self._pending + blocks.live
-        if value != self._live.value:
-            self._rent += self._sent_pending
-            self._set(self._live, value)
-            self._sent_pending = len(self._pending)
-        self.live_size = len(value)
-        self.shown = self._sealed_size + self.live_size + len(after)
-        if after or self._after is not None:
-            if self._after is None:
-                self._after = self._child(after)
-                self.box.children = self._children()
-                self.sent += _SEAL_BYTES + len(after)
-            else:
-                self._set(self._after, after)
-
-    def _set(self, child: Any, value: str) -> None:
-        """Set a child's value, counting what that sends (nothing when it is unchanged)."""
-        if child.value != value:
-            child.value = value
-            self.sent += MESSAGE_BYTES + len(value)
-
-    def _seal(self) -> None:
-        """The finished HTML not sealed yet goes into a sealed child of its own, above the
-        live child (which the render then sets to the rest)."""
-        widgets = self._widgets
-        sealed = self._child(self._pending)
-        self._sealed.append(self._pending)
-        self._sealed_size += len(self._pending)
-        self.sent += _SEAL_BYTES + len(self._pending)
-        self._pending = ""
-        self._sent_pending = self._rent = 0
-        if self._pages and len(self._pages[-1].children) < _PAGE_SIZE:
-            page = self._pages[-1]
-            page.children = (*page.children, sealed)
+            # Rare (reference definitions changed): every finished block is sent again.
+            self._resets, self._taken, self._tail = blocks.resets, 0, ""
+            self.shown = self.tail_size = 0
+            offset = -1
+        elif len(finished) == self._taken and blocks.live == self._tail:
+            return None
         else:
-            self._pages.append(widgets.VBox([sealed], layout=self._layout))
-            self.box.children = self._children()
-
-    def _close_pages(self) -> None:
-        for page in self._pages:
-            for child in page.children:
-                child.close()
-            page.close()
-        self._pages = []
-
-    def _restart(self, resets: int) -> None:
-        """The kept blocks were dropped: the sealed children go, the live child shows all."""
-        self._close_pages()
-        self._resets = resets
-        self._taken = 0
-        self._sealed = []
-        self._sealed_size = 0
-        self._pending = ""
-        self._sent_pending = self._rent = 0
-        self.box.children = self._children()
-        self.sent += MESSAGE_BYTES
-
-    def close(self) -> None:
-        """Close every widget (the comms too): the live view is retired."""
-        self._close_pages()
-        self._live.close()
-        if self._after is not None:
-            self._after.close()
-        self.box.close()
-        if self._owns:
-            self._layout.close()
-            self._style.close()
+            offset = 0
+        fresh = "".join(finished[self._taken :])
+        target = fresh + blocks.live
+        same = _common_prefix(self._tail, target) if offset == 0 else 0
+        self._taken = len(finished)
+        self._tail = blocks.live
+        self.shown += len(target) - self.tail_size
+        self.tail_size = len(blocks.live)
+        if offset == 0:
+            offset = _utf16(target[:same])
+        return [offset, target[same:], _utf16(fresh)]

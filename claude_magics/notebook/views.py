@@ -6,13 +6,14 @@
 Three views share one interface, the :class:`View` protocol (``cell.send`` drives any object
 that has its four methods, so tests hand it a small fake):
 
-- ``WidgetView`` (Jupyter with ipywidgets): one widget, displayed once and mutated in place at
-  most ``updates_per_second`` times a second: status line, thinking in a collapsible section,
-  the answer rendered as Markdown. Finished Markdown blocks are rendered once and sent once
-  (:mod:`.live_markdown`); a render re-renders and sends only the block being written, so a
-  render costs the same at token 100 and at token 20,000 and what is sent grows linearly.
-  Renders are also kept within a byte budget (each message carries ~600 bytes of kernel
-  envelope): see :class:`WidgetView`.
+- ``WidgetView`` (Jupyter with ipywidgets): one small anywidget (:mod:`.live_widget`),
+  displayed once, updated at most ``updates_per_second`` times a second: status line, thinking
+  in a collapsible section, the answer rendered as Markdown. Finished Markdown blocks are
+  rendered once (:mod:`.live_markdown`) and its front end appends them once; a render sends
+  one message with only what changed (the new words of the block being written), so a render
+  costs the same at token 100 and at token 20,000 and what is sent grows linearly. Renders
+  are also kept within a byte budget (each message carries ~600 bytes of kernel envelope):
+  see :class:`WidgetView`. Without anywidget (a partial install) it is ``MarkdownView``.
 - ``MarkdownView`` (Jupyter without widgets): a display-id placeholder updated with Markdown
   (a display update can only replace the whole output, so this one re-sends the answer).
 - ``PlainView`` (terminal IPython): text printed as it arrives, never re-rendered.
@@ -32,6 +33,7 @@ outputs on every run: an empty placeholder, then the answer.
 from __future__ import annotations
 
 import html
+import importlib.util
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -52,7 +54,8 @@ from ..cost.pricing import price_usage
 from ..cost.usage import Usage
 from ..prompt import estimate_tokens
 from .content import Footnotes, live_parts, live_text
-from .live_markdown import MESSAGE_BYTES, LiveHTML, MarkdownBlocks, markdown_parser
+from .live_markdown import MESSAGE_BYTES, LiveSection, MarkdownBlocks, markdown_parser
+from .live_widget import new_live_widget
 from .result import ClaudeResult, ThinkingClock, status_line
 
 __all__ = ["MarkdownView", "PlainView", "View", "WidgetView", "make_view", "markdown_to_html"]
@@ -167,23 +170,24 @@ class _Throttled(ABC):
 
 
 class WidgetView(_Throttled):
-    """The live ipywidgets view.
+    """The live widget view: one :mod:`.live_widget`, whose front end appends.
 
-    What it sends is kept in proportion to what it shows. Each render costs a message (~600
-    bytes of kernel envelope) plus the block being written, re-sent whole, so a render is made
-    only when it is worth it: when the bytes sent so far, this render included, stay within
-    :attr:`BYTES_PER_HTML_BYTE` times the HTML shown (plus a little for the start), or when the
-    text has waited :attr:`LONGEST_WAIT` seconds, so it keeps moving at a few renders a
-    second whatever the pace. The first text is shown at once. The status line is a message
-    of its own: it is sent when its text changed, at most :attr:`STATUS_PER_SECOND` times a
-    second (and at once when thinking starts or stops)."""
+    A render is one message carrying only what changed (the new words of the block being
+    written, blocks that finished, the status line when it changed), so what it costs is
+    mostly the message itself: ~600 bytes of kernel envelope. A render is made only when it is
+    worth it: when the bytes sent so far, this render included, stay within
+    :attr:`BYTES_PER_HTML_BYTE` times the HTML shown (plus a little for the start), or when
+    the text has waited :attr:`LONGEST_WAIT` seconds or the status line is due, so it keeps
+    moving whatever the pace. The first text is shown at once. The status line changes at
+    most :attr:`STATUS_PER_SECOND` times a second (and at once when thinking starts or stops);
+    it rides in the render's message, so it costs no envelope of its own."""
 
     #: The render budget: bytes sent against the bytes of HTML shown.
     BYTES_PER_HTML_BYTE = 2.4
     #: Bytes the budget allows beyond that: the first renders of a short answer.
     BUDGET_SLACK = 8_000
     #: The longest new text waits for a render, in seconds.
-    LONGEST_WAIT = 0.5
+    LONGEST_WAIT = 1.0
     #: How often the status line may change.
     STATUS_PER_SECOND = 1.0
 
@@ -194,111 +198,93 @@ class WidgetView(_Throttled):
         price_overrides: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(model, updates_per_second, price_overrides)
-        self._box: Any = None
+        self._widget: Any = None
         self._handle: Any = None
         self._answer_blocks = MarkdownBlocks()
         self._thinking_blocks = MarkdownBlocks()
+        self._answer = LiveSection()
+        self._thinking = LiveSection()
         self._sources = ("", "")  # the sources list: Markdown, and its HTML
+        self._status_text = ""  # the status line as the front end shows it
         self._rendered_at = 0.0  # when the last render was
         self._arrived_shown = 0  # what ``_arrived`` was at the last render
-        self._status_at = -1.0  # when the status line last changed
-        self._status_sent = 0  # bytes the status line sent, estimated as LiveHTML does
+        self._status_at = -1.0  # when the status line was last due
         self._thinking_state: tuple[bool, int] = (False, 0)  # as the status line shows it
+        #: Bytes sent to the front end by renders, estimated (:data:`MESSAGE_BYTES` a message).
+        self.sent = 0
 
     def start(self) -> None:
         try:
-            import ipywidgets as widgets
-        except ImportError as exc:  # pragma: no cover - ipywidgets is a dependency
+            widget = new_live_widget()
+        except ImportError as exc:  # pragma: no cover - anywidget is a dependency
             raise RuntimeError(
-                "ipywidgets is not installed: pip install ipywidgets, "
+                f"anywidget could not be imported ({exc}): pip install -U anywidget, "
                 "or %config ClaudeMagics.display = 'markdown'"
             ) from exc
         markdown_to_html("")  # build the parser now, so its one-time cost is not a render's
-
-        class _LiveBox(widgets.VBox):  # type: ignore[misc]
-            # A constant, empty plain-text repr: nbval compares it, and it must not depend
-            # on what was streamed.
-            def __repr__(self) -> str:
-                return ""
-
-        from ipywidgets.widgets.widget_string import HTMLStyle
-
-        # Every widget opens a comm for its layout and its style unless handed one (~1.6 KB
-        # each on the wire): one layout and one style serve all but the thinking section
-        # (hidden through its own layout until thinking arrives) and the status line.
-        self._shared = (widgets.Layout(), HTMLStyle())
-        layout, style = self._shared
-        # Styled through the widget's own style (sent once), not a <span> in every value.
-        self._status_widget = widgets.HTML(
-            value=html.escape("starting…"),
-            layout=layout,
-            style={"font_size": "85%", "text_color": "var(--jp-ui-font-color2, #777)"},
-        )
-        self._thinking_html = LiveHTML(layout, style)
-        self._thinking = widgets.Accordion(children=[self._thinking_html.box], titles=("Thinking",))
-        self._thinking.layout.display = "none"
-        self._answer = LiveHTML(layout, style)
-        self._box = _LiveBox([self._status_widget, self._thinking, self._answer.box], layout=layout)
-        self._handle = display(self._box, display_id=True)
+        self._widget = widget
+        self._handle = display(widget, display_id=True)
+        # Something to see while the request waits for its first event.
+        self._send({"s": "starting…"})
 
     def _worth(self, now: float, end: bool) -> bool:
         new = self._arrived - self._arrived_shown
-        if not new:  # only the status line would change
-            return now - self._status_at >= 1.0 / self.STATUS_PER_SECOND
+        # The status line is due: it rides in the render's message, new text or not.
+        if now - self._status_at >= 1.0 / self.STATUS_PER_SECOND:
+            return True
+        if not new:
+            return False
         if not self._arrived_shown or end or now - self._rendered_at >= self.LONGEST_WAIT:
             return True
-        sent = self._answer.sent + self._thinking_html.sent + self._status_sent
-        shown = self._answer.shown + self._thinking_html.shown
-        # This render: a message, the last child of each section again, and the new text.
-        cost = MESSAGE_BYTES + self._answer.live_size + self._thinking_html.live_size + new
-        return sent + cost <= self.BYTES_PER_HTML_BYTE * (shown + new) + self.BUDGET_SLACK
+        shown = self._answer.shown + self._thinking.shown + len(self._sources[1])
+        # This render: a message (the status line in it) and the new text.
+        cost = MESSAGE_BYTES + len(self._status_text) + new
+        return self.sent + cost <= self.BYTES_PER_HTML_BYTE * (shown + new) + self.BUDGET_SLACK
 
     def render(self, acc: MessageAccumulator) -> None:
         self.renders += 1
         now = time.monotonic()
         self._rendered_at = now
         self._arrived_shown = self._arrived
+        message: dict[str, Any] = {}
         thinking = acc.thinking
         if thinking:
-            self._thinking.layout.display = None
             self._thinking_blocks.update(thinking)
-            self._thinking_html.show(self._thinking_blocks)
+            if step := self._thinking.step(self._thinking_blocks):
+                message["t"] = step
         if self._cited:
             answer, sources = live_parts(acc.text_parts())
         else:
             answer, sources = acc.text, ""
         if sources != self._sources[0]:  # it changes only when a new source is cited
             self._sources = (sources, markdown_to_html(sources) if sources else "")
+            message["f"] = self._sources[1]
         self._answer_blocks.update(answer)
-        self._answer.show(self._answer_blocks, after=self._sources[1])
+        if step := self._answer.step(self._answer_blocks):
+            message["a"] = step
         thinking_state = self.clock.thinking, self.clock.blocks
         if now - self._status_at >= 1.0 / self.STATUS_PER_SECOND or (
             thinking_state != self._thinking_state
         ):
-            status = html.escape(self._status(acc))
-            if status != self._status_widget.value:
-                self._status_widget.value = status
-                self._status_sent += MESSAGE_BYTES + len(status)
-                self._status_at = now
-                self._thinking_state = thinking_state
+            status = self._status(acc)
+            self._status_at, self._thinking_state = now, thinking_state
+            if status != self._status_text:
+                message["s"] = self._status_text = status
+        if message:
+            self._send(message)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self._widget.send(message)
+        self.sent += MESSAGE_BYTES + _payload(message)
 
     def _retire(self) -> None:
         if self._handle is not None:
             self._handle.update({"text/plain": ""}, raw=True)
-        if self._box is not None:
-            self._thinking_html.close()
-            self._answer.close()
-            # Layouts and styles are widgets too: left open, each live view would leave
-            # them in the kernel's widget registry for good.
-            for child in (
-                self._status_widget,
-                self._status_widget.style,
-                self._thinking,
-                self._thinking.layout,
-                self._box,
-                *self._shared,
-            ):
-                child.close()
+        if self._widget is not None:
+            # Its layout is a widget too: left open, each live view would leave it in the
+            # kernel's widget registry for good.
+            self._widget.layout.close()
+            self._widget.close()
 
     def finish(
         self, result: ClaudeResult, bundle: dict[str, Any], metadata: dict[str, Any]
@@ -308,6 +294,14 @@ class WidgetView(_Throttled):
 
     def abandon(self) -> None:
         self._retire()
+
+
+def _payload(message: dict[str, Any]) -> int:
+    """About the bytes of a render message's content: its strings and some JSON around them."""
+    size = 40
+    for value in message.values():
+        size += len(value) + 8 if isinstance(value, str) else len(value[1]) + 24
+    return size
 
 
 class MarkdownView(_Throttled):
@@ -425,7 +419,11 @@ def make_view(
             else:
                 mode = "widget"
     if mode == "widget":
-        return WidgetView(model, updates_per_second, price_overrides)
+        if importlib.util.find_spec("anywidget") is not None:  # found, not imported
+            return WidgetView(model, updates_per_second, price_overrides)
+        # anywidget is a dependency; without it (a partial install) the answer still streams,
+        # as display updates that re-send it whole.
+        mode = "markdown"
     if mode == "markdown":
         return MarkdownView(model, updates_per_second, price_overrides)
     return PlainView(model)

@@ -33,8 +33,9 @@ _KERNEL_READY_JS = """() => {
 }"""
 
 # Records every distinct state of the widget outputs, from before a run starts (polling from
-# Python misses renders that last less than its round trip): the texts of the HTML widgets, and
-# each progress bar as its width and the text of its row ("label:  40% | 2/5 [00:01<00:01]").
+# Python misses renders that last less than its round trip): the texts of the HTML widgets,
+# each progress bar as its width and the text of its row ("label:  40% | 2/5 [00:01<00:01]"),
+# and each live %%claude view as its status line and answer text.
 _RECORD_WIDGETS_JS = """() => {
     const seen = [];
     window.__widgetStates = seen;
@@ -48,7 +49,13 @@ _RECORD_WIDGETS_JS = """() => {
                 return {width: fill ? fill.style.width : '', row: row.textContent,
                         success: !!(fill && fill.classList.contains('progress-bar-success'))};
             });
-        const state = {texts, bars};
+        const live = [...document.querySelectorAll('.jp-OutputArea .claude-answer')]
+            .map(answer => {
+                const view = answer.parentElement;
+                return {status: view.querySelector('.claude-status').textContent,
+                        answer: answer.textContent};
+            });
+        const state = {texts, bars, live};
         const last = seen[seen.length - 1];
         if (!last || JSON.stringify(last) !== JSON.stringify(state)) seen.push(state);
     };
@@ -124,6 +131,16 @@ class Lab:
             if not texts or texts[-1] != state["texts"]:
                 texts.append(state["texts"])
         return texts
+
+    def live_views(self) -> list[list[dict[str, str]]]:
+        """Every distinct set of live ``%%claude`` views (status line, answer text) seen since
+        `record_widgets`."""
+        states = self.page.evaluate("() => window.__widgetStates || []")
+        views: list[list[dict[str, str]]] = []
+        for state in states:
+            if state["live"] and (not views or views[-1] != state["live"]):
+                views.append(state["live"])
+        return views
 
     def progress_bars(self) -> list[list[dict[str, Any]]]:
         """Every distinct set of progress bars seen since `record_widgets`."""
