@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from claude_magics.api.fanout import AdaptiveConcurrency, Dispatch, Retry, _Attempt, _Wire
+from claude_magics.api.fanout import (
+    AdaptiveConcurrency,
+    Dispatch,
+    Learned,
+    Retry,
+    _Attempt,
+    _Wire,
+)
 
 NO_BUDGET = {"retry-after": "1"}  # what a concurrency 429 carries
 
@@ -89,16 +96,30 @@ def test_the_overshoot_still_out_after_a_cut_does_not_hold_slots_the_server_free
 
 
 def test_a_known_limit_is_the_start_and_is_probed_above() -> None:
-    control = AdaptiveConcurrency(known=20)
+    control = AdaptiveConcurrency(known=Learned(20))
     assert (control.current, control.ceiling, control.slow_start) == (20, 20, False)
-    assert control.known_limit == 20
+    assert control.learned == Learned(20, 1)
     answer_all(control, 20, 0.2, {})  # a calm round trip at the limit: a probe above it
     assert control.current == 21
-    assert control.known_limit == 20  # not yet shown to hold
+    assert control.learned == Learned(20, 1)  # not yet shown to hold
     answer_all(control, 21, 0.4, {})  # a round trip at the probe's level: it held
-    assert control.known_limit == 21
+    assert control.learned == Learned(21, 1)
     fresh = AdaptiveConcurrency()
-    assert fresh.known_limit is None and fresh.current == 16
+    assert fresh.learned is None and fresh.current == 16
+
+
+def test_a_limit_whose_probes_were_refused_is_probed_as_seldom_next_time() -> None:
+    control = ramped_to(32)
+    control.throttled(NO_BUDGET, control.dispatched(0.2, 0.0), 0.4, holding=20)
+    answer_all(control, 20, 0.6, {})
+    probe = control.dispatched(0.65, 0.0)
+    control.throttled(NO_BUDGET, probe, 0.85, holding=20)  # refused: probe half as often
+    assert control.learned == Learned(20, 2)
+    again = AdaptiveConcurrency(known=control.learned)
+    answer_all(again, 20, 0.2, {})
+    assert again.current == 20  # one calm round trip is not enough now
+    answer_all(again, 20, 0.4, {})
+    assert again.current == 21
 
 
 def test_the_count_of_an_episode_grows_as_the_held_answers_arrive() -> None:

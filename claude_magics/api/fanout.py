@@ -52,7 +52,7 @@ from ..errors import APIConnectionError, APIError, APIStatusError
 from .client import ApiObject, RateLimits
 from .retry import backoff, retry_delay, should_retry
 
-__all__ = ["AdaptiveConcurrency", "Outcome", "Retry", "run_concurrently"]
+__all__ = ["AdaptiveConcurrency", "Learned", "Outcome", "Retry", "run_concurrently"]
 
 T = TypeVar("T")
 
@@ -71,7 +71,7 @@ _REFUSALS_PER_ATTEMPT = 4
 
 # Concurrency limits learned by earlier runs, by owner (a client, held weakly) and key (a
 # model): the next run with the same pair starts at the limit instead of ramping into it.
-_LEARNED: weakref.WeakKeyDictionary[object, dict[Hashable, int]] = weakref.WeakKeyDictionary()
+_LEARNED: weakref.WeakKeyDictionary[object, dict[Hashable, Learned]] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -84,6 +84,15 @@ class Outcome(Generic[T]):
     error: APIError | None
     attempts: int
     seconds: float
+
+
+class Learned(NamedTuple):
+    """What a run learned of a concurrency limit, for the next run against it: the level that
+    held, and how many round trips at it went between probes above it (more after each
+    refused probe)."""
+
+    limit: int
+    probe_rounds: int = 1
 
 
 class Retry(NamedTuple):
@@ -150,14 +159,17 @@ class AdaptiveConcurrency:
     """How many requests may be in flight and when the next may go, learned as answers come.
 
     ``initial``: in flight at the start; ``maximum``: a ceiling (the HTTP pool's size);
-    ``known``: a concurrency limit an earlier run learned (start there, no ramp). Every
-    method takes the time (``time.monotonic()`` seconds) from its caller.
+    ``known``: a concurrency limit an earlier run learned (start there, no ramp, and probe as
+    seldom as it did). Every method takes the time (``time.monotonic()`` seconds) from its
+    caller.
     """
 
-    def __init__(self, initial: int = 16, maximum: int = 64, *, known: int | None = None) -> None:
+    def __init__(
+        self, initial: int = 16, maximum: int = 64, *, known: Learned | None = None
+    ) -> None:
         self.maximum = max(1, maximum)
         if known is not None:
-            initial = known
+            initial = known.limit
         self.limit = float(max(1, min(initial, self.maximum)))
         self.slow_start = known is None
         #: Nobody sends before this (a refusal whose budget cannot be paced).
@@ -172,7 +184,8 @@ class AdaptiveConcurrency:
         self.episodes = 0
         self._episode_at = float("-inf")  # the last back-off: refusals of earlier sends are its
         self._calm = 0  # answers at the ceiling since the last probe or cut
-        self._probe_rounds = 1  # round trips at the ceiling before trying one more
+        # Round trips at the ceiling before trying one more.
+        self._probe_rounds = 1 if known is None else min(known.probe_rounds, _MAX_PROBE_ROUNDS)
         self._probe_at = float("inf")  # when the ceiling was last raised, to try
         self._probe_from = 1  # the ceiling before that probe: the level known to hold
         self._step = 1  # how far the next probe goes above the ceiling
@@ -192,13 +205,13 @@ class AdaptiveConcurrency:
         return max(1, int(self.limit))
 
     @property
-    def known_limit(self) -> int | None:
+    def learned(self) -> Learned | None:
         """The concurrency limit learned so far that held (not a probe still unanswered)."""
         if self.ceiling is None:
             return None
         # A probe holds once a round trip's worth of answers came at its level.
         probing = self._probe_at < float("inf") and self._calm < self.ceiling
-        return self._probe_from if probing else self.ceiling
+        return Learned(self._probe_from if probing else self.ceiling, self._probe_rounds)
 
     def counted(self, in_flight: Collection[int]) -> int:
         """How many of the requests in flight (their dispatch numbers, in the order let go)
@@ -733,6 +746,6 @@ def run_concurrently(
         raise
     finally:
         fan.stopping.set()
-        learned = controller.known_limit
+        learned = controller.learned
         if remember is not None and learned is not None:
             _LEARNED.setdefault(remember[0], {})[remember[1]] = learned
