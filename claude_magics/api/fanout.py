@@ -12,7 +12,14 @@ when the next one goes, from the answers alone.
   holds no more requests at once: the number in flight becomes how many of ours it evidently
   holds (the most successful requests of ours on the wire together lately). Probes above that
   come now and then, a step that doubles while it holds; after a refused probe it goes back to
-  the level that held, and probes less often.
+  the level that held, and probes less often. Right after a cut the overshoot is still out and
+  will come back refused: only as many of those as the new ceiling (less each answered since)
+  count against it, so a slot the server frees is used at once, not a round trip later.
+- **Refused for concurrency, sent again when a slot frees.** Such a row goes again as soon as an
+  answer of ours frees a slot (first in line), or after ``retry-after`` if none comes first:
+  the server's ``retry-after`` is advice for a client that cannot see its slots free.
+- **Remembered.** With ``remember=(client, model)`` a run starts at the limit the last run with
+  the same pair learned (and probes above it as seldom), instead of ramping into it again.
 - **Announced budgets.** The ``anthropic-ratelimit-*`` headers describe each per-minute budget
   (requests, input tokens, output tokens) as a token bucket refilling at limit/60 a second. A
   request goes only when every bucket, as last reported less what was sent since, can pay for it
