@@ -72,29 +72,6 @@ def test_a_concurrency_429_cuts_to_what_the_server_held_once_per_episode() -> No
     assert control.episodes == 2 and control.ceiling == 12
 
 
-def test_the_overshoot_still_out_after_a_cut_does_not_hold_slots_the_server_freed() -> None:
-    control = ramped_to(32)
-    burst = [control.dispatched(0.20, 0.0) for _ in range(32)]
-    flying = [d.number for d in burst]
-    flying.remove(burst[20].number)
-    control.throttled(NO_BUDGET, burst[20], 0.40, holding=20)  # 31 still out, 20 held
-    assert control.current == 20
-    assert control.counted(flying) == 20  # not 31: the other 11 will come back refused
-    for dispatch in burst[:5]:  # five the server held are answered: five slots free
-        flying.remove(dispatch.number)
-        control.succeeded({}, dispatch, 0.41)
-    assert control.counted(flying) == 15
-    flying.remove(burst[25].number)  # a refusal of the overshoot comes back: no slot freed
-    control.throttled(NO_BUDGET, burst[25], 0.42, holding=20)
-    assert control.counted(flying) == 15
-    # What goes after the cut counts in full.
-    flying += [control.dispatched(0.42, 0.0).number for _ in range(5)]
-    assert control.counted(flying) == 20
-    # Once the burst is back, everything in flight counts.
-    after = flying[-5:]
-    assert control.counted(after) == 5
-
-
 def test_a_known_limit_is_the_start_and_is_probed_above() -> None:
     control = AdaptiveConcurrency(known=Learned(20))
     assert (control.current, control.ceiling, control.slow_start) == (20, 20, False)

@@ -12,9 +12,7 @@ when the next one goes, from the answers alone.
   holds no more requests at once: the number in flight becomes how many of ours it evidently
   holds (the most successful requests of ours on the wire together lately). Probes above that
   come now and then, a step that doubles while it holds; after a refused probe it goes back to
-  the level that held, and probes less often. Right after a cut the overshoot is still out and
-  will come back refused: only as many of those as the new ceiling (less each answered since)
-  count against it, so a slot the server frees is used at once, not a round trip later.
+  the level that held, and probes less often.
 - **Refused for concurrency, sent again when a slot frees.** Such a row goes again as soon as an
   answer of ours frees a slot (first in line), or after ``retry-after`` if none comes first:
   the server's ``retry-after`` is advice for a client that cannot see its slots free.
@@ -50,7 +48,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
@@ -197,10 +195,6 @@ class AdaptiveConcurrency:
         self._probe_from = 1  # the ceiling before that probe: the level known to hold
         self._step = 1  # how far the next probe goes above the ceiling
         self._episode_top = 1  # in flight when the current episode began, less one
-        # The last concurrency cut: dispatches numbered below ``_cut_number`` were let go
-        # before it, and ``_held_answered`` of them have been answered since.
-        self._cut_number = 0
-        self._held_answered = 0
         self._budgets: dict[str, _Budget] = {}
         self._log: deque[Dispatch] = deque()  # every dispatch since the oldest budget report
         self._dispatches = 0
@@ -219,24 +213,6 @@ class AdaptiveConcurrency:
         # A probe holds once a round trip's worth of answers came at its level.
         probing = self._probe_at < float("inf") and self._calm < self.ceiling
         return Learned(self._probe_from if probing else self.ceiling, self._probe_rounds)
-
-    def counted(self, in_flight: Collection[int]) -> int:
-        """How many of the requests in flight (their dispatch numbers, in the order let go)
-        count against the number allowed.
-
-        After a concurrency cut, the requests let go before it are still out, and most of
-        the overshoot among them will come back refused: the server holds at most the new
-        ceiling of them, less each one answered since. Counting them all would leave slots
-        the server has freed unused until the refusals return, a round trip later."""
-        old = 0
-        for number in in_flight:
-            if number >= self._cut_number:
-                break
-            old += 1
-        if not old or self.ceiling is None:
-            return len(in_flight)
-        held = min(old, max(0, self.ceiling - self._held_answered))
-        return len(in_flight) - old + held
 
     # ---------------------------------------------------------------- budgets
 
@@ -310,8 +286,6 @@ class AdaptiveConcurrency:
         the output budget). ``probe=False`` near the end of a run: a refused
         probe would hold its request back by ``retry-after`` when nothing else is left."""
         self._read_budgets(headers, dispatch)
-        if dispatch.number < self._cut_number:
-            self._held_answered += 1  # a slot held since before the cut, freed
         if output_tokens is not None:
             mean = self._output_mean
             self._output_mean = (
@@ -416,8 +390,6 @@ class AdaptiveConcurrency:
             self.ceiling = min(bound, self._episode_top)
             self.limit = float(min(self.current, self.ceiling))
             self._calm = 0
-            self._cut_number = self._dispatches
-            self._held_answered = 0
         elif self.ceiling is not None and holding > self.ceiling:
             # The same episode: not another cut, a better count. Answers of the requests the
             # server took are still coming back as the first refusals arrive.
@@ -540,7 +512,7 @@ class _FanOut(Generic[T]):
         self.handed: queue.Queue[_Handed[T]] = queue.Queue()
         self.stopping = threading.Event()
         self.wire = _Wire()
-        self.flying: dict[int, None] = {}  # the dispatch numbers in flight, in order let go
+        self.in_flight = 0
         self.rtt: float | None = None  # smoothed seconds from sending to an answer
         self.warming = first_alone and len(items) > 1
         self.pool = ThreadPoolExecutor(
@@ -568,7 +540,7 @@ class _FanOut(Generic[T]):
     def _settle(self, entry: _Done) -> None:
         position, dispatch, attempt, response, exc = entry
         control = self.control
-        del self.flying[dispatch.number]
+        self.in_flight -= 1
         now = time.monotonic()
         self.attempts[position] += 1
         if response is not None:
@@ -633,7 +605,7 @@ class _FanOut(Generic[T]):
         while self.parked and self.parked[0][0] <= now:  # retry-after came first
             heapq.heappush(self.retries, heapq.heappop(self.parked))
         allowed = 1 if self.warming else self.control.current
-        while self.control.counted(self.flying.keys()) < allowed:
+        while self.in_flight < allowed:
             position = self._next_ready(now)
             if position is None:
                 return 0.0
@@ -647,16 +619,15 @@ class _FanOut(Generic[T]):
                 self.fresh.popleft()
             if not self.started[position]:
                 self.started[position] = now
-            dispatch = self.control.dispatched(now, weight)
-            self.flying[dispatch.number] = None
-            self.pool.submit(self._work, position, dispatch)
+            self.in_flight += 1
+            self.pool.submit(self._work, position, self.control.dispatched(now, weight))
         return 0.0
 
     def run(self) -> None:
         """The dispatcher thread: send, settle, retry, until all is answered (or, once
         stopping, until what is in flight has come back)."""
         try:
-            while self.fresh or self.retries or self.parked or self.flying:
+            while self.fresh or self.retries or self.parked or self.in_flight:
                 if self.stopping.is_set():
                     self.fresh.clear()
                     self.retries.clear()
