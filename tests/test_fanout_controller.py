@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from claude_magics.api.fanout import AdaptiveConcurrency, Dispatch, _Attempt, _Wire
+from claude_magics.api.fanout import (
+    AdaptiveConcurrency,
+    Dispatch,
+    Learned,
+    Retry,
+    _Attempt,
+    _Wire,
+)
 
 NO_BUDGET = {"retry-after": "1"}  # what a concurrency 429 carries
 
@@ -50,7 +57,8 @@ def test_slow_start_doubles_every_round_trip() -> None:
 def test_a_concurrency_429_cuts_to_what_the_server_held_once_per_episode() -> None:
     control = ramped_to(32)
     burst = [control.dispatched(0.20, 0.0) for _ in range(32)]  # sent before any refusal
-    assert control.throttled(NO_BUDGET, burst[20], 0.41, holding=20) == 1.0  # retry-after
+    # It may go again when a slot of ours frees, or after retry-after at the latest.
+    assert control.throttled(NO_BUDGET, burst[20], 0.41, holding=20) == Retry(1.0, True)
     assert (control.ceiling, control.current, control.episodes) == (20, 20, 1)
     assert not control.slow_start
     # The rest of the burst comes back refused: the same episode, no second cut, even when a
@@ -62,6 +70,33 @@ def test_a_concurrency_429_cuts_to_what_the_server_held_once_per_episode() -> No
     later = control.dispatched(0.50, 0.0)
     control.throttled(NO_BUDGET, later, 0.70, holding=12)
     assert control.episodes == 2 and control.ceiling == 12
+
+
+def test_a_known_limit_is_the_start_and_is_probed_above() -> None:
+    control = AdaptiveConcurrency(known=Learned(20))
+    assert (control.current, control.ceiling, control.slow_start) == (20, 20, False)
+    assert control.learned == Learned(20, 1)
+    answer_all(control, 20, 0.2, {})  # a calm round trip at the limit: a probe above it
+    assert control.current == 21
+    assert control.learned == Learned(20, 1)  # not yet shown to hold
+    answer_all(control, 21, 0.4, {})  # a round trip at the probe's level: it held
+    assert control.learned == Learned(21, 1)
+    fresh = AdaptiveConcurrency()
+    assert fresh.learned is None and fresh.current == 16
+
+
+def test_a_limit_whose_probes_were_refused_is_probed_as_seldom_next_time() -> None:
+    control = ramped_to(32)
+    control.throttled(NO_BUDGET, control.dispatched(0.2, 0.0), 0.4, holding=20)
+    answer_all(control, 20, 0.6, {})
+    probe = control.dispatched(0.65, 0.0)
+    control.throttled(NO_BUDGET, probe, 0.85, holding=20)  # refused: probe half as often
+    assert control.learned == Learned(20, 2)
+    again = AdaptiveConcurrency(known=control.learned)
+    answer_all(again, 20, 0.2, {})
+    assert again.current == 20  # one calm round trip is not enough now
+    answer_all(again, 20, 0.4, {})
+    assert again.current == 21
 
 
 def test_the_count_of_an_episode_grows_as_the_held_answers_arrive() -> None:
@@ -176,7 +211,7 @@ def test_a_budget_429_is_paced_from_its_headers_not_held_for_retry_after() -> No
     headers = budget("requests", 0, 1200, **{"retry-after": "1"})  # 20 a second
     burst = [control.dispatched(5.0, 0.0) for _ in range(16)]
     waits = [control.throttled(headers, dispatch, 5.01, holding=0) for dispatch in burst]
-    assert waits == [0.0] * 16  # each goes again as soon as the pacing allows
+    assert waits == [Retry(0.0)] * 16  # each goes as soon as the pacing allows, not a slot
     assert control.ceiling is None  # not a concurrency limit
     assert control.reserve == 2.0 and control.episodes == 1  # once for the whole burst
     # The refused requests cost nothing: the bucket is as the refusal reported it, plus refill.
@@ -196,7 +231,7 @@ def test_a_429_with_budget_to_spare_is_a_concurrency_limit() -> None:
 def test_budget_headers_without_their_limits_pause_everyone_for_retry_after() -> None:
     control = AdaptiveConcurrency()
     headers = {"anthropic-ratelimit-requests-remaining": "0", "retry-after": "2"}
-    assert control.throttled(headers, control.dispatched(0.0, 0.0), 1.0, holding=3) == 2.0
+    assert control.throttled(headers, control.dispatched(0.0, 0.0), 1.0, holding=3) == Retry(2.0)
     assert control.wait_time(1.0, 0.0) == pytest.approx(2.0)
 
 
@@ -227,7 +262,7 @@ def test_a_budget_in_debt_waits_what_retry_after_says_less_its_rounding() -> Non
     control = AdaptiveConcurrency()
     # Output is charged after the fact: the headers say 0 left, retry-after says 5 s of debt.
     headers = budget("output-tokens", 0, 6000, **{"retry-after": "5"})
-    assert control.throttled(headers, control.dispatched(1.0, 0.0), 1.2, holding=0) == 0.0
+    assert control.throttled(headers, control.dispatched(1.0, 0.0), 1.2, holding=0) == Retry(0.0)
     assert control.wait_time(1.2, 0.0) == pytest.approx(4.0)
 
 

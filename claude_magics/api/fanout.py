@@ -13,6 +13,11 @@ when the next one goes, from the answers alone.
   holds (the most successful requests of ours on the wire together lately). Probes above that
   come now and then, a step that doubles while it holds; after a refused probe it goes back to
   the level that held, and probes less often.
+- **Refused for concurrency, sent again when a slot frees.** Such a row goes again as soon as an
+  answer of ours frees a slot (first in line), or after ``retry-after`` if none comes first:
+  the server's ``retry-after`` is advice for a client that cannot see its slots free.
+- **Remembered.** With ``remember=(client, model)`` a run starts at the limit the last run with
+  the same pair learned (and probes above it as seldom), instead of ramping into it again.
 - **Announced budgets.** The ``anthropic-ratelimit-*`` headers describe each per-minute budget
   (requests, input tokens, output tokens) as a token bucket refilling at limit/60 a second. A
   request goes only when every bucket, as last reported less what was sent since, can pay for it
@@ -41,17 +46,18 @@ import heapq
 import queue
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from ..errors import APIConnectionError, APIError, APIStatusError
 from .client import ApiObject, RateLimits
 from .retry import backoff, retry_delay, should_retry
 
-__all__ = ["AdaptiveConcurrency", "Outcome", "run_concurrently"]
+__all__ = ["AdaptiveConcurrency", "Learned", "Outcome", "Retry", "run_concurrently"]
 
 T = TypeVar("T")
 
@@ -68,6 +74,10 @@ _UNREPORTED_LOG = 4096
 # Refusals (429) a row may meet before it is reported failed, per max_attempts.
 _REFUSALS_PER_ATTEMPT = 4
 
+# Concurrency limits learned by earlier runs, by owner (a client, held weakly) and key (a
+# model): the next run with the same pair starts at the limit instead of ramping into it.
+_LEARNED: weakref.WeakKeyDictionary[object, dict[Hashable, Learned]] = weakref.WeakKeyDictionary()
+
 
 @dataclass
 class Outcome(Generic[T]):
@@ -79,6 +89,23 @@ class Outcome(Generic[T]):
     error: APIError | None
     attempts: int
     seconds: float
+
+
+class Learned(NamedTuple):
+    """What a run learned of a concurrency limit, for the next run against it: the level that
+    held, and how many round trips at it went between probes above it (more after each
+    refused probe)."""
+
+    limit: int
+    probe_rounds: int = 1
+
+
+class Retry(NamedTuple):
+    """When a refused request may go again: after ``after`` seconds, or, with ``on_answer``,
+    as soon as an answer of ours frees a slot on the server, if that comes first."""
+
+    after: float
+    on_answer: bool = False
 
 
 @dataclass
@@ -136,18 +163,24 @@ def _budgets_of(limits: RateLimits) -> dict[str, tuple[int, int]]:
 class AdaptiveConcurrency:
     """How many requests may be in flight and when the next may go, learned as answers come.
 
-    ``initial``: in flight at the start; ``maximum``: a ceiling (the HTTP pool's size). Every
-    method takes the time (``time.monotonic()`` seconds) from its caller.
+    ``initial``: in flight at the start; ``maximum``: a ceiling (the HTTP pool's size);
+    ``known``: a concurrency limit an earlier run learned (start there, no ramp, and probe as
+    seldom as it did). Every method takes the time (``time.monotonic()`` seconds) from its
+    caller.
     """
 
-    def __init__(self, initial: int = 16, maximum: int = 64) -> None:
+    def __init__(
+        self, initial: int = 16, maximum: int = 64, *, known: Learned | None = None
+    ) -> None:
         self.maximum = max(1, maximum)
+        if known is not None:
+            initial = known.limit
         self.limit = float(max(1, min(initial, self.maximum)))
-        self.slow_start = True
+        self.slow_start = known is None
         #: Nobody sends before this (a refusal whose budget cannot be paced).
         self.paused_until = 0.0
         #: How many requests in flight the server evidently accepts (a concurrency limit).
-        self.ceiling: int | None = None
+        self.ceiling: int | None = None if known is None else self.current
         #: Requests' worth kept in each announced bucket; doubles on each budget 429 episode.
         self.reserve = _RESERVE
         #: The retry-after of the latest 429 (what a request refused for concurrency waits).
@@ -156,7 +189,8 @@ class AdaptiveConcurrency:
         self.episodes = 0
         self._episode_at = float("-inf")  # the last back-off: refusals of earlier sends are its
         self._calm = 0  # answers at the ceiling since the last probe or cut
-        self._probe_rounds = 1  # round trips at the ceiling before trying one more
+        # Round trips at the ceiling before trying one more.
+        self._probe_rounds = 1 if known is None else min(known.probe_rounds, _MAX_PROBE_ROUNDS)
         self._probe_at = float("inf")  # when the ceiling was last raised, to try
         self._probe_from = 1  # the ceiling before that probe: the level known to hold
         self._step = 1  # how far the next probe goes above the ceiling
@@ -170,6 +204,15 @@ class AdaptiveConcurrency:
     @property
     def current(self) -> int:
         return max(1, int(self.limit))
+
+    @property
+    def learned(self) -> Learned | None:
+        """The concurrency limit learned so far that held (not a probe still unanswered)."""
+        if self.ceiling is None:
+            return None
+        # A probe holds once a round trip's worth of answers came at its level.
+        probing = self._probe_at < float("inf") and self._calm < self.ceiling
+        return Learned(self._probe_from if probing else self.ceiling, self._probe_rounds)
 
     # ---------------------------------------------------------------- budgets
 
@@ -287,12 +330,16 @@ class AdaptiveConcurrency:
         now: float,
         *,
         holding: int,
-    ) -> float:
-        """A 429 for ``dispatch``: returns how long that request waits before it may go again
-        (it is also paced like any other).
+    ) -> Retry:
+        """A 429 for ``dispatch``: returns when that request may go again (it is also paced
+        like any other).
 
         ``holding``: how many of our requests the server evidently holds at once (the most
         successful ones on the wire together lately).
+
+        Refused for concurrency, a request may go again as soon as one of ours is answered
+        (a slot is free), not only after ``retry-after``: that is advice for a client that
+        cannot see the slots free; the refusal proves the server did not act on it.
         """
         sent_at = dispatch.at
         weight = dispatch.input_tokens
@@ -314,13 +361,13 @@ class AdaptiveConcurrency:
             if self._new_episode(sent_at, now):
                 self.reserve = min(self.reserve * 2.0, _MAX_RESERVE)
             self.paused_until = max(self.paused_until, now + retry_after - 1.0)
-            return 0.0
+            return Retry(0.0)
         if (limits.requests_remaining is not None or limits.tokens_remaining is not None) and (
             not announced
         ):
             # Budget headers without their limits: nothing to pace by; wait as told.
             self.paused_until = max(self.paused_until, now + retry_after)
-            return retry_after
+            return Retry(retry_after)
         if self._new_episode(sent_at, now):
             # No budget spent: a limit on requests in flight, and the server was full with
             # the requests of ours it was holding.
@@ -348,7 +395,7 @@ class AdaptiveConcurrency:
             # server took are still coming back as the first refusals arrive.
             self.ceiling = min(holding, self._episode_top)
             self.limit = float(self.ceiling)
-        return retry_after
+        return Retry(retry_after, on_answer=True)
 
     def overloaded(self, dispatch: Dispatch, now: float) -> None:
         """A 529 or 5xx: halve the number in flight, once per episode."""
@@ -454,6 +501,9 @@ class _FanOut(Generic[T]):
         self.max_backoff = max_backoff
         self.fresh: deque[int] = deque(range(len(items)))
         self.retries: list[tuple[float, int]] = []  # (ready at, position)
+        # Refused for concurrency: each goes again when an answer of ours frees a slot, or
+        # at its retry-after, whichever comes first (retry-after, position).
+        self.parked: list[tuple[float, int]] = []
         self.attempts = [0] * len(items)
         self.failures = [0] * len(items)  # failed attempts other than refusals
         self.refusals = [0] * len(items)  # 429s
@@ -508,6 +558,8 @@ class _FanOut(Generic[T]):
                 output_tokens=_output_tokens(response),
                 probe=probe,
             )
+            if self.parked:  # a slot of ours is free: the row refused longest ago takes it
+                heapq.heappush(self.retries, (now, heapq.heappop(self.parked)[1]))
             self._hand(position, response, None)
             return
         if not isinstance(exc, APIError):
@@ -523,11 +575,12 @@ class _FanOut(Generic[T]):
             self.failures[position] += 1
         failures = self.failures[position]
         delay = _retry_delay(exc, max(0, failures - 1), self.initial_backoff, self.max_backoff)
+        on_answer = False
         if status == 429:
             assert isinstance(exc, APIStatusError)
             rtt = self.rtt or 0.0
             held = self.wire.held_together(attempt.sent - 2 * rtt, lasting=rtt / 20)
-            delay = control.throttled(exc.headers, dispatch, now, holding=held)
+            delay, on_answer = control.throttled(exc.headers, dispatch, now, holding=held)
         elif status is not None and status >= 500:
             control.overloaded(dispatch, now)
         gave_up = (
@@ -538,7 +591,7 @@ class _FanOut(Generic[T]):
             self.warming = False
             self._hand(position, None, exc)
             return
-        heapq.heappush(self.retries, (now + delay, position))
+        heapq.heappush(self.parked if on_answer else self.retries, (now + delay, position))
 
     def _next_ready(self, now: float) -> int | None:
         if self.retries and self.retries[0][0] <= now:
@@ -549,7 +602,10 @@ class _FanOut(Generic[T]):
         """Send what may go now; returns how long until the next may (0: none is waiting for
         time, only for a slot or for nothing)."""
         now = time.monotonic()
-        while self.in_flight < (1 if self.warming else self.control.current):
+        while self.parked and self.parked[0][0] <= now:  # retry-after came first
+            heapq.heappush(self.retries, heapq.heappop(self.parked))
+        allowed = 1 if self.warming else self.control.current
+        while self.in_flight < allowed:
             position = self._next_ready(now)
             if position is None:
                 return 0.0
@@ -571,16 +627,18 @@ class _FanOut(Generic[T]):
         """The dispatcher thread: send, settle, retry, until all is answered (or, once
         stopping, until what is in flight has come back)."""
         try:
-            while self.fresh or self.retries or self.in_flight:
+            while self.fresh or self.retries or self.parked or self.in_flight:
                 if self.stopping.is_set():
                     self.fresh.clear()
                     self.retries.clear()
+                    self.parked.clear()
                     pace = 0.0
                 else:
                     pace = self._fill()
                 timeout = 0.25
-                if self.retries:
-                    timeout = min(timeout, max(0.001, self.retries[0][0] - time.monotonic()))
+                for waiting in (self.retries, self.parked):
+                    if waiting:
+                        timeout = min(timeout, max(0.001, waiting[0][0] - time.monotonic()))
                 if pace > 0:
                     timeout = min(timeout, max(0.001, pace))
                 try:
@@ -618,6 +676,7 @@ def run_concurrently(
     first_alone: bool = False,
     initial_backoff: float = 0.5,
     max_backoff: float = 8.0,
+    remember: tuple[object, Hashable] | None = None,
 ) -> None:
     """Send every item, concurrently, and report each final outcome to ``on_outcome``.
 
@@ -626,15 +685,20 @@ def run_concurrently(
     ``on_outcome`` runs in the calling thread, one outcome at a time, while sending goes on.
     ``weight`` estimates an item's input tokens for pacing against the input-token budget.
     ``first_alone`` sends the first item by itself and waits for its answer, so that a shared
-    prompt prefix is in the cache before the rest go. Errors other than API errors (a missing
+    prompt prefix is in the cache before the rest go. ``remember``: (owner, key), such as
+    (client, model): start at the concurrency limit the last run with the same pair learned,
+    and leave what this one learns for the next. Errors other than API errors (a missing
     key, a bug, or one raised by ``on_outcome``) stop everything and are raised. A
     KeyboardInterrupt stops sending, waits for the requests in flight (their answers are
     reported as usual; their failures are not: those rows stay unsent) and is raised again.
     """
+    if controller is None:
+        known = _LEARNED.get(remember[0], {}).get(remember[1]) if remember else None
+        controller = AdaptiveConcurrency(known=known)
     fan = _FanOut(
         items,
         send,
-        controller or AdaptiveConcurrency(),
+        controller,
         weight,
         max_attempts,
         first_alone,
@@ -660,3 +724,6 @@ def run_concurrently(
         raise
     finally:
         fan.stopping.set()
+        learned = controller.learned
+        if remember is not None and learned is not None:
+            _LEARNED.setdefault(remember[0], {})[remember[1]] = learned

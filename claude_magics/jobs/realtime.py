@@ -132,6 +132,8 @@ def run_realtime(job: JobState, prompts: list[int]) -> None:
             # One backoff for every retry the package makes: the client's.
             initial_backoff=job.client.initial_retry_delay,
             max_backoff=job.client.max_retry_delay,
+            # A second job of this model on this client starts at the limit the first learned.
+            remember=(job.client, record.model),
         )
     except KeyboardInterrupt:
         interrupted = True
