@@ -82,6 +82,15 @@ def test_learns_a_concurrency_limit_it_was_not_told(jobs: Jobs, emulator: Emulat
     assert 0 < refused < 30
 
 
+def test_connections_stay_open_for_the_next_requests(jobs: Jobs, emulator: Emulator) -> None:
+    # Many in flight at once (no limit here): when each answer came back, a pool that keeps
+    # only 20 idle connections closed the rest, and the next requests opened new ones.
+    emulator.configure(latency=0.2)
+    job = jobs.run(rows(200), "review", label_task(LABELS), mode="realtime")
+    assert job.counts() == {"succeeded": 200}
+    assert emulator.open_connections > 20  # kept for the next job, not closed
+
+
 def spend_requests_budget(emulator: Emulator) -> None:
     """Send requests until the requests-per-minute bucket refuses one: as in a long job."""
     client = Client(api_key="k", base_url=emulator.url, max_retries=0)

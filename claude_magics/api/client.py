@@ -83,8 +83,11 @@ __all__ = [
     "TokenCount",
 ]
 
-# The connection pool of a client built here: as many connections as the official SDKs allow.
-_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+# The connection pool of a client built here. Idle connections kept: at least as many as a
+# realtime job keeps in flight (fan-out's ceiling is 64), or each answer beyond the 20th
+# closes its connection and the next request opens a new one (measured: 36-171 new
+# connections a 500-row job with 20 kept). The official SDK keeps 100.
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 
 def _build(http: httpx.Client | httpx.AsyncClient, request: PreparedRequest) -> httpx.Request:

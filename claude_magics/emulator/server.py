@@ -297,6 +297,10 @@ class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    # The listen backlog: socketserver's 5 drops the connections of a burst beyond it, and
+    # their clients retry the handshake only after a second (a realtime job's first round
+    # stalled so). Servers in front of the API take far more.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app

@@ -6,6 +6,7 @@ import dataclasses
 import http.client
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -331,3 +332,30 @@ def test_package_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_burst_of_connections_is_queued_not_dropped() -> None:
+    # A realtime job opens dozens of connections at once. With socketserver's backlog of 5 the
+    # kernel dropped the handshakes beyond it and clients tried again only after a second.
+    # Here nothing is accepted at all: every connection must still be established (queued).
+    from claude_magics.emulator.app import App
+    from claude_magics.emulator.server import EmulatorServer
+
+    server = EmulatorServer(("127.0.0.1", 0), App(EmulatorOptions()))
+    sockets = []
+    try:
+        for _ in range(100):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sockets.append(sock)
+            sock.connect_ex(server.server_address[:2])
+        pending = set(sockets)
+        deadline = time.monotonic() + 10
+        while pending and time.monotonic() < deadline:
+            _, ready, _ = select.select([], list(pending), [], 0.1)
+            pending -= set(ready)
+        assert not pending, f"{len(pending)} of 100 connections were never established"
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.server_close()
