@@ -310,7 +310,42 @@ def test_tables_that_fight_back_are_one_line(jobs: Jobs, tmp_path: Path) -> None
     with pytest.raises(PromptError) as error:
         cm_jobs.label([1, 2, 3], "review", LABELS, **options(jobs))
     assert "not a table" in one_line(error.value)
+
+    # Where the results would go is checked before anything is sent: answers paid for and
+    # then with nowhere to go were a pyarrow traceback.
+    for out, said in [
+        (tmp_path, "is a folder"),
+        (tmp_path / "no" / "such" / "labels.parquet", "is not a folder"),
+        (42, "give a file path"),
+    ]:
+        with pytest.raises(PromptError) as error:
+            cm_jobs.label(pl.from_pandas(frame()), "review", LABELS, out=out, **options(jobs))
+        assert said in one_line(error.value)
     assert not jobs.creates() and not jobs.messages()
+
+
+@pytest.mark.parametrize("mode", ["realtime", "batch"])
+def test_a_results_file_that_cannot_be_written_keeps_the_answers(
+    jobs: Jobs, tmp_path: Path, mode: str
+) -> None:
+    from file_faults import tmpfs
+
+    table = pl.from_pandas(frame())
+    with tmpfs(tmp_path / "full", "size=4k") as full:
+        (full / "filler").write_bytes(b"x" * 4096)  # the file system is full
+        with pytest.raises(PromptError) as error:
+            cm_jobs.label(table, "review", LABELS, out=full / "labels.parquet", mode=mode,
+                          **options(jobs))  # fmt: skip
+    text = one_line(error.value)
+    assert "could not be written" in text and "the answers are kept in job job_" in text
+    sent = (len(jobs.creates()), len(jobs.messages()))
+    assert sum(sent) > 0
+    # As the line says: the same call with another out= writes them and sends nothing.
+    out = cm_jobs.label(
+        table, "review", LABELS, out=tmp_path / "labels.parquet", mode=mode, **options(jobs)
+    )
+    assert pq.read_table(out).column("label").to_pylist() == EXPECTED
+    assert (len(jobs.creates()), len(jobs.messages())) == sent
 
 
 def test_a_missing_extra_names_its_pip_install() -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,9 +172,35 @@ def _keys(key: Sequence[str] | str | None, columns: Sequence[str]) -> list[str]:
     return keys
 
 
+def _out_path(out: Any) -> Path:
+    """``out`` checked before anything is sent: a file name in a folder that exists (else one
+    line: a job's answers would be paid for and then have nowhere to go)."""
+    if not isinstance(out, (str, os.PathLike)):
+        raise PromptError(f"out: give a file path such as labels.parquet, not {type(out).__name__}")
+    target = Path(os.fspath(out)).expanduser()
+    if target.is_dir():
+        raise PromptError(f"out: {out} is a folder; give a file name such as labels.parquet")
+    if not target.parent.is_dir():
+        raise PromptError(f"out: {target.parent} is not a folder; create it or give another path")
+    return target
+
+
+def _written(write: Callable[[], Path], target: Path, job_id: Any) -> Path:
+    """Run ``write``; a file system that refuses it (full, read-only, gone) is one line that
+    says the answers are kept and how to have them again without paying."""
+    try:
+        return write()
+    except OSError as error:
+        raise PromptError(
+            f"out: {target} could not be written ({error.strerror or error}); the answers are "
+            f"kept in job {job_id}: the same call with another out= writes them, sending nothing"
+        ) from None
+
+
 def _run(table: Any, template: Any, task: Task, *, out: Any, key: Any, options: JobOptions) -> Any:
     from .tables import column_names
 
+    target = _out_path(out) if out is not None else None
     kind = _kind(table)
     rows = row_count(table)
     columns = column_names(table)
@@ -185,8 +211,12 @@ def _run(table: Any, template: Any, task: Task, *, out: Any, key: Any, options: 
         streamed_job = run_table(table, template, task, **options.stream_args())
         if not options.finished(streamed_job):
             return streamed_job
-        if out is not None:
-            return _write_streamed(streamed_job, table, kind, out, keys, options.status)
+        if target is not None:
+            return _written(
+                lambda: _write_streamed(streamed_job, table, kind, target, keys, options.status),
+                target,
+                streamed_job.id,
+            )
         return _arrow_back(streamed_job.table(status=options.status), kind, options.status)
     from .rows import make_template
 
@@ -201,8 +231,9 @@ def _run(table: Any, template: Any, task: Task, *, out: Any, key: Any, options: 
     result = run_rows(frame, template, task, options)
     if not options.wait:
         return result
-    if out is not None:
-        return _write_pandas(result, frame, out, keys)
+    if target is not None:
+        job_id = getattr(result, "attrs", {}).get("claude_job")
+        return _written(lambda: _write_pandas(result, frame, target, keys), target, job_id)
     return _back(result, kind)
 
 
