@@ -570,6 +570,8 @@ def test_files_on_a_streamed_job_upload_each_distinct_file_once(
     assert result["vendor"].notna().sum() == 9
     said = capsys.readouterr().out
     assert "1 of 9 distinct prompts have no file to send" in said and "gone.pdf" in said
+    # The note under the result says what brings that row back (a retry leaves it as it is).
+    assert "fix or replace their files, then run the same call with fresh=True" in said
     # The estimate of the streamed job counts the documents as the pandas job's does.
     asked = {"schema": schema, "files": "pdf", "compare": (), "client": jobs.client}
     streamed_estimate = cm_jobs.estimate_cost(

@@ -76,7 +76,21 @@ class Job(JobState):
         bad = {s: n for s, n in counts.items() if s != "succeeded"}
         if not bad:
             return None
+        from .documents import FILE_ERROR
+
         parts = ", ".join(f"{n:,} {s}" for s, n in sorted(bad.items()))
+        # A row whose file could not be read was never sent: a retry leaves it as it is.
+        files = (
+            " (not the file_error ones: fix their files, then fresh=True)"
+            if FILE_ERROR in bad
+            else ""
+        )
+        if set(bad) == {FILE_ERROR}:
+            return (
+                f"{bad[FILE_ERROR]:,} of {self.record.n_rows:,} rows did not succeed ({parts}); "
+                "their values are missing. status=True shows which; fix or replace their "
+                "files, then run the same call with fresh=True."
+            )
         again = (
             "running the same call again sends the errored ones again, and "
             if self.mode != "batch" and any(s.startswith("errored") for s in bad)
@@ -85,7 +99,7 @@ class Job(JobState):
         return (
             f"{sum(bad.values()):,} of {self.record.n_rows:,} rows did not succeed ({parts}); "
             f"their values are missing. status=True shows which; {again}"
-            f"claude_magics.jobs.attach({self.id!r}).retry() sends them again."
+            f"claude_magics.jobs.attach({self.id!r}).retry() sends them again{files}."
         )
 
     def to_send(self) -> list[int]:
