@@ -645,29 +645,19 @@ def attach(
     ledger = ledger if ledger is not None else shared_ledger()
     settle_owed(store, ledger)
     settings = settings if settings is not None else current_settings()
+    common: dict[str, Any] = {
+        "client": client or shared_client(),
+        "ledger": ledger,
+        "progress": progress,
+        "settings": settings,
+    }
+    job: Job
     if "table" in record.spec:  # a streamed job: its state is compact, its rows on disk
         from .stream_job import StreamJob
 
-        job: Job = StreamJob(
-            store,
-            record,
-            client=client or shared_client(),
-            ledger=ledger,
-            progress=progress,
-            settings=settings,
-        )
-        if wait:
-            job.wait()
-        return job
-    job = Job(
-        store,
-        record,
-        client=client or shared_client(),
-        ledger=ledger,
-        progress=progress,
-        settings=settings,
-        replayer=job_replayer(replayer, settings),
-    )
+        job = StreamJob(store, record, **common)
+    else:
+        job = Job(store, record, replayer=job_replayer(replayer, settings), **common)
     if wait:
         job.wait()
     return job
